@@ -1,0 +1,1422 @@
+package checkpoint
+
+import (
+	"errors"
+	"maps"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestScripts replays scripted interactions (see coordinator_script_test.go
+// for the language). Each case cites the step of DESIGN §3 it checks. The
+// base config is Interval 10s, Timeout 30s, MinPause 2s, MaxConcurrent 1,
+// TolerableFailures 3, Retained 3; tasks a/0 and b/0.
+func TestScripts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  func(*Config)
+		opts func(*CoordinatorOptions)
+		// script: events unindented, expected actions indented below.
+		script string
+	}{
+		{
+			// DESIGN §3 steps 1, 4, 5: trigger, acks, persist, complete.
+			name: "trigger acks persist complete",
+			script: `
+deadline
+  deadline 10s
+tick 9s
+tick 10s
+  trigger 1 checkpoint @10s
+pending
+  pending [1]
+ack 1 a/0
+ack 1 b/0
+  persist 1
+# Step 5: not complete until the metadata write succeeded.
+pending
+  pending [1]
+stats
+  stats completed=0 failed=0 subsumed=0 in-progress=1 consecutive=0 last=0 retained=[]
+tick 11s
+persisted 1
+  complete 1 checkpoint
+pending
+  pending []
+stats
+  stats completed=1 failed=0 subsumed=0 in-progress=0 consecutive=0 last=1 retained=[1]
+# Next: max(10s+10s, 11s+2s).
+deadline
+  deadline 20s
+tick 20s
+  trigger 2 checkpoint @20s
+`,
+		},
+		{
+			// DESIGN §3 step 1: next trigger = max(lastTrigger+interval,
+			// lastEnd+minPause); each of the two can be the later one.
+			name: "interval and min pause",
+			cfg:  func(c *Config) { c.MinPause = 4 * time.Second },
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+ackall 1
+  persist 1
+tick 17s
+persisted 1
+  complete 1 checkpoint
+# 10s+10s = 20s < 17s+4s = 21s: the pause decides.
+deadline
+  deadline 21s
+tick 20s
+tick 21s
+  trigger 2 checkpoint @21s
+ackall 2
+  persist 2
+tick 22s
+persisted 2
+  complete 2 checkpoint
+# 21s+10s = 31s > 22s+4s = 26s: the interval decides.
+deadline
+  deadline 31s
+tick 26s
+tick 30s
+tick 31s
+  trigger 3 checkpoint @31s
+`,
+		},
+		{
+			// DESIGN §3 step 1: the pause is measured from the end of a
+			// failed checkpoint too.
+			name: "min pause after a failure",
+			cfg:  func(c *Config) { c.MinPause = 8 * time.Second },
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+tick 19s
+decline 1 a/0 boom
+  abort: checkpoint 1 declined by task a/0: boom
+deadline
+  deadline 27s
+tick 20s
+tick 26s
+tick 27s
+  trigger 2 checkpoint @27s
+`,
+		},
+		{
+			// DESIGN §3 step 1: a late tick triggers one checkpoint, not a
+			// burst of the missed ones, and the schedule restarts from it.
+			name: "late tick triggers once",
+			script: `
+tick 35s
+  trigger 1 checkpoint @35s
+ackall 1
+  persist 1
+persisted 1
+  complete 1 checkpoint
+deadline
+  deadline 45s
+`,
+		},
+		{
+			// DESIGN §3 step 1: with MaxConcurrent 1 nothing is triggered
+			// while a checkpoint is pending, and NextDeadline is then only
+			// the pending checkpoint's timeout.
+			name: "max concurrent 1",
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+deadline
+  deadline 40s
+tick 20s
+tick 30s
+ackall 1
+  persist 1
+tick 31s
+persisted 1
+  complete 1 checkpoint
+deadline
+  deadline 33s
+tick 33s
+  trigger 2 checkpoint @33s
+`,
+		},
+		{
+			// DESIGN §3 step 1: with MaxConcurrent 2 a second checkpoint is
+			// triggered while the first is pending, a third is not.
+			name: "max concurrent 2",
+			cfg:  func(c *Config) { c.MaxConcurrent = 2 },
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+deadline
+  deadline 20s
+tick 20s
+  trigger 2 checkpoint @20s
+deadline
+  deadline 40s
+tick 30s
+pending
+  pending [1 2]
+ackall 1
+  persist 1
+persisted 1
+  complete 1 checkpoint
+# One slot free: max(20s+10s, 30s+2s).
+deadline
+  deadline 32s
+tick 32s
+  trigger 3 checkpoint @32s
+pending
+  pending [2 3]
+`,
+		},
+		{
+			// DESIGN §3 steps 4-5: duplicate acks and acks from tasks outside
+			// the job do not count towards "every task acked".
+			name: "duplicate and unknown acks",
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+ack 1 a/0
+ack 1 a/0
+ack 1 x/0
+ack 1 a/1
+ack 7 b/0  # never triggered
+ack 0 b/0
+ack 1 b/0
+  persist 1
+ack 1 b/0  # duplicate while persisting
+persisted 1
+  complete 1 checkpoint
+`,
+		},
+		{
+			// DESIGN §3 step 5: once complete, late acks, declines and
+			// persist results for the checkpoint change nothing.
+			name: "late events after completion",
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+ackall 1
+  persist 1
+persisted 1
+  complete 1 checkpoint
+ack 1 a/0
+decline 1 a/0 too late
+persisted 1
+persisted 1 disk full
+stats
+  stats completed=1 failed=0 subsumed=0 in-progress=0 consecutive=0 last=1 retained=[1]
+`,
+		},
+		{
+			// DESIGN §3 step 6: after an abort, late acks, declines and
+			// persist results for the checkpoint are ignored.
+			name: "late events after abort",
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+decline 1 b/0 boom
+  abort: checkpoint 1 declined by task b/0: boom
+ack 1 a/0
+ack 1 b/0
+decline 1 a/0 boom again
+persisted 1
+stats
+  stats completed=0 failed=1 subsumed=0 in-progress=0 consecutive=1 last=0 retained=[]
+`,
+		},
+		{
+			// DESIGN §3 step 6: a decline aborts; only a task's first report
+			// counts, so a decline from a task that already acked is stale,
+			// and one from a task outside the job is ignored.
+			name: "decline",
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+ack 1 a/0
+decline 1 a/0 stale
+decline 1 x/0 not ours
+decline 1 b/0
+  abort: checkpoint 1 declined by task b/0
+stats
+  stats completed=0 failed=1 subsumed=0 in-progress=0 consecutive=1 last=0 retained=[]
+`,
+		},
+		{
+			// DESIGN §3 step 5: once every task acked, the snapshot is whole;
+			// a decline cannot abort it during the metadata write.
+			name: "decline while persisting is ignored",
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+ackall 1
+  persist 1
+decline 1 a/0 stale
+persisted 1
+  complete 1 checkpoint
+`,
+		},
+		{
+			// DESIGN §3 step 5: a PersistedEvent for a checkpoint whose
+			// PersistAction was not emitted yet is ignored.
+			name: "persisted before every ack is ignored",
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+ack 1 a/0
+persisted 1
+persisted 1 disk full
+ack 1 b/0
+  persist 1
+persisted 1
+  complete 1 checkpoint
+`,
+		},
+		{
+			// DESIGN §3 step 6: a checkpoint not complete within the timeout
+			// is aborted; the tick at exactly trigger+timeout does it.
+			name: "timeout",
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+ack 1 a/0
+deadline
+  deadline 40s
+tick 39s
+tick 40s
+  abort: checkpoint 1 expired: not complete 30s after its trigger, 1 of 2 tasks acked
+ack 1 b/0
+deadline
+  deadline 42s
+stats
+  stats completed=0 failed=1 subsumed=0 in-progress=0 consecutive=1 last=0 retained=[]
+`,
+		},
+		{
+			// DESIGN §3 steps 5-6: the timeout also covers a metadata write
+			// that never answers, so a hung store cannot stop checkpointing
+			// for ever; its late success is then ignored.
+			name: "timeout while persisting",
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+ackall 1
+  persist 1
+tick 40s
+  abort: checkpoint 1 expired: not complete 30s after its trigger, still persisting metadata
+persisted 1
+`,
+		},
+		{
+			// DESIGN §3 step 5: a failed metadata write aborts the checkpoint
+			// and counts as a failure.
+			name: "persist failure",
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+ackall 1
+  persist 1
+persisted 1 disk full
+  abort: checkpoint 1: persisting metadata failed: disk full
+stats
+  stats completed=0 failed=1 subsumed=0 in-progress=0 consecutive=1 last=0 retained=[]
+`,
+		},
+		{
+			// DESIGN §3 step 6: with TolerableFailures 2 the third failure in
+			// a row fails the job, whatever the kinds of failure. After that
+			// the coordinator is finished.
+			name: "failures past tolerance fail the job",
+			cfg:  func(c *Config) { c.TolerableFailures = 2 },
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+decline 1 a/0 boom
+  abort: checkpoint 1 declined by task a/0: boom
+tick 20s
+  trigger 2 checkpoint @20s
+tick 50s
+  abort: checkpoint 2 expired: not complete 30s after its trigger, 0 of 2 tasks acked
+tick 52s
+  trigger 3 checkpoint @52s
+ackall 3
+  persist 3
+persisted 3 disk full
+  abort: checkpoint 3: persisting metadata failed: disk full
+  fail-job: too many consecutive checkpoint failures: 3 in a row, more than the 2 tolerated (checkpoint.tolerable-failures); last: checkpoint 3: persisting metadata failed: disk full
+deadline
+  deadline none
+tick 100s
+savepoint 101s
+final 102s
+`,
+		},
+		{
+			// DESIGN §3 step 6: "in a row": a completed checkpoint resets the
+			// count.
+			name: "success resets the failure count",
+			cfg:  func(c *Config) { c.TolerableFailures = 1 },
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+decline 1 a/0 boom
+  abort: checkpoint 1 declined by task a/0: boom
+tick 20s
+  trigger 2 checkpoint @20s
+ackall 2
+  persist 2
+persisted 2
+  complete 2 checkpoint
+stats
+  stats completed=1 failed=1 subsumed=0 in-progress=0 consecutive=0 last=2 retained=[2]
+tick 30s
+  trigger 3 checkpoint @30s
+decline 3 a/0 boom
+  abort: checkpoint 3 declined by task a/0: boom
+tick 40s
+  trigger 4 checkpoint @40s
+decline 4 b/0 bang
+  abort: checkpoint 4 declined by task b/0: bang
+  fail-job: too many consecutive checkpoint failures: 2 in a row, more than the 1 tolerated (checkpoint.tolerable-failures); last: checkpoint 4 declined by task b/0: bang
+`,
+		},
+		{
+			// DESIGN §3 step 6: TolerableFailures -1 tolerates none.
+			name: "no failure tolerated",
+			cfg:  func(c *Config) { c.TolerableFailures = -1 },
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+decline 1 a/0 boom
+  abort: checkpoint 1 declined by task a/0: boom
+  fail-job: too many consecutive checkpoint failures: 1 in a row, more than the 0 tolerated (checkpoint.tolerable-failures); last: checkpoint 1 declined by task a/0: boom
+`,
+		},
+		{
+			// DESIGN §3 step 6: failing the job aborts the other pending
+			// checkpoints too (they cannot complete), without counting them.
+			name: "failing the job aborts the rest",
+			cfg: func(c *Config) {
+				c.TolerableFailures = -1
+				c.MaxConcurrent = 2
+			},
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+savepoint 15s
+  trigger 2 savepoint @15s
+decline 1 a/0 boom
+  abort: checkpoint 1 declined by task a/0: boom
+  abort: savepoint 2 aborted: job failing
+  fail-job: too many consecutive checkpoint failures: 1 in a row, more than the 0 tolerated (checkpoint.tolerable-failures); last: checkpoint 1 declined by task a/0: boom
+pending
+  pending []
+ackall 2
+`,
+		},
+		{
+			// DESIGN §3 step 5 (Flink subsumption): when checkpoint n
+			// completes, pending checkpoints below n are aborted, after n's
+			// CompleteAction, and that is no failure (TolerableFailures -1
+			// would otherwise fail the job).
+			name: "subsumption",
+			cfg: func(c *Config) {
+				c.MaxConcurrent = 2
+				c.TolerableFailures = -1
+			},
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+ack 1 a/0
+tick 20s
+  trigger 2 checkpoint @20s
+ackall 2
+  persist 2
+persisted 2
+  complete 2 checkpoint
+  abort: checkpoint 1 subsumed by completed checkpoint 2
+ack 1 b/0
+stats
+  stats completed=1 failed=1 subsumed=1 in-progress=0 consecutive=0 last=2 retained=[2]
+`,
+		},
+		{
+			// DESIGN §3 step 5: a checkpoint being persisted is subsumed too;
+			// its late write result is ignored.
+			name: "subsumption while persisting",
+			cfg:  func(c *Config) { c.MaxConcurrent = 2 },
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+ackall 1
+  persist 1
+tick 20s
+  trigger 2 checkpoint @20s
+ackall 2
+  persist 2
+persisted 2
+  complete 2 checkpoint
+  abort: checkpoint 1 subsumed by completed checkpoint 2
+persisted 1
+stats
+  stats completed=1 failed=1 subsumed=1 in-progress=0 consecutive=0 last=2 retained=[2]
+`,
+		},
+		{
+			// DESIGN §4 (savepoints), §3 step 1: a savepoint triggers at
+			// once, ignoring the interval, the min pause and MaxConcurrent,
+			// and its failures never count (TolerableFailures -1).
+			name: "savepoint ignores limits and does not count failures",
+			cfg:  func(c *Config) { c.TolerableFailures = -1 },
+			script: `
+savepoint 3s
+  trigger 1 savepoint @3s
+savepoint 4s
+  trigger 2 savepoint @4s
+decline 1 a/0 boom
+  abort: savepoint 1 declined by task a/0: boom
+savepoint 5s
+  trigger 3 savepoint @5s
+ackall 3
+  persist 3
+persisted 3 disk full
+  abort: savepoint 3: persisting metadata failed: disk full
+tick 34s
+  abort: savepoint 2 expired: not complete 30s after its trigger, 0 of 2 tasks acked
+stats
+  stats completed=0 failed=3 subsumed=0 in-progress=0 consecutive=0 last=0 retained=[]
+# Periodic schedule unchanged by savepoints: max(0s+10s, 34s+2s).
+deadline
+  deadline 36s
+tick 36s
+  trigger 4 checkpoint @36s
+`,
+		},
+		{
+			// DESIGN §3 step 1: a pending savepoint counts towards
+			// MaxConcurrent for periodic checkpoints.
+			name: "pending savepoint holds periodic checkpoints back",
+			script: `
+savepoint 5s
+  trigger 1 savepoint @5s
+tick 10s
+deadline
+  deadline 35s
+tick 11s
+ackall 1
+  persist 1
+persisted 1
+  complete 1 savepoint
+stats
+  stats completed=1 failed=0 subsumed=0 in-progress=0 consecutive=0 last=1 retained=[]
+deadline
+  deadline 13s
+tick 13s
+  trigger 2 checkpoint @13s
+`,
+		},
+		{
+			// DESIGN §3 step 5, §4: savepoints are neither subsumed by a
+			// completing checkpoint nor subsume pending checkpoints.
+			name: "savepoints and subsumption",
+			cfg:  func(c *Config) { c.MaxConcurrent = 3 },
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+savepoint 12s
+  trigger 2 savepoint @12s
+tick 20s
+  trigger 3 checkpoint @20s
+ackall 3
+  persist 3
+persisted 3
+  complete 3 checkpoint
+  abort: checkpoint 1 subsumed by completed checkpoint 3
+pending
+  pending [2]
+# 20s+10s: the interval runs from the last periodic trigger.
+tick 29s
+tick 30s
+  trigger 4 checkpoint @30s
+ackall 2
+  persist 2
+persisted 2
+  complete 2 savepoint
+pending
+  pending [4]
+ackall 4
+  persist 4
+persisted 4
+  complete 4 checkpoint
+`,
+		},
+		{
+			// DESIGN §3 step 6: a completed savepoint does not reset the
+			// count of checkpoint failures in a row: savepoints stand outside
+			// that count both ways.
+			name: "savepoint success does not reset the failure count",
+			cfg:  func(c *Config) { c.TolerableFailures = 1 },
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+decline 1 a/0 boom
+  abort: checkpoint 1 declined by task a/0: boom
+savepoint 11s
+  trigger 2 savepoint @11s
+ackall 2
+  persist 2
+persisted 2
+  complete 2 savepoint
+tick 20s
+  trigger 3 checkpoint @20s
+decline 3 a/0 boom
+  abort: checkpoint 3 declined by task a/0: boom
+  fail-job: too many consecutive checkpoint failures: 2 in a row, more than the 1 tolerated (checkpoint.tolerable-failures); last: checkpoint 3 declined by task a/0: boom
+`,
+		},
+		{
+			// Retention (DESIGN §4): savepoints are never discarded and do
+			// not count towards Retained.
+			name: "savepoint not discarded by retention",
+			cfg:  func(c *Config) { c.Retained = 1 },
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+ackall 1
+  persist 1
+persisted 1
+  complete 1 checkpoint
+savepoint 11s
+  trigger 2 savepoint @11s
+ackall 2
+  persist 2
+persisted 2
+  complete 2 savepoint
+stats
+  stats completed=2 failed=0 subsumed=0 in-progress=0 consecutive=0 last=2 retained=[1]
+tick 20s
+  trigger 3 checkpoint @20s
+ackall 3
+  persist 3
+persisted 3
+  complete 3 checkpoint
+  discard 1
+stats
+  stats completed=3 failed=0 subsumed=0 in-progress=0 consecutive=0 last=3 retained=[3]
+`,
+		},
+		{
+			// Retention (DESIGN §4): keep the newest Retained checkpoints,
+			// discard the oldest first, after the CompleteAction.
+			name: "retention discards oldest",
+			cfg:  func(c *Config) { c.Retained = 2 },
+			script: `
+tick 10s
+  trigger 1 checkpoint @10s
+ackall 1
+  persist 1
+persisted 1
+  complete 1 checkpoint
+tick 20s
+  trigger 2 checkpoint @20s
+ackall 2
+  persist 2
+persisted 2
+  complete 2 checkpoint
+tick 30s
+  trigger 3 checkpoint @30s
+ackall 3
+  persist 3
+persisted 3
+  complete 3 checkpoint
+  discard 1
+tick 40s
+  trigger 4 checkpoint @40s
+ackall 4
+  persist 4
+persisted 4
+  complete 4 checkpoint
+  discard 2
+stats
+  stats completed=4 failed=0 subsumed=0 in-progress=0 consecutive=0 last=4 retained=[3 4]
+`,
+		},
+		{
+			// Retention across restarts: CoordinatorOptions.Completed counts,
+			// and FirstID continues the ids.
+			name: "completed checkpoints from options",
+			opts: func(o *CoordinatorOptions) {
+				o.Completed = []int64{3, 4, 5}
+				o.FirstID = 6
+			},
+			script: `
+stats
+  stats completed=0 failed=0 subsumed=0 in-progress=0 consecutive=0 last=0 retained=[3 4 5]
+tick 10s
+  trigger 6 checkpoint @10s
+ackall 6
+  persist 6
+persisted 6
+  complete 6 checkpoint
+  discard 3
+`,
+		},
+		{
+			// Retention across restarts: checkpoints from options beyond
+			// Retained are discarded only once a newer one is durable, never
+			// at start-up (the runtime checks no action is due before the
+			// first event).
+			name: "excess completed checkpoints discarded after the next completion",
+			cfg:  func(c *Config) { c.Retained = 2 },
+			opts: func(o *CoordinatorOptions) {
+				o.Completed = []int64{1, 2, 3, 4, 5}
+				o.FirstID = 9
+			},
+			script: `
+tick 10s
+  trigger 9 checkpoint @10s
+decline 9 a/0 boom
+  abort: checkpoint 9 declined by task a/0: boom
+tick 20s
+  trigger 10 checkpoint @20s
+ackall 10
+  persist 10
+persisted 10
+  complete 10 checkpoint
+  discard 1
+  discard 2
+  discard 3
+  discard 4
+stats
+  stats completed=1 failed=1 subsumed=0 in-progress=0 consecutive=0 last=10 retained=[5 10]
+`,
+		},
+		{
+			// DESIGN §3 step 1: ids strictly increase from FirstID, shared by
+			// checkpoints, savepoints and final checkpoints.
+			name: "first id and shared ids",
+			cfg:  func(c *Config) { c.MaxConcurrent = 5 },
+			opts: func(o *CoordinatorOptions) { o.FirstID = 42 },
+			script: `
+tick 10s
+  trigger 42 checkpoint @10s
+savepoint 11s
+  trigger 43 savepoint @11s
+tick 20s
+  trigger 44 checkpoint @20s
+final 21s
+  trigger 45 checkpoint @21s stop
+`,
+		},
+		{
+			// DESIGN §3 step 1: after a final (stop) checkpoint is triggered
+			// no periodic checkpoint follows, before or after it completes.
+			name: "final checkpoint stops periodic triggers",
+			cfg:  func(c *Config) { c.MaxConcurrent = 2 },
+			script: `
+final 5s
+  trigger 1 checkpoint @5s stop
+deadline
+  deadline 35s
+tick 10s
+tick 20s
+ackall 1
+  persist 1
+persisted 1
+  complete 1 checkpoint stop
+deadline
+  deadline none
+tick 100s
+savepoint 101s
+  trigger 2 savepoint @1m41s
+`,
+		},
+		{
+			// DESIGN §3 step 1: if the final checkpoint fails the job is still
+			// running, so periodic checkpoints resume, and the runtime may ask
+			// for a final checkpoint again.
+			name: "failed final checkpoint resumes periodic triggers",
+			script: `
+final 5s
+  trigger 1 checkpoint @5s stop
+decline 1 a/0 boom
+  abort: checkpoint 1 declined by task a/0: boom
+deadline
+  deadline 10s
+tick 10s
+  trigger 2 checkpoint @10s
+final 11s
+  trigger 3 checkpoint @11s stop
+ackall 3
+  persist 3
+persisted 3
+  complete 3 checkpoint stop
+  abort: checkpoint 2 subsumed by completed checkpoint 3
+deadline
+  deadline none
+`,
+		},
+		{
+			// DESIGN §4: a stop-with-savepoint holds periodic checkpoints
+			// like a final checkpoint; when it fails they resume.
+			name: "stop savepoint",
+			cfg:  func(c *Config) { c.MaxConcurrent = 2 },
+			script: `
+savepoint 5s stop
+  trigger 1 savepoint @5s stop
+tick 10s
+tick 20s
+tick 35s
+  abort: savepoint 1 expired: not complete 30s after its trigger, 0 of 2 tasks acked
+deadline
+  deadline 37s
+tick 37s
+  trigger 2 checkpoint @37s
+savepoint 38s stop
+  trigger 3 savepoint @38s stop
+ackall 3
+  persist 3
+persisted 3
+  complete 3 savepoint stop
+deadline
+  deadline 1m7s
+`,
+		},
+		{
+			// DESIGN §3 step 1: a negative interval disables periodic
+			// checkpoints; savepoints still work.
+			name: "periodic checkpoints disabled",
+			cfg:  func(c *Config) { c.Interval = -1 },
+			script: `
+deadline
+  deadline none
+tick 1h
+savepoint 1h1s
+  trigger 1 savepoint @1h0m1s
+deadline
+  deadline 1h0m31s
+`,
+		},
+		{
+			// Time only moves forward: an earlier tick neither triggers nor
+			// re-arms anything, and a trigger stamped earlier gets the
+			// coordinator's time.
+			name: "time never goes back",
+			cfg:  func(c *Config) { c.MaxConcurrent = 2 },
+			script: `
+tick 20s
+  trigger 1 checkpoint @20s
+tick 15s
+savepoint 16s
+  trigger 2 savepoint @20s
+tick 49s
+tick 50s
+  abort: checkpoint 1 expired: not complete 30s after its trigger, 0 of 2 tasks acked
+  abort: savepoint 2 expired: not complete 30s after its trigger, 0 of 2 tasks acked
+`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := scriptConfig()
+			if tt.cfg != nil {
+				tt.cfg(&cfg)
+			}
+			opts := testOptions()
+			if tt.opts != nil {
+				tt.opts(&opts)
+			}
+			c, err := NewCoordinator(cfg, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runScript(t, c, tt.script)
+		})
+	}
+}
+
+// TestConfigValidate checks that every invalid field is reported under its
+// configuration key (STYLE: "errors that name the key").
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  Config
+		want []string // substrings, one per expected error; nil = valid
+	}{
+		{name: "zero is all defaults", cfg: Config{}},
+		{name: "explicit valid", cfg: Config{
+			Interval: time.Minute, Timeout: time.Minute, MinPause: time.Second, MaxConcurrent: 2,
+			TolerableFailures: 10, Mode: AtLeastOnce, Retained: 5,
+		}},
+		{name: "negative interval disables", cfg: Config{Interval: -1}},
+		{name: "tolerable -1", cfg: Config{TolerableFailures: -1}},
+		{name: "interval too short", cfg: Config{Interval: 5},
+			want: []string{"checkpoint.interval: must be at least 10ms (or negative to disable periodic checkpoints), got 5ns"}},
+		{name: "negative timeout", cfg: Config{Timeout: -time.Second},
+			want: []string{"checkpoint.timeout: must not be negative, got -1s"}},
+		{name: "timeout too short", cfg: Config{Timeout: time.Millisecond},
+			want: []string{"checkpoint.timeout: must be at least 10ms, got 1ms"}},
+		{name: "negative min pause", cfg: Config{MinPause: -time.Millisecond},
+			want: []string{"checkpoint.min-pause: must not be negative, got -1ms"}},
+		{name: "negative max concurrent", cfg: Config{MaxConcurrent: -1},
+			want: []string{"checkpoint.max-concurrent: must not be negative, got -1"}},
+		{name: "tolerable below -1", cfg: Config{TolerableFailures: -2},
+			want: []string{"checkpoint.tolerable-failures: must be -1 (no failure tolerated) or more, got -2"}},
+		{name: "unknown mode", cfg: Config{Mode: "exactly-twice"},
+			want: []string{`checkpoint.mode: must be "exactly-once" or "at-least-once", got "exactly-twice"`}},
+		{name: "negative retained", cfg: Config{Retained: -3},
+			want: []string{"checkpoint.retained: must not be negative, got -3"}},
+		{name: "every problem reported", cfg: Config{Timeout: -1, MinPause: -1, Mode: "x"},
+			want: []string{"checkpoint.timeout:", "checkpoint.min-pause:", "checkpoint.mode:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := tt.cfg.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want %q", tt.want)
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tt.want) {
+				t.Fatalf("Validate() = %q, want %d errors", err, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(lines[i], w) {
+					t.Errorf("error %d = %q, want it to contain %q", i, lines[i], w)
+				}
+			}
+			// NewCoordinator refuses the same config with the same error.
+			if _, nerr := NewCoordinator(tt.cfg, testOptions()); nerr == nil || nerr.Error() != err.Error() {
+				t.Errorf("NewCoordinator error = %v, want %v", nerr, err)
+			}
+		})
+	}
+}
+
+// TestConfigWithDefaults checks the defaults from the seed (DESIGN §3) and
+// that WithDefaults is idempotent, keeping the -1 and negative-interval
+// sentinels.
+func TestConfigWithDefaults(t *testing.T) {
+	t.Parallel()
+	want := Config{
+		Interval: 5 * time.Second, Timeout: 60 * time.Second, MinPause: 500 * time.Millisecond,
+		MaxConcurrent: 1, TolerableFailures: 3, Mode: ExactlyOnce, Retained: 3,
+	}
+	if got := (Config{}).WithDefaults(); got != want {
+		t.Errorf("Config{}.WithDefaults() = %+v, want %+v", got, want)
+	}
+	set := Config{
+		Interval: -1, Timeout: time.Second, MinPause: time.Millisecond, MaxConcurrent: 4,
+		TolerableFailures: -1, Mode: AtLeastOnce, Retained: 1,
+	}
+	if got := set.WithDefaults(); got != set {
+		t.Errorf("WithDefaults changed set fields: %+v, want %+v", got, set)
+	}
+	if got := set.WithDefaults().WithDefaults(); got != set {
+		t.Errorf("WithDefaults not idempotent: %+v", got)
+	}
+	if got := set.tolerable(); got != 0 {
+		t.Errorf("tolerable() with -1 = %d, want 0", got)
+	}
+	c, err := NewCoordinator(Config{}, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Config(); got != want {
+		t.Errorf("Coordinator.Config() = %+v, want %+v", got, want)
+	}
+}
+
+// TestNewCoordinatorOptions checks that bad options are refused with an
+// error naming the option.
+func TestNewCoordinatorOptions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		opts func(*CoordinatorOptions)
+		want string
+	}{
+		{"max parallelism", func(o *CoordinatorOptions) { o.MaxParallelism = 0 }, "MaxParallelism must be positive, got 0"},
+		{"first id", func(o *CoordinatorOptions) { o.FirstID = 0 }, "FirstID must be at least 1, got 0"},
+		{"no tasks", func(o *CoordinatorOptions) { o.Tasks = nil }, "Tasks must not be empty"},
+		{"duplicate task", func(o *CoordinatorOptions) { o.Tasks = append(o.Tasks, TaskID{"a", 0}) }, "task a/0 listed twice"},
+		{"completed id zero", func(o *CoordinatorOptions) { o.Completed = []int64{0} }, "Completed[0] = 0: ids start at 1"},
+		{"completed not increasing", func(o *CoordinatorOptions) {
+			o.Completed = []int64{3, 2}
+			o.FirstID = 4
+		}, "Completed must be strictly increasing (oldest first), got 2 after 3"},
+		{"completed not below first id", func(o *CoordinatorOptions) {
+			o.Completed = []int64{1, 5}
+			o.FirstID = 5
+		}, "Completed[1] = 5 is not below FirstID 5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			o := testOptions()
+			tt.opts(&o)
+			_, err := NewCoordinator(Config{}, o)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewCoordinator() error = %v, want it to contain %q", err, tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), "checkpoint: coordinator options: ") {
+				t.Errorf("error %q lacks the package prefix", err)
+			}
+		})
+	}
+}
+
+// newTest returns a coordinator with the script config and the given tasks.
+func newTest(t *testing.T, cfg Config, tasks ...TaskID) *Coordinator {
+	t.Helper()
+	o := testOptions()
+	if len(tasks) > 0 {
+		o.Tasks = tasks
+	}
+	c, err := NewCoordinator(cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// stepAll steps every event and returns the actions.
+func stepAll(c *Coordinator, evs ...Event) []Action {
+	for _, ev := range evs {
+		c.Step(ev)
+	}
+	return c.Ready()
+}
+
+// TestMetadata checks the metadata assembled from the acks (DESIGN §3 steps
+// 4-5): states merged per operator uid across chained tasks, subtasks sorted,
+// parallelism counted, the job's identity and times filled in.
+func TestMetadata(t *testing.T) {
+	t.Parallel()
+	src0, src1, sink0 := TaskID{"src", 0}, TaskID{"src", 1}, TaskID{"sink", 0}
+	c := newTest(t, scriptConfig(), src0, src1, sink0)
+	if a := stepAll(c, TickEvent{Now: at(10 * time.Second)}); len(a) != 1 {
+		t.Fatalf("want one trigger, got %v", a)
+	}
+	// Task src/i is a chain of operators "src" and "map"; "sink" is alone.
+	st := func(i int, kg KeyGroupRange) *SubtaskState {
+		return &SubtaskState{Subtask: i, KeyGroups: kg, Keyed: []StateHandle{{Path: "f", Size: int64(i + 1)}}}
+	}
+	s1src, s1map := st(1, KeyGroupRange{}), st(1, KeyGroupRange{64, 127})
+	s0src, s0map := st(0, KeyGroupRange{}), st(0, KeyGroupRange{0, 63})
+	sink := &SubtaskState{Subtask: 0, Operator: map[string][][]byte{"txn": {[]byte("t1")}}}
+	acks := []Event{
+		TickEvent{Now: at(12 * time.Second)},
+		AckEvent{CheckpointID: 1, Task: src1, States: map[string]*SubtaskState{"src": s1src, "map": s1map},
+			Bytes: 100, AlignmentDuration: 3 * time.Millisecond, SyncDuration: time.Millisecond},
+		AckEvent{CheckpointID: 1, Task: sink0, States: map[string]*SubtaskState{"sink": sink, "stateless": nil},
+			Bytes: 10, AlignmentDuration: 7 * time.Millisecond, SyncDuration: 2 * time.Millisecond},
+		TickEvent{Now: at(13 * time.Second)},
+		AckEvent{CheckpointID: 1, Task: src0, States: map[string]*SubtaskState{"src": s0src, "map": s0map},
+			Bytes: 1, AlignmentDuration: 5 * time.Millisecond, SyncDuration: 9 * time.Millisecond},
+	}
+	got := stepAll(c, acks...)
+	want := &Metadata{
+		Version:        FormatVersion,
+		CheckpointID:   1,
+		Kind:           KindCheckpoint,
+		JobName:        "job",
+		TriggeredAt:    at(10 * time.Second),
+		CompletedAt:    at(13 * time.Second),
+		MaxParallelism: 128,
+		Operators: map[string]*OperatorState{
+			"src":  {Parallelism: 2, Subtasks: []*SubtaskState{s0src, s1src}},
+			"map":  {Parallelism: 2, Subtasks: []*SubtaskState{s0map, s1map}},
+			"sink": {Parallelism: 1, Subtasks: []*SubtaskState{sink}},
+		},
+	}
+	if len(got) != 1 {
+		t.Fatalf("want one PersistAction, got %v", got)
+	}
+	pa, ok := got[0].(PersistAction)
+	if !ok || !reflect.DeepEqual(pa.Metadata, want) {
+		t.Fatalf("got %#v\nwant metadata %#v", got[0], want)
+	}
+	// The stats of the pending checkpoint add up the acks.
+	h := c.Stats().History[0]
+	wantStats := CheckpointStats{
+		ID: 1, Kind: KindCheckpoint, Status: StatusInProgress, TriggeredAt: at(10 * time.Second),
+		Duration: 3 * time.Second, Bytes: 111, MaxAlignment: 7 * time.Millisecond,
+		MaxSyncDuration: 9 * time.Millisecond, Acked: 3, Total: 3,
+	}
+	if h != wantStats {
+		t.Errorf("stats = %+v\nwant %+v", h, wantStats)
+	}
+	// CompleteAction hands back the same metadata.
+	got = stepAll(c, TickEvent{Now: at(14 * time.Second)}, PersistedEvent{CheckpointID: 1})
+	if len(got) != 1 || got[0].(CompleteAction).Metadata != pa.Metadata {
+		t.Fatalf("want CompleteAction with the persisted metadata, got %v", got)
+	}
+	h = c.Stats().History[0]
+	if h.Status != StatusCompleted || h.CompletedAt != at(14*time.Second) || h.Duration != 4*time.Second {
+		t.Errorf("completed stats = %+v", h)
+	}
+}
+
+// TestMetadataDeterministic checks that the same events give the same
+// actions and metadata on every run, whatever Go's map iteration order
+// (STYLE: deterministic cores).
+func TestMetadataDeterministic(t *testing.T) {
+	t.Parallel()
+	run := func() []Action {
+		tasks := []TaskID{{"a", 0}, {"a", 1}, {"a", 2}, {"a", 3}}
+		c := newTest(t, scriptConfig(), tasks...)
+		evs := []Event{TickEvent{Now: at(10 * time.Second)}}
+		for _, tk := range tasks {
+			states := map[string]*SubtaskState{}
+			for _, uid := range []string{"u1", "u2", "u3", "u4", "u5", "u6"} {
+				states[uid] = &SubtaskState{Subtask: tk.Subtask}
+			}
+			evs = append(evs, AckEvent{CheckpointID: 1, Task: tk, States: states})
+		}
+		return stepAll(c, evs...)
+	}
+	first := run()
+	for range 20 {
+		if got := run(); !reflect.DeepEqual(got, first) {
+			t.Fatalf("run differs:\n%#v\n%#v", got, first)
+		}
+	}
+}
+
+// TestConflictingStates checks that two tasks reporting the same operator
+// subtask (a runtime bug) abort the checkpoint as a decline instead of
+// silently dropping one state (DESIGN §3 step 4).
+func TestConflictingStates(t *testing.T) {
+	t.Parallel()
+	c := newTest(t, scriptConfig())
+	stepAll(c, TickEvent{Now: at(10 * time.Second)})
+	same := map[string]*SubtaskState{"op": {Subtask: 0}}
+	got := stepAll(c,
+		AckEvent{CheckpointID: 1, Task: TaskID{"a", 0}, States: same},
+		AckEvent{CheckpointID: 1, Task: TaskID{"b", 0}, States: same},
+	)
+	want := `checkpoint 1 declined by task b/0: invalid ack: state of operator "op" subtask 0 already reported by task a/0`
+	if len(got) != 1 || formatAction(got[0]) != "abort: "+want {
+		t.Fatalf("got %v, want abort %q", got, want)
+	}
+	if !errors.Is(got[0].(AbortAction).Reason, ErrDeclined) {
+		t.Errorf("reason does not wrap ErrDeclined")
+	}
+}
+
+// TestReasonsWrap checks that abort reasons and the job failure wrap both
+// their cause and the underlying error, so the runtime can use errors.Is.
+func TestReasonsWrap(t *testing.T) {
+	t.Parallel()
+	diskFull := errors.New("disk full")
+	boom := errors.New("boom")
+	c := newTest(t, Config{Interval: 10 * time.Second, TolerableFailures: 1})
+
+	stepAll(c, TickEvent{Now: at(10 * time.Second)})
+	got := stepAll(c, DeclineEvent{CheckpointID: 1, Task: TaskID{"b", 0}, Err: boom})
+	reason := got[0].(AbortAction).Reason
+	var ae *AbortError
+	if !errors.As(reason, &ae) || ae.Task != (TaskID{"b", 0}) || ae.Err != boom {
+		t.Errorf("decline reason = %#v", reason)
+	}
+	if !errors.Is(reason, ErrDeclined) || !errors.Is(reason, boom) || errors.Is(reason, ErrExpired) {
+		t.Errorf("decline reason %v wraps the wrong errors", reason)
+	}
+
+	stepAll(c, TickEvent{Now: at(20 * time.Second)})
+	got = stepAll(c,
+		AckEvent{CheckpointID: 2, Task: TaskID{"a", 0}},
+		AckEvent{CheckpointID: 2, Task: TaskID{"b", 0}},
+		PersistedEvent{CheckpointID: 2, Err: diskFull},
+	)
+	if len(got) != 3 {
+		t.Fatalf("want persist, abort, fail-job; got %v", got)
+	}
+	if r := got[1].(AbortAction).Reason; !errors.Is(r, ErrPersistFailed) || !errors.Is(r, diskFull) {
+		t.Errorf("persist reason %v wraps the wrong errors", r)
+	}
+	fail := got[2].(FailJobAction).Err
+	if !errors.Is(fail, ErrTooManyFailures) || !errors.Is(fail, ErrPersistFailed) || !errors.Is(fail, diskFull) {
+		t.Errorf("fail-job error %v wraps the wrong errors", fail)
+	}
+
+	c = newTest(t, scriptConfig())
+	stepAll(c, TickEvent{Now: at(10 * time.Second)})
+	got = stepAll(c, TickEvent{Now: at(40 * time.Second)})
+	if r := got[0].(AbortAction).Reason; !errors.Is(r, ErrExpired) {
+		t.Errorf("timeout reason %v does not wrap ErrExpired", r)
+	}
+}
+
+// TestStatsHistory checks that the history is bounded to the last
+// HistorySize snapshots, oldest first, and that Stats returns a copy.
+func TestStatsHistory(t *testing.T) {
+	t.Parallel()
+	c := newTest(t, scriptConfig())
+	const n = HistorySize + 8
+	for i := range n {
+		c.Step(TriggerSavepointEvent{Now: at(time.Duration(i) * time.Second)})
+	}
+	if got := len(c.Ready()); got != n {
+		t.Fatalf("want %d triggers, got %d", n, got)
+	}
+	s := c.Stats()
+	if len(s.History) != HistorySize || s.History[0].ID != n-HistorySize+1 || s.History[HistorySize-1].ID != n {
+		t.Fatalf("history = %d entries, ids %d..%d; want %d entries, ids %d..%d",
+			len(s.History), s.History[0].ID, s.History[len(s.History)-1].ID, HistorySize, n-HistorySize+1, n)
+	}
+	if s.InProgress != n {
+		t.Errorf("InProgress = %d, want %d", s.InProgress, n)
+	}
+	// In progress, Duration runs to the latest time seen.
+	if last := s.History[HistorySize-1]; last.Status != StatusInProgress || last.Duration != 0 {
+		t.Errorf("newest entry = %+v", last)
+	}
+	if first := s.History[0]; first.Duration != HistorySize*time.Second-time.Second {
+		t.Errorf("oldest entry duration = %v", first.Duration)
+	}
+	// Mutating the copy does not touch the coordinator.
+	s.History[0].ID = -1
+	s.Retained = append(s.Retained, 99)
+	if s2 := c.Stats(); s2.History[0].ID == -1 || len(s2.Retained) != 0 {
+		t.Errorf("Stats is not a copy")
+	}
+	// A failed entry carries its reason.
+	stepAll(c, DeclineEvent{CheckpointID: n, Task: TaskID{"a", 0}, Err: errors.New("boom")})
+	last := c.Stats().History[HistorySize-1]
+	if last.Status != StatusFailed || last.FailureReason != "savepoint 40 declined by task a/0: boom" ||
+		last.CompletedAt != at((n-1)*time.Second) {
+		t.Errorf("failed entry = %+v", last)
+	}
+}
+
+// TestReadyDrains checks that Ready hands out each action once.
+func TestReadyDrains(t *testing.T) {
+	t.Parallel()
+	c := newTest(t, scriptConfig())
+	c.Step(TickEvent{Now: at(10 * time.Second)})
+	if got := c.Ready(); len(got) != 1 {
+		t.Fatalf("first Ready = %v", got)
+	}
+	if got := c.Ready(); got != nil {
+		t.Fatalf("second Ready = %v, want nil", got)
+	}
+}
+
+// TestPointerEvents checks that pointers to events work like the events,
+// and that a nil pointer or nil event is no event.
+func TestPointerEvents(t *testing.T) {
+	t.Parallel()
+	c := newTest(t, scriptConfig())
+	var nilTick *TickEvent
+	got := stepAll(c,
+		nil, nilTick,
+		&TickEvent{Now: at(10 * time.Second)},
+		&AckEvent{CheckpointID: 1, Task: TaskID{"a", 0}},
+		&AckEvent{CheckpointID: 1, Task: TaskID{"b", 0}},
+		&PersistedEvent{CheckpointID: 1},
+		&TriggerSavepointEvent{Now: at(11 * time.Second)},
+		&DeclineEvent{CheckpointID: 2, Task: TaskID{"a", 0}},
+		&TriggerFinalCheckpointEvent{Now: at(12 * time.Second)},
+	)
+	var lines []string
+	for _, a := range got {
+		lines = append(lines, formatAction(a))
+	}
+	want := []string{
+		"trigger 1 checkpoint @10s",
+		"persist 1",
+		"complete 1 checkpoint",
+		"trigger 2 savepoint @11s",
+		"abort: savepoint 2 declined by task a/0",
+		"trigger 3 checkpoint @12s stop",
+	}
+	if !reflect.DeepEqual(lines, want) {
+		t.Errorf("got\n\t%s\nwant\n\t%s", strings.Join(lines, "\n\t"), strings.Join(want, "\n\t"))
+	}
+}
+
+// TestRandomInterleavings drives coordinators with seeded random sequences
+// of every event kind, and checks the protocol's invariants after each step
+// (DESIGN §3 steps 1-6). Each seed runs twice and must give the same trace:
+// the coordinator is deterministic.
+func TestRandomInterleavings(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(300) {
+		first := randomRun(t, seed)
+		if again := randomRun(t, seed); !reflect.DeepEqual(first, again) {
+			t.Fatalf("seed %d: two runs differ", seed)
+		}
+	}
+}
+
+// randomRun runs one seeded random interaction, checking invariants, and
+// returns its trace of actions.
+func randomRun(t *testing.T, seed uint64) []string {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 1))
+	cfg := Config{
+		Interval:          time.Duration(1+r.IntN(10)) * time.Second,
+		Timeout:           time.Duration(5+r.IntN(30)) * time.Second,
+		MinPause:          time.Duration(1+r.IntN(5)) * time.Second,
+		MaxConcurrent:     1 + r.IntN(3),
+		TolerableFailures: r.IntN(6) - 1,
+		Retained:          1 + r.IntN(3),
+	}
+	tasks := []TaskID{{"a", 0}, {"a", 1}, {"b", 0}}
+	c := newTest(t, cfg, tasks...)
+	cfg = c.Config()
+
+	type state struct {
+		kind       Kind
+		stop       bool
+		persisting bool
+	}
+	var (
+		trace     []string
+		live      = map[int64]*state{} // the model's pending snapshots
+		completed = map[int64]Kind{}
+		discarded = map[int64]bool{}
+		lastID    int64
+		failed    bool
+		now       time.Duration
+	)
+	fatal := func(format string, args ...any) {
+		t.Helper()
+		t.Fatalf("seed %d: "+format+"\ntrace:\n\t%s", append(append([]any{seed}, args...), strings.Join(trace, "\n\t"))...)
+	}
+	for step := 0; step < 200; step++ {
+		var ev Event
+		// Mostly a pending id, sometimes a stale or unknown one.
+		id := lastID - int64(r.IntN(3)) + int64(r.IntN(2))
+		if ids := slices.Sorted(maps.Keys(live)); len(ids) > 0 && r.IntN(10) < 8 {
+			id = ids[r.IntN(len(ids))]
+		}
+		task := tasks[r.IntN(len(tasks))]
+		if r.IntN(20) == 0 {
+			task = TaskID{"stranger", 0}
+		}
+		switch k := r.IntN(100); {
+		case k < 30:
+			now += time.Duration(r.IntN(3000)) * time.Millisecond
+			ev = TickEvent{Now: at(now)}
+		case k < 70:
+			ev = AckEvent{CheckpointID: id, Task: task, States: map[string]*SubtaskState{task.Vertex: {Subtask: task.Subtask}}}
+		case k < 74:
+			ev = DeclineEvent{CheckpointID: id, Task: task, Err: errors.New("boom")}
+		case k < 90:
+			var err error
+			if r.IntN(4) == 0 {
+				err = errors.New("disk full")
+			}
+			ev = PersistedEvent{CheckpointID: id, Err: err}
+		case k < 93:
+			ev = TriggerSavepointEvent{Now: at(now), Stop: r.IntN(4) == 0}
+		case k < 94:
+			ev = TriggerFinalCheckpointEvent{Now: at(now)}
+		default:
+			ev = TickEvent{Now: at(now)} // a tick that does not move time
+		}
+		c.Step(ev)
+		var completedNow int64 // the checkpoint completed by this step, if any
+		for _, a := range c.Ready() {
+			trace = append(trace, formatAction(a))
+			if failed {
+				fatal("action after FailJobAction: %s", formatAction(a))
+			}
+			switch a := a.(type) {
+			case TriggerAction:
+				if a.CheckpointID <= lastID {
+					fatal("trigger id %d not above %d", a.CheckpointID, lastID)
+				}
+				_, isTick := ev.(TickEvent)
+				if isTick {
+					// Periodic: limits hold.
+					if a.Kind != KindCheckpoint || a.Stop {
+						fatal("periodic trigger of %s stop=%v", a.Kind, a.Stop)
+					}
+					if len(live) >= cfg.MaxConcurrent {
+						fatal("periodic trigger with %d pending, max %d", len(live), cfg.MaxConcurrent)
+					}
+					for _, s := range live {
+						if s.stop {
+							fatal("periodic trigger while a stop snapshot is pending")
+						}
+					}
+				}
+				lastID = a.CheckpointID
+				live[a.CheckpointID] = &state{kind: a.Kind, stop: a.Stop}
+			case PersistAction:
+				s := live[a.Metadata.CheckpointID]
+				if s == nil || s.persisting {
+					fatal("persist of %d not pending or twice", a.Metadata.CheckpointID)
+				}
+				s.persisting = true
+			case CompleteAction:
+				s := live[a.CheckpointID]
+				if s == nil || !s.persisting {
+					fatal("complete of %d without persist", a.CheckpointID)
+				}
+				delete(live, a.CheckpointID)
+				completed[a.CheckpointID] = a.Kind
+				if a.Kind == KindCheckpoint {
+					completedNow = a.CheckpointID
+				}
+			case AbortAction:
+				s := live[a.CheckpointID]
+				if s == nil {
+					fatal("abort of %d, not pending", a.CheckpointID)
+				}
+				// Subsumption follows the CompleteAction of a newer
+				// checkpoint, and never hits a savepoint.
+				if errors.Is(a.Reason, ErrSubsumed) && (s.kind != KindCheckpoint || a.CheckpointID >= completedNow) {
+					fatal("%d subsumed, but the checkpoint completed now is %d", a.CheckpointID, completedNow)
+				}
+				delete(live, a.CheckpointID)
+			case DiscardAction:
+				if completed[a.CheckpointID] != KindCheckpoint || discarded[a.CheckpointID] {
+					fatal("discard of %d: not a completed checkpoint, or twice", a.CheckpointID)
+				}
+				discarded[a.CheckpointID] = true
+			case FailJobAction:
+				if len(live) != 0 {
+					fatal("FailJobAction with %d snapshots still pending", len(live))
+				}
+				failed = true
+			}
+		}
+		// The coordinator's view matches the model's.
+		var want []int64
+		for id := range live {
+			want = append(want, id)
+		}
+		slices.Sort(want)
+		if got := c.Pending(); !slices.Equal(got, want) {
+			fatal("Pending() = %v, model %v", got, want)
+		}
+		if s := c.Stats(); len(s.Retained) > cfg.Retained || s.ConsecutiveFailures > cfg.tolerable()+1 {
+			fatal("stats out of bounds: %+v", s)
+		}
+		if d, ok := c.NextDeadline(); ok && failed {
+			fatal("deadline %v after failing the job", d)
+		}
+	}
+	return trace
+}

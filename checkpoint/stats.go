@@ -1,0 +1,111 @@
+package checkpoint
+
+import (
+	"slices"
+	"time"
+)
+
+// HistorySize is how many snapshots Stats.History keeps (the most recent
+// ones). Bounded so that a job running for months does not grow the
+// coordinator's memory, or the REST answer that serves it (DESIGN §8).
+const HistorySize = 32
+
+// Status is where a checkpoint or savepoint stands.
+type Status string
+
+// The statuses of a snapshot.
+const (
+	StatusInProgress Status = "in-progress"
+	StatusCompleted  Status = "completed"
+	StatusFailed     Status = "failed"
+)
+
+// Stats is a snapshot of the coordinator's counters and recent history, for
+// metrics and the dashboard (DESIGN §8). It is a copy: the caller may keep
+// and modify it.
+type Stats struct {
+	// Completed counts completed checkpoints and savepoints.
+	Completed int `json:"completed"`
+	// Failed counts checkpoints and savepoints that ended without
+	// completing, subsumed ones included.
+	Failed int `json:"failed"`
+	// Subsumed counts the subset of Failed that were subsumed by a newer
+	// completed checkpoint: those are harmless, and an alert on Failed may
+	// want to subtract them.
+	Subsumed int `json:"subsumed"`
+	// InProgress is the number of snapshots pending now.
+	InProgress int `json:"inProgress"`
+	// ConsecutiveFailures is the number of checkpoint failures since the
+	// last completed checkpoint, the count compared with
+	// Config.TolerableFailures.
+	ConsecutiveFailures int `json:"consecutiveFailures"`
+	// LastCompletedID is the id of the most recently completed checkpoint or
+	// savepoint; zero if none completed in this coordinator's lifetime.
+	LastCompletedID int64 `json:"lastCompletedId"`
+	// Retained lists the completed checkpoints that retention keeps, oldest
+	// first, including those given in CoordinatorOptions.Completed. The last
+	// one is what a restore would use.
+	Retained []int64 `json:"retained"`
+	// History holds the last HistorySize snapshots triggered, oldest first.
+	History []CheckpointStats `json:"history"`
+}
+
+// CheckpointStats describes one checkpoint or savepoint.
+type CheckpointStats struct {
+	// ID is the checkpoint or savepoint id.
+	ID int64 `json:"id"`
+	// Kind says whether it is a checkpoint or a savepoint.
+	Kind Kind `json:"kind"`
+	// Stop is set for a final checkpoint or a stop-with-savepoint.
+	Stop bool `json:"stop,omitempty"`
+	// Status is in-progress, completed or failed.
+	Status Status `json:"status"`
+	// TriggeredAt is when the barrier was requested.
+	TriggeredAt time.Time `json:"triggeredAt"`
+	// CompletedAt is when the snapshot completed or failed; zero while in
+	// progress.
+	CompletedAt time.Time `json:"completedAt"`
+	// Duration is CompletedAt-TriggeredAt, or, while in progress, the time
+	// since the trigger as of the coordinator's latest tick.
+	Duration time.Duration `json:"duration"`
+	// Bytes is the total state size reported in the acks so far.
+	Bytes int64 `json:"bytes"`
+	// MaxAlignment is the longest barrier alignment among the acks
+	// (DESIGN §3 step 3).
+	MaxAlignment time.Duration `json:"maxAlignment"`
+	// MaxSyncDuration is the longest synchronous snapshot pause among the
+	// acks (DESIGN §3 step 4).
+	MaxSyncDuration time.Duration `json:"maxSyncDuration"`
+	// Acked is how many tasks acked; Total how many must.
+	Acked int `json:"acked"`
+	Total int `json:"total"`
+	// FailureReason is the abort reason's message for a failed snapshot.
+	FailureReason string `json:"failureReason,omitempty"`
+}
+
+// Stats returns a copy of the counters and the recent history.
+func (c *Coordinator) Stats() Stats {
+	s := c.stats
+	s.InProgress = len(c.pending)
+	s.Retained = slices.Clone(c.retained)
+	s.History = make([]CheckpointStats, len(c.history))
+	for i, h := range c.history {
+		s.History[i] = *h
+		if h.Status == StatusInProgress {
+			s.History[i].Duration = c.now.Sub(h.TriggeredAt)
+		}
+	}
+	return s
+}
+
+// record adds a freshly triggered snapshot to the history, dropping the
+// oldest entry beyond HistorySize.
+func (c *Coordinator) record(st *CheckpointStats) {
+	if len(c.history) == HistorySize {
+		// Shift rather than reslice so the backing array does not grow
+		// forever under the ever-advancing window.
+		copy(c.history, c.history[1:])
+		c.history = c.history[:HistorySize-1]
+	}
+	c.history = append(c.history, st)
+}
