@@ -1,0 +1,337 @@
+package sluice
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/checkpoint/store"
+	"github.com/sluicehq/sluice/clock"
+	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/internal/runtime"
+	"github.com/sluicehq/sluice/keygroup"
+	"github.com/sluicehq/sluice/restart"
+)
+
+// FlushAlways as Config.BufferTimeout flushes every batch of work at once:
+// lowest latency, least throughput (Flink's buffer timeout 0).
+const FlushAlways time.Duration = -1
+
+// Config configures a job. The zero value of every field means its default.
+type Config struct {
+	// JobName names the job in logs, metrics and checkpoints. Default "job".
+	JobName string
+	// Parallelism is the default parallelism of operators. Default 1.
+	Parallelism int
+	// MaxParallelism is the number of key groups, the upper bound for
+	// rescaling keyed state. Default 128. It must not change between a
+	// checkpoint and its restore.
+	MaxParallelism int
+	// BufferTimeout is how long a record may wait in a partly filled batch
+	// before it is sent downstream: throughput against latency. Default
+	// 100ms; FlushAlways sends at once.
+	BufferTimeout time.Duration
+	// BatchSize is the number of records in a full batch. Default 512.
+	BatchSize int
+	// ChannelCapacity is the number of batches an edge buffers before the
+	// sender blocks (backpressure). Default 8.
+	ChannelCapacity int
+	// Checkpoint configures checkpointing (interval, timeout, mode, ...).
+	Checkpoint checkpoint.Config
+	// CheckpointDir is where checkpoints are kept. Default
+	// "./data/checkpoints/<JobName>".
+	CheckpointDir string
+	// Restart configures the restart strategy. Default fixed-delay.
+	Restart restart.Config
+	// FromCheckpoint restores the job from this checkpoint or savepoint
+	// directory instead of the latest checkpoint in CheckpointDir.
+	FromCheckpoint string
+	// Seed makes random choices (restart jitter) repeatable.
+	Seed int64
+	// Clock is the time source; default the wall clock.
+	Clock clock.Clock
+	// Logger receives structured logs; default slog.Default().
+	Logger *slog.Logger
+	// Faults injects failures (tests, chaos runs, `sluice demo --fail-every`).
+	Faults *fault.Injector
+}
+
+func (c Config) withDefaults() Config {
+	if c.JobName == "" {
+		c.JobName = "job"
+	}
+	if c.Parallelism == 0 {
+		c.Parallelism = 1
+	}
+	if c.MaxParallelism == 0 {
+		c.MaxParallelism = keygroup.DefaultMaxParallelism
+	}
+	if c.BufferTimeout == 0 {
+		c.BufferTimeout = 100 * time.Millisecond
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 512
+	}
+	if c.ChannelCapacity == 0 {
+		c.ChannelCapacity = 8
+	}
+	if c.CheckpointDir == "" {
+		c.CheckpointDir = "data/checkpoints/" + c.JobName
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate checks the configuration; errors name the key.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.Parallelism < 1 {
+		errs = append(errs, fmt.Errorf("parallelism: must be at least 1, got %d", c.Parallelism))
+	}
+	if c.MaxParallelism < 1 || c.MaxParallelism > 1<<15 {
+		errs = append(errs, fmt.Errorf("max-parallelism: must be in 1..32768, got %d", c.MaxParallelism))
+	}
+	if c.Parallelism > c.MaxParallelism {
+		errs = append(errs, fmt.Errorf("parallelism: %d exceeds max-parallelism %d", c.Parallelism, c.MaxParallelism))
+	}
+	if c.BufferTimeout < 0 && c.BufferTimeout != FlushAlways {
+		errs = append(errs, fmt.Errorf("buffer-timeout: must be positive or FlushAlways, got %v", c.BufferTimeout))
+	}
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("batch-size: must be at least 1, got %d", c.BatchSize))
+	}
+	if c.ChannelCapacity < 1 {
+		errs = append(errs, fmt.Errorf("channel-capacity: must be at least 1, got %d", c.ChannelCapacity))
+	}
+	if err := c.Checkpoint.WithDefaults().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Restart.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Environment collects a job graph and executes it.
+type Environment struct {
+	cfg   Config
+	nodes []*node
+	edges []*edge
+	uids  map[string]bool
+	err   error
+	job   *runtime.Job
+	ready chan struct{}
+}
+
+// New returns an empty environment with cfg.
+func New(cfg Config) *Environment {
+	return &Environment{cfg: cfg.withDefaults(), uids: map[string]bool{}, ready: make(chan struct{})}
+}
+
+func (e *Environment) fail(err error) {
+	if e.err == nil {
+		e.err = err
+	}
+}
+
+// Result is what a finished job reports.
+type Result struct {
+	// Restarts counts the attempts that failed and were restarted.
+	Restarts int64
+	// Checkpoints counts completed checkpoints.
+	Checkpoints int64
+	// LastCheckpoint is the metadata of the newest checkpoint this run
+	// completed (the final one for a job that ended cleanly), or nil.
+	LastCheckpoint *checkpoint.Metadata
+	// Status holds the final counters.
+	Status JobStatus
+}
+
+// Execute runs the job until its sources are exhausted and a final
+// checkpoint is committed, Stop is called, the job fails past its restart
+// strategy, or ctx is cancelled (a hard cancel: nothing more is committed).
+func (e *Environment) Execute(ctx context.Context) (*Result, error) {
+	if e.err != nil {
+		return nil, e.err
+	}
+	if err := e.cfg.Validate(); err != nil {
+		return nil, err
+	}
+	plan, err := e.plan()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.NewFS(e.cfg.CheckpointDir)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint-dir %s: %w", e.cfg.CheckpointDir, err)
+	}
+	strategy, err := e.cfg.Restart.Build(e.cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	job, err := runtime.NewJob(plan, runtime.Config{
+		Checkpoint: e.cfg.Checkpoint, Restart: strategy, Store: store.NewCheckpoints(st),
+		FromCheckpoint: e.cfg.FromCheckpoint, Clock: e.cfg.Clock, Logger: e.cfg.Logger, Faults: e.cfg.Faults,
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.job = job
+	close(e.ready)
+	runErr := job.Run(ctx)
+	st2 := job.Status()
+	res := &Result{Restarts: st2.Restarts, Checkpoints: st2.CheckpointsCompleted, LastCheckpoint: job.LastCompleted(), Status: st2}
+	return res, runErr
+}
+
+// Stop asks a running job to finish cleanly: sources stop after a final
+// checkpoint, sinks commit it, and Execute returns. Safe to call before
+// Execute started (it then stops as soon as it runs).
+func (e *Environment) Stop() {
+	go func() {
+		<-e.ready
+		e.job.Stop()
+	}()
+}
+
+// Status returns the counters of the running job (zero before Execute).
+func (e *Environment) Status() JobStatus {
+	select {
+	case <-e.ready:
+		return e.job.Status()
+	default:
+		return JobStatus{}
+	}
+}
+
+// plan turns the graph into chains of operators joined by shuffles
+// (DESIGN §2 chaining): a node joins its input's chain when the edge is
+// forward, the parallelism is equal and the node has that one input.
+func (e *Environment) plan() (*runtime.Plan, error) {
+	if len(e.nodes) == 0 {
+		return nil, errors.New("job has no operators")
+	}
+	for _, n := range e.nodes {
+		if len(n.outs) == 0 && !n.isSink {
+			return nil, fmt.Errorf("operator %q: its output goes nowhere (add a sink)", n.name)
+		}
+	}
+	for _, ed := range e.edges {
+		ed.chained = ed.part == runtime.Forward && ed.from.par == ed.to.par && len(ed.to.ins) == 1 && !ed.to.noChain
+	}
+	bt := e.cfg.BufferTimeout
+	if bt < 0 {
+		bt = 0
+	}
+	p := &runtime.Plan{JobName: e.cfg.JobName, MaxParallelism: e.cfg.MaxParallelism, BufferTimeout: bt,
+		BatchSize: e.cfg.BatchSize, ChannelCapacity: e.cfg.ChannelCapacity}
+	vid := map[*node]int{}
+	for _, n := range e.nodes { // nodes are created in topological order
+		if len(n.ins) == 1 && n.ins[0].chained {
+			continue
+		}
+		v := &runtime.Vertex{ID: len(p.Vertices), Name: n.name, UID: n.uid, Parallelism: n.par}
+		var members []*node
+		collectChain(n, &members)
+		for _, m := range members {
+			v.UIDs = append(v.UIDs, m.uid)
+			vid[m] = v.ID
+		}
+		head := n
+		v.Instantiate = func(w *runtime.Wiring) (*runtime.Chain, error) { return instantiate(head, w) }
+		p.Vertices = append(p.Vertices, v)
+	}
+	for _, ed := range e.edges {
+		if ed.chained {
+			continue
+		}
+		p.Edges = append(p.Edges, &runtime.EdgeSpec{ID: ed.id, From: vid[ed.from], To: vid[ed.to], NewChannels: ed.newChannels})
+	}
+	return p, nil
+}
+
+func collectChain(n *node, out *[]*node) {
+	*out = append(*out, n)
+	for _, ed := range n.outs {
+		if ed.chained {
+			collectChain(ed.to, out)
+		}
+	}
+}
+
+// instantiate builds one subtask of the chain headed by head.
+func instantiate(head *node, w *runtime.Wiring) (*runtime.Chain, error) {
+	c := &runtime.Chain{}
+	var build func(n *node) ([]any, error)
+	build = func(n *node) ([]any, error) {
+		outs := make([]any, 0, len(n.outs))
+		for _, ed := range n.outs {
+			if ed.chained {
+				ins, err := build(ed.to)
+				if err != nil {
+					return nil, err
+				}
+				outs = append(outs, ins[ed.toInput])
+				continue
+			}
+			em, ow := ed.newWriter(w.Channels[ed.id], w.Subtask, w)
+			outs = append(outs, em)
+			c.Outputs = append(c.Outputs, ow)
+		}
+		inst, err := n.make(w.Subtask, n.fanout(outs))
+		if err != nil {
+			return nil, err
+		}
+		if inst.src != nil {
+			c.Source, c.SourceUID = inst.src, n.uid
+		}
+		if inst.op != nil {
+			// Prepend: children were built first, the chain lists head first.
+			c.Ops = append([]runtime.OpInstance{{UID: n.uid, Name: n.name, Op: inst.op}}, c.Ops...)
+		}
+		for _, ed := range n.ins {
+			if !ed.chained {
+				c.Inputs = append(c.Inputs, ed.newInputs(w.Channels[ed.id], w.Subtask, inst.ins[ed.toInput], w.Stats)...)
+			}
+		}
+		return inst.ins, nil
+	}
+	if _, err := build(head); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Describe returns a readable outline of the job graph: chains, parallelism
+// and shuffles.
+func (e *Environment) Describe() (string, error) {
+	p, err := e.plan()
+	if err != nil {
+		return "", err
+	}
+	var s string
+	for _, v := range p.Vertices {
+		s += fmt.Sprintf("task %q parallelism %d: %v\n", v.Name, v.Parallelism, v.UIDs)
+	}
+	sort.Slice(p.Edges, func(i, j int) bool { return p.Edges[i].ID < p.Edges[j].ID })
+	for _, ed := range p.Edges {
+		var part string
+		for _, x := range e.edges {
+			if x.id == ed.ID {
+				part = x.part.String()
+			}
+		}
+		s += fmt.Sprintf("edge %s -> %s (%s)\n", p.Vertices[ed.From].Name, p.Vertices[ed.To].Name, part)
+	}
+	return s, nil
+}

@@ -1,0 +1,155 @@
+package sluice
+
+import (
+	"fmt"
+
+	"github.com/sluicehq/sluice/internal/runtime"
+	"github.com/sluicehq/sluice/keygroup"
+)
+
+// node is one operator of the job graph.
+type node struct {
+	id      int
+	name    string
+	uid     string
+	par     int
+	isSink  bool
+	noChain bool
+	ins     []*edge
+	outs    []*edge
+	// make builds subtask sub of the operator given its typed output
+	// (an Emitter[OUT], or nil for sinks).
+	make func(sub int, out any) (instance, error)
+	// fanout joins the typed Emitters of the outgoing edges into one.
+	fanout func(outs []any) any
+}
+
+// instance is one subtask of an operator: an operator with its typed input
+// Emitters (one per logical input), or a source driver.
+type instance struct {
+	op  runtime.Operator
+	ins []any
+	src runtime.SourceDriver
+}
+
+// edge joins two nodes. Everything typed about it is captured in closures.
+type edge struct {
+	id          int
+	from, to    *node
+	toInput     int
+	part        runtime.Partitioning
+	chained     bool
+	newChannels func(up, down, capacity int) any
+	newWriter   func(ch any, sub int, w *runtime.Wiring) (any, runtime.OutputWriter)
+	newInputs   func(ch any, sub int, in any, stats *runtime.TaskStats) []runtime.InputChannel
+}
+
+// OpOption sets a property of one operator.
+type OpOption func(*opConfig)
+
+type opConfig struct {
+	uid     string
+	par     int
+	noChain bool
+}
+
+// UID sets the operator's stable id, under which its state is stored in
+// checkpoints and savepoints. Default: the operator's name. Set it
+// explicitly before renaming an operator of a job that has savepoints.
+func UID(uid string) OpOption { return func(c *opConfig) { c.uid = uid } }
+
+// Parallelism sets how many subtasks run the operator. Default: the job's
+// Config.Parallelism.
+func Parallelism(n int) OpOption { return func(c *opConfig) { c.par = n } }
+
+// StartNewChain keeps the operator out of its input's chain, so it runs in
+// a goroutine of its own (Flink's startNewChain/disableChaining).
+func StartNewChain() OpOption { return func(c *opConfig) { c.noChain = true } }
+
+// addNode registers a node; the name must be unique per job because it is
+// the default uid.
+func (e *Environment) addNode(name string, opts []OpOption, defPar int) *node {
+	c := opConfig{par: defPar}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.uid == "" {
+		c.uid = name
+	}
+	if name == "" {
+		e.fail(fmt.Errorf("operator %d: empty name", len(e.nodes)))
+	}
+	if e.uids[c.uid] {
+		e.fail(fmt.Errorf("operator %q: uid %q is used twice; give one of them sluice.UID", name, c.uid))
+	}
+	e.uids[c.uid] = true
+	if c.par < 1 || c.par > e.cfg.MaxParallelism {
+		e.fail(fmt.Errorf("operator %q: parallelism must be in 1..%d (max-parallelism), got %d", name, e.cfg.MaxParallelism, c.par))
+	}
+	n := &node{id: len(e.nodes), name: name, uid: c.uid, par: c.par, noChain: c.noChain}
+	e.nodes = append(e.nodes, n)
+	return n
+}
+
+// connect adds an edge carrying T from `from` to input toInput of `to`.
+// target, for Hash, maps a record to its downstream subtask.
+func connect[T any](e *Environment, from, to *node, toInput int, part runtime.Partitioning, target func(T) int) {
+	if part == runtime.Forward && from.par != to.par {
+		part = runtime.Rebalance
+	}
+	ed := &edge{id: len(e.edges), from: from, to: to, toInput: toInput, part: part}
+	ed.newChannels = func(up, down, capacity int) any { return runtime.NewChannels[T](up, down, capacity) }
+	ed.newWriter = func(ch any, sub int, w *runtime.Wiring) (any, runtime.OutputWriter) {
+		wr := runtime.NewWriter(ch.(*runtime.Channels[T]), sub, ed.part, target, w.BatchSize, w.Done, w.Stats)
+		return Emitter[T](wr), wr
+	}
+	ed.newInputs = func(ch any, sub int, in any, stats *runtime.TaskStats) []runtime.InputChannel {
+		return runtime.NewInputs(ch.(*runtime.Channels[T]), sub, ed.part, in.(Emitter[T]), stats)
+	}
+	e.edges = append(e.edges, ed)
+	from.outs = append(from.outs, ed)
+	to.ins = append(to.ins, ed)
+}
+
+// hashTarget returns the Hash partitioner of a keyed stream: key group of
+// the key, then the subtask owning that key group.
+func hashTarget[K comparable, T any](ks KeyedStream[K, T], downPar int) func(T) int {
+	maxP := ks.s.env.cfg.MaxParallelism
+	key, kc := ks.key, ks.codec
+	return func(v T) int {
+		return keygroup.SubtaskFor(keygroup.Of(kc.Hash(key(v)), maxP), downPar, maxP)
+	}
+}
+
+// setFanout gives n the fan-out for its output type.
+func setFanout[T any](n *node) {
+	n.fanout = func(outs []any) any {
+		switch len(outs) {
+		case 0:
+			return Emitter[T](discard[T]{})
+		case 1:
+			return outs[0].(Emitter[T])
+		}
+		f := make(fanout[T], len(outs))
+		for i, o := range outs {
+			f[i] = o.(Emitter[T])
+		}
+		return Emitter[T](f)
+	}
+}
+
+type discard[T any] struct{}
+
+func (discard[T]) Emit(T) error { return nil }
+
+// fanout sends each record to several outputs.
+type fanout[T any] []Emitter[T]
+
+func (f fanout[T]) Emit(v T) error {
+	for _, o := range f {
+		if err := o.Emit(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+// Package benchjob holds the benchmark pipelines shared by `sluice bench`
+// and the `go test -bench` twins: a stateless chain and a keyed running sum.
+package benchjob
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/codec"
+	"github.com/sluicehq/sluice/connector/datagen"
+	"github.com/sluicehq/sluice/internal/countjob"
+	"github.com/sluicehq/sluice/restart"
+	"github.com/sluicehq/sluice/state"
+)
+
+// Pipeline names.
+const (
+	Stateless = "stateless" // datagen → map → filter → discard
+	KeyedSum  = "keyed-sum" // datagen → keyBy → keyed running sum → discard
+)
+
+// Options configure one benchmark run.
+type Options struct {
+	Pipeline    string
+	Records     int64 // total input records
+	Keys        int   // distinct keys (keyed-sum)
+	Parallelism int
+	// CheckpointInterval 0 disables periodic checkpoints (a final one is
+	// still taken when the bounded input ends).
+	CheckpointInterval time.Duration
+	Dir                string
+}
+
+// Result is what one run measured.
+type Result struct {
+	Options
+	Elapsed       time.Duration
+	RecordsPerSec float64
+	Checkpoints   int64
+	// MaxSyncPause is the longest synchronous snapshot part of any task.
+	MaxSyncPause time.Duration
+	// MaxCheckpoint is the longest trigger-to-complete time.
+	MaxCheckpoint time.Duration
+	// PeakRSS is the process's peak resident set size (VmHWM), if known.
+	PeakRSS int64
+}
+
+// Run builds and runs one pipeline to the end of its bounded input.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	interval := o.CheckpointInterval
+	if interval == 0 {
+		interval = -1
+	}
+	splits := 2 * o.Parallelism
+	gen := datagen.Config{Splits: splits, RecordsPerSplit: o.Records / int64(splits), Keys: max(o.Keys, 1), Seed: 1}
+	env := sluice.New(sluice.Config{
+		JobName:       "bench-" + o.Pipeline,
+		Parallelism:   o.Parallelism,
+		BatchSize:     1024,
+		Checkpoint:    checkpoint.Config{Interval: interval},
+		CheckpointDir: o.Dir,
+		Restart:       restart.Config{Strategy: "none"},
+	})
+	src := sluice.FromSource(env, "datagen", datagen.New(gen))
+	switch o.Pipeline {
+	case Stateless:
+		m := sluice.Map(src, "map", func(r datagen.Record) int64 { return r.Value + r.Seq })
+		f := sluice.Filter(m, "filter", func(v int64) bool { return v&7 != 0 })
+		sluice.Sink(f, "discard", sluice.DiscardSink[int64]())
+	case KeyedSum:
+		keyed := sluice.KeyBy(src, func(r datagen.Record) string { return r.Key })
+		sums := sluice.Process(keyed, "sum", &summer{})
+		sluice.Sink(sums, "discard", sluice.DiscardSink[countjob.Count]())
+	default:
+		return nil, fmt.Errorf("pipeline: unknown %q (want %s or %s)", o.Pipeline, Stateless, KeyedSum)
+	}
+	start := time.Now()
+	res, err := env.Execute(ctx)
+	if err != nil {
+		return nil, err
+	}
+	el := time.Since(start)
+	r := &Result{Options: o, Elapsed: el, RecordsPerSec: float64(gen.RecordsPerSplit*int64(splits)) / el.Seconds(), Checkpoints: res.Checkpoints, PeakRSS: PeakRSS()}
+	if cs := res.Status.Checkpoints; cs != nil {
+		for _, h := range cs.History {
+			r.MaxSyncPause = max(r.MaxSyncPause, h.MaxSyncDuration)
+			if h.Status == checkpoint.StatusCompleted {
+				r.MaxCheckpoint = max(r.MaxCheckpoint, h.Duration)
+			}
+		}
+	}
+	return r, nil
+}
+
+// summer is a keyed running sum of record values.
+type summer struct{ sum state.ValueState[int64] }
+
+func (s *summer) Open(rc *sluice.RuntimeContext[string]) error {
+	var err error
+	s.sum, err = sluice.NewValueState(rc, "sum", codec.Int64)
+	return err
+}
+
+func (s *summer) ProcessElement(r datagen.Record, ctx *sluice.ProcessContext[string, countjob.Count]) error {
+	v, _ := s.sum.Value()
+	v += r.Value
+	s.sum.Update(v)
+	ctx.Collect(countjob.Count{Key: r.Key, N: v})
+	return nil
+}
+
+// PeakRSS returns the process's peak resident set size in bytes (Linux
+// VmHWM), or 0 where unknown.
+func PeakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}

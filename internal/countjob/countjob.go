@@ -1,0 +1,66 @@
+// Package countjob is the job behind `sluice demo` and the exactly-once
+// tests: datagen → key by account → keyed running count → sink. Its
+// contract: for every input record it emits one output `key,n`, where n is
+// how many records of that key it has seen so far, so exactly-once holds iff
+// for every key the committed outputs are exactly 1..n_k, once each.
+package countjob
+
+import (
+	"strconv"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/codec"
+	"github.com/sluicehq/sluice/connector/datagen"
+	"github.com/sluicehq/sluice/state"
+)
+
+// Count is one output record: the key and how many records of it were seen.
+type Count struct {
+	Key string
+	N   int64
+}
+
+// AppendLine appends "key,n\n", the file sink's line format.
+func AppendLine(dst []byte, c Count) []byte {
+	dst = append(dst, c.Key...)
+	dst = append(dst, ',')
+	dst = strconv.AppendInt(dst, c.N, 10)
+	return append(dst, '\n')
+}
+
+// Operator uids of the job, stable across versions.
+const (
+	SourceUID = "datagen"
+	CountUID  = "count"
+	SinkUID   = "sink"
+)
+
+// Build adds the count job to env: src → keyBy(key) → count → sink, with
+// parallelism for the counting and sink operators.
+func Build(env *sluice.Environment, src sluice.Source[datagen.Record], sink sluice.SinkProvider[Count], parallelism int) {
+	in := sluice.FromSource(env, SourceUID, src)
+	keyed := sluice.KeyBy(in, func(r datagen.Record) string { return r.Key })
+	counts := sluice.Process(keyed, CountUID, &Counter{}, sluice.Parallelism(parallelism))
+	sluice.Sink(counts, SinkUID, sink, sluice.Parallelism(parallelism))
+}
+
+// Counter is the keyed running count.
+type Counter struct {
+	n state.ValueState[int64]
+}
+
+// Open registers the count state.
+func (c *Counter) Open(rc *sluice.RuntimeContext[string]) error {
+	var err error
+	c.n, err = sluice.NewValueState(rc, "count", codec.Int64)
+	return err
+}
+
+// ProcessElement counts r and emits the key's new count.
+func (c *Counter) ProcessElement(r datagen.Record, ctx *sluice.ProcessContext[string, Count]) error {
+	n, _ := c.n.Value()
+	n++
+	c.n.Update(n)
+	ctx.Collect(Count{Key: r.Key, N: n})
+	return nil
+}

@@ -1,0 +1,335 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Partitioning decides which downstream subtask a record goes to.
+type Partitioning int
+
+// The partitionings (DESIGN §2).
+const (
+	// Forward sends subtask i's records to subtask i (equal parallelism).
+	Forward Partitioning = iota
+	// Rebalance sends records round-robin to every downstream subtask.
+	Rebalance
+	// Hash sends a record to the subtask owning its key group.
+	Hash
+	// Broadcast sends every record to every downstream subtask.
+	Broadcast
+)
+
+func (p Partitioning) String() string {
+	switch p {
+	case Forward:
+		return "forward"
+	case Rebalance:
+		return "rebalance"
+	case Hash:
+		return "hash"
+	case Broadcast:
+		return "broadcast"
+	}
+	return "unknown"
+}
+
+type batchKind uint8
+
+const (
+	kindData batchKind = iota
+	kindBarrier
+	kindEnd
+)
+
+// batch is what travels on an edge: records, or one control event. Control
+// events share the channel with data, so they stay ordered with it.
+type batch[T any] struct {
+	kind    batchKind
+	records []T
+	barrier Barrier
+}
+
+// Channels is the set of bounded channels of one logical edge for one
+// attempt: Chans[up][down].
+type Channels[T any] struct {
+	Chans [][]chan *batch[T]
+	pool  sync.Pool
+}
+
+// NewChannels makes the channels between up producer and down consumer
+// subtasks, each holding at most capacity batches.
+func NewChannels[T any](up, down, capacity int) *Channels[T] {
+	c := &Channels[T]{Chans: make([][]chan *batch[T], up)}
+	for i := range c.Chans {
+		c.Chans[i] = make([]chan *batch[T], down)
+		for j := range c.Chans[i] {
+			c.Chans[i][j] = make(chan *batch[T], capacity)
+		}
+	}
+	return c
+}
+
+func (c *Channels[T]) get(size int) *batch[T] {
+	if b, ok := c.pool.Get().(*batch[T]); ok {
+		return b
+	}
+	return &batch[T]{records: make([]T, 0, size)}
+}
+
+func (c *Channels[T]) put(b *batch[T]) {
+	clear(b.records) // drop references so the pool does not pin records
+	b.records = b.records[:0]
+	c.pool.Put(b)
+}
+
+// errCancelled is returned by edge operations once the attempt is cancelled.
+var errCancelled = errors.New("attempt cancelled")
+
+// OutputWriter is the non-generic face of a partition writer, used by the
+// task to flush and to send control events.
+type OutputWriter interface {
+	Flush() error
+	Broadcast(b Barrier) error
+	End() error
+	Buffered() bool
+}
+
+// Writer is the producer side of an edge for one subtask: it batches records
+// per target channel and blocks when a channel is full (backpressure).
+type Writer[T any] struct {
+	c        *Channels[T]
+	outs     []chan *batch[T]
+	bufs     []*batch[T]
+	part     Partitioning
+	target   func(T) int
+	rr       int
+	size     int
+	buffered int
+	done     <-chan struct{}
+	stats    *TaskStats
+}
+
+// NewWriter returns subtask's writer onto c. target maps a record to a
+// downstream subtask for Hash partitioning.
+func NewWriter[T any](c *Channels[T], subtask int, part Partitioning, target func(T) int, batchSize int, done <-chan struct{}, stats *TaskStats) *Writer[T] {
+	outs := c.Chans[subtask]
+	w := &Writer[T]{c: c, outs: outs, bufs: make([]*batch[T], len(outs)), part: part, target: target, size: batchSize, done: done, stats: stats}
+	if part == Forward && len(outs) != 1 {
+		// Forward across equal parallelism: subtask i talks to subtask i only.
+		w.outs = outs[subtask : subtask+1]
+		w.bufs = w.bufs[:1]
+	}
+	return w
+}
+
+// Emit adds v to the batch of its target channel, sending the batch when it
+// is full.
+func (w *Writer[T]) Emit(v T) error {
+	switch w.part {
+	case Forward:
+		return w.add(0, v)
+	case Rebalance:
+		i := w.rr
+		w.rr++
+		if w.rr == len(w.outs) {
+			w.rr = 0
+		}
+		return w.add(i, v)
+	case Hash:
+		return w.add(w.target(v), v)
+	default:
+		for i := range w.outs {
+			if err := w.add(i, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func (w *Writer[T]) add(i int, v T) error {
+	b := w.bufs[i]
+	if b == nil {
+		b = w.c.get(w.size)
+		w.bufs[i] = b
+	}
+	b.records = append(b.records, v)
+	w.buffered++
+	if len(b.records) >= w.size {
+		w.bufs[i] = nil
+		w.buffered -= len(b.records)
+		return w.send(i, b)
+	}
+	return nil
+}
+
+func (w *Writer[T]) send(i int, b *batch[T]) error {
+	n := int64(len(b.records))
+	select {
+	case w.outs[i] <- b:
+	default:
+		// The channel is full: we are backpressured. Time the wait.
+		start := time.Now()
+		select {
+		case w.outs[i] <- b:
+		case <-w.done:
+			return errCancelled
+		}
+		w.stats.BackpressuredNanos.Add(int64(time.Since(start)))
+	}
+	w.stats.RecordsOut.Add(n)
+	return nil
+}
+
+// Flush sends every non-empty batch.
+func (w *Writer[T]) Flush() error {
+	if w.buffered == 0 {
+		return nil
+	}
+	for i, b := range w.bufs {
+		if b != nil && len(b.records) > 0 {
+			w.bufs[i] = nil
+			if err := w.send(i, b); err != nil {
+				return err
+			}
+		}
+	}
+	w.buffered = 0
+	return nil
+}
+
+// Buffered reports whether records wait in a batch.
+func (w *Writer[T]) Buffered() bool { return w.buffered > 0 }
+
+// Broadcast flushes and then sends barrier b on every channel.
+func (w *Writer[T]) Broadcast(b Barrier) error {
+	return w.control(&batch[T]{kind: kindBarrier, barrier: b})
+}
+
+// End flushes and then tells every channel that this subtask's output ended.
+func (w *Writer[T]) End() error { return w.control(&batch[T]{kind: kindEnd}) }
+
+func (w *Writer[T]) control(b *batch[T]) error {
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	for i := range w.outs {
+		select {
+		case w.outs[i] <- b:
+		case <-w.done:
+			return errCancelled
+		}
+	}
+	return nil
+}
+
+// mailKind says what a mail carries.
+type mailKind uint8
+
+const (
+	mailData mailKind = iota
+	mailBarrier
+	mailEnd
+)
+
+// mail is what input readers put into a task's mailbox.
+type mail struct {
+	kind    mailKind
+	channel int
+	data    any
+	barrier Barrier
+}
+
+// InputChannel is one physical input of a task: a producer subtask's
+// channel into this subtask.
+type InputChannel interface {
+	// run forwards the channel into the mailbox until the end event or
+	// cancellation. After forwarding a barrier it waits on gate when aligned.
+	run(ctx context.Context, idx int, mailbox chan<- mail, gate <-chan struct{}, aligned bool)
+	// process hands a data mail's batch to the input's Emitter.
+	process(data any) error
+}
+
+type inputChannel[T any] struct {
+	c     *Channels[T]
+	ch    chan *batch[T]
+	in    Emitter[T]
+	stats *TaskStats
+}
+
+// NewInputs returns the input channels of consumer subtask sub on c, in
+// producer order, each delivering records to in.
+func NewInputs[T any](c *Channels[T], sub int, part Partitioning, in Emitter[T], stats *TaskStats) []InputChannel {
+	var ins []InputChannel
+	for up := range c.Chans {
+		if part == Forward && len(c.Chans) == len(c.Chans[up]) && up != sub {
+			continue
+		}
+		ins = append(ins, &inputChannel[T]{c: c, ch: c.Chans[up][sub], in: in, stats: stats})
+	}
+	return ins
+}
+
+func (ic *inputChannel[T]) run(ctx context.Context, idx int, mailbox chan<- mail, gate <-chan struct{}, aligned bool) {
+	done := ctx.Done()
+	for {
+		var b *batch[T]
+		select {
+		case b = <-ic.ch:
+		case <-done:
+			return
+		}
+		var m mail
+		switch b.kind {
+		case kindData:
+			m = mail{kind: mailData, channel: idx, data: b}
+		case kindBarrier:
+			m = mail{kind: mailBarrier, channel: idx, barrier: b.barrier}
+		case kindEnd:
+			m = mail{kind: mailEnd, channel: idx}
+		}
+		select {
+		case mailbox <- m:
+		case <-done:
+			return
+		}
+		switch {
+		case b.kind == kindEnd:
+			return
+		case b.kind == kindBarrier && aligned:
+			// Exactly-once alignment (DESIGN §3 step 3): stop reading this
+			// channel until the task saw the barrier on every channel. The
+			// channel then fills up and backpressure reaches the producer.
+			select {
+			case <-gate:
+			case <-done:
+				return
+			}
+		}
+	}
+}
+
+func (ic *inputChannel[T]) process(data any) error {
+	b := data.(*batch[T])
+	ic.stats.RecordsIn.Add(int64(len(b.records)))
+	for _, r := range b.records {
+		if err := ic.in.Emit(r); err != nil {
+			return err
+		}
+	}
+	ic.c.put(b)
+	return nil
+}
+
+// TaskStats are the counters a task keeps for metrics and the demo.
+type TaskStats struct {
+	RecordsIn          atomic.Int64
+	RecordsOut         atomic.Int64
+	BackpressuredNanos atomic.Int64
+	BusyNanos          atomic.Int64
+	AlignmentNanos     atomic.Int64
+}

@@ -1,0 +1,749 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/checkpoint/store"
+	"github.com/sluicehq/sluice/clock"
+	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/keygroup"
+	"github.com/sluicehq/sluice/restart"
+)
+
+// Plan is a job graph ready to run: vertices are chains of operators,
+// edges are shuffles between them.
+type Plan struct {
+	JobName        string
+	MaxParallelism int
+	// BufferTimeout is how long a record may wait in a partially filled
+	// batch (Flink's buffer timeout). 0 flushes after every batch of work.
+	BufferTimeout time.Duration
+	// BatchSize is the number of records per batch on an edge.
+	BatchSize int
+	// ChannelCapacity is the number of batches an edge channel holds.
+	ChannelCapacity int
+	// Vertices in topological order.
+	Vertices []*Vertex
+	Edges    []*EdgeSpec
+}
+
+// Vertex is one chain of operators with its parallelism.
+type Vertex struct {
+	ID          int
+	Name        string
+	UID         string
+	Parallelism int
+	// UIDs lists every operator uid in the chain, the source's first.
+	UIDs []string
+	// Instantiate builds subtask w.Subtask of the vertex for one attempt.
+	Instantiate func(w *Wiring) (*Chain, error)
+}
+
+// EdgeSpec is a shuffle between two vertices.
+type EdgeSpec struct {
+	ID       int
+	From, To int
+	// NewChannels makes the typed channels (a *Channels[T]).
+	NewChannels func(up, down, capacity int) any
+}
+
+// Wiring is what Instantiate gets: the attempt's channels and context.
+type Wiring struct {
+	Subtask   int
+	Channels  map[int]any
+	Done      <-chan struct{}
+	Stats     *TaskStats
+	BatchSize int
+}
+
+// Config configures how a job runs.
+type Config struct {
+	Checkpoint checkpoint.Config
+	Restart    restart.Strategy
+	// Store keeps checkpoints; required.
+	Store *store.Checkpoints
+	// FromCheckpoint restores the first attempt from this checkpoint or
+	// savepoint directory instead of the latest in Store.
+	FromCheckpoint string
+	Clock          clock.Clock
+	Logger         *slog.Logger
+	Faults         *fault.Injector
+}
+
+// Job runs a Plan with restarts until it finishes, fails for good, or its
+// context is cancelled.
+type Job struct {
+	plan  *Plan
+	cfg   Config
+	clock clock.Clock
+	log   *slog.Logger
+
+	stopOnce sync.Once
+	stopCh   chan struct{}
+
+	mu    sync.Mutex
+	stats map[checkpoint.TaskID]*TaskStats
+
+	restarts      atomic.Int64
+	completed     atomic.Int64
+	failedCP      atomic.Int64
+	lastCompleted atomic.Int64
+	lastRecovery  atomic.Int64
+	lastMeta      atomic.Pointer[checkpoint.Metadata]
+	coordStats    atomic.Pointer[checkpoint.Stats]
+}
+
+// NewJob prepares plan to run with cfg.
+func NewJob(plan *Plan, cfg Config) (*Job, error) {
+	cfg.Checkpoint = cfg.Checkpoint.WithDefaults()
+	if err := cfg.Checkpoint.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Store == nil {
+		return nil, errors.New("checkpoint storage: not configured")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Restart == nil {
+		cfg.Restart = restart.NoRestart()
+	}
+	if plan.BatchSize <= 0 {
+		plan.BatchSize = 512
+	}
+	if plan.ChannelCapacity <= 0 {
+		plan.ChannelCapacity = 8
+	}
+	if plan.MaxParallelism <= 0 {
+		plan.MaxParallelism = keygroup.DefaultMaxParallelism
+	}
+	j := &Job{plan: plan, cfg: cfg, clock: cfg.Clock, log: cfg.Logger, stopCh: make(chan struct{}), stats: map[checkpoint.TaskID]*TaskStats{}}
+	return j, nil
+}
+
+// Stop asks the job to finish cleanly: a final checkpoint is taken, sinks
+// commit it, and Run returns nil.
+func (j *Job) Stop() { j.stopOnce.Do(func() { close(j.stopCh) }) }
+
+// Status is a point-in-time view of a running job.
+type Status struct {
+	Restarts             int64
+	CheckpointsCompleted int64
+	CheckpointsFailed    int64
+	LastCheckpointID     int64
+	LastRecovery         time.Duration
+	Vertices             []VertexStatus
+	Checkpoints          *checkpoint.Stats
+}
+
+// VertexStatus sums the counters of a vertex's subtasks.
+type VertexStatus struct {
+	Name               string
+	Parallelism        int
+	RecordsIn          int64
+	RecordsOut         int64
+	BusyNanos          int64
+	BackpressuredNanos int64
+	AlignmentNanos     int64
+}
+
+// Status returns the job's counters.
+func (j *Job) Status() Status {
+	s := Status{
+		Restarts:             j.restarts.Load(),
+		CheckpointsCompleted: j.completed.Load(),
+		CheckpointsFailed:    j.failedCP.Load(),
+		LastCheckpointID:     j.lastCompleted.Load(),
+		LastRecovery:         time.Duration(j.lastRecovery.Load()),
+		Checkpoints:          j.coordStats.Load(),
+	}
+	for _, v := range j.plan.Vertices {
+		vs := VertexStatus{Name: v.Name, Parallelism: v.Parallelism}
+		for i := 0; i < v.Parallelism; i++ {
+			st := j.taskStats(checkpoint.TaskID{Vertex: v.UID, Subtask: i})
+			vs.RecordsIn += st.RecordsIn.Load()
+			vs.RecordsOut += st.RecordsOut.Load()
+			vs.BusyNanos += st.BusyNanos.Load()
+			vs.BackpressuredNanos += st.BackpressuredNanos.Load()
+			vs.AlignmentNanos += st.AlignmentNanos.Load()
+		}
+		s.Vertices = append(s.Vertices, vs)
+	}
+	return s
+}
+
+// LastCompleted returns the metadata of the newest checkpoint completed by
+// this run, or nil.
+func (j *Job) LastCompleted() *checkpoint.Metadata { return j.lastMeta.Load() }
+
+func (j *Job) taskStats(id checkpoint.TaskID) *TaskStats {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	st, ok := j.stats[id]
+	if !ok {
+		st = &TaskStats{}
+		j.stats[id] = st
+	}
+	return st
+}
+
+func (j *Job) stopping() bool {
+	select {
+	case <-j.stopCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// Run runs the job: attempts, restarts per the restart strategy, restores
+// from the latest complete checkpoint (DESIGN §5).
+func (j *Job) Run(ctx context.Context) error {
+	from := j.cfg.FromCheckpoint
+	// Leftovers of checkpoints that a crash interrupted are never
+	// restorable; nothing else writes to this storage yet.
+	if err := j.cfg.Store.CleanIncomplete(ctx); err != nil {
+		return fmt.Errorf("checkpoint storage: clean incomplete checkpoints: %w", err)
+	}
+	var failedAt time.Time
+	for attempt := 0; ; attempt++ {
+		meta, err := j.pickRestore(ctx, from)
+		if err != nil {
+			return err
+		}
+		err = j.runAttempt(ctx, attempt, meta, failedAt)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		failedAt = j.clock.Now()
+		ok, delay := j.cfg.Restart.OnFailure(failedAt, err)
+		if !ok {
+			return fmt.Errorf("job %s failed after %d restarts: %w", j.plan.JobName, j.restarts.Load(), err)
+		}
+		j.log.Warn("job attempt failed, restarting", "job", j.plan.JobName, "attempt", attempt, "delay", delay, "err", err)
+		if delay > 0 {
+			tm := j.clock.NewTimer(delay)
+			select {
+			case <-tm.C():
+			case <-ctx.Done():
+				tm.Stop()
+				return ctx.Err()
+			}
+		}
+		j.restarts.Add(1)
+		// Once this run completed a checkpoint, that one is newer than the
+		// user-given starting point.
+		if j.lastCompleted.Load() > 0 {
+			from = ""
+		}
+	}
+}
+
+// pickRestore finds the checkpoint to restore: an explicit path, else the
+// newest complete one in storage (corrupt ones skipped, loudly).
+func (j *Job) pickRestore(ctx context.Context, from string) (*restorePoint, error) {
+	if from != "" {
+		m, src, err := store.LoadPath(ctx, from)
+		if err != nil {
+			return nil, fmt.Errorf("restore from %s: %w", from, err)
+		}
+		return &restorePoint{meta: m, src: src}, nil
+	}
+	m, err := j.cfg.Store.Latest(ctx, j.log)
+	if errors.Is(err, store.ErrNoCheckpoint) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find latest checkpoint: %w", err)
+	}
+	return &restorePoint{meta: m, src: j.cfg.Store.Snapshot(m.CheckpointID)}, nil
+}
+
+type restorePoint struct {
+	meta *checkpoint.Metadata
+	src  *store.Snapshot
+}
+
+func newRunID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// attempt is one run of the job graph between failures.
+type attempt struct {
+	j      *Job
+	plan   *Plan
+	cfg    checkpoint.Config
+	clock  clock.Clock
+	faults *fault.Injector
+	ctx    context.Context
+	runID  string
+
+	tasks   []*task
+	byID    map[checkpoint.TaskID]*task
+	sources []*task
+
+	events   chan checkpoint.Event
+	errs     chan error
+	exhaust  chan checkpoint.TaskID
+	endedCh  chan checkpoint.TaskID
+	wg       sync.WaitGroup
+	asyncErr chan error
+}
+
+func (a *attempt) sourceExhausted(id checkpoint.TaskID) {
+	select {
+	case a.exhaust <- id:
+	case <-a.ctx.Done():
+	}
+}
+
+func (a *attempt) taskEnded(id checkpoint.TaskID) {
+	select {
+	case a.endedCh <- id:
+	case <-a.ctx.Done():
+	}
+}
+
+func (a *attempt) decline(id checkpoint.TaskID, cp int64, err error) {
+	a.event(checkpoint.DeclineEvent{CheckpointID: cp, Task: id, Err: err})
+}
+
+func (a *attempt) event(ev checkpoint.Event) {
+	select {
+	case a.events <- ev:
+	case <-a.ctx.Done():
+	}
+}
+
+// writeSnapshot is the asynchronous part of a task's snapshot: write the
+// keyed state files, then ack with their handles (DESIGN §3 step 4).
+func (a *attempt) writeSnapshot(id checkpoint.TaskID, b Barrier, snaps []pendingSnap, align, sync time.Duration) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer func() {
+			for _, p := range snaps {
+				if p.snap.Keyed != nil {
+					p.snap.Keyed.Release()
+				}
+			}
+		}()
+		defer func() {
+			if r := recover(); r != nil {
+				err := fmt.Errorf("task %s/%d: asynchronous snapshot %d panicked: %v\n%s", id.Vertex, id.Subtask, b.ID, r, debug.Stack())
+				if e, ok := r.(error); ok {
+					err = fmt.Errorf("task %s/%d: asynchronous snapshot %d: %w", id.Vertex, id.Subtask, b.ID, e)
+				}
+				select {
+				case a.errs <- err:
+				default:
+				}
+			}
+		}()
+		states := make(map[string]*checkpoint.SubtaskState, len(snaps))
+		kgs := keygroup.RangeFor(id.Subtask, a.parallelism(id), a.plan.MaxParallelism)
+		var total int64
+		for _, p := range snaps {
+			a.faults.Hit(fault.InSnapshotWrite, p.uid, id.Subtask)
+			st := &checkpoint.SubtaskState{Subtask: id.Subtask, KeyGroups: kgs, Operator: p.snap.Operator}
+			if p.snap.Keyed != nil {
+				h, err := a.writeKeyed(b.ID, p.uid, id.Subtask, p.snap.Keyed)
+				if err != nil {
+					a.decline(id, b.ID, fmt.Errorf("%s/%d: write keyed state: %w", p.uid, id.Subtask, err))
+					return
+				}
+				total += h.Size
+				st.Keyed = []checkpoint.StateHandle{h}
+			}
+			for _, es := range p.snap.Operator {
+				for _, e := range es {
+					total += int64(len(e))
+				}
+			}
+			states[p.uid] = st
+		}
+		a.event(checkpoint.AckEvent{CheckpointID: b.ID, Task: id, States: states, Bytes: total, AlignmentDuration: align, SyncDuration: sync})
+	}()
+}
+
+func (a *attempt) writeKeyed(cp int64, uid string, sub int, ks KeyedSnapshot) (checkpoint.StateHandle, error) {
+	name := fmt.Sprintf("%s-%d.keyed", uid, sub)
+	w, err := a.j.cfg.Store.StateWriter(a.ctx, cp, name)
+	if err != nil {
+		return checkpoint.StateHandle{}, err
+	}
+	offsets, err := ks.WriteTo(w)
+	if err != nil {
+		_ = w.Abort()
+		return checkpoint.StateHandle{}, err
+	}
+	h, err := w.Commit()
+	if err != nil {
+		return checkpoint.StateHandle{}, err
+	}
+	h.KeyGroupOffsets = offsets
+	return h, nil
+}
+
+func (a *attempt) parallelism(id checkpoint.TaskID) int {
+	if t, ok := a.byID[id]; ok {
+		return t.parallelism
+	}
+	return 1
+}
+
+// runAttempt builds every task, restores state, opens operators (sinks
+// recover before any source reads: DESIGN §11 "Order on restore"), starts
+// the tasks and drives the checkpoint coordinator until the job finishes
+// or fails.
+func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failedAt time.Time) error {
+	ctx, cancel := context.WithCancel(parent)
+	a := &attempt{
+		j: j, plan: j.plan, cfg: j.cfg.Checkpoint, clock: j.clock, faults: j.cfg.Faults, ctx: ctx, runID: newRunID(),
+		byID:    map[checkpoint.TaskID]*task{},
+		events:  make(chan checkpoint.Event, 1024),
+		errs:    make(chan error, 64),
+		exhaust: make(chan checkpoint.TaskID, 1024),
+		endedCh: make(chan checkpoint.TaskID, 1024),
+	}
+	defer func() {
+		cancel()
+		a.wg.Wait()
+	}()
+	if err := a.build(n, rp); err != nil {
+		a.closeAll()
+		return err
+	}
+	firstID := int64(1)
+	maxID, err := j.cfg.Store.MaxID(ctx)
+	if err != nil {
+		a.closeAll()
+		return fmt.Errorf("checkpoint storage: %w", err)
+	}
+	if maxID >= firstID {
+		firstID = maxID + 1
+	}
+	if rp != nil && rp.meta.CheckpointID >= firstID {
+		firstID = rp.meta.CheckpointID + 1
+	}
+	completed, err := j.cfg.Store.Completed(ctx)
+	if err != nil {
+		a.closeAll()
+		return fmt.Errorf("checkpoint storage: %w", err)
+	}
+	var ids []checkpoint.TaskID
+	for _, t := range a.tasks {
+		ids = append(ids, t.id)
+	}
+	coord, err := checkpoint.NewCoordinator(j.cfg.Checkpoint, checkpoint.CoordinatorOptions{
+		JobName: j.plan.JobName, MaxParallelism: j.plan.MaxParallelism, Tasks: ids,
+		FirstID: firstID, Start: j.clock.Now(), Completed: completed,
+	})
+	if err != nil {
+		a.closeAll()
+		return err
+	}
+	for _, t := range a.tasks {
+		a.wg.Add(1)
+		go func(t *task) {
+			defer a.wg.Done()
+			if err := t.run(ctx); err != nil && ctx.Err() == nil {
+				select {
+				case a.errs <- err:
+				default:
+				}
+			}
+		}(t)
+	}
+	if !failedAt.IsZero() {
+		j.lastRecovery.Store(int64(j.clock.Now().Sub(failedAt)))
+	}
+	return a.drive(coord)
+}
+
+// closeAll closes operators of tasks that never started.
+func (a *attempt) closeAll() {
+	for _, t := range a.tasks {
+		for _, op := range t.chain.Ops {
+			_ = op.Op.Close()
+		}
+		if t.chain.Source != nil {
+			_ = t.chain.Source.Close()
+		}
+	}
+}
+
+func (a *attempt) build(n int, rp *restorePoint) error {
+	channels := make(map[int]any, len(a.plan.Edges))
+	par := map[int]int{}
+	for _, v := range a.plan.Vertices {
+		par[v.ID] = v.Parallelism
+	}
+	for _, e := range a.plan.Edges {
+		channels[e.ID] = e.NewChannels(par[e.From], par[e.To], a.plan.ChannelCapacity)
+	}
+	restorer := newRestorer(a.ctx, rp)
+	for _, v := range a.plan.Vertices {
+		for sub := 0; sub < v.Parallelism; sub++ {
+			id := checkpoint.TaskID{Vertex: v.UID, Subtask: sub}
+			stats := a.j.taskStats(id)
+			chain, err := v.Instantiate(&Wiring{Subtask: sub, Channels: channels, Done: a.ctx.Done(), Stats: stats, BatchSize: a.plan.BatchSize})
+			if err != nil {
+				return fmt.Errorf("build %s/%d: %w", v.Name, sub, err)
+			}
+			t := &task{id: id, chain: chain, job: a, ctl: make(chan taskCtl, 64), mailbox: make(chan mail, 2*len(chain.Inputs)+4), stats: stats, parallelism: v.Parallelism}
+			a.tasks = append(a.tasks, t)
+			a.byID[id] = t
+			if chain.Source != nil {
+				a.sources = append(a.sources, t)
+			}
+		}
+	}
+	// Open sinks and other operators first, sources last, so that restored
+	// transactions are committed before any record is read again.
+	for _, t := range a.tasks {
+		for i := len(t.chain.Ops) - 1; i >= 0; i-- {
+			op := t.chain.Ops[i]
+			oc, err := a.opContext(n, t, op.UID, op.Name, restorer)
+			if err != nil {
+				return err
+			}
+			if err := op.Op.Open(oc); err != nil {
+				return fmt.Errorf("open %s/%d: %w", op.UID, t.id.Subtask, err)
+			}
+		}
+	}
+	for _, t := range a.sources {
+		oc, err := a.opContext(n, t, t.chain.SourceUID, t.chain.SourceUID, restorer)
+		if err != nil {
+			return err
+		}
+		if err := t.chain.Source.Open(oc); err != nil {
+			return fmt.Errorf("open source %s/%d: %w", t.chain.SourceUID, t.id.Subtask, err)
+		}
+	}
+	return nil
+}
+
+func (a *attempt) opContext(n int, t *task, uid, name string, r *restorer) (*OperatorContext, error) {
+	kgs := keygroup.RangeFor(t.id.Subtask, t.parallelism, a.plan.MaxParallelism)
+	rs, err := r.forSubtask(uid, kgs)
+	if err != nil {
+		return nil, err
+	}
+	return &OperatorContext{
+		UID: uid, Name: name, Subtask: t.id.Subtask, Parallelism: t.parallelism, MaxParallelism: a.plan.MaxParallelism,
+		KeyGroups: kgs, Restored: rs, Attempt: n, RunID: a.runID, Clock: a.clock,
+		Logger: a.j.log.With("operator", uid, "subtask", t.id.Subtask), Faults: a.faults,
+	}, nil
+}
+
+// drive is the job master loop: it feeds the coordinator and carries out
+// its actions (DESIGN §3).
+func (a *attempt) drive(coord *checkpoint.Coordinator) error {
+	j := a.j
+	exhausted := map[checkpoint.TaskID]bool{}
+	ended := map[checkpoint.TaskID]bool{}
+	var stopID int64
+	stopAsked, stopDone := false, false
+	askStop := func() {
+		if !stopAsked {
+			stopAsked = true
+			coord.Step(checkpoint.TriggerFinalCheckpointEvent{Now: a.clock.Now()})
+		}
+	}
+	stopCh := j.stopCh
+	for {
+		// Carry out what the coordinator decided.
+		for _, act := range coord.Ready() {
+			switch act := act.(type) {
+			case checkpoint.TriggerAction:
+				if act.Stop {
+					stopID = act.CheckpointID
+				}
+				b := Barrier{ID: act.CheckpointID, Kind: act.Kind, Timestamp: act.Timestamp, Stop: act.Stop}
+				for _, t := range a.sources {
+					if err := a.sendCtl(t, taskCtl{kind: ctlTrigger, barrier: b}); err != nil {
+						return err
+					}
+				}
+			case checkpoint.PersistAction:
+				err := j.cfg.Store.WriteMetadata(a.ctx, act.Metadata)
+				if err != nil {
+					j.log.Error("checkpoint metadata not written", "checkpoint", act.Metadata.CheckpointID, "err", err)
+				}
+				coord.Step(checkpoint.PersistedEvent{CheckpointID: act.Metadata.CheckpointID, Err: err})
+			case checkpoint.CompleteAction:
+				j.completed.Add(1)
+				j.lastCompleted.Store(act.CheckpointID)
+				j.lastMeta.Store(act.Metadata)
+				if act.Kind == checkpoint.KindSavepoint && !act.Stop {
+					// A savepoint does not commit sink transactions (as in
+					// Flink ≥ 1.15): a later restore from an older
+					// checkpoint would replay output already visible. Its
+					// transactions are committed with the next checkpoint.
+					break
+				}
+				for _, t := range a.tasks {
+					if err := a.sendCtl(t, taskCtl{kind: ctlComplete, id: act.CheckpointID}); err != nil {
+						return err
+					}
+				}
+				if act.Stop {
+					stopDone = true
+				}
+			case checkpoint.AbortAction:
+				j.failedCP.Add(1)
+				j.log.Warn("checkpoint aborted", "checkpoint", act.CheckpointID, "reason", act.Reason)
+				for _, t := range a.tasks {
+					if err := a.sendCtl(t, taskCtl{kind: ctlAborted, id: act.CheckpointID}); err != nil {
+						return err
+					}
+				}
+				if act.CheckpointID == stopID {
+					// The sources already ended their input after this
+					// barrier; only a restart can take another one.
+					return fmt.Errorf("final checkpoint %d failed: %w", act.CheckpointID, act.Reason)
+				}
+			case checkpoint.DiscardAction:
+				if err := j.cfg.Store.Discard(a.ctx, act.CheckpointID); err != nil {
+					j.log.Warn("could not discard old checkpoint", "checkpoint", act.CheckpointID, "err", err)
+				}
+			case checkpoint.FailJobAction:
+				return act.Err
+			}
+		}
+		st := coord.Stats()
+		j.coordStats.Store(&st)
+		if stopDone && len(ended) == len(a.tasks) {
+			for _, t := range a.tasks {
+				if err := a.sendCtl(t, taskCtl{kind: ctlFinish}); err != nil {
+					return err
+				}
+			}
+			a.wg.Wait()
+			select {
+			case err := <-a.errs:
+				return err
+			default:
+			}
+			return nil
+		}
+		var wake <-chan time.Time
+		var tm clock.Timer
+		if at, ok := coord.NextDeadline(); ok {
+			tm = a.clock.NewTimer(at.Sub(a.clock.Now()))
+			wake = tm.C()
+		}
+		select {
+		case ev := <-a.events:
+			coord.Step(ev)
+		case now := <-wake:
+			coord.Step(checkpoint.TickEvent{Now: now})
+		case id := <-a.exhaust:
+			exhausted[id] = true
+			if len(exhausted) == len(a.sources) {
+				askStop()
+			}
+		case id := <-a.endedCh:
+			ended[id] = true
+		case <-stopCh:
+			stopCh = nil
+			askStop()
+		case err := <-a.errs:
+			if tm != nil {
+				tm.Stop()
+			}
+			return err
+		case <-a.ctx.Done():
+			if tm != nil {
+				tm.Stop()
+			}
+			return a.ctx.Err()
+		}
+		if tm != nil {
+			tm.Stop()
+		}
+		if stopCh != nil && j.stopping() {
+			stopCh = nil
+			askStop()
+		}
+	}
+}
+
+func (a *attempt) sendCtl(t *task, c taskCtl) error {
+	select {
+	case t.ctl <- c:
+		return nil
+	case err := <-a.errs:
+		return err
+	case <-a.ctx.Done():
+		return a.ctx.Err()
+	}
+}
+
+// restorer selects, per operator uid and subtask, the state to restore from
+// a checkpoint, reading each state file once (DESIGN §11 "Order on
+// restore" step 2).
+type restorer struct {
+	ctx   context.Context
+	rp    *restorePoint
+	files map[string][]byte
+}
+
+func newRestorer(ctx context.Context, rp *restorePoint) *restorer {
+	return &restorer{ctx: ctx, rp: rp, files: map[string][]byte{}}
+}
+
+func (r *restorer) forSubtask(uid string, kgs checkpoint.KeyGroupRange) (*RestoredState, error) {
+	if r.rp == nil {
+		return nil, nil
+	}
+	os, ok := r.rp.meta.Operators[uid]
+	if !ok {
+		return nil, nil
+	}
+	rs := &RestoredState{CheckpointID: r.rp.meta.CheckpointID, Operator: map[string][][]byte{}}
+	subs := append([]*checkpoint.SubtaskState(nil), os.Subtasks...)
+	sort.Slice(subs, func(i, k int) bool { return subs[i].Subtask < subs[k].Subtask })
+	for _, s := range subs {
+		for name, entries := range s.Operator {
+			rs.Operator[name] = append(rs.Operator[name], entries...)
+		}
+		if s.KeyGroups.Intersect(kgs).Len() == 0 {
+			continue
+		}
+		for _, h := range s.Keyed {
+			data, ok := r.files[h.Path]
+			if !ok {
+				var err error
+				data, err = r.rp.src.ReadState(r.ctx, h)
+				if err != nil {
+					return nil, fmt.Errorf("restore %s from checkpoint %d: %w", uid, r.rp.meta.CheckpointID, err)
+				}
+				r.files[h.Path] = data
+			}
+			rs.Keyed = append(rs.Keyed, RestoredKeyed{Data: data, KeyGroups: s.KeyGroups, Offsets: h.KeyGroupOffsets})
+		}
+	}
+	return rs, nil
+}

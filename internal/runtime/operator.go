@@ -1,0 +1,122 @@
+// Package runtime executes a job graph: tasks (one goroutine and a mailbox
+// each), bounded batched edges, barrier alignment, the checkpoint
+// coordinator's driver and the restart loop (DESIGN §2, §3, §5).
+//
+// The typed dataflow API (package sluice) builds a Plan; everything here that
+// carries records is generic, everything that carries control is not.
+package runtime
+
+import (
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/clock"
+	"github.com/sluicehq/sluice/fault"
+)
+
+// Emitter receives records, one call each. Operators of a chain are joined
+// by Emitters (plain method calls); at a shuffle the Emitter is a partition
+// writer that batches records onto bounded edges.
+type Emitter[T any] interface {
+	Emit(v T) error
+}
+
+// Barrier is a checkpoint barrier travelling in-band with the data.
+type Barrier struct {
+	ID        int64
+	Kind      checkpoint.Kind
+	Timestamp time.Time
+	// Stop says the sources end their input after this barrier.
+	Stop bool
+}
+
+// Operator is the lifecycle every operator instance (one subtask of one
+// operator) implements; records reach it through a typed Emitter built next
+// to it. All methods run on the task goroutine, one at a time.
+type Operator interface {
+	// Open is called once per attempt, after state was restored into the
+	// context and before any record.
+	Open(ctx *OperatorContext) error
+	// Snapshot is the synchronous part of a checkpoint: take an immutable
+	// view quickly. Heavy work goes into the returned KeyedSnapshot, which is
+	// written off the task goroutine.
+	Snapshot(b Barrier) (*OperatorSnapshot, error)
+	// NotifyComplete tells that checkpoint id is durable (two-phase-commit
+	// sinks commit here).
+	NotifyComplete(id int64) error
+	// NotifyAborted tells that checkpoint id will never complete.
+	NotifyAborted(id int64) error
+	// EndInput is called once when every input has ended, in chain order.
+	EndInput() error
+	// Close releases resources; it is called on every exit, also after a
+	// failure.
+	Close() error
+}
+
+// TimerOperator is an Operator with processing-time timers.
+type TimerOperator interface {
+	Operator
+	// NextTimer returns the earliest pending timer.
+	NextTimer() (time.Time, bool)
+	// FireTimers fires every timer due at now.
+	FireTimers(now time.Time) error
+}
+
+// OperatorSnapshot is what one operator instance hands over at a barrier.
+type OperatorSnapshot struct {
+	// Keyed is written asynchronously into one state file, or nil.
+	Keyed KeyedSnapshot
+	// Operator is non-keyed list state by name, stored inline in _metadata.
+	Operator map[string][][]byte
+}
+
+// KeyedSnapshot is the asynchronous part of a keyed state snapshot.
+type KeyedSnapshot interface {
+	// WriteTo serializes the snapshot key group by key group and returns
+	// the offset at which each key group's section starts.
+	WriteTo(w io.Writer) (keyGroupOffsets []int64, err error)
+	// Release is called once the write finished or was abandoned.
+	Release()
+}
+
+// OperatorContext is what an operator instance knows about where it runs.
+type OperatorContext struct {
+	UID            string
+	Name           string
+	Subtask        int
+	Parallelism    int
+	MaxParallelism int
+	KeyGroups      checkpoint.KeyGroupRange
+	// Restored is the state to restore, nil on a fresh start.
+	Restored *RestoredState
+	// Attempt counts the restarts of this job run (0 for the first).
+	Attempt int
+	// RunID is unique per attempt, also across processes: operators use it
+	// to name things (files, transactions) that must never collide with
+	// leftovers of an earlier attempt.
+	RunID  string
+	Clock  clock.Clock
+	Logger *slog.Logger
+	Faults *fault.Injector
+}
+
+// RestoredState is the state of one operator uid from a checkpoint,
+// selected for one subtask.
+type RestoredState struct {
+	CheckpointID int64
+	// Keyed holds the keyed state files whose key-group range overlaps this
+	// subtask's range.
+	Keyed []RestoredKeyed
+	// Operator holds the operator list state of every old subtask, by name
+	// (union redistribution: each operator keeps what it owns).
+	Operator map[string][][]byte
+}
+
+// RestoredKeyed is one keyed state file, read and checksum-verified.
+type RestoredKeyed struct {
+	Data      []byte
+	KeyGroups checkpoint.KeyGroupRange
+	Offsets   []int64
+}

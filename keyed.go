@@ -1,0 +1,312 @@
+package sluice
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice/codec"
+	"github.com/sluicehq/sluice/internal/runtime"
+	"github.com/sluicehq/sluice/state"
+)
+
+// KeyedProcessFunction processes a keyed stream with keyed state and
+// processing-time timers (Flink's KeyedProcessFunction).
+type KeyedProcessFunction[K comparable, IN, OUT any] interface {
+	// Open is called once per subtask and attempt, after state was
+	// restored: register state here.
+	Open(rc *RuntimeContext[K]) error
+	// ProcessElement is called for every record, with the record's key set
+	// as the current key.
+	ProcessElement(in IN, ctx *ProcessContext[K, OUT]) error
+}
+
+// TimerFunction is implemented by a KeyedProcessFunction that uses timers.
+type TimerFunction[K comparable, OUT any] interface {
+	// OnTimer is called when a timer registered for ctx.CurrentKey() fires.
+	OnTimer(at time.Time, ctx *ProcessContext[K, OUT]) error
+}
+
+// RuntimeContext gives a keyed function its state and where it runs.
+type RuntimeContext[K comparable] struct {
+	backend *state.HeapBackend[K]
+	op      *OperatorContext
+}
+
+// Operator returns the operator's context (uid, subtask, parallelism...).
+func (rc *RuntimeContext[K]) Operator() *OperatorContext { return rc.op }
+
+// NewValueState registers (or returns the restored) value state name.
+func NewValueState[K comparable, V any](rc *RuntimeContext[K], name string, c codec.Codec[V], opts ...state.Option) (state.ValueState[V], error) {
+	return state.Value(rc.backend, name, c, opts...)
+}
+
+// NewListState registers (or returns the restored) list state name.
+func NewListState[K comparable, V any](rc *RuntimeContext[K], name string, c codec.Codec[V], opts ...state.Option) (state.ListState[V], error) {
+	return state.List(rc.backend, name, c, opts...)
+}
+
+// NewMapState registers (or returns the restored) map state name.
+func NewMapState[K, UK comparable, UV any](rc *RuntimeContext[K], name string, kc codec.Codec[UK], vc codec.Codec[UV], opts ...state.Option) (state.MapState[UK, UV], error) {
+	return state.Map(rc.backend, name, kc, vc, opts...)
+}
+
+// NewReducingState registers (or returns the restored) reducing state name.
+func NewReducingState[K comparable, V any](rc *RuntimeContext[K], name string, c codec.Codec[V], reduce func(a, b V) V, opts ...state.Option) (state.ReducingState[V], error) {
+	return state.Reducing(rc.backend, name, c, reduce, opts...)
+}
+
+// ProcessContext is what a keyed function sees per record or timer.
+type ProcessContext[K comparable, OUT any] struct {
+	Collector[OUT]
+	backend *state.HeapBackend[K]
+	op      *OperatorContext
+}
+
+// CurrentKey returns the key of the record or timer being processed.
+func (c *ProcessContext[K, OUT]) CurrentKey() K { return c.backend.CurrentKey() }
+
+// CurrentProcessingTime returns the time of the job's clock.
+func (c *ProcessContext[K, OUT]) CurrentProcessingTime() time.Time { return c.op.Clock.Now() }
+
+// RegisterProcessingTimeTimer asks for OnTimer at t for the current key.
+// Timers are part of the checkpointed state.
+func (c *ProcessContext[K, OUT]) RegisterProcessingTimeTimer(t time.Time) { c.backend.RegisterTimer(t) }
+
+// DeleteProcessingTimeTimer removes the current key's timer at t.
+func (c *ProcessContext[K, OUT]) DeleteProcessingTimeTimer(t time.Time) { c.backend.DeleteTimer(t) }
+
+// Process applies a keyed process function to a keyed stream.
+func Process[K comparable, IN, OUT any](ks KeyedStream[K, IN], name string, fn KeyedProcessFunction[K, IN, OUT], opts ...OpOption) Stream[OUT] {
+	e := ks.s.env
+	n := e.addNode(name, opts, ks.s.n.par)
+	setFanout[OUT](n)
+	n.make = func(sub int, out any) (instance, error) {
+		op := &keyedOp[K, IN, OUT]{fn: fn, key: ks.key, kc: ks.codec}
+		op.pc.out = out.(Emitter[OUT])
+		op.timers, _ = fn.(TimerFunction[K, OUT])
+		return instance{op: op, ins: []any{Emitter[IN](op)}}, nil
+	}
+	connect(e, ks.s.n, n, 0, runtime.Hash, hashTarget(ks, n.par))
+	return Stream[OUT]{env: e, n: n}
+}
+
+type keyedOp[K comparable, IN, OUT any] struct {
+	baseOp
+	fn      KeyedProcessFunction[K, IN, OUT]
+	timers  TimerFunction[K, OUT]
+	key     func(IN) K
+	kc      codec.KeyCodec[K]
+	backend *state.HeapBackend[K]
+	pc      ProcessContext[K, OUT]
+}
+
+func (k *keyedOp[K, IN, OUT]) Open(ctx *OperatorContext) error {
+	if err := k.baseOp.Open(ctx); err != nil {
+		return err
+	}
+	k.backend = state.NewHeapBackend(k.kc, ctx.MaxParallelism, ctx.KeyGroups, ctx.Clock)
+	if err := restoreKeyed(k.backend, ctx); err != nil {
+		return err
+	}
+	k.pc.backend, k.pc.op = k.backend, ctx
+	return k.fn.Open(&RuntimeContext[K]{backend: k.backend, op: ctx})
+}
+
+func restoreKeyed[K comparable](b *state.HeapBackend[K], ctx *OperatorContext) error {
+	if ctx.Restored == nil || len(ctx.Restored.Keyed) == 0 {
+		return nil
+	}
+	files := make([]state.RestoreFile, len(ctx.Restored.Keyed))
+	for i, f := range ctx.Restored.Keyed {
+		files[i] = state.RestoreFile{Data: f.Data, Range: f.KeyGroups, Offsets: f.Offsets}
+	}
+	if err := b.Restore(files); err != nil {
+		return fmt.Errorf("%s/%d: restore keyed state from checkpoint %d: %w", ctx.UID, ctx.Subtask, ctx.Restored.CheckpointID, err)
+	}
+	return nil
+}
+
+func (k *keyedOp[K, IN, OUT]) Emit(v IN) error {
+	k.hit()
+	if err := k.backend.SetCurrentKey(k.key(v)); err != nil {
+		return fmt.Errorf("%s: %w", k.uid, err)
+	}
+	if err := k.fn.ProcessElement(v, &k.pc); err != nil {
+		return fmt.Errorf("%s: %w", k.uid, err)
+	}
+	return k.pc.take()
+}
+
+func (k *keyedOp[K, IN, OUT]) Snapshot(b runtime.Barrier) (*runtime.OperatorSnapshot, error) {
+	return &runtime.OperatorSnapshot{Keyed: k.backend.Snapshot(b.ID)}, nil
+}
+
+func (k *keyedOp[K, IN, OUT]) NextTimer() (time.Time, bool) {
+	if k.timers == nil {
+		return time.Time{}, false
+	}
+	return k.backend.NextTimer()
+}
+
+func (k *keyedOp[K, IN, OUT]) FireTimers(now time.Time) error {
+	for {
+		key, at, ok := k.backend.PopDueTimer(now)
+		if !ok {
+			return nil
+		}
+		if err := k.backend.SetCurrentKey(key); err != nil {
+			return fmt.Errorf("%s: timer: %w", k.uid, err)
+		}
+		if err := k.timers.OnTimer(at, &k.pc); err != nil {
+			return fmt.Errorf("%s: timer: %w", k.uid, err)
+		}
+		if err := k.pc.take(); err != nil {
+			return err
+		}
+	}
+}
+
+// Reduce emits, for every record, the running reduction of its key's
+// records so far (Flink's KeyedStream.reduce). The running value is keyed
+// state encoded with c.
+func Reduce[K comparable, T any](ks KeyedStream[K, T], name string, reduce func(acc, v T) T, c codec.Codec[T], opts ...OpOption) Stream[T] {
+	return Process[K, T, T](ks, name, &reducer[K, T]{reduce: reduce, c: c}, opts...)
+}
+
+type reducer[K comparable, T any] struct {
+	reduce func(acc, v T) T
+	c      codec.Codec[T]
+	acc    state.ValueState[T]
+}
+
+func (r *reducer[K, T]) Open(rc *RuntimeContext[K]) error {
+	var err error
+	r.acc, err = NewValueState(rc, "reduce", r.c)
+	return err
+}
+
+func (r *reducer[K, T]) ProcessElement(v T, ctx *ProcessContext[K, T]) error {
+	if acc, ok := r.acc.Value(); ok {
+		v = r.reduce(acc, v)
+	}
+	r.acc.Update(v)
+	ctx.Collect(v)
+	return nil
+}
+
+// ConnectedStreams are two keyed streams with the same key type, processed
+// together by one operator that shares keyed state between them (Flink's
+// connect + keyBy).
+type ConnectedStreams[K comparable, A, B any] struct {
+	a KeyedStream[K, A]
+	b KeyedStream[K, B]
+}
+
+// Connect joins two keyed streams for a KeyedCoProcessFunction.
+func Connect[K comparable, A, B any](a KeyedStream[K, A], b KeyedStream[K, B]) ConnectedStreams[K, A, B] {
+	return ConnectedStreams[K, A, B]{a: a, b: b}
+}
+
+// KeyedCoProcessFunction processes two keyed inputs with shared keyed state.
+type KeyedCoProcessFunction[K comparable, A, B, OUT any] interface {
+	Open(rc *RuntimeContext[K]) error
+	ProcessElement1(in A, ctx *ProcessContext[K, OUT]) error
+	ProcessElement2(in B, ctx *ProcessContext[K, OUT]) error
+}
+
+// CoProcess applies fn to connected streams. Barriers are aligned across
+// both inputs.
+func CoProcess[K comparable, A, B, OUT any](cs ConnectedStreams[K, A, B], name string, fn KeyedCoProcessFunction[K, A, B, OUT], opts ...OpOption) Stream[OUT] {
+	e := cs.a.s.env
+	n := e.addNode(name, opts, cs.a.s.n.par)
+	setFanout[OUT](n)
+	n.make = func(sub int, out any) (instance, error) {
+		op := &coOp[K, A, B, OUT]{fn: fn, keyA: cs.a.key, keyB: cs.b.key, kc: cs.a.codec}
+		op.pc.out = out.(Emitter[OUT])
+		op.timers, _ = fn.(TimerFunction[K, OUT])
+		return instance{op: op, ins: []any{Emitter[A](coInput1[K, A, B, OUT]{op}), Emitter[B](coInput2[K, A, B, OUT]{op})}}, nil
+	}
+	connect(e, cs.a.s.n, n, 0, runtime.Hash, hashTarget(cs.a, n.par))
+	connect(e, cs.b.s.n, n, 1, runtime.Hash, hashTarget(cs.b, n.par))
+	return Stream[OUT]{env: e, n: n}
+}
+
+type coOp[K comparable, A, B, OUT any] struct {
+	baseOp
+	fn      KeyedCoProcessFunction[K, A, B, OUT]
+	timers  TimerFunction[K, OUT]
+	keyA    func(A) K
+	keyB    func(B) K
+	kc      codec.KeyCodec[K]
+	backend *state.HeapBackend[K]
+	pc      ProcessContext[K, OUT]
+}
+
+func (k *coOp[K, A, B, OUT]) Open(ctx *OperatorContext) error {
+	if err := k.baseOp.Open(ctx); err != nil {
+		return err
+	}
+	k.backend = state.NewHeapBackend(k.kc, ctx.MaxParallelism, ctx.KeyGroups, ctx.Clock)
+	if err := restoreKeyed(k.backend, ctx); err != nil {
+		return err
+	}
+	k.pc.backend, k.pc.op = k.backend, ctx
+	return k.fn.Open(&RuntimeContext[K]{backend: k.backend, op: ctx})
+}
+
+func (k *coOp[K, A, B, OUT]) Snapshot(b runtime.Barrier) (*runtime.OperatorSnapshot, error) {
+	return &runtime.OperatorSnapshot{Keyed: k.backend.Snapshot(b.ID)}, nil
+}
+
+func (k *coOp[K, A, B, OUT]) NextTimer() (time.Time, bool) {
+	if k.timers == nil {
+		return time.Time{}, false
+	}
+	return k.backend.NextTimer()
+}
+
+func (k *coOp[K, A, B, OUT]) FireTimers(now time.Time) error {
+	for {
+		key, at, ok := k.backend.PopDueTimer(now)
+		if !ok {
+			return nil
+		}
+		if err := k.backend.SetCurrentKey(key); err != nil {
+			return fmt.Errorf("%s: timer: %w", k.uid, err)
+		}
+		if err := k.timers.OnTimer(at, &k.pc); err != nil {
+			return fmt.Errorf("%s: timer: %w", k.uid, err)
+		}
+		if err := k.pc.take(); err != nil {
+			return err
+		}
+	}
+}
+
+type coInput1[K comparable, A, B, OUT any] struct{ op *coOp[K, A, B, OUT] }
+
+func (c coInput1[K, A, B, OUT]) Emit(v A) error {
+	k := c.op
+	k.hit()
+	if err := k.backend.SetCurrentKey(k.keyA(v)); err != nil {
+		return fmt.Errorf("%s: %w", k.uid, err)
+	}
+	if err := k.fn.ProcessElement1(v, &k.pc); err != nil {
+		return fmt.Errorf("%s: %w", k.uid, err)
+	}
+	return k.pc.take()
+}
+
+type coInput2[K comparable, A, B, OUT any] struct{ op *coOp[K, A, B, OUT] }
+
+func (c coInput2[K, A, B, OUT]) Emit(v B) error {
+	k := c.op
+	k.hit()
+	if err := k.backend.SetCurrentKey(k.keyB(v)); err != nil {
+		return fmt.Errorf("%s: %w", k.uid, err)
+	}
+	if err := k.fn.ProcessElement2(v, &k.pc); err != nil {
+		return fmt.Errorf("%s: %w", k.uid, err)
+	}
+	return k.pc.take()
+}

@@ -1,0 +1,220 @@
+package sluice
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sort"
+
+	"github.com/sluicehq/sluice/codec"
+	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/internal/runtime"
+)
+
+// SinkProvider makes the sink operator of each subtask. Make one with
+// SinkFunc, DiscardSink or TwoPhaseCommitSink.
+type SinkProvider[T any] interface {
+	newSinkOperator() (sinkOperator[T], error)
+}
+
+type sinkOperator[T any] interface {
+	runtime.Operator
+	Emitter[T]
+}
+
+// SinkFunc is a sink that calls a function per record, with no delivery
+// guarantee of its own (records replayed after a failure are seen again).
+type SinkFunc[T any] func(v T) error
+
+func (f SinkFunc[T]) newSinkOperator() (sinkOperator[T], error) { return &funcSink[T]{f: f}, nil }
+
+type funcSink[T any] struct {
+	baseOp
+	f SinkFunc[T]
+}
+
+func (s *funcSink[T]) Emit(v T) error {
+	s.hit()
+	return s.f(v)
+}
+
+// DiscardSink drops every record (benchmarks).
+func DiscardSink[T any]() SinkProvider[T] { return SinkFunc[T](func(T) error { return nil }) }
+
+// TwoPhaseCommitter writes into transactions tied to checkpoints (Flink's
+// TwoPhaseCommitSinkFunction): records of the time between two barriers go
+// into one transaction, pre-committed at the barrier and committed once the
+// checkpoint is complete. Methods run on the subtask's goroutine.
+type TwoPhaseCommitter[T, TXN any] interface {
+	// BeginTransaction opens a transaction; called lazily at the first
+	// record after a barrier, so empty transactions are never opened.
+	BeginTransaction(ctx context.Context) (TXN, error)
+	// Write adds v to txn.
+	Write(txn TXN, v T) error
+	// PreCommit makes txn durable but invisible (flush, fsync); after it
+	// the transaction must be committable after a crash.
+	PreCommit(ctx context.Context, txn TXN) error
+	// Commit makes txn visible. It must be idempotent: it can be called
+	// again for a committed transaction after a failure.
+	Commit(ctx context.Context, txn TXN) error
+	// Abort discards txn.
+	Abort(ctx context.Context, txn TXN) error
+	// RecoverAndCommit commits a pre-committed transaction recorded in the
+	// checkpoint being restored (idempotent).
+	RecoverAndCommit(ctx context.Context, txn TXN) error
+	// CleanUp runs once on every start of the sink's subtask 0, after every
+	// recovered transaction was committed: it removes what earlier
+	// attempts left (open transactions, temporary files) that is not among
+	// recovered.
+	CleanUp(ctx context.Context, recovered []TXN) error
+}
+
+// TwoPhaseCommitConfig describes a two-phase-commit sink.
+type TwoPhaseCommitConfig[T, TXN any] struct {
+	// New creates the committer of one subtask.
+	New func(ctx *OperatorContext) (TwoPhaseCommitter[T, TXN], error)
+	// TxnCodec encodes transaction handles into checkpoints.
+	TxnCodec codec.Codec[TXN]
+}
+
+// TwoPhaseCommitSink returns an exactly-once sink built on a committer
+// (DESIGN §6).
+func TwoPhaseCommitSink[T, TXN any](cfg TwoPhaseCommitConfig[T, TXN]) SinkProvider[T] {
+	return twoPhaseProvider[T, TXN](cfg)
+}
+
+type twoPhaseProvider[T, TXN any] TwoPhaseCommitConfig[T, TXN]
+
+func (p twoPhaseProvider[T, TXN]) newSinkOperator() (sinkOperator[T], error) {
+	if p.New == nil || p.TxnCodec == nil {
+		return nil, fmt.Errorf("two-phase-commit sink: New and TxnCodec are required")
+	}
+	return &twoPhaseOp[T, TXN]{cfg: TwoPhaseCommitConfig[T, TXN](p)}, nil
+}
+
+const pendingState = "pending-transactions"
+
+type pendingTxn[TXN any] struct {
+	checkpoint int64
+	txn        TXN
+}
+
+type twoPhaseOp[T, TXN any] struct {
+	baseOp
+	cfg     TwoPhaseCommitConfig[T, TXN]
+	c       TwoPhaseCommitter[T, TXN]
+	cur     TXN
+	open    bool
+	pending []pendingTxn[TXN]
+	bg      context.Context
+}
+
+func (s *twoPhaseOp[T, TXN]) Open(ctx *OperatorContext) error {
+	if err := s.baseOp.Open(ctx); err != nil {
+		return err
+	}
+	s.bg = context.Background()
+	c, err := s.cfg.New(ctx)
+	if err != nil {
+		return err
+	}
+	s.c = c
+	if ctx.Subtask != 0 {
+		return nil
+	}
+	// Restore order (DESIGN §11): commit every pre-committed transaction
+	// of the checkpoint, then clean up everything else, before any source
+	// reads again. The state is union-redistributed, so subtask 0 sees the
+	// transactions of every old subtask, also of subtasks that no longer
+	// exist after a rescale.
+	var recovered []TXN
+	if ctx.Restored != nil {
+		for _, e := range ctx.Restored.Operator[pendingState] {
+			p, err := s.decode(e)
+			if err != nil {
+				return fmt.Errorf("restore pending transactions from checkpoint %d: %w", ctx.Restored.CheckpointID, err)
+			}
+			if err := s.c.RecoverAndCommit(s.bg, p.txn); err != nil {
+				return fmt.Errorf("commit transaction of checkpoint %d on restore: %w", p.checkpoint, err)
+			}
+			recovered = append(recovered, p.txn)
+		}
+	}
+	return s.c.CleanUp(s.bg, recovered)
+}
+
+func (s *twoPhaseOp[T, TXN]) Emit(v T) error {
+	s.hit()
+	if !s.open {
+		txn, err := s.c.BeginTransaction(s.bg)
+		if err != nil {
+			return fmt.Errorf("%s: begin transaction: %w", s.uid, err)
+		}
+		s.cur, s.open = txn, true
+	}
+	return s.c.Write(s.cur, v)
+}
+
+// Snapshot pre-commits the open transaction for barrier b and records every
+// transaction not yet committed in the state.
+func (s *twoPhaseOp[T, TXN]) Snapshot(b runtime.Barrier) (*runtime.OperatorSnapshot, error) {
+	if s.open {
+		if err := s.c.PreCommit(s.bg, s.cur); err != nil {
+			return nil, fmt.Errorf("pre-commit: %w", err)
+		}
+		s.pending = append(s.pending, pendingTxn[TXN]{checkpoint: b.ID, txn: s.cur})
+		var zero TXN
+		s.cur, s.open = zero, false
+		if s.faults != nil {
+			s.faults.Hit(fault.AfterPreCommit, s.uid, s.sub)
+		}
+	}
+	entries := make([][]byte, len(s.pending))
+	for i, p := range s.pending {
+		e := binary.AppendVarint(nil, p.checkpoint)
+		entries[i] = s.cfg.TxnCodec.Append(e, p.txn)
+	}
+	return &runtime.OperatorSnapshot{Operator: map[string][][]byte{pendingState: entries}}, nil
+}
+
+func (s *twoPhaseOp[T, TXN]) decode(e []byte) (pendingTxn[TXN], error) {
+	cp, n := binary.Varint(e)
+	if n <= 0 {
+		return pendingTxn[TXN]{}, fmt.Errorf("corrupt pending transaction entry")
+	}
+	txn, _, err := s.cfg.TxnCodec.Decode(e[n:])
+	if err != nil {
+		return pendingTxn[TXN]{}, fmt.Errorf("decode transaction: %w", err)
+	}
+	return pendingTxn[TXN]{checkpoint: cp, txn: txn}, nil
+}
+
+// NotifyComplete commits every pending transaction of a checkpoint up to
+// id: a complete checkpoint covers all the records before its barrier.
+func (s *twoPhaseOp[T, TXN]) NotifyComplete(id int64) error {
+	sort.SliceStable(s.pending, func(i, j int) bool { return s.pending[i].checkpoint < s.pending[j].checkpoint })
+	kept := s.pending[:0]
+	for _, p := range s.pending {
+		if p.checkpoint > id {
+			kept = append(kept, p)
+			continue
+		}
+		if s.faults != nil {
+			s.faults.Hit(fault.BeforeCommit, s.uid, s.sub)
+		}
+		if err := s.c.Commit(s.bg, p.txn); err != nil {
+			return fmt.Errorf("commit transaction of checkpoint %d: %w", p.checkpoint, err)
+		}
+	}
+	s.pending = kept
+	return nil
+}
+
+// Close aborts the open transaction; pre-committed ones stay for recovery.
+func (s *twoPhaseOp[T, TXN]) Close() error {
+	if s.open && s.c != nil {
+		s.open = false
+		return s.c.Abort(s.bg, s.cur)
+	}
+	return nil
+}

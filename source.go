@@ -1,0 +1,200 @@
+package sluice
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sort"
+
+	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/internal/runtime"
+)
+
+// PollStatus is what a SourceReader's Poll found.
+type PollStatus = runtime.PollStatus
+
+// The poll outcomes.
+const (
+	// MoreAvailable means Poll should be called again right away.
+	MoreAvailable = runtime.MoreAvailable
+	// NothingAvailable means the task waits on Available first.
+	NothingAvailable = runtime.NothingAvailable
+	// EndOfInput means the reader's splits are exhausted (bounded source).
+	EndOfInput = runtime.EndOfInput
+)
+
+// Split is a unit of a source that one reader reads (a Kafka partition, a
+// datagen sequence) with its position. State nil means "from the start the
+// source is configured with".
+type Split struct {
+	ID    string
+	State []byte
+}
+
+// Source is a replayable source in Flink's FLIP-27 shape: it lists splits,
+// and a reader per subtask reads the splits assigned to it and keeps their
+// positions in checkpoints. Rescaling reassigns splits.
+type Source[T any] interface {
+	// Splits lists the splits known at start. Splits restored from a
+	// checkpoint keep their positions; new ones start fresh.
+	Splits(ctx context.Context) ([]Split, error)
+	// NewReader creates the reader of one subtask.
+	NewReader(ctx *OperatorContext) (SourceReader[T], error)
+}
+
+// SplitAssigner decides which subtask reads a split. Sources that do not
+// implement it get a stable hash of the split id modulo the parallelism.
+type SplitAssigner interface {
+	AssignSplit(id string, parallelism int) int
+}
+
+// SourceReader reads the splits of one subtask. All methods are called on
+// the subtask's goroutine.
+type SourceReader[T any] interface {
+	// AddSplits hands the reader splits to read, with their positions.
+	AddSplits(splits []Split) error
+	// Poll emits the records available now (a batch or so) into out and
+	// returns quickly; it must not block for long, or checkpoints wait.
+	Poll(ctx context.Context, out Emitter[T]) (PollStatus, error)
+	// Available returns a channel that is closed or receives once Poll may
+	// find records again after NothingAvailable.
+	Available() <-chan struct{}
+	// SnapshotSplits returns every split the reader owns with the position
+	// of the next record it would emit.
+	SnapshotSplits(checkpointID int64) ([]Split, error)
+	// NotifyCheckpointComplete tells that a checkpoint is durable (Kafka
+	// commits offsets to its group here, for monitoring only).
+	NotifyCheckpointComplete(checkpointID int64) error
+	// Close releases the reader.
+	Close() error
+}
+
+// FromSource adds a source to the job.
+func FromSource[T any](e *Environment, name string, src Source[T], opts ...OpOption) Stream[T] {
+	n := e.addNode(name, opts, e.cfg.Parallelism)
+	setFanout[T](n)
+	n.make = func(sub int, out any) (instance, error) {
+		return instance{src: &sourceDriver[T]{src: src, out: out.(Emitter[T])}}, nil
+	}
+	return Stream[T]{env: e, n: n}
+}
+
+const splitState = "splits"
+
+type sourceDriver[T any] struct {
+	src    Source[T]
+	reader SourceReader[T]
+	out    Emitter[T]
+	ctx    *OperatorContext
+}
+
+func (d *sourceDriver[T]) Open(ctx *OperatorContext) error {
+	d.ctx = ctx
+	fresh, err := d.src.Splits(context.Background())
+	if err != nil {
+		return fmt.Errorf("list splits: %w", err)
+	}
+	// Restored splits win; splits not in the checkpoint start fresh.
+	all := map[string]Split{}
+	for _, s := range fresh {
+		all[s.ID] = s
+	}
+	if ctx.Restored != nil {
+		for _, e := range ctx.Restored.Operator[splitState] {
+			s, err := decodeSplit(e)
+			if err != nil {
+				return fmt.Errorf("restore splits from checkpoint %d: %w", ctx.Restored.CheckpointID, err)
+			}
+			all[s.ID] = s
+		}
+	}
+	assign := func(id string, p int) int {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(id))
+		return int(h.Sum32() % uint32(p))
+	}
+	if a, ok := d.src.(SplitAssigner); ok {
+		assign = a.AssignSplit
+	}
+	var mine []Split
+	for _, s := range all {
+		if assign(s.ID, ctx.Parallelism) == ctx.Subtask {
+			mine = append(mine, s)
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].ID < mine[j].ID })
+	d.reader, err = d.src.NewReader(ctx)
+	if err != nil {
+		return fmt.Errorf("create reader: %w", err)
+	}
+	return d.reader.AddSplits(mine)
+}
+
+func (d *sourceDriver[T]) Poll(ctx context.Context) (PollStatus, error) {
+	return d.reader.Poll(ctx, d.out)
+}
+func (d *sourceDriver[T]) Available() <-chan struct{} { return d.reader.Available() }
+
+func (d *sourceDriver[T]) Snapshot(b runtime.Barrier) (map[string][][]byte, error) {
+	splits, err := d.reader.SnapshotSplits(b.ID)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([][]byte, len(splits))
+	for i, s := range splits {
+		entries[i] = encodeSplit(s)
+	}
+	return map[string][][]byte{splitState: entries}, nil
+}
+
+func (d *sourceDriver[T]) NotifyComplete(id int64) error {
+	return d.reader.NotifyCheckpointComplete(id)
+}
+
+func (d *sourceDriver[T]) Close() error {
+	if d.reader == nil {
+		return nil
+	}
+	return d.reader.Close()
+}
+
+func encodeSplit(s Split) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(s.ID)))
+	b = append(b, s.ID...)
+	return append(b, s.State...)
+}
+
+var errBadSplit = errors.New("corrupt split entry")
+
+func decodeSplit(b []byte) (Split, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return Split{}, errBadSplit
+	}
+	id := string(b[k : k+int(n)])
+	return Split{ID: id, State: append([]byte(nil), b[k+int(n):]...)}, nil
+}
+
+// SplitsFromMetadata returns the splits, with their positions, that the
+// source with uid recorded in a checkpoint: what the job had read when the
+// checkpoint was taken.
+func SplitsFromMetadata(m *checkpoint.Metadata, uid string) ([]Split, error) {
+	op, ok := m.Operators[uid]
+	if !ok {
+		return nil, fmt.Errorf("checkpoint %d has no operator %q", m.CheckpointID, uid)
+	}
+	var out []Split
+	for _, st := range op.Subtasks {
+		for _, e := range st.Operator[splitState] {
+			s, err := decodeSplit(e)
+			if err != nil {
+				return nil, fmt.Errorf("checkpoint %d, %s/%d: %w", m.CheckpointID, uid, st.Subtask, err)
+			}
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
