@@ -1,0 +1,199 @@
+package state
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/clock"
+	"github.com/sluicehq/sluice/codec"
+	"github.com/sluicehq/sluice/keygroup"
+)
+
+// HeapBackend keeps one subtask's keyed state in Go maps, one map per key
+// group of its range and state. It is not safe for concurrent use: it belongs
+// to the task goroutine, apart from the Snapshots it hands out (see the
+// package comment).
+type HeapBackend[K comparable] struct {
+	kc   codec.KeyCodec[K]
+	maxP int
+	r    checkpoint.KeyGroupRange
+	clk  clock.Clock
+
+	// The current key, its key group and that group's index in r.
+	key K
+	kg  int
+	gi  int
+
+	cow    cow
+	states map[string]registered[K]
+	// raw holds restored state not yet registered, by name (Flink's lazy
+	// heap restore: it cannot be decoded before its codecs are known).
+	raw      map[string]*rawState
+	timers   timerService[K]
+	restored bool
+}
+
+// registered is what the backend needs from a registered state of any kind.
+type registered[K comparable] interface {
+	info() *base[K]
+	// freeze is the synchronous part of a snapshot for this state.
+	freeze(seq int64) frozenState
+	// keys calls fn for every key with an entry (expired or not).
+	keys(fn func(K))
+	// numKeys returns the number of keys with an entry.
+	numKeys() int
+}
+
+// base is the part common to every state handle.
+type base[K comparable] struct {
+	b    *HeapBackend[K]
+	name string
+	kind kind
+	ttl  int64 // nanoseconds, 0 for none
+}
+
+func (s *base[K]) info() *base[K] { return s }
+
+// expiry returns the expiry time of an entry written now.
+func (s *base[K]) expiry() int64 {
+	if s.ttl == 0 {
+		return 0
+	}
+	return s.b.now() + s.ttl
+}
+
+// NewHeapBackend returns an empty backend for the subtask that owns key
+// groups r of maxParallelism. kc hashes keys into key groups and encodes
+// them in snapshots; clk drives TTL and defaults to the wall clock when nil.
+//
+// It panics if maxParallelism < 1, if r is not within [0, maxParallelism)
+// or if kc is nil: these are wiring bugs that no caller can handle.
+func NewHeapBackend[K comparable](kc codec.KeyCodec[K], maxParallelism int, r checkpoint.KeyGroupRange, clk clock.Clock) *HeapBackend[K] {
+	switch {
+	case kc == nil:
+		panic("state: NewHeapBackend: nil key codec")
+	case maxParallelism < 1:
+		panic(fmt.Sprintf("state: NewHeapBackend: max parallelism %d < 1", maxParallelism))
+	case r.Len() > 0 && (r.Start < 0 || r.End >= maxParallelism):
+		panic(fmt.Sprintf("state: NewHeapBackend: key-group range [%d, %d] outside [0, %d)", r.Start, r.End, maxParallelism))
+	}
+	if r.Len() == 0 {
+		r = checkpoint.KeyGroupRange{Start: 0, End: -1}
+	}
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	b := &HeapBackend[K]{
+		kc:     kc,
+		maxP:   maxParallelism,
+		r:      r,
+		clk:    clk,
+		kg:     r.Start,
+		cow:    cow{rel: &releaser{}},
+		states: make(map[string]registered[K]),
+		raw:    make(map[string]*rawState),
+	}
+	b.timers.init(r.Len())
+	return b
+}
+
+// SetCurrentKey makes k the key that state handles and RegisterTimer act on.
+// It hashes k once and derives its key group with keygroup.Of. A key whose
+// key group lies outside the backend's range yields an error wrapping
+// ErrKeyGroupOutOfRange and leaves the current key unchanged: returning an
+// error (nil on the hot path, so free) lets the task fail cleanly on a
+// partitioning bug instead of panicking or touching state it does not own.
+func (b *HeapBackend[K]) SetCurrentKey(k K) error {
+	kg := keygroup.Of(b.kc.Hash(k), b.maxP)
+	if kg < b.r.Start || kg > b.r.End {
+		return b.outOfRange(k, kg)
+	}
+	b.key, b.kg, b.gi = k, kg, kg-b.r.Start
+	return nil
+}
+
+// outOfRange builds SetCurrentKey's error out of line, keeping the hot path
+// small enough to inline its callers' checks.
+//
+//go:noinline
+func (b *HeapBackend[K]) outOfRange(k K, kg int) error {
+	return fmt.Errorf("%w: key %v is in key group %d, backend owns [%d, %d]",
+		ErrKeyGroupOutOfRange, k, kg, b.r.Start, b.r.End)
+}
+
+// CurrentKey returns the key set by the last successful SetCurrentKey.
+func (b *HeapBackend[K]) CurrentKey() K { return b.key }
+
+// CurrentKeyGroup returns the current key's key group.
+func (b *HeapBackend[K]) CurrentKeyGroup() int { return b.kg }
+
+// KeyGroupRange returns the key groups the backend owns.
+func (b *HeapBackend[K]) KeyGroupRange() checkpoint.KeyGroupRange { return b.r }
+
+// MaxParallelism returns the number of key groups of the job.
+func (b *HeapBackend[K]) MaxParallelism() int { return b.maxP }
+
+// NumKeys returns the number of distinct keys that have an entry in at least
+// one registered state, counting entries that have expired but have not been
+// cleaned up yet. Restored state that has not been registered is not
+// counted. With more than one state it builds a set of the keys: it is meant
+// for tests and occasional metrics, not for every record.
+func (b *HeapBackend[K]) NumKeys() int {
+	switch len(b.states) {
+	case 0:
+		return 0
+	case 1:
+		for _, s := range b.states {
+			return s.numKeys()
+		}
+	}
+	seen := make(map[K]struct{})
+	for _, s := range b.states {
+		s.keys(func(k K) { seen[k] = struct{}{} })
+	}
+	return len(seen)
+}
+
+// CopyOnWriteClones returns how many key-group maps the backend has cloned
+// because a snapshot still held them. Each snapshot costs at most one clone
+// per key group and state that is written while it is being serialized; a
+// metric of the copy-on-write overhead.
+func (b *HeapBackend[K]) CopyOnWriteClones() int64 { return b.cow.clones }
+
+func (b *HeapBackend[K]) now() int64 { return b.clk.Now().UnixNano() }
+
+// prepare validates a registration and returns the options and the state
+// already registered under name, if any.
+func (b *HeapBackend[K]) prepare(name string, k kind, opts []Option) (options, registered[K], error) {
+	var o options
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	if name == "" {
+		return o, nil, fmt.Errorf("%w: empty state name", ErrIncompatible)
+	}
+	if o.ttl < 0 {
+		return o, nil, fmt.Errorf("%w: state %q: negative TTL %v", ErrIncompatible, name, o.ttl)
+	}
+	s, ok := b.states[name]
+	if !ok {
+		return o, nil, nil
+	}
+	in := s.info()
+	if in.kind != k {
+		return o, nil, fmt.Errorf("%w: state %q is registered as %s state, not as %s state", ErrIncompatible, name, in.kind, k)
+	}
+	if in.ttl != int64(o.ttl) {
+		return o, nil, fmt.Errorf("%w: state %q is registered with TTL %v, not %v", ErrIncompatible, name, time.Duration(in.ttl), o.ttl)
+	}
+	return o, s, nil
+}
+
+func (b *HeapBackend[K]) typeConflict(name string, k kind) error {
+	return fmt.Errorf("%w: state %q is registered as %s state with other type parameters", ErrIncompatible, name, k)
+}
+
+func (b *HeapBackend[K]) newBase(name string, k kind, o options) base[K] {
+	return base[K]{b: b, name: name, kind: k, ttl: int64(o.ttl)}
+}

@@ -1,0 +1,259 @@
+package state
+
+import (
+	"bufio"
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sluicehq/sluice/checkpoint"
+)
+
+// The keyed-state file format written by WriteKeyGroups (version 1). All
+// integers are uvarints unless said otherwise.
+//
+//	file    = header section*            one section per key group, in range order
+//	header  = "SLKG" version:byte maxParallelism start:varint end:varint crc:u32le
+//	section = keyGroup length payload crc:u32le
+//	          crc is CRC-32C of keyGroup, length and payload
+//	payload = block*
+//	block   = 1 name:string kind:byte flags:byte length body     a state's entries
+//	        | 2 length body                                       the timers
+//
+// States appear in name order and only in key groups where they have
+// entries. A body is a sequence of entries, per kind:
+//
+//	value, reducing: key value [expiry]
+//	list:            key count element{count} [expiry]
+//	map:             key count (userKey userValue [expiry]){count}
+//	timers:          key time:varint
+//
+// Keys and values use the state's codecs; expiry (Unix nanoseconds, varint)
+// is present iff flags has flagTTL. Each section has its own checksum so a
+// restore that reads only some key groups still verifies what it reads, and
+// so that damage is reported with the key group it hit.
+const (
+	fileMagic     = "SLKG"
+	formatVersion = 1
+
+	tagState  = 1
+	tagTimers = 2
+
+	flagTTL = 1
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// blockMeta describes a state block.
+type blockMeta struct {
+	name  string
+	kind  kind
+	flags byte
+}
+
+func (s *base[K]) meta() blockMeta {
+	m := blockMeta{name: s.name, kind: s.kind}
+	if s.ttl != 0 {
+		m.flags |= flagTTL
+	}
+	return m
+}
+
+// groupAppender encodes one key group of a frozen structure.
+type groupAppender interface {
+	// appendGroup appends the body of key group index gi, leaving out
+	// entries expired at now.
+	appendGroup(dst []byte, gi int, now int64) []byte
+}
+
+// frozenState is one state as a snapshot froze it.
+type frozenState interface {
+	groupAppender
+	header() blockMeta
+}
+
+// Snapshot is an immutable view of a backend's keyed state and timers, taken
+// by HeapBackend.Snapshot. Its methods are safe to call from any goroutine.
+type Snapshot struct {
+	id     int64
+	seq    int64
+	maxP   int
+	r      checkpoint.KeyGroupRange
+	now    int64
+	states []frozenState
+	timers groupAppender
+	rel    *releaser
+
+	// abandoned is set by Release; a running WriteKeyGroups polls it
+	// between key groups.
+	abandoned atomic.Bool
+	mu        sync.Mutex
+	writing   bool // a WriteKeyGroups is running
+	released  bool // Release was called
+}
+
+// Snapshot is the synchronous part of a checkpoint: it freezes the map of
+// every key group of every state and of the timers, and returns. It copies
+// no entries, so its cost is O(states × key groups), microseconds however
+// many keys there are; writes that follow clone a frozen key group's map
+// first (see the package comment). Restored state not yet registered is
+// included as it was restored.
+//
+// Every Snapshot must eventually be released, whether it was written or
+// abandoned: until then, the first write to each key group after each later
+// snapshot clones its map too.
+func (b *HeapBackend[K]) Snapshot(checkpointID int64) *Snapshot {
+	b.cow.seq++
+	seq := b.cow.seq
+	s := &Snapshot{
+		id:     checkpointID,
+		seq:    seq,
+		maxP:   b.maxP,
+		r:      b.r,
+		now:    b.now(),
+		states: make([]frozenState, 0, len(b.states)+len(b.raw)),
+		timers: b.timers.freeze(seq, b.kc),
+		rel:    b.cow.rel,
+	}
+	for _, st := range b.states {
+		s.states = append(s.states, st.freeze(seq))
+	}
+	for _, rs := range b.raw {
+		s.states = append(s.states, rs)
+	}
+	slices.SortFunc(s.states, func(x, y frozenState) int { return cmp.Compare(x.header().name, y.header().name) })
+	return s
+}
+
+// CheckpointID returns the id the snapshot was taken for.
+func (s *Snapshot) CheckpointID() int64 { return s.id }
+
+// KeyGroupRange returns the key groups the snapshot covers.
+func (s *Snapshot) KeyGroupRange() checkpoint.KeyGroupRange { return s.r }
+
+// WriteKeyGroups is the asynchronous part of a checkpoint: it serializes the
+// snapshot to w, key group by key group in range order (states by name, then
+// timers), and returns where each key group's section begins:
+// keyGroupOffsets[i] is the offset of key group KeyGroupRange().Start+i, as
+// checkpoint.StateHandle.KeyGroupOffsets wants. Expired TTL entries are left
+// out.
+//
+// (It is not called WriteTo because its results differ from io.WriterTo's,
+// which go vet enforces for that name.)
+//
+// It buffers one key group's section at a time and reuses its buffers, so it
+// allocates per key group, not per entry. It returns ErrReleased if the
+// snapshot is released before or while it runs, and an error if another
+// WriteKeyGroups of the same snapshot is running.
+func (s *Snapshot) WriteKeyGroups(w io.Writer) (keyGroupOffsets []int64, err error) {
+	s.mu.Lock()
+	switch {
+	case s.released:
+		s.mu.Unlock()
+		return nil, ErrReleased
+	case s.writing:
+		s.mu.Unlock()
+		return nil, errors.New("state: WriteKeyGroups already running for this snapshot")
+	}
+	s.writing = true
+	s.mu.Unlock()
+	defer s.endWrite()
+	bw := bufio.NewWriterSize(w, 256<<10)
+	head := make([]byte, 0, 64)
+	head = append(head, fileMagic...)
+	head = append(head, formatVersion)
+	head = binary.AppendUvarint(head, uint64(s.maxP))
+	head = binary.AppendVarint(head, int64(s.r.Start))
+	head = binary.AppendVarint(head, int64(s.r.End))
+	head = binary.LittleEndian.AppendUint32(head, crc32.Checksum(head, castagnoli))
+	if _, err := bw.Write(head); err != nil {
+		return nil, err
+	}
+	off := int64(len(head))
+
+	offsets := make([]int64, s.r.Len())
+	var payload, body []byte
+	for gi := range offsets {
+		if s.abandoned.Load() {
+			return nil, ErrReleased
+		}
+		offsets[gi] = off
+		payload = payload[:0]
+		for _, st := range s.states {
+			body = st.appendGroup(body[:0], gi, s.now)
+			if len(body) == 0 {
+				continue
+			}
+			m := st.header()
+			payload = append(payload, tagState)
+			payload = binary.AppendUvarint(payload, uint64(len(m.name)))
+			payload = append(payload, m.name...)
+			payload = append(payload, byte(m.kind), m.flags)
+			payload = binary.AppendUvarint(payload, uint64(len(body)))
+			payload = append(payload, body...)
+		}
+		if body = s.timers.appendGroup(body[:0], gi, s.now); len(body) > 0 {
+			payload = append(payload, tagTimers)
+			payload = binary.AppendUvarint(payload, uint64(len(body)))
+			payload = append(payload, body...)
+		}
+		head = binary.AppendUvarint(head[:0], uint64(s.r.Start+gi))
+		head = binary.AppendUvarint(head, uint64(len(payload)))
+		var sum [4]byte
+		binary.LittleEndian.PutUint32(sum[:], crc32.Update(crc32.Checksum(head, castagnoli), castagnoli, payload))
+		bw.Write(head) // bufio errors are sticky: the last Write reports them
+		bw.Write(payload)
+		if _, err := bw.Write(sum[:]); err != nil {
+			return nil, err
+		}
+		off += int64(len(head) + len(payload) + len(sum))
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, err
+	}
+	return offsets, nil
+}
+
+// endWrite hands a Release that arrived during the write to the backend,
+// now that the frozen maps are no longer read.
+func (s *Snapshot) endWrite() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writing = false
+	if s.released {
+		s.releaseLocked()
+	}
+}
+
+// Release tells the backend that the snapshot is done with, written or
+// abandoned, so the task may write its frozen maps in place again. It may be
+// called from any goroutine and at any time: during a WriteKeyGroups it
+// abandons the write, which stops at the next key group with ErrReleased,
+// and the backend is told only once the writer has stopped reading. Later
+// calls are no-ops. Every snapshot must be released (see
+// HeapBackend.Snapshot).
+func (s *Snapshot) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return
+	}
+	s.released = true
+	s.abandoned.Store(true)
+	if !s.writing {
+		s.releaseLocked()
+	}
+}
+
+func (s *Snapshot) releaseLocked() {
+	s.rel.release(s.seq)
+	// Drop the frozen maps now rather than when the caller drops the
+	// Snapshot: the copies the task made since are the live ones, and the
+	// frozen ones may be a whole backend's worth of memory.
+	s.states, s.timers = nil, nil
+}
