@@ -75,12 +75,15 @@ func (c *ProcessContext[K, OUT]) RegisterProcessingTimeTimer(t time.Time) { c.ba
 // DeleteProcessingTimeTimer removes the current key's timer at t.
 func (c *ProcessContext[K, OUT]) DeleteProcessingTimeTimer(t time.Time) { c.backend.DeleteTimer(t) }
 
-// Process applies a keyed process function to a keyed stream.
-func Process[K comparable, IN, OUT any](ks KeyedStream[K, IN], name string, fn KeyedProcessFunction[K, IN, OUT], opts ...OpOption) Stream[OUT] {
+// Process applies a keyed process function to a keyed stream. newFn is
+// called once per subtask and attempt: every subtask gets its own function
+// value, so fields holding state handles are never shared.
+func Process[K comparable, IN, OUT any](ks KeyedStream[K, IN], name string, newFn func() KeyedProcessFunction[K, IN, OUT], opts ...OpOption) Stream[OUT] {
 	e := ks.s.env
 	n := e.addNode(name, opts, ks.s.n.par)
 	setFanout[OUT](n)
 	n.make = func(sub int, out any) (instance, error) {
+		fn := newFn()
 		op := &keyedOp[K, IN, OUT]{fn: fn, key: ks.key, kc: ks.codec}
 		op.pc.out = out.(Emitter[OUT])
 		op.timers, _ = fn.(TimerFunction[K, OUT])
@@ -170,7 +173,7 @@ func (k *keyedOp[K, IN, OUT]) FireTimers(now time.Time) error {
 // records so far (Flink's KeyedStream.reduce). The running value is keyed
 // state encoded with c.
 func Reduce[K comparable, T any](ks KeyedStream[K, T], name string, reduce func(acc, v T) T, c codec.Codec[T], opts ...OpOption) Stream[T] {
-	return Process[K, T, T](ks, name, &reducer[K, T]{reduce: reduce, c: c}, opts...)
+	return Process(ks, name, func() KeyedProcessFunction[K, T, T] { return &reducer[K, T]{reduce: reduce, c: c} }, opts...)
 }
 
 type reducer[K comparable, T any] struct {
@@ -214,13 +217,14 @@ type KeyedCoProcessFunction[K comparable, A, B, OUT any] interface {
 	ProcessElement2(in B, ctx *ProcessContext[K, OUT]) error
 }
 
-// CoProcess applies fn to connected streams. Barriers are aligned across
-// both inputs.
-func CoProcess[K comparable, A, B, OUT any](cs ConnectedStreams[K, A, B], name string, fn KeyedCoProcessFunction[K, A, B, OUT], opts ...OpOption) Stream[OUT] {
+// CoProcess applies a function made by newFn (once per subtask and
+// attempt) to connected streams. Barriers are aligned across both inputs.
+func CoProcess[K comparable, A, B, OUT any](cs ConnectedStreams[K, A, B], name string, newFn func() KeyedCoProcessFunction[K, A, B, OUT], opts ...OpOption) Stream[OUT] {
 	e := cs.a.s.env
 	n := e.addNode(name, opts, cs.a.s.n.par)
 	setFanout[OUT](n)
 	n.make = func(sub int, out any) (instance, error) {
+		fn := newFn()
 		op := &coOp[K, A, B, OUT]{fn: fn, keyA: cs.a.key, keyB: cs.b.key, kc: cs.a.codec}
 		op.pc.out = out.(Emitter[OUT])
 		op.timers, _ = fn.(TimerFunction[K, OUT])

@@ -6,7 +6,7 @@
 //	env := sluice.New(sluice.Config{JobName: "count", CheckpointDir: "ckpt"})
 //	src := sluice.FromSource(env, "input", datagen.New(datagen.Config{...}))
 //	keyed := sluice.KeyBy(src, func(r datagen.Record) string { return r.Key })
-//	counts := sluice.Process(keyed, "count", &counter{})
+//	counts := sluice.Process(keyed, "count", newCounter)
 //	sluice.Sink(counts, "output", file.NewSink(...))
 //	result, err := env.Execute(ctx)
 //

@@ -85,20 +85,27 @@ func (i *Injector) Arm(t Target) {
 }
 
 // ArmRandom arms a failure at a random point of a random operator among
-// uids, after a random number (below maxSkip) of matching hits, and returns
-// the target.
+// uids, after a random number of matching hits (below maxSkip for records),
+// and returns the target.
 func (i *Injector) ArmRandom(uids []string, maxSkip int) Target {
 	i.mu.Lock()
-	t := Target{
-		Point:   Points[i.rng.IntN(len(Points))],
-		UID:     uids[i.rng.IntN(len(uids))],
-		Subtask: -1,
-	}
-	if maxSkip > 0 {
-		t.Skip = i.rng.IntN(maxSkip)
-	}
+	t := i.randomTarget(uids, maxSkip)
 	i.mu.Unlock()
 	i.Arm(t)
+	return t
+}
+
+// randomTarget picks a point and an operator. Record hits are frequent, so
+// they skip up to maxSkip; the other points come once per checkpoint and
+// skip at most two.
+func (i *Injector) randomTarget(uids []string, maxSkip int) Target {
+	t := Target{Point: Points[i.rng.IntN(len(Points))], UID: uids[i.rng.IntN(len(uids))], Subtask: -1}
+	switch {
+	case t.Point == OnRecord && maxSkip > 0:
+		t.Skip = i.rng.IntN(maxSkip)
+	case t.Point != OnRecord:
+		t.Skip = i.rng.IntN(3)
+	}
 	return t
 }
 
@@ -121,10 +128,7 @@ func (i *Injector) RandomTargets(uids []string, n, maxSkip int) []Target {
 	defer i.mu.Unlock()
 	ts := make([]Target, n)
 	for k := range ts {
-		ts[k] = Target{Point: Points[i.rng.IntN(len(Points))], UID: uids[i.rng.IntN(len(uids))], Subtask: -1}
-		if maxSkip > 0 {
-			ts[k].Skip = i.rng.IntN(maxSkip)
-		}
+		ts[k] = i.randomTarget(uids, maxSkip)
 	}
 	return ts
 }

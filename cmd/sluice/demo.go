@@ -110,7 +110,7 @@ func demo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	}
 	level := slog.LevelError
 	if f.verbose {
-		level = slog.LevelInfo
+		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	var inj *fault.Injector

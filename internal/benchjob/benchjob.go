@@ -75,7 +75,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		sluice.Sink(f, "discard", sluice.DiscardSink[int64]())
 	case KeyedSum:
 		keyed := sluice.KeyBy(src, func(r datagen.Record) string { return r.Key })
-		sums := sluice.Process(keyed, "sum", &summer{})
+		sums := sluice.Process(keyed, "sum", func() sluice.KeyedProcessFunction[string, datagen.Record, countjob.Count] { return &summer{} })
 		sluice.Sink(sums, "discard", sluice.DiscardSink[countjob.Count]())
 	default:
 		return nil, fmt.Errorf("pipeline: unknown %q (want %s or %s)", o.Pipeline, Stateless, KeyedSum)

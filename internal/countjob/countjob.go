@@ -40,9 +40,12 @@ const (
 func Build(env *sluice.Environment, src sluice.Source[datagen.Record], sink sluice.SinkProvider[Count], parallelism int) {
 	in := sluice.FromSource(env, SourceUID, src)
 	keyed := sluice.KeyBy(in, func(r datagen.Record) string { return r.Key })
-	counts := sluice.Process(keyed, CountUID, &Counter{}, sluice.Parallelism(parallelism))
+	counts := sluice.Process(keyed, CountUID, NewCounter, sluice.Parallelism(parallelism))
 	sluice.Sink(counts, SinkUID, sink, sluice.Parallelism(parallelism))
 }
+
+// NewCounter returns a Counter for one subtask.
+func NewCounter() sluice.KeyedProcessFunction[string, datagen.Record, Count] { return &Counter{} }
 
 // Counter is the keyed running count.
 type Counter struct {

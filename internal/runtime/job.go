@@ -391,7 +391,7 @@ func (a *attempt) writeKeyed(cp int64, uid string, sub int, ks KeyedSnapshot) (c
 	if err != nil {
 		return checkpoint.StateHandle{}, err
 	}
-	offsets, err := ks.WriteTo(w)
+	offsets, err := ks.WriteKeyGroups(w)
 	if err != nil {
 		_ = w.Abort()
 		return checkpoint.StateHandle{}, err
@@ -573,63 +573,67 @@ func (a *attempt) drive(coord *checkpoint.Coordinator) error {
 	}
 	stopCh := j.stopCh
 	for {
-		// Carry out what the coordinator decided.
-		for _, act := range coord.Ready() {
-			switch act := act.(type) {
-			case checkpoint.TriggerAction:
-				if act.Stop {
-					stopID = act.CheckpointID
-				}
-				b := Barrier{ID: act.CheckpointID, Kind: act.Kind, Timestamp: act.Timestamp, Stop: act.Stop}
-				for _, t := range a.sources {
-					if err := a.sendCtl(t, taskCtl{kind: ctlTrigger, barrier: b}); err != nil {
-						return err
+		// Carry out what the coordinator decided; carrying out an action
+		// (persisting metadata) can step it again, so drain until empty.
+		for acts := coord.Ready(); len(acts) > 0; acts = coord.Ready() {
+			for _, act := range acts {
+				j.log.Debug("checkpoint coordinator action", "action", fmt.Sprintf("%T", act), "detail", act)
+				switch act := act.(type) {
+				case checkpoint.TriggerAction:
+					if act.Stop {
+						stopID = act.CheckpointID
 					}
-				}
-			case checkpoint.PersistAction:
-				err := j.cfg.Store.WriteMetadata(a.ctx, act.Metadata)
-				if err != nil {
-					j.log.Error("checkpoint metadata not written", "checkpoint", act.Metadata.CheckpointID, "err", err)
-				}
-				coord.Step(checkpoint.PersistedEvent{CheckpointID: act.Metadata.CheckpointID, Err: err})
-			case checkpoint.CompleteAction:
-				j.completed.Add(1)
-				j.lastCompleted.Store(act.CheckpointID)
-				j.lastMeta.Store(act.Metadata)
-				if act.Kind == checkpoint.KindSavepoint && !act.Stop {
-					// A savepoint does not commit sink transactions (as in
-					// Flink ≥ 1.15): a later restore from an older
-					// checkpoint would replay output already visible. Its
-					// transactions are committed with the next checkpoint.
-					break
-				}
-				for _, t := range a.tasks {
-					if err := a.sendCtl(t, taskCtl{kind: ctlComplete, id: act.CheckpointID}); err != nil {
-						return err
+					b := Barrier{ID: act.CheckpointID, Kind: act.Kind, Timestamp: act.Timestamp, Stop: act.Stop}
+					for _, t := range a.sources {
+						if err := a.sendCtl(t, taskCtl{kind: ctlTrigger, barrier: b}); err != nil {
+							return err
+						}
 					}
-				}
-				if act.Stop {
-					stopDone = true
-				}
-			case checkpoint.AbortAction:
-				j.failedCP.Add(1)
-				j.log.Warn("checkpoint aborted", "checkpoint", act.CheckpointID, "reason", act.Reason)
-				for _, t := range a.tasks {
-					if err := a.sendCtl(t, taskCtl{kind: ctlAborted, id: act.CheckpointID}); err != nil {
-						return err
+				case checkpoint.PersistAction:
+					err := j.cfg.Store.WriteMetadata(a.ctx, act.Metadata)
+					if err != nil {
+						j.log.Error("checkpoint metadata not written", "checkpoint", act.Metadata.CheckpointID, "err", err)
 					}
+					coord.Step(checkpoint.PersistedEvent{CheckpointID: act.Metadata.CheckpointID, Err: err})
+				case checkpoint.CompleteAction:
+					j.completed.Add(1)
+					j.lastCompleted.Store(act.CheckpointID)
+					j.lastMeta.Store(act.Metadata)
+					if act.Kind == checkpoint.KindSavepoint && !act.Stop {
+						// A savepoint does not commit sink transactions (as in
+						// Flink ≥ 1.15): a later restore from an older
+						// checkpoint would replay output already visible. Its
+						// transactions are committed with the next checkpoint.
+						break
+					}
+					for _, t := range a.tasks {
+						if err := a.sendCtl(t, taskCtl{kind: ctlComplete, id: act.CheckpointID}); err != nil {
+							return err
+						}
+					}
+					if act.Stop {
+						stopDone = true
+					}
+				case checkpoint.AbortAction:
+					j.failedCP.Add(1)
+					j.log.Warn("checkpoint aborted", "checkpoint", act.CheckpointID, "reason", act.Reason)
+					for _, t := range a.tasks {
+						if err := a.sendCtl(t, taskCtl{kind: ctlAborted, id: act.CheckpointID}); err != nil {
+							return err
+						}
+					}
+					if act.CheckpointID == stopID {
+						// The sources already ended their input after this
+						// barrier; only a restart can take another one.
+						return fmt.Errorf("final checkpoint %d failed: %w", act.CheckpointID, act.Reason)
+					}
+				case checkpoint.DiscardAction:
+					if err := j.cfg.Store.Discard(a.ctx, act.CheckpointID); err != nil {
+						j.log.Warn("could not discard old checkpoint", "checkpoint", act.CheckpointID, "err", err)
+					}
+				case checkpoint.FailJobAction:
+					return act.Err
 				}
-				if act.CheckpointID == stopID {
-					// The sources already ended their input after this
-					// barrier; only a restart can take another one.
-					return fmt.Errorf("final checkpoint %d failed: %w", act.CheckpointID, act.Reason)
-				}
-			case checkpoint.DiscardAction:
-				if err := j.cfg.Store.Discard(a.ctx, act.CheckpointID); err != nil {
-					j.log.Warn("could not discard old checkpoint", "checkpoint", act.CheckpointID, "err", err)
-				}
-			case checkpoint.FailJobAction:
-				return act.Err
 			}
 		}
 		st := coord.Stats()

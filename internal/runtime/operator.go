@@ -74,9 +74,9 @@ type OperatorSnapshot struct {
 
 // KeyedSnapshot is the asynchronous part of a keyed state snapshot.
 type KeyedSnapshot interface {
-	// WriteTo serializes the snapshot key group by key group and returns
+	// WriteKeyGroups serializes the snapshot key group by key group and returns
 	// the offset at which each key group's section starts.
-	WriteTo(w io.Writer) (keyGroupOffsets []int64, err error)
+	WriteKeyGroups(w io.Writer) (keyGroupOffsets []int64, err error)
 	// Release is called once the write finished or was abandoned.
 	Release()
 }
