@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/runtime"
 )
 
@@ -133,8 +134,13 @@ func (d *sourceDriver[T]) Open(ctx *OperatorContext) error {
 }
 
 func (d *sourceDriver[T]) Poll(ctx context.Context) (PollStatus, error) {
+	if d.ctx.Faults != nil {
+		// The source's record point is per poll: a batch of records.
+		d.ctx.Faults.Hit(fault.OnRecord, d.ctx.UID, d.ctx.Subtask)
+	}
 	return d.reader.Poll(ctx, d.out)
 }
+
 func (d *sourceDriver[T]) Available() <-chan struct{} { return d.reader.Available() }
 
 func (d *sourceDriver[T]) Snapshot(b runtime.Barrier) (map[string][][]byte, error) {

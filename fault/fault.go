@@ -100,6 +100,10 @@ func (i *Injector) ArmRandom(uids []string, maxSkip int) Target {
 // skip at most two.
 func (i *Injector) randomTarget(uids []string, maxSkip int) Target {
 	t := Target{Point: Points[i.rng.IntN(len(Points))], UID: uids[i.rng.IntN(len(uids))], Subtask: -1}
+	if t.Point == AfterPreCommit || t.Point == BeforeCommit {
+		// Only two-phase-commit sinks have these points: any of them.
+		t.UID = ""
+	}
 	switch {
 	case t.Point == OnRecord && maxSkip > 0:
 		t.Skip = i.rng.IntN(maxSkip)

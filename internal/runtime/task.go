@@ -494,6 +494,9 @@ func (t *task) checkpoint(b Barrier) error { return t.checkpointAligned(b, 0) }
 // part now, on the task goroutine; the barrier goes downstream; the state
 // files are written asynchronously and the task acks (DESIGN §3 step 4).
 func (t *task) checkpointAligned(b Barrier, align time.Duration) error {
+	if t.chain.Source != nil {
+		t.job.faults.Hit(fault.OnBarrier, t.chain.SourceUID, t.id.Subtask)
+	}
 	for _, op := range t.ops() {
 		t.job.faults.Hit(fault.OnBarrier, op.UID, t.id.Subtask)
 	}
