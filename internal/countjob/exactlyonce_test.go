@@ -74,8 +74,10 @@ func runJob(t *testing.T, rng *rand.Rand, r run, dir string) *sluice.Result {
 	if r.failures > 0 {
 		// Spread record failures over the input: a skip beyond it would
 		// never fire.
+		// (The source's record point is hit once per poll, a few records,
+		// hence the cap.)
 		total := r.gen.RecordsPerSplit * int64(r.gen.Splits)
-		inj.Schedule(inj.RandomTargets([]string{SourceUID, CountUID, SinkUID}, r.failures, int(total/int64(2*r.failures))+1))
+		inj.Schedule(inj.RandomTargets([]string{SourceUID, CountUID, SinkUID}, r.failures, int(min(total/int64(2*r.failures), 200))+1))
 	}
 	env := sluice.New(sluice.Config{
 		JobName:       "count",
@@ -129,10 +131,10 @@ func check(t *testing.T, gen datagen.Config, dir string) verify.Report {
 func randomGen(rng *rand.Rand) datagen.Config {
 	return datagen.Config{
 		Splits:          1 + rng.IntN(6),
-		RecordsPerSplit: int64(500 + rng.IntN(5000)),
+		RecordsPerSplit: int64(2000 + rng.IntN(5000)),
 		// Rate-limited so that a run spans tens of checkpoints (every 10ms)
 		// and failures strike mid-stream, not only at the end.
-		RatePerSecond: float64(20_000 + rng.IntN(40_000)),
+		RatePerSecond: float64(10_000 + rng.IntN(30_000)),
 		Keys:          1 + rng.IntN(300),
 		Distribution:  []string{"uniform", "zipf", "sequential"}[rng.IntN(3)],
 		Seed:          rng.Uint64(),

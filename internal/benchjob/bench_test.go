@@ -1,0 +1,43 @@
+package benchjob
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// The `go test -bench` twins of `sluice bench`. b.N is the number of input
+// records; the figures are records/s and the longest synchronous snapshot
+// pause. Run: go test -run XXX -bench . -benchtime 20000000x ./internal/benchjob/
+func benchPipeline(b *testing.B, pipeline string, keys int, interval time.Duration) {
+	r, err := Run(context.Background(), Options{
+		Pipeline: pipeline, Records: int64(max(b.N, 4)), Keys: keys, Parallelism: 2,
+		CheckpointInterval: interval, Dir: b.TempDir(),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(r.RecordsPerSec, "records/s")
+	b.ReportMetric(float64(r.MaxSyncPause.Microseconds()), "max-sync-µs")
+	b.ReportMetric(float64(r.PeakRSS>>20), "peak-RSS-MB")
+}
+
+func BenchmarkStateless(b *testing.B)             { benchPipeline(b, Stateless, 1, 0) }
+func BenchmarkStatelessCheckpointed(b *testing.B) { benchPipeline(b, Stateless, 1, time.Second) }
+func BenchmarkKeyedSum(b *testing.B)              { benchPipeline(b, KeyedSum, 1_000_000, 0) }
+func BenchmarkKeyedSumCheckpointed(b *testing.B)  { benchPipeline(b, KeyedSum, 1_000_000, time.Second) }
+
+// TestPipelinesRun keeps the benchmark pipelines working in the normal test
+// run (small input, no timing).
+func TestPipelinesRun(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{Stateless, KeyedSum} {
+		r, err := Run(context.Background(), Options{Pipeline: p, Records: 20_000, Keys: 1000, Parallelism: 2, CheckpointInterval: 10 * time.Millisecond, Dir: t.TempDir()})
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if r.Checkpoints < 1 {
+			t.Fatalf("%s: no checkpoint completed", p)
+		}
+	}
+}
