@@ -22,6 +22,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keys := fs.Int("keys", 1_000_000, "distinct keys for keyed-sum")
 	par := fs.Int("parallelism", runtime.GOMAXPROCS(0), "parallelism of every operator")
 	interval := fs.Duration("checkpoint-interval", time.Second, "checkpoint interval of the 'with checkpoints' runs")
+	recovery := fs.Bool("recovery", true, "also measure recovery time after an injected failure in keyed-sum")
 	dir := fs.String("dir", "", "checkpoint directory (default: a temporary directory, removed afterwards)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: sluice bench [flags]\n\nRuns each pipeline on bounded datagen input twice, without and with checkpoints,\nand prints throughput, the longest synchronous snapshot pause, the longest\ncheckpoint, and the process's peak RSS.\n\nFlags:\n")
@@ -69,5 +70,20 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				r.MaxSyncPause.Round(time.Microsecond), r.MaxCheckpoint.Round(time.Millisecond), r.PeakRSS>>20)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if *recovery {
+		// Recovery: keyed-sum with 1M keys of state, one injected failure
+		// after the first checkpoints (every 200ms), restart delay 0.
+		n := *records / 5
+		o := benchjob.Options{Pipeline: benchjob.KeyedSum, Records: n, Keys: *keys, Parallelism: *par,
+			CheckpointInterval: 200 * time.Millisecond, Dir: root + "/recovery", FailAfter: int(n / int64(*par) * 3 / 4)}
+		r, err := benchjob.Run(ctx, o)
+		if err != nil {
+			return fmt.Errorf("recovery: %w", err)
+		}
+		fmt.Fprintf(stdout, "recovery: %d restart(s); last recovery (failure → tasks running on restored state) %v\n", r.Restarts, r.Recovery.Round(time.Millisecond))
+	}
+	return nil
 }

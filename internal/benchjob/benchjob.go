@@ -5,6 +5,7 @@ package benchjob
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/connector/datagen"
+	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/countjob"
 	"github.com/sluicehq/sluice/restart"
 	"github.com/sluicehq/sluice/state"
@@ -35,6 +37,9 @@ type Options struct {
 	// still taken when the bounded input ends).
 	CheckpointInterval time.Duration
 	Dir                string
+	// FailAfter, when positive, injects one failure in the keyed operator
+	// after that many of its records, to measure recovery (restart delay 0).
+	FailAfter int
 }
 
 // Result is what one run measured.
@@ -49,6 +54,11 @@ type Result struct {
 	MaxCheckpoint time.Duration
 	// PeakRSS is the process's peak resident set size (VmHWM), if known.
 	PeakRSS int64
+	// Restarts and Recovery: how many times the job restarted and how long
+	// the last recovery took, from the failure to the tasks running again
+	// on restored state.
+	Restarts int64
+	Recovery time.Duration
 }
 
 // Run builds and runs one pipeline to the end of its bounded input.
@@ -59,14 +69,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	splits := 2 * o.Parallelism
 	gen := datagen.Config{Splits: splits, RecordsPerSplit: o.Records / int64(splits), Keys: max(o.Keys, 1), Seed: 1}
-	env := sluice.New(sluice.Config{
+	cfg := sluice.Config{
 		JobName:       "bench-" + o.Pipeline,
 		Parallelism:   o.Parallelism,
 		BatchSize:     1024,
 		Checkpoint:    checkpoint.Config{Interval: interval},
 		CheckpointDir: o.Dir,
 		Restart:       restart.Config{Strategy: "none"},
-	})
+		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+	}
+	if o.FailAfter > 0 {
+		inj := fault.New(1)
+		inj.Arm(fault.Target{Point: fault.OnRecord, UID: "sum", Subtask: 0, Skip: o.FailAfter})
+		cfg.Faults = inj
+		cfg.Restart = restart.Config{Strategy: "fixed-delay", Attempts: 1, Delay: -1}
+	}
+	env := sluice.New(cfg)
 	src := sluice.FromSource(env, "datagen", datagen.New(gen))
 	switch o.Pipeline {
 	case Stateless:
@@ -86,7 +104,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	el := time.Since(start)
-	r := &Result{Options: o, Elapsed: el, RecordsPerSec: float64(gen.RecordsPerSplit*int64(splits)) / el.Seconds(), Checkpoints: res.Checkpoints, PeakRSS: PeakRSS()}
+	r := &Result{Options: o, Elapsed: el, RecordsPerSec: float64(gen.RecordsPerSplit*int64(splits)) / el.Seconds(), Checkpoints: res.Checkpoints, PeakRSS: PeakRSS(),
+		Restarts: res.Restarts, Recovery: res.Status.LastRecovery}
 	if cs := res.Status.Checkpoints; cs != nil {
 		for _, h := range cs.History {
 			r.MaxSyncPause = max(r.MaxSyncPause, h.MaxSyncDuration)

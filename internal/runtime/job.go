@@ -594,6 +594,7 @@ func (a *attempt) drive(coord *checkpoint.Coordinator) error {
 					if err != nil {
 						j.log.Error("checkpoint metadata not written", "checkpoint", act.Metadata.CheckpointID, "err", err)
 					}
+					coord.Step(checkpoint.TickEvent{Now: a.clock.Now()})
 					coord.Step(checkpoint.PersistedEvent{CheckpointID: act.Metadata.CheckpointID, Err: err})
 				case checkpoint.CompleteAction:
 					j.completed.Add(1)
@@ -660,6 +661,10 @@ func (a *attempt) drive(coord *checkpoint.Coordinator) error {
 		}
 		select {
 		case ev := <-a.events:
+			// Tell the coordinator the time first, so that completion
+			// times and durations are those of the ack, not of the last
+			// periodic tick.
+			coord.Step(checkpoint.TickEvent{Now: a.clock.Now()})
 			coord.Step(ev)
 		case now := <-wake:
 			coord.Step(checkpoint.TickEvent{Now: now})
