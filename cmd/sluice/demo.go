@@ -31,12 +31,15 @@ type demoFlags struct {
 	splits       int
 	parallelism  int
 	interval     time.Duration
+	minPause     time.Duration
 	failEvery    time.Duration
 	seed         uint64
 	mode         string
 	distribution string
 	bufTimeout   time.Duration
 	verbose      bool
+	from         string
+	resume       bool
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -54,7 +57,9 @@ stopped with a final checkpoint and the committed output is verified against
 the input: for every key the committed outputs must be exactly 1..n, once
 each. The last line printed is a JSON summary.
 
-The demo starts from scratch: it deletes <dir>/output and <dir>/checkpoints.
+The demo starts from scratch: it deletes <dir>/output and <dir>/checkpoints,
+unless --resume or --from-checkpoint resumes an earlier run (e.g. one that
+was killed with SIGKILL).
 
 Flags:
 `)
@@ -67,16 +72,23 @@ Flags:
 	fs.IntVar(&f.splits, "splits", 4, "number of datagen splits (sequences)")
 	fs.IntVar(&f.parallelism, "parallelism", 2, "parallelism of every operator")
 	fs.DurationVar(&f.interval, "checkpoint-interval", time.Second, "checkpoint interval")
+	fs.DurationVar(&f.minPause, "min-pause", 500*time.Millisecond, "least time between the end of a checkpoint and the next trigger")
 	fs.DurationVar(&f.failEvery, "fail-every", 0, "inject a failure (a panic at a random operator and point) about this often, e.g. 3s (0 = never)")
 	fs.Uint64Var(&f.seed, "seed", 0, "seed for data and failures (0 = from the clock; printed)")
 	fs.StringVar(&f.mode, "mode", "exactly-once", "checkpointing mode: exactly-once or at-least-once")
 	fs.StringVar(&f.distribution, "distribution", "uniform", "key distribution: uniform, zipf or sequential")
 	fs.DurationVar(&f.bufTimeout, "buffer-timeout", 100*time.Millisecond, "longest time a record waits in a partly filled batch")
 	fs.BoolVar(&f.verbose, "v", false, "log every restart and checkpoint failure")
+	fs.BoolVar(&f.resume, "resume", false, "resume an earlier run from the latest checkpoint in <dir>/checkpoints, keeping its output; pass that run's --seed")
+	fs.StringVar(&f.from, "from-checkpoint", "", "resume from this checkpoint directory (e.g. data/demo/checkpoints/chk-12) of an earlier run, keeping its output; pass that run's --seed")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if f.seed == 0 {
+		if f.from != "" || f.resume {
+			fmt.Fprintln(stderr, "--resume and --from-checkpoint need the --seed of the run that wrote the checkpoint (it is in that run's summary)")
+			return errUsage
+		}
 		f.seed = uint64(time.Now().UnixNano())
 	}
 	return demo(ctx, f, stdout, stderr)
@@ -99,9 +111,11 @@ type demoSummary struct {
 func demo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	outDir := filepath.Join(f.dir, "output")
 	ckDir := filepath.Join(f.dir, "checkpoints")
-	for _, d := range []string{outDir, ckDir} {
-		if err := os.RemoveAll(d); err != nil {
-			return fmt.Errorf("clean %s: %w", d, err)
+	if f.from == "" && !f.resume {
+		for _, d := range []string{outDir, ckDir} {
+			if err := os.RemoveAll(d); err != nil {
+				return fmt.Errorf("clean %s: %w", d, err)
+			}
 		}
 	}
 	gen := datagen.Config{Splits: f.splits, RatePerSecond: f.rate, Keys: f.keys, Distribution: f.distribution, Seed: f.seed}
@@ -118,15 +132,16 @@ func demo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		inj = fault.New(f.seed)
 	}
 	env := sluice.New(sluice.Config{
-		JobName:       "count",
-		Parallelism:   f.parallelism,
-		BufferTimeout: f.bufTimeout,
-		Checkpoint:    checkpoint.Config{Interval: f.interval, Mode: checkpoint.Mode(f.mode)},
-		CheckpointDir: ckDir,
-		Restart:       restart.Config{Strategy: "fixed-delay", Attempts: 1 << 30, Delay: 50 * time.Millisecond},
-		Seed:          int64(f.seed),
-		Logger:        logger,
-		Faults:        inj,
+		JobName:        "count",
+		Parallelism:    f.parallelism,
+		BufferTimeout:  f.bufTimeout,
+		Checkpoint:     checkpoint.Config{Interval: f.interval, MinPause: f.minPause, Mode: checkpoint.Mode(f.mode)},
+		CheckpointDir:  ckDir,
+		FromCheckpoint: f.from,
+		Restart:        restart.Config{Strategy: "fixed-delay", Attempts: 1 << 30, Delay: 50 * time.Millisecond},
+		Seed:           int64(f.seed),
+		Logger:         logger,
+		Faults:         inj,
 	})
 	countjob.Build(env, datagen.New(gen), file.NewSink(file.Config[countjob.Count]{Dir: outDir, Encode: countjob.AppendLine}), f.parallelism)
 
