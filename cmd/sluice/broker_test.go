@@ -136,9 +136,12 @@ func TestRunBrokerBadFlags(t *testing.T) {
 		{[]string{"extra"}, "unexpected arguments: extra"},
 		{[]string{"--nope"}, "flag provided but not defined"},
 	} {
-		err := runBroker(t.Context(), tc.args, io.Discard, io.Discard)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("runBroker(%q) = %v, want an error containing %q", tc.args, err, tc.want)
+		var stderr strings.Builder
+		err := runBroker(t.Context(), tc.args, io.Discard, &stderr)
+		// Flag errors are printed by the flag package and returned as
+		// errUsage (exit 2); configuration errors are returned.
+		if err == nil || !strings.Contains(err.Error()+stderr.String(), tc.want) {
+			t.Errorf("runBroker(%q) = %v (stderr %q), want an error containing %q", tc.args, err, stderr.String(), tc.want)
 		}
 	}
 }
