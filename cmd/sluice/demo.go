@@ -38,6 +38,8 @@ type demoFlags struct {
 	distribution string
 	bufTimeout   time.Duration
 	verbose      bool
+	pipeline     string
+	brokers      string
 	from         string
 	resume       bool
 }
@@ -49,25 +51,35 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: sluice demo [flags]
 
-Runs the built-in count job on the embedded default, with checkpoints:
-datagen → key by account → keyed running count → exactly-once file sink.
-For every input record the job emits "key,n", n being how many records of
-that key it has seen so far. When the job ends (--duration, or Ctrl-C) it is
-stopped with a final checkpoint and the committed output is verified against
-the input: for every key the committed outputs must be exactly 1..n, once
-each. The last line printed is a JSON summary.
+Runs the built-in count job with checkpoints, on the embedded default:
 
-The demo starts from scratch: it deletes <dir>/output and <dir>/checkpoints,
-unless --resume or --from-checkpoint resumes an earlier run (e.g. one that
-was killed with SIGKILL).
+  --pipeline kafka (default): starts the embedded Kafka-compatible broker
+    (or uses --brokers), a producer feeding an input topic at --rate, and
+    Kafka source → key by record key → keyed running count → exactly-once
+    Kafka sink (transactions tied to checkpoints).
+  --pipeline file: datagen → key by account → keyed running count →
+    exactly-once file sink (part files under <dir>/output).
+
+For every input record the job emits one output (key, n), n being how many
+records of that key it has seen so far. When the demo ends (--duration, or
+Ctrl-C) the job is stopped with a final checkpoint and the committed output
+(read_committed for Kafka) is verified against the input: for every key the
+outputs must be exactly 1..n, once each. The last line printed is a JSON
+summary; the exit status is 1 if anything was lost (or, in exactly-once
+mode, duplicated).
+
+The demo starts from scratch: it deletes what an earlier run left under
+<dir>, unless --resume or --from-checkpoint resumes it (file pipeline).
 
 Flags:
 `)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&f.dir, "dir", "data/demo", "working directory: committed part files go to <dir>/output, checkpoints to <dir>/checkpoints")
+	fs.StringVar(&f.pipeline, "pipeline", "kafka", "kafka (Kafka in → Kafka out, exactly-once by transactions) or file (datagen → file sink)")
+	fs.StringVar(&f.brokers, "brokers", "", "kafka pipeline: use this Kafka cluster (host:port,...) instead of the embedded broker")
+	fs.StringVar(&f.dir, "dir", "data/demo", "working directory: checkpoints in <dir>/checkpoints, the embedded broker's data in <dir>/broker, part files in <dir>/output")
 	fs.DurationVar(&f.duration, "duration", 10*time.Second, "how long to run before stopping with a final checkpoint (0 = until Ctrl-C)")
-	fs.Float64Var(&f.rate, "rate", 200_000, "input records per second over all splits (0 = as fast as possible)")
+	fs.Float64Var(&f.rate, "rate", 50_000, "input records per second (file pipeline: 0 = as fast as possible)")
 	fs.IntVar(&f.keys, "keys", 10_000, "number of distinct account keys")
 	fs.IntVar(&f.splits, "splits", 4, "number of datagen splits (sequences)")
 	fs.IntVar(&f.parallelism, "parallelism", 2, "parallelism of every operator")
@@ -91,7 +103,18 @@ Flags:
 		}
 		f.seed = uint64(time.Now().UnixNano())
 	}
-	return demo(ctx, f, stdout, stderr)
+	switch f.pipeline {
+	case "file":
+		return demo(ctx, f, stdout, stderr)
+	case "kafka":
+		if f.from != "" || f.resume {
+			fmt.Fprintln(stderr, "--resume and --from-checkpoint apply to --pipeline file; for Kafka use 'sluice run count', which resumes by itself")
+			return errUsage
+		}
+		return demoKafka(ctx, f, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "--pipeline: want kafka or file, got %q\n", f.pipeline)
+	return errUsage
 }
 
 // demoSummary is the last line of the demo: the verification result.
@@ -149,6 +172,16 @@ func demo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		f.splits, f.keys, rateString(f.rate), f.parallelism, f.interval, f.mode, f.seed)
 	fmt.Fprintf(stdout, "output: %s   checkpoints: %s\n", outDir, ckDir)
 
+	res, runErr, took := demoLoop(ctx, env, f, inj, []string{countjob.SourceUID, countjob.CountUID, countjob.SinkUID}, countjob.CountUID, nil, stdout)
+	return demoFinish(res, runErr, f, gen, outDir, took, stdout)
+}
+
+// demoLoop runs env until the duration passes or ctx is cancelled, printing
+// progress and arming failures, then stops it with a final checkpoint.
+// beforeStop, if set, runs first (off the loop) and must return before the
+// job is stopped.
+func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fault.Injector, uids []string, countUID string,
+	beforeStop func(), stdout io.Writer) (*sluice.Result, error, time.Duration) {
 	type result struct {
 		res *sluice.Result
 		err error
@@ -177,27 +210,33 @@ func demo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	lastAt := start
 	stopping := false
 	stop := func(why string) {
-		if !stopping {
-			stopping = true
-			fmt.Fprintf(stdout, "%s: stopping with a final checkpoint...\n", why)
-			if inj != nil {
-				inj.Disarm()
-			}
-			failTick = nil
-			env.Stop()
+		if stopping {
+			return
 		}
+		stopping = true
+		fmt.Fprintf(stdout, "%s: stopping with a final checkpoint...\n", why)
+		if inj != nil {
+			inj.Disarm()
+		}
+		failTick = nil
+		go func() {
+			if beforeStop != nil {
+				beforeStop()
+			}
+			env.Stop()
+		}()
 	}
 	for {
 		select {
 		case r := <-done:
-			return demoFinish(r.res, r.err, f, gen, outDir, time.Since(start), stdout)
+			return r.res, r.err, time.Since(start)
 		case <-stopAt:
 			stop("duration reached")
 		case <-ctx.Done():
 			stop("interrupted")
 			ctx = context.Background()
 		case <-failTick:
-			t := inj.ArmRandom([]string{countjob.SourceUID, countjob.CountUID, countjob.SinkUID}, 1000)
+			t := inj.ArmRandom(uids, 1000)
 			if f.verbose {
 				fmt.Fprintf(stdout, "armed failure: %s at %s\n", t.UID, t.Point)
 			}
@@ -205,7 +244,7 @@ func demo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 			st := env.Status()
 			var in int64
 			for _, v := range st.Vertices {
-				if v.Name == countjob.CountUID {
+				if v.Name == countUID {
 					in = v.RecordsIn
 				}
 			}

@@ -40,30 +40,31 @@ const (
 func Build(env *sluice.Environment, src sluice.Source[datagen.Record], sink sluice.SinkProvider[Count], parallelism int) {
 	in := sluice.FromSource(env, SourceUID, src)
 	keyed := sluice.KeyBy(in, func(r datagen.Record) string { return r.Key })
-	counts := sluice.Process(keyed, CountUID, NewCounter, sluice.Parallelism(parallelism))
+	counts := sluice.Process(keyed, CountUID, NewCounter[datagen.Record], sluice.Parallelism(parallelism))
 	sluice.Sink(counts, SinkUID, sink, sluice.Parallelism(parallelism))
 }
 
-// NewCounter returns a Counter for one subtask.
-func NewCounter() sluice.KeyedProcessFunction[string, datagen.Record, Count] { return &Counter{} }
+// NewCounter returns a Counter for one subtask: the keyed running count of
+// records of any type T, keyed by string.
+func NewCounter[T any]() sluice.KeyedProcessFunction[string, T, Count] { return &Counter[T]{} }
 
 // Counter is the keyed running count.
-type Counter struct {
+type Counter[T any] struct {
 	n state.ValueState[int64]
 }
 
 // Open registers the count state.
-func (c *Counter) Open(rc *sluice.RuntimeContext[string]) error {
+func (c *Counter[T]) Open(rc *sluice.RuntimeContext[string]) error {
 	var err error
 	c.n, err = sluice.NewValueState(rc, "count", codec.Int64)
 	return err
 }
 
-// ProcessElement counts r and emits the key's new count.
-func (c *Counter) ProcessElement(r datagen.Record, ctx *sluice.ProcessContext[string, Count]) error {
+// ProcessElement counts the record and emits its key's new count.
+func (c *Counter[T]) ProcessElement(_ T, ctx *sluice.ProcessContext[string, Count]) error {
 	n, _ := c.n.Value()
 	n++
 	c.n.Update(n)
-	ctx.Collect(Count{Key: r.Key, N: n})
+	ctx.Collect(Count{Key: ctx.CurrentKey(), N: n})
 	return nil
 }
