@@ -78,7 +78,7 @@ func TestKafkaCountExactlyOnceUnderFailures(t *testing.T) {
 	}()
 	done := make(chan error, 1)
 	inj := fault.New(seed)
-	inj.Schedule(inj.RandomTargets([]string{SourceUID, CountUID, SinkUID}, 3, 2000))
+	inj.Schedule(inj.RandomTargets([]string{SourceUID, CountUID, SinkUID}, 3, 200))
 	env, err := New(Options{
 		Brokers: brokers, Input: in, Output: out, TxnPrefix: "test-" + out, Parallelism: 1 + rng.IntN(3),
 		CheckpointInterval: 50 * time.Millisecond, MinPause: 10 * time.Millisecond,
