@@ -1,0 +1,104 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ErrDataLoss is wrapped by every error that reports records lost by the
+// sink: a pre-committed transaction that can no longer be committed.
+var ErrDataLoss = errors.New("kafka sink: DATA LOSS")
+
+// DataLossError reports a pre-committed transaction whose commit the broker
+// refused because the transaction no longer exists in that form: it was
+// aborted by the transaction timeout or fenced by another producer with
+// the same transactional id. Its records are lost. errors.Is(err,
+// ErrDataLoss) holds.
+type DataLossError struct {
+	// Txn is the transaction that could not be committed.
+	Txn Txn
+	// Err is the broker's answer (PRODUCER_FENCED, INVALID_PRODUCER_EPOCH,
+	// INVALID_TXN_STATE, INVALID_PRODUCER_ID_MAPPING, ...).
+	Err error
+}
+
+// Error says what was lost, the likely causes and what to check.
+func (e *DataLossError) Error() string {
+	return fmt.Sprintf("kafka sink: DATA LOSS: transaction %s could not be committed: %v; "+
+		"the broker aborted it before the commit (the transaction timeout passed, see %s) or another producer "+
+		"with the same transactional id fenced it (is %s unique to this job?), so the records it held are lost",
+		&e.Txn, e.Err, KeySinkTransactionTimeout, KeySinkTransactionalIDPrefix)
+}
+
+// Unwrap returns ErrDataLoss and the broker's error.
+func (e *DataLossError) Unwrap() []error { return []error{ErrDataLoss, e.Err} }
+
+// lostTxn reports whether a definitive EndTxn answer means the transaction
+// is gone.
+func lostTxn(err error) bool {
+	for _, e := range []*kerr.Error{
+		kerr.ProducerFenced, kerr.InvalidProducerEpoch, kerr.InvalidTxnState,
+		kerr.InvalidProducerIDMapping, kerr.UnknownProducerID, kerr.TransactionAbortable,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// commitAttemptTimeout bounds one EndTxn attempt, so that a reply lost
+// with a connection that stays open does not use up the whole budget.
+const commitAttemptTimeout = 15 * time.Second
+
+// commitTxn commits t with a raw EndTxn request (Commit: true) carrying its
+// stored producer id and epoch, sent through cl to the transaction
+// coordinator. It retries network errors, retriable codes and
+// CONCURRENT_TRANSACTIONS with backoff for up to RetryTimeout: the
+// checkpoint is complete, so the commit must happen, and a commit repeated
+// with the same epoch is answered OK. A definitive refusal is a
+// DataLossError, logged at Error.
+func commitTxn[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger, cl *kgo.Client, t *Txn) error {
+	bo := newSinkBackoff(cfg.RetryBackoff, cfg.RetryTimeout)
+	for {
+		req := kmsg.NewPtrEndTxnRequest()
+		req.TransactionalID = t.TransactionalID
+		req.ProducerID = t.ProducerID
+		req.ProducerEpoch = t.ProducerEpoch
+		req.Commit = true
+		actx, cancel := context.WithTimeout(ctx, min(commitAttemptTimeout, cfg.RetryTimeout))
+		resp, err := req.RequestWith(actx, cl)
+		cancel()
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		switch {
+		case err == nil:
+			if bo.attempts > 0 {
+				log.Info("committed transaction after retries", "txn", t.String(), "attempts", bo.attempts+1)
+			}
+			return nil
+		case lostTxn(err):
+			dl := &DataLossError{Txn: *t, Err: err}
+			dl.Txn.live = nil
+			log.Error("DATA LOSS: pre-committed transaction could not be committed", "txn", t.String(), "err", err)
+			return dl
+		case ctx.Err() != nil:
+			return fmt.Errorf("kafka sink: commit transaction %s: %w (it stays pending and is committed on restore)", t, ctx.Err())
+		case !sinkRetriable(err):
+			return fmt.Errorf("kafka sink: commit transaction %s: %w (non-retriable; the transaction stays pending and is committed on restore if that is fixed before the transaction timeout)", t, err)
+		}
+		log.Debug("commit failed, retrying", "txn", t.String(), "err", err)
+		if !bo.wait(ctx) {
+			return fmt.Errorf("kafka sink: commit transaction %s: still failing after %d attempts within %s (%v): %w (it stays pending and is committed on restore)",
+				t, bo.attempts, KeySinkRetryTimeout, cfg.RetryTimeout, err)
+		}
+	}
+}

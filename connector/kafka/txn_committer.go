@@ -1,0 +1,419 @@
+package kafka
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/sluicehq/sluice"
+)
+
+// The exactly-once committer (DESIGN §6), Flink's KafkaSink with a pool of
+// transactional ids, on the engine's two-phase-commit framework:
+//
+//   - BeginTransaction takes a free slot of the subtask's pool, creates a
+//     client with the slot's transactional id, initialises the producer id
+//     (fencing whatever an earlier attempt left under that id) and begins.
+//   - Write produces asynchronously; the first error fails the next Write
+//     or the pre-commit.
+//   - PreCommit flushes, records {id, producer id, epoch, version, has
+//     data} in the handle the framework stores in the checkpoint, and
+//     closes the client: franz-go's Close does not end the transaction, so
+//     it stays open on the broker, and no client outlives its transaction
+//     (the framework has no close hook for committers).
+//   - Commit and RecoverAndCommit send a raw EndTxn with the stored
+//     producer id and epoch from a plain client, retried until it answers
+//     (franz-go's EndTransaction refuses to retry a commit whose outcome is
+//     unknown, which is wrong once the checkpoint is complete; committing
+//     again with the same epoch answers OK). A fenced or aborted
+//     transaction is a loud data-loss error.
+//   - CleanUp (subtask 0, on every start) fences and aborts every ongoing
+//     transaction of the operator that is not among the restored ones, also
+//     of subtasks that no longer exist after a rescale.
+//
+// Slot reuse. Initialising a producer id on a transactional id bumps its
+// epoch, after which a commit with the stored epoch is fenced. So a slot
+// must not be reused while a checkpoint that may be restored still names
+// its transaction: not while it is pre-committed, and after its commit not
+// until a checkpoint taken after the commit has completed. The committer
+// sees that as the commit of a transaction pre-committed after the slot's
+// commit ("cooling" below). After a restore, the slots named by the
+// restored checkpoint cool the same way.
+
+// Slot states.
+const (
+	slotFree    = iota
+	slotOpen    // the open transaction writes under it
+	slotPending // pre-committed, waiting for its checkpoint
+	slotCooling // committed, possibly still named by the latest checkpoint
+)
+
+type slot struct {
+	state int
+	// seq is the pre-commit sequence number of the pending transaction;
+	// for a cooling slot, the newest sequence number when it was
+	// committed: a commit of a later one frees it.
+	seq uint64
+}
+
+type txnCommitter[T any] struct {
+	cfg  *SinkConfig[T]
+	log  *slog.Logger
+	ids  txnIDs
+	sub  int
+	par  int
+	w    sinkWriter[T]
+	pool []slot
+	seq  uint64 // pre-commits so far
+
+	version int16              // transaction.version of the cluster, 0 until known
+	maxV    *kversion.Versions // the user's MaxVersions, if any
+}
+
+var _ sluice.TwoPhaseCommitter[int, *Txn] = (*txnCommitter[int])(nil)
+
+func newTxnCommitter[T any](cfg SinkConfig[T], ctx *sluice.OperatorContext) (*txnCommitter[T], error) {
+	log := cfg.Logger
+	if log == nil {
+		log = ctx.Logger
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &txnCommitter[T]{
+		cfg:  &cfg,
+		log:  log.With("sink", "kafka", "delivery", DeliveryExactlyOnce),
+		ids:  newTxnIDs(cfg.TransactionalIDPrefix, ctx.UID),
+		sub:  ctx.Subtask,
+		par:  ctx.Parallelism,
+		pool: make([]slot, cfg.PoolSize),
+		w:    sinkWriter[T]{ser: cfg.Serializer, topic: cfg.Topic, sel: cfg.TopicSelector, pool: newSinkRecordPool()},
+	}
+	// The user's MaxVersions caps the commits of transactions written
+	// under transaction.version 1 too (restored ones are committed before
+	// any transaction begins). A client connects only when used.
+	probe, err := kgo.NewClient(sinkClientOpts(c.cfg, c.log)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink: client options: %w", err)
+	}
+	c.maxV, _ = probe.OptValue(kgo.MaxVersions).(*kversion.Versions)
+	probe.Close()
+	if ctx.Restored != nil {
+		for _, t := range restoredTxns(ctx.Restored.Operator) {
+			sub, s, ok := c.ids.parse(t.TransactionalID)
+			if ok && sub == c.sub && s < len(c.pool) {
+				// Subtask 0 commits it in its Open; the restored
+				// checkpoint names it until a new one completes.
+				c.pool[s] = slot{state: slotCooling}
+			}
+		}
+	}
+	return c, nil
+}
+
+// restoredTxns finds the transactions in the operator state the framework
+// restored. The framework stores each pending transaction as a varint
+// checkpoint id followed by TxnCodec's encoding. To depend neither on the
+// name of its state nor strictly on that prefix, an entry that does not
+// decode after a varint is scanned for a complete Txn encoding at one of
+// its first offsets.
+func restoredTxns(state map[string][][]byte) []*Txn {
+	var out []*Txn
+	decode := func(e []byte, off int) bool {
+		if off < 0 || off >= len(e) || e[off] != txnFormat {
+			return false
+		}
+		t, n, err := TxnCodec.Decode(e[off:])
+		if err != nil || off+n != len(e) {
+			return false
+		}
+		out = append(out, t)
+		return true
+	}
+	for _, entries := range state {
+		for _, e := range entries {
+			if _, n := binary.Varint(e); decode(e, n) {
+				continue
+			}
+			for off := 0; off <= binary.MaxVarintLen64 && !decode(e, off); off++ {
+			}
+		}
+	}
+	return out
+}
+
+// BeginTransaction implements sluice.TwoPhaseCommitter.
+func (c *txnCommitter[T]) BeginTransaction(ctx context.Context) (*Txn, error) {
+	s := -1
+	for i := range c.pool {
+		if c.pool[i].state == slotFree {
+			s = i
+			break
+		}
+	}
+	if s < 0 {
+		return nil, fmt.Errorf("kafka sink: all %d transactional ids of subtask %d are busy with transactions waiting for checkpoints to complete (or named by the latest one); raise %s or find out why checkpoints do not complete",
+			len(c.pool), c.sub, KeySinkPoolSize)
+	}
+	id := c.ids.id(c.sub, s)
+	cl, err := kgo.NewClient(sinkClientOpts(c.cfg, c.log, kgo.TransactionalID(id), kgo.TransactionTimeout(c.cfg.TransactionTimeout))...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink: client for transactional id %s: %w", id, err)
+	}
+	pid, epoch, err := initProducerID(ctx, c.cfg, cl, id)
+	if err == nil && c.version == 0 {
+		c.version, err = detectTxnVersion(ctx, cl)
+	}
+	if err == nil {
+		err = cl.BeginTransaction()
+	}
+	if err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("kafka sink: begin transaction: %w", err)
+	}
+	c.pool[s] = slot{state: slotOpen}
+	return &Txn{TransactionalID: id, ProducerID: pid, ProducerEpoch: epoch, TxnVersion: c.version, live: newLiveTxn(cl, s, c.w.pool, c.cfg.RetryTimeout)}, nil
+}
+
+// Write implements sluice.TwoPhaseCommitter.
+func (c *txnCommitter[T]) Write(t *Txn, v T) error {
+	if err := c.w.write(t.live, v); err != nil {
+		return fmt.Errorf("kafka sink: transaction %s: %w", t.TransactionalID, err)
+	}
+	return nil
+}
+
+// PreCommit implements sluice.TwoPhaseCommitter: flush, then close the
+// client and leave the transaction open on the broker.
+func (c *txnCommitter[T]) PreCommit(ctx context.Context, t *Txn) error {
+	l := t.live
+	if err := flushTxn(ctx, l); err != nil {
+		return fmt.Errorf("kafka sink: pre-commit transaction %s: %w", t, err)
+	}
+	// The stored id and epoch must be the ones the records were written
+	// with. franz-go reloads them only after errors that also fail
+	// records, so this is a guard, not an expected path.
+	if pid, epoch, err := l.cl.ProducerID(ctx); err != nil || pid != t.ProducerID || epoch != t.ProducerEpoch {
+		return fmt.Errorf("kafka sink: pre-commit transaction %s: the producer id or epoch changed during the transaction (now %d/%d, err %v); it cannot be committed safely",
+			t, pid, epoch, err)
+	}
+	t.HasData = l.written.Load() > 0
+	l.close()
+	c.seq++
+	c.pool[l.slot] = slot{state: slotPending, seq: c.seq}
+	return nil
+}
+
+// flushTxn waits for every record of l. It is bounded by l's watchdog
+// (no acknowledgement for RetryTimeout) and by ctx, not by a fixed time: a
+// large transaction may take long to flush while it makes progress.
+func flushTxn(ctx context.Context, l *liveTxn) error {
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(l.ctx, cancel)
+	defer stop()
+	if err := l.cl.Flush(fctx); err != nil {
+		if ferr := l.firstErr(); ferr != nil {
+			return fmt.Errorf("flush: %w", ferr)
+		}
+		return fmt.Errorf("flush: %w", err)
+	}
+	if err := l.firstErr(); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	return nil
+}
+
+// Commit implements sluice.TwoPhaseCommitter.
+func (c *txnCommitter[T]) Commit(ctx context.Context, t *Txn) error {
+	_, s, ok := c.ids.parse(t.TransactionalID)
+	if !t.HasData {
+		// Never started on the broker: nothing to commit, and nothing a
+		// restore would commit either.
+		if ok && s < len(c.pool) {
+			c.pool[s] = slot{state: slotFree}
+		}
+		return nil
+	}
+	err := c.endTxn(ctx, t)
+	var seq uint64
+	if ok && s < len(c.pool) {
+		seq = c.pool[s].seq
+		c.pool[s] = slot{state: slotCooling, seq: c.seq}
+	}
+	if err != nil {
+		return err
+	}
+	// Every checkpoint from the one that holds t on was taken after the
+	// commits of the slots cooling since before t's pre-commit.
+	for i := range c.pool {
+		if c.pool[i].state == slotCooling && c.pool[i].seq < seq {
+			c.pool[i] = slot{state: slotFree}
+		}
+	}
+	return nil
+}
+
+// RecoverAndCommit implements sluice.TwoPhaseCommitter.
+func (c *txnCommitter[T]) RecoverAndCommit(ctx context.Context, t *Txn) error {
+	if !t.HasData || t.TransactionalID == "" {
+		// Empty, or the flush of an earlier at-least-once run.
+		return nil
+	}
+	err := c.endTxn(ctx, t)
+	var dl *DataLossError
+	if errors.As(err, &dl) && c.cfg.AcceptLostTransactionsOnRestore {
+		c.log.Warn("going on after the loss of a restored transaction because AcceptLostTransactionsOnRestore is set", "txn", t.String())
+		return nil
+	}
+	if err == nil {
+		c.log.Debug("committed restored transaction", "txn", t.String())
+	}
+	return err
+}
+
+// endTxn commits t with a raw EndTxn from a plain client (see commitTxn).
+func (c *txnCommitter[T]) endTxn(ctx context.Context, t *Txn) error {
+	return commitStored(ctx, c.cfg, c.log, c.maxV, t)
+}
+
+// commitStored commits a stored transaction from a new plain client,
+// speaking the transaction protocol t was written with. maxV is the
+// user's MaxVersions, if any.
+func commitStored[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger, maxV *kversion.Versions, t *Txn) error {
+	var extra []kgo.Opt
+	if t.TxnVersion < txnV2 {
+		extra = append(extra, kgo.MaxVersions(endTxnV4(maxV)))
+	}
+	cl, err := kgo.NewClient(sinkClientOpts(cfg, log, extra...)...)
+	if err != nil {
+		return fmt.Errorf("kafka sink: commit transaction %s: client: %w", t, err)
+	}
+	defer cl.Close()
+	return commitTxn(ctx, cfg, log, cl, t)
+}
+
+// Abort implements sluice.TwoPhaseCommitter: abort the open transaction
+// (the framework calls it when a task closes with a transaction open).
+func (c *txnCommitter[T]) Abort(ctx context.Context, t *Txn) error {
+	l := t.live
+	if l == nil || l.closed {
+		return nil
+	}
+	defer l.close()
+	if l.slot >= 0 && l.slot < len(c.pool) {
+		c.pool[l.slot] = slot{state: slotFree}
+	}
+	actx, cancel := context.WithTimeout(ctx, c.cfg.RetryTimeout)
+	defer cancel()
+	err := l.cl.AbortBufferedRecords(actx)
+	if err == nil {
+		err = l.cl.EndTransaction(actx, kgo.TryAbort)
+	}
+	if err != nil {
+		// Not fatal: the next start's clean-up (or the transaction
+		// timeout) aborts it.
+		c.log.Warn("abort of open transaction failed; it is aborted on the next start or by the transaction timeout", "txn", t.String(), "err", err)
+		return fmt.Errorf("kafka sink: abort transaction %s: %w", t, err)
+	}
+	return nil
+}
+
+// CleanUp implements sluice.TwoPhaseCommitter: fence and abort every
+// ongoing transaction of this operator that is not among recovered.
+func (c *txnCommitter[T]) CleanUp(ctx context.Context, recovered []*Txn) error {
+	keep := make(map[string]bool, len(recovered))
+	for _, t := range recovered {
+		keep[t.TransactionalID] = true
+	}
+	cl, err := kgo.NewClient(sinkClientOpts(c.cfg, c.log)...)
+	if err != nil {
+		return fmt.Errorf("kafka sink: clean-up: client: %w", err)
+	}
+	defer cl.Close()
+	var ids []string
+	listed, err := listOngoing(ctx, c.cfg, kadm.NewClient(cl))
+	switch {
+	case err == nil:
+		for _, lt := range listed {
+			if lt.State != "Ongoing" { // brokers before 3.0 ignore the filter
+				continue
+			}
+			if _, _, ok := c.ids.parse(lt.TxnID); ok && !keep[lt.TxnID] {
+				ids = append(ids, lt.TxnID)
+			}
+		}
+	case !sinkRetriable(err) && !errors.Is(err, context.Canceled):
+		// Cannot discover (a broker before Kafka 3.0, or no DESCRIBE
+		// permission on the cluster): fence the whole pool of the current
+		// parallelism; ids of removed subtasks stay until their timeout.
+		c.log.Warn("cannot list transactions; aborting the current pool's transactional ids only (those of subtasks removed by a rescale stay open until the transaction timeout)", "err", err)
+		for sub := range c.par {
+			for s := range c.cfg.PoolSize {
+				if id := c.ids.id(sub, s); !keep[id] {
+					ids = append(ids, id)
+				}
+			}
+		}
+	default:
+		return fmt.Errorf("kafka sink: clean-up: list ongoing transactions: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = fenceTxnID(ctx, c.cfg, c.log, id)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("kafka sink: clean-up: %w", err)
+	}
+	c.log.Info("aborted lingering transactions", "count", len(ids), "ids", strings.Join(ids, ","))
+	return nil
+}
+
+// listOngoing lists ongoing transactions, retrying retriable errors.
+func listOngoing[T any](ctx context.Context, cfg *SinkConfig[T], adm *kadm.Client) (kadm.ListedTransactions, error) {
+	bo := newSinkBackoff(cfg.RetryBackoff, cfg.RetryTimeout)
+	for {
+		listed, err := adm.ListTransactions(ctx, nil, []string{"Ongoing"})
+		if err == nil {
+			return listed, nil
+		}
+		if !sinkRetriable(err) || !bo.wait(ctx) {
+			return nil, err
+		}
+	}
+}
+
+// fence aborts whatever transaction id has open by initialising a producer
+// id for it (InitProducerID aborts the ongoing transaction and bumps the
+// epoch), then closes the client.
+func fenceTxnID[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger, id string) error {
+	cl, err := kgo.NewClient(sinkClientOpts(cfg, log, kgo.TransactionalID(id), kgo.TransactionTimeout(cfg.TransactionTimeout))...)
+	if err != nil {
+		return fmt.Errorf("fence %s: %w", id, err)
+	}
+	defer cl.Close()
+	if _, _, err := initProducerID(ctx, cfg, cl, id); err != nil {
+		return fmt.Errorf("fence %s: %w", id, err)
+	}
+	log.Debug("fenced and aborted lingering transaction", "txn", id)
+	return nil
+}
