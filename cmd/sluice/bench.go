@@ -22,6 +22,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keys := fs.Int("keys", 1_000_000, "distinct keys for keyed-sum")
 	par := fs.Int("parallelism", runtime.GOMAXPROCS(0), "parallelism of every operator")
 	interval := fs.Duration("checkpoint-interval", time.Second, "checkpoint interval of the 'with checkpoints' runs")
+	kafkaPipes := fs.String("kafka", "", "comma-separated Kafka pipelines to run instead: kafka-source, kafka-exactly-once, kafka-at-least-once (100-byte records, 4 partitions, checkpoints every second)")
+	brokers := fs.String("brokers", "", "Kafka pipelines: use this cluster instead of the embedded broker in this process")
+	kafkaRecords := fs.Int64("kafka-records", 2_000_000, "records per Kafka pipeline run")
 	recovery := fs.Bool("recovery", true, "also measure recovery time after an injected failure in keyed-sum")
 	dir := fs.String("dir", "", "checkpoint directory (default: a temporary directory, removed afterwards)")
 	fs.Usage = func() {
@@ -39,6 +42,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer os.RemoveAll(tmp)
 		root = tmp
+	}
+	if *kafkaPipes != "" {
+		where := "embedded broker in this process"
+		if *brokers != "" {
+			where = *brokers
+		}
+		fmt.Fprintf(stdout, "sluice bench: %d cores, %s, Kafka on %s, parallelism %d\n", runtime.NumCPU(), runtime.Version(), where, *par)
+		for i, p := range strings.Split(*kafkaPipes, ",") {
+			rate, err := benchjob.RunKafka(ctx, benchjob.KafkaOptions{Pipeline: p, Records: *kafkaRecords, Parallelism: *par,
+				Brokers: splitBrokers(*brokers), Dir: fmt.Sprintf("%s/kafka-%d", root, i)})
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			fmt.Fprintf(stdout, "%-22s %10d records  %8.0fk records/s\n", p, *kafkaRecords, rate/1e3)
+		}
+		return nil
 	}
 	fmt.Fprintf(stdout, "sluice bench: %d cores (GOMAXPROCS %d), %s/%s, %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
