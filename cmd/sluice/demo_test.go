@@ -24,12 +24,21 @@ func lastJSON(t *testing.T, out string) demoSummary {
 	return s
 }
 
-// The demo, in process, with failures injected: the summary's last line
-// says nothing was lost or duplicated.
+// The demo, in process, with failures injected, on both pipelines: the
+// summary's last line says nothing was lost or duplicated.
 func TestDemoWithFailures(t *testing.T) {
 	t.Parallel()
+	for _, p := range []string{"kafka", "file"} {
+		t.Run(p, func(t *testing.T) {
+			t.Parallel()
+			demoWithFailures(t, p)
+		})
+	}
+}
+
+func demoWithFailures(t *testing.T, pipeline string) {
 	var out, errb bytes.Buffer
-	code := run([]string{"demo", "--dir", t.TempDir(), "--duration", "1500ms", "--rate", "50000", "--keys", "500",
+	code := run([]string{"demo", "--pipeline", pipeline, "--dir", t.TempDir(), "--duration", "1500ms", "--rate", "50000", "--keys", "500",
 		"--checkpoint-interval", "100ms", "--min-pause", "10ms", "--fail-every", "300ms", "--seed", "7"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
@@ -83,7 +92,7 @@ func TestDemoSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	dir := t.TempDir()
-	common := []string{"demo", "--dir", dir, "--rate", "40000", "--keys", "300", "--checkpoint-interval", "50ms", "--min-pause", "10ms",
+	common := []string{"demo", "--pipeline", "file", "--dir", dir, "--rate", "40000", "--keys", "300", "--checkpoint-interval", "50ms", "--min-pause", "10ms",
 		"--seed", strconv.FormatUint(seed, 10)}
 	for i := 0; i < 4; i++ {
 		args := append(append([]string{}, common...), "--duration", "0")
