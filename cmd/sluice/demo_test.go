@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,10 +86,7 @@ func TestDemoSurvivesSIGKILL(t *testing.T) {
 	}
 	t.Logf("seed %d (replay with SLUICE_SEED=%d)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 9))
-	bin := filepath.Join(t.TempDir(), "sluice")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	dir := t.TempDir()
 	common := []string{"demo", "--pipeline", "file", "--dir", dir, "--rate", "40000", "--keys", "300", "--checkpoint-interval", "50ms", "--min-pause", "10ms",
 		"--seed", strconv.FormatUint(seed, 10)}
@@ -99,19 +95,8 @@ func TestDemoSurvivesSIGKILL(t *testing.T) {
 		if i > 0 {
 			args = append(args, "--resume")
 		}
-		cmd := exec.Command(bin, args...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
 		wait := time.Duration(300+rng.IntN(900)) * time.Millisecond
-		timer := time.AfterFunc(wait, func() { _ = cmd.Process.Kill() })
-		err := cmd.Wait()
-		timer.Stop()
-		if err == nil {
-			t.Fatalf("run %d ended by itself:\n%s", i, out.String())
-		}
+		runAndKill(t, bin, args, wait)
 		t.Logf("run %d killed after %v", i, wait)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -30,6 +30,24 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
+// runAndKill runs the command with args and kills it with SIGKILL after
+// wait; it must not end by itself before.
+func runAndKill(t *testing.T, bin string, args []string, wait time.Duration) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(wait, func() { _ = cmd.Process.Kill() })
+	err := cmd.Wait()
+	timer.Stop()
+	if err == nil {
+		t.Fatalf("%v ended by itself before SIGKILL:\n%s", args, out.String())
+	}
+}
+
 // startBroker runs `sluice broker` as its own process and returns its
 // address once it listens.
 func startBroker(t *testing.T, bin, dataDir string) string {
@@ -105,19 +123,8 @@ func TestKafkaJobSurvivesSIGKILLAndRescale(t *testing.T) {
 			"--checkpoint-interval", "100ms", "--min-pause", "20ms"}
 	}
 	for i, par := range []int{2, 3, 2, 3} {
-		cmd := exec.Command(bin, args(par)...)
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
 		wait := time.Duration(500+rng.IntN(1500)) * time.Millisecond
-		timer := time.AfterFunc(wait, func() { _ = cmd.Process.Kill() })
-		err := cmd.Wait()
-		timer.Stop()
-		if err == nil {
-			t.Fatalf("run %d ended by itself:\n%s", i, out.String())
-		}
+		runAndKill(t, bin, args(par), wait)
 		t.Logf("run %d (parallelism %d) killed after %v", i, par, wait)
 		produce(2_000, 20_000+2_000*i)
 	}
