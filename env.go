@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/checkpoint"
@@ -131,6 +132,8 @@ type Environment struct {
 	err   error
 	job   *runtime.Job
 	ready chan struct{}
+	// executed is set by the first Execute: an Environment runs once.
+	executed atomic.Bool
 }
 
 // New returns an empty environment with cfg.
@@ -161,11 +164,18 @@ type Result struct {
 // checkpoint is committed, Stop is called, the job fails past its restart
 // strategy, or ctx is cancelled (a hard cancel: nothing more is committed).
 func (e *Environment) Execute(ctx context.Context) (*Result, error) {
-	if e.err != nil {
-		return nil, e.err
+	if e.executed.Swap(true) {
+		// A second run would replace the job that Status and Stop refer
+		// to, and close ready twice.
+		return nil, errors.New("sluice: Execute called twice; an Environment runs one job once")
 	}
+	// The configuration first: an invalid parallelism or max-parallelism
+	// also makes operators look invalid, and the error must name the key.
 	if err := e.cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if e.err != nil {
+		return nil, e.err
 	}
 	plan, err := e.plan()
 	if err != nil {
@@ -315,6 +325,9 @@ func instantiate(head *node, w *runtime.Wiring) (*runtime.Chain, error) {
 // Describe returns a readable outline of the job graph: chains, parallelism
 // and shuffles.
 func (e *Environment) Describe() (string, error) {
+	if e.err != nil {
+		return "", e.err
+	}
 	p, err := e.plan()
 	if err != nil {
 		return "", err

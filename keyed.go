@@ -60,6 +60,9 @@ type ProcessContext[K comparable, OUT any] struct {
 	Collector[OUT]
 	backend *state.HeapBackend[K]
 	op      *OperatorContext
+	// noTimers is set when the function is not a TimerFunction: its timers
+	// could never fire.
+	noTimers bool
 }
 
 // CurrentKey returns the key of the record or timer being processed.
@@ -69,8 +72,20 @@ func (c *ProcessContext[K, OUT]) CurrentKey() K { return c.backend.CurrentKey() 
 func (c *ProcessContext[K, OUT]) CurrentProcessingTime() time.Time { return c.op.Clock.Now() }
 
 // RegisterProcessingTimeTimer asks for OnTimer at t for the current key.
-// Timers are part of the checkpointed state.
-func (c *ProcessContext[K, OUT]) RegisterProcessingTimeTimer(t time.Time) { c.backend.RegisterTimer(t) }
+// Timers are part of the checkpointed state. The function must implement
+// TimerFunction; otherwise the call fails the record (and the job).
+func (c *ProcessContext[K, OUT]) RegisterProcessingTimeTimer(t time.Time) {
+	if c.noTimers {
+		// Silently keeping a timer that never fires would grow the state
+		// forever; most likely OnTimer is missing or has the wrong
+		// signature.
+		if c.err == nil {
+			c.err = fmt.Errorf("%s: RegisterProcessingTimeTimer: the function does not implement sluice.TimerFunction (OnTimer(time.Time, *ProcessContext[K, OUT]) error), so its timers could never fire", c.op.UID)
+		}
+		return
+	}
+	c.backend.RegisterTimer(t)
+}
 
 // DeleteProcessingTimeTimer removes the current key's timer at t.
 func (c *ProcessContext[K, OUT]) DeleteProcessingTimeTimer(t time.Time) { c.backend.DeleteTimer(t) }
@@ -87,6 +102,7 @@ func Process[K comparable, IN, OUT any](ks KeyedStream[K, IN], name string, newF
 		op := &keyedOp[K, IN, OUT]{fn: fn, key: ks.key, kc: ks.codec}
 		op.pc.out = out.(Emitter[OUT])
 		op.timers, _ = fn.(TimerFunction[K, OUT])
+		op.pc.noTimers = op.timers == nil
 		return instance{op: op, ins: []any{Emitter[IN](op)}}, nil
 	}
 	connect(e, ks.s.n, n, 0, runtime.Hash, hashTarget(ks, n.par))
@@ -205,7 +221,8 @@ type ConnectedStreams[K comparable, A, B any] struct {
 	b KeyedStream[K, B]
 }
 
-// Connect joins two keyed streams for a KeyedCoProcessFunction.
+// Connect joins two keyed streams for a KeyedCoProcessFunction. The first
+// stream's key codec hashes and stores the keys of both.
 func Connect[K comparable, A, B any](a KeyedStream[K, A], b KeyedStream[K, B]) ConnectedStreams[K, A, B] {
 	return ConnectedStreams[K, A, B]{a: a, b: b}
 }
@@ -228,10 +245,15 @@ func CoProcess[K comparable, A, B, OUT any](cs ConnectedStreams[K, A, B], name s
 		op := &coOp[K, A, B, OUT]{fn: fn, keyA: cs.a.key, keyB: cs.b.key, kc: cs.a.codec}
 		op.pc.out = out.(Emitter[OUT])
 		op.timers, _ = fn.(TimerFunction[K, OUT])
+		op.pc.noTimers = op.timers == nil
 		return instance{op: op, ins: []any{Emitter[A](coInput1[K, A, B, OUT]{op}), Emitter[B](coInput2[K, A, B, OUT]{op})}}, nil
 	}
 	connect(e, cs.a.s.n, n, 0, runtime.Hash, hashTarget(cs.a, n.par))
-	connect(e, cs.b.s.n, n, 1, runtime.Hash, hashTarget(cs.b, n.par))
+	// The keyed state is partitioned by the first stream's key codec, so
+	// the second input is routed by it too: routed by its own codec's hash,
+	// a record would reach a subtask that does not own its key group.
+	bRoute := KeyedStream[K, B]{s: cs.b.s, key: cs.b.key, codec: cs.a.codec}
+	connect(e, cs.b.s.n, n, 1, runtime.Hash, hashTarget(bRoute, n.par))
 	return Stream[OUT]{env: e, n: n}
 }
 

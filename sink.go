@@ -35,7 +35,12 @@ type funcSink[T any] struct {
 
 func (s *funcSink[T]) Emit(v T) error {
 	s.hit()
-	return s.f(v)
+	if err := s.f(v); err != nil {
+		// Name the sink: chained into a source's task, an unnamed error
+		// would be reported as the source's.
+		return fmt.Errorf("%s: %w", s.uid, err)
+	}
+	return nil
 }
 
 // DiscardSink drops every record (benchmarks).
@@ -152,7 +157,10 @@ func (s *twoPhaseOp[T, TXN]) Emit(v T) error {
 		}
 		s.cur, s.open = txn, true
 	}
-	return s.c.Write(s.cur, v)
+	if err := s.c.Write(s.cur, v); err != nil {
+		return fmt.Errorf("%s: write: %w", s.uid, err)
+	}
+	return nil
 }
 
 // Snapshot pre-commits the open transaction for barrier b and records every
