@@ -461,8 +461,6 @@ func (r flakyReader) SnapshotSplits(id int64) ([]sluice.Split, error) {
 // failing would otherwise fill the disk with partial copies of its state.
 func TestDeclinedCheckpointFilesDiscarded(t *testing.T) {
 	t.Parallel()
-	t.Skip("known bug in internal/runtime/job.go drive: AbortAction never discards the aborted checkpoint's " +
-		"directory; partial chk-<id> directories with full keyed state files stay until the next process start (CleanIncomplete)")
 	clk := clock.NewFake(t0)
 	cfg := testConfig(t, 1)
 	cfg.Clock = clk

@@ -26,6 +26,16 @@ type Timer interface {
 	Stop() bool
 }
 
+// TimerAt returns a timer of c that fires at the absolute time at. Unlike
+// c.NewTimer(at.Sub(c.Now())) it cannot lose time when a Fake clock is
+// advanced between the two reads.
+func TimerAt(c Clock, at time.Time) Timer {
+	if f, ok := c.(*Fake); ok {
+		return f.newTimerAt(at)
+	}
+	return c.NewTimer(at.Sub(c.Now()))
+}
+
 // Real is the wall clock.
 type Real struct{}
 
@@ -61,9 +71,16 @@ func (f *Fake) Now() time.Time {
 // NewTimer makes a timer that fires when Advance moves the clock past now+d.
 func (f *Fake) NewTimer(d time.Duration) Timer {
 	f.mu.Lock()
+	at := f.now.Add(d)
+	f.mu.Unlock()
+	return f.newTimerAt(at)
+}
+
+func (f *Fake) newTimerAt(at time.Time) Timer {
+	f.mu.Lock()
 	defer f.mu.Unlock()
-	t := &fakeTimer{f: f, at: f.now.Add(d), c: make(chan time.Time, 1)}
-	if d <= 0 {
+	t := &fakeTimer{f: f, at: at, c: make(chan time.Time, 1)}
+	if !at.After(f.now) {
 		t.fired = true
 		t.c <- f.now
 		return t

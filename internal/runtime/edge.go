@@ -220,9 +220,16 @@ func (w *Writer[T]) control(b *batch[T]) error {
 	for i := range w.outs {
 		select {
 		case w.outs[i] <- b:
+			continue
+		default:
+		}
+		start := time.Now()
+		select {
+		case w.outs[i] <- b:
 		case <-w.done:
 			return errCancelled
 		}
+		w.stats.BackpressuredNanos.Add(int64(time.Since(start)))
 	}
 	return nil
 }

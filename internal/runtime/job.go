@@ -99,6 +99,10 @@ type Job struct {
 	completed     atomic.Int64
 	failedCP      atomic.Int64
 	lastCompleted atomic.Int64
+	// lastTriggered is the highest checkpoint id used by this run: ids keep
+	// increasing across attempts even after aborted checkpoints' files were
+	// deleted, so logs never name one id twice.
+	lastTriggered atomic.Int64
 	lastRecovery  atomic.Int64
 	lastMeta      atomic.Pointer[checkpoint.Metadata]
 	coordStats    atomic.Pointer[checkpoint.Stats]
@@ -214,11 +218,6 @@ func (j *Job) stopping() bool {
 // from the latest complete checkpoint (DESIGN §5).
 func (j *Job) Run(ctx context.Context) error {
 	from := j.cfg.FromCheckpoint
-	// Leftovers of checkpoints that a crash interrupted are never
-	// restorable; nothing else writes to this storage yet.
-	if err := j.cfg.Store.CleanIncomplete(ctx); err != nil {
-		return fmt.Errorf("checkpoint storage: clean incomplete checkpoints: %w", err)
-	}
 	var failedAt time.Time
 	for attempt := 0; ; attempt++ {
 		meta, err := j.pickRestore(ctx, from)
@@ -301,12 +300,61 @@ type attempt struct {
 	byID    map[checkpoint.TaskID]*task
 	sources []*task
 
-	events   chan checkpoint.Event
-	errs     chan error
-	exhaust  chan checkpoint.TaskID
-	endedCh  chan checkpoint.TaskID
-	wg       sync.WaitGroup
-	asyncErr chan error
+	events  chan checkpoint.Event
+	errs    chan error
+	exhaust chan checkpoint.TaskID
+	endedCh chan checkpoint.TaskID
+	wg      sync.WaitGroup
+
+	// writes counts the asynchronous snapshot writers still running per
+	// checkpoint; an aborted checkpoint's files are deleted once its last
+	// writer is done, so a writer never recreates what was deleted.
+	writesMu sync.Mutex
+	writes   map[int64]int
+	aborted  map[int64]bool
+}
+
+func (a *attempt) beginWrite(cp int64) {
+	a.writesMu.Lock()
+	if a.writes == nil {
+		a.writes, a.aborted = map[int64]int{}, map[int64]bool{}
+	}
+	a.writes[cp]++
+	a.writesMu.Unlock()
+}
+
+func (a *attempt) endWrite(cp int64) {
+	a.writesMu.Lock()
+	a.writes[cp]--
+	discard := a.writes[cp] == 0 && a.aborted[cp]
+	if a.writes[cp] == 0 {
+		delete(a.writes, cp)
+	}
+	a.writesMu.Unlock()
+	if discard {
+		a.discardAborted(cp)
+	}
+}
+
+// markAborted records that cp was aborted and deletes its files now if no
+// writer is busy with them.
+func (a *attempt) markAborted(cp int64) {
+	a.writesMu.Lock()
+	if a.writes == nil {
+		a.writes, a.aborted = map[int64]int{}, map[int64]bool{}
+	}
+	a.aborted[cp] = true
+	idle := a.writes[cp] == 0
+	a.writesMu.Unlock()
+	if idle {
+		a.discardAborted(cp)
+	}
+}
+
+func (a *attempt) discardAborted(cp int64) {
+	if err := a.j.cfg.Store.Discard(a.ctx, cp); err != nil && a.ctx.Err() == nil {
+		a.j.log.Warn("could not delete the files of an aborted checkpoint", "checkpoint", cp, "err", err)
+	}
 }
 
 func (a *attempt) sourceExhausted(id checkpoint.TaskID) {
@@ -338,8 +386,10 @@ func (a *attempt) event(ev checkpoint.Event) {
 // keyed state files, then ack with their handles (DESIGN §3 step 4).
 func (a *attempt) writeSnapshot(id checkpoint.TaskID, b Barrier, snaps []pendingSnap, align, sync time.Duration) {
 	a.wg.Add(1)
+	a.beginWrite(b.ID)
 	go func() {
 		defer a.wg.Done()
+		defer a.endWrite(b.ID)
 		defer func() {
 			for _, p := range snaps {
 				if p.snap.Keyed != nil {
@@ -429,6 +479,11 @@ func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failed
 		cancel()
 		a.wg.Wait()
 	}()
+	// Leftovers of checkpoints that a crash or a failed attempt interrupted
+	// are never restorable; no writer of this job is running now.
+	if err := j.cfg.Store.CleanIncomplete(ctx); err != nil {
+		return fmt.Errorf("checkpoint storage: clean incomplete checkpoints: %w", err)
+	}
 	if err := a.build(n, rp); err != nil {
 		a.closeAll()
 		return err
@@ -445,6 +500,7 @@ func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failed
 	if rp != nil && rp.meta.CheckpointID >= firstID {
 		firstID = rp.meta.CheckpointID + 1
 	}
+	firstID = max(firstID, j.lastTriggered.Load()+1)
 	completed, err := j.cfg.Store.Completed(ctx)
 	if err != nil {
 		a.closeAll()
@@ -580,6 +636,7 @@ func (a *attempt) drive(coord *checkpoint.Coordinator) error {
 				j.log.Debug("checkpoint coordinator action", "action", fmt.Sprintf("%T", act), "detail", act)
 				switch act := act.(type) {
 				case checkpoint.TriggerAction:
+					j.lastTriggered.Store(max(j.lastTriggered.Load(), act.CheckpointID))
 					if act.Stop {
 						stopID = act.CheckpointID
 					}
@@ -618,6 +675,9 @@ func (a *attempt) drive(coord *checkpoint.Coordinator) error {
 				case checkpoint.AbortAction:
 					j.failedCP.Add(1)
 					j.log.Warn("checkpoint aborted", "checkpoint", act.CheckpointID, "reason", act.Reason)
+					if act.Kind == checkpoint.KindCheckpoint {
+						a.markAborted(act.CheckpointID)
+					}
 					for _, t := range a.tasks {
 						if err := a.sendCtl(t, taskCtl{kind: ctlAborted, id: act.CheckpointID}); err != nil {
 							return err
@@ -656,7 +716,7 @@ func (a *attempt) drive(coord *checkpoint.Coordinator) error {
 		var wake <-chan time.Time
 		var tm clock.Timer
 		if at, ok := coord.NextDeadline(); ok {
-			tm = a.clock.NewTimer(at.Sub(a.clock.Now()))
+			tm = clock.TimerAt(a.clock, at)
 			wake = tm.C()
 		}
 		select {

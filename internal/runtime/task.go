@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/clock"
 	"github.com/sluicehq/sluice/fault"
 )
 
@@ -288,7 +289,7 @@ func (t *task) wakeTimer() (<-chan time.Time, func()) {
 	if !ok {
 		return nil, func() {}
 	}
-	tm := t.job.clock.NewTimer(at.Sub(t.job.clock.Now()))
+	tm := clock.TimerAt(t.job.clock, at)
 	return tm.C(), func() { tm.Stop() }
 }
 
@@ -338,9 +339,12 @@ func (t *task) handleCtl(c taskCtl) (done bool, err error) {
 			}
 		}
 	case ctlAborted:
-		if t.aligning != 0 && t.aligning <= c.id {
+		// Stop aligning an aborted checkpoint, and remember it, so that its
+		// barriers still on their way only release their channels.
+		if t.aligning == c.id {
 			t.releaseGates()
 		}
+		t.maxStarted = max(t.maxStarted, c.id)
 		for _, op := range t.ops() {
 			if err := op.Op.NotifyAborted(c.id); err != nil {
 				return false, fmt.Errorf("%s: checkpoint %d aborted: %w", op.UID, c.id, err)
@@ -363,6 +367,17 @@ func (t *task) runInputs(ctx context.Context) error {
 		go in.run(ctx, i, t.mailbox, t.gates[i], aligned)
 	}
 	for {
+		// Control mail first: checkpoint notifications must not wait
+		// behind a full mailbox of data.
+		select {
+		case c := <-t.ctl:
+			done, err := t.handleCtl(c)
+			if err != nil || done {
+				return err
+			}
+			continue
+		default:
+		}
 		wake, stop := t.wakeTimer()
 		select {
 		case c := <-t.ctl:
