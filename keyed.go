@@ -99,27 +99,37 @@ func Process[K comparable, IN, OUT any](ks KeyedStream[K, IN], name string, newF
 	setFanout[OUT](n)
 	n.make = func(sub int, out any) (instance, error) {
 		fn := newFn()
-		op := &keyedOp[K, IN, OUT]{fn: fn, key: ks.key, kc: ks.codec}
-		op.pc.out = out.(Emitter[OUT])
-		op.timers, _ = fn.(TimerFunction[K, OUT])
-		op.pc.noTimers = op.timers == nil
+		op := &keyedOp[K, IN, OUT]{fn: fn, key: ks.key}
+		op.init(ks.codec, out.(Emitter[OUT]), fn, fn.Open)
 		return instance{op: op, ins: []any{Emitter[IN](op)}}, nil
 	}
 	connect(e, ks.s.n, n, 0, runtime.Hash, hashTarget(ks, n.par))
 	return Stream[OUT]{env: e, n: n}
 }
 
-type keyedOp[K comparable, IN, OUT any] struct {
+// keyedCore is what every keyed operator shares: the state backend, the
+// process context, timers, and the keyed lifecycle.
+type keyedCore[K comparable, OUT any] struct {
 	baseOp
-	fn      KeyedProcessFunction[K, IN, OUT]
-	timers  TimerFunction[K, OUT]
-	key     func(IN) K
 	kc      codec.KeyCodec[K]
+	timers  TimerFunction[K, OUT]
+	open    func(*RuntimeContext[K]) error
 	backend *state.HeapBackend[K]
 	pc      ProcessContext[K, OUT]
 }
 
-func (k *keyedOp[K, IN, OUT]) Open(ctx *OperatorContext) error {
+// init wires the core; fn is the user function (checked for timers), open
+// its Open.
+func (k *keyedCore[K, OUT]) init(kc codec.KeyCodec[K], out Emitter[OUT], fn any, open func(*RuntimeContext[K]) error) {
+	k.kc, k.open = kc, open
+	k.pc.out = out
+	k.timers, _ = fn.(TimerFunction[K, OUT])
+	k.pc.noTimers = k.timers == nil
+}
+
+// Open creates the backend, restores the keyed state of this subtask's key
+// groups, and opens the user function.
+func (k *keyedCore[K, OUT]) Open(ctx *OperatorContext) error {
 	if err := k.baseOp.Open(ctx); err != nil {
 		return err
 	}
@@ -128,7 +138,64 @@ func (k *keyedOp[K, IN, OUT]) Open(ctx *OperatorContext) error {
 		return err
 	}
 	k.pc.backend, k.pc.op = k.backend, ctx
-	return k.fn.Open(&RuntimeContext[K]{backend: k.backend, op: ctx})
+	return k.open(&RuntimeContext[K]{backend: k.backend, op: ctx})
+}
+
+// Snapshot freezes the keyed state (the synchronous part).
+func (k *keyedCore[K, OUT]) Snapshot(b runtime.Barrier) (*runtime.OperatorSnapshot, error) {
+	return &runtime.OperatorSnapshot{Keyed: k.backend.Snapshot(b.ID)}, nil
+}
+
+// NextTimer returns the earliest processing-time timer.
+func (k *keyedCore[K, OUT]) NextTimer() (time.Time, bool) {
+	if k.timers == nil {
+		return time.Time{}, false
+	}
+	return k.backend.NextTimer()
+}
+
+// FireTimers calls OnTimer for every timer due at now, each with its key
+// as the current key.
+func (k *keyedCore[K, OUT]) FireTimers(now time.Time) error {
+	for {
+		key, at, ok := k.backend.PopDueTimer(now)
+		if !ok {
+			return nil
+		}
+		if err := k.backend.SetCurrentKey(key); err != nil {
+			return fmt.Errorf("%s: timer: %w", k.uid, err)
+		}
+		if err := k.timers.OnTimer(at, &k.pc); err != nil {
+			return fmt.Errorf("%s: timer: %w", k.uid, err)
+		}
+		if err := k.pc.take(); err != nil {
+			return err
+		}
+	}
+}
+
+// enter makes key the current key for the record about to be processed.
+func (k *keyedCore[K, OUT]) enter(key K) error {
+	k.hit()
+	if err := k.backend.SetCurrentKey(key); err != nil {
+		return fmt.Errorf("%s: %w", k.uid, err)
+	}
+	return nil
+}
+
+// leave reports the user function's error, or the first downstream error
+// its collector met.
+func (k *keyedCore[K, OUT]) leave(err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", k.uid, err)
+	}
+	return k.pc.take()
+}
+
+type keyedOp[K comparable, IN, OUT any] struct {
+	keyedCore[K, OUT]
+	fn  KeyedProcessFunction[K, IN, OUT]
+	key func(IN) K
 }
 
 func restoreKeyed[K comparable](b *state.HeapBackend[K], ctx *OperatorContext) error {
@@ -146,43 +213,10 @@ func restoreKeyed[K comparable](b *state.HeapBackend[K], ctx *OperatorContext) e
 }
 
 func (k *keyedOp[K, IN, OUT]) Emit(v IN) error {
-	k.hit()
-	if err := k.backend.SetCurrentKey(k.key(v)); err != nil {
-		return fmt.Errorf("%s: %w", k.uid, err)
+	if err := k.enter(k.key(v)); err != nil {
+		return err
 	}
-	if err := k.fn.ProcessElement(v, &k.pc); err != nil {
-		return fmt.Errorf("%s: %w", k.uid, err)
-	}
-	return k.pc.take()
-}
-
-func (k *keyedOp[K, IN, OUT]) Snapshot(b runtime.Barrier) (*runtime.OperatorSnapshot, error) {
-	return &runtime.OperatorSnapshot{Keyed: k.backend.Snapshot(b.ID)}, nil
-}
-
-func (k *keyedOp[K, IN, OUT]) NextTimer() (time.Time, bool) {
-	if k.timers == nil {
-		return time.Time{}, false
-	}
-	return k.backend.NextTimer()
-}
-
-func (k *keyedOp[K, IN, OUT]) FireTimers(now time.Time) error {
-	for {
-		key, at, ok := k.backend.PopDueTimer(now)
-		if !ok {
-			return nil
-		}
-		if err := k.backend.SetCurrentKey(key); err != nil {
-			return fmt.Errorf("%s: timer: %w", k.uid, err)
-		}
-		if err := k.timers.OnTimer(at, &k.pc); err != nil {
-			return fmt.Errorf("%s: timer: %w", k.uid, err)
-		}
-		if err := k.pc.take(); err != nil {
-			return err
-		}
-	}
+	return k.leave(k.fn.ProcessElement(v, &k.pc))
 }
 
 // Reduce emits, for every record, the running reduction of its key's
@@ -242,10 +276,8 @@ func CoProcess[K comparable, A, B, OUT any](cs ConnectedStreams[K, A, B], name s
 	setFanout[OUT](n)
 	n.make = func(sub int, out any) (instance, error) {
 		fn := newFn()
-		op := &coOp[K, A, B, OUT]{fn: fn, keyA: cs.a.key, keyB: cs.b.key, kc: cs.a.codec}
-		op.pc.out = out.(Emitter[OUT])
-		op.timers, _ = fn.(TimerFunction[K, OUT])
-		op.pc.noTimers = op.timers == nil
+		op := &coOp[K, A, B, OUT]{fn: fn, keyA: cs.a.key, keyB: cs.b.key}
+		op.init(cs.a.codec, out.(Emitter[OUT]), fn, fn.Open)
 		return instance{op: op, ins: []any{Emitter[A](coInput1[K, A, B, OUT]{op}), Emitter[B](coInput2[K, A, B, OUT]{op})}}, nil
 	}
 	connect(e, cs.a.s.n, n, 0, runtime.Hash, hashTarget(cs.a, n.par))
@@ -258,81 +290,28 @@ func CoProcess[K comparable, A, B, OUT any](cs ConnectedStreams[K, A, B], name s
 }
 
 type coOp[K comparable, A, B, OUT any] struct {
-	baseOp
-	fn      KeyedCoProcessFunction[K, A, B, OUT]
-	timers  TimerFunction[K, OUT]
-	keyA    func(A) K
-	keyB    func(B) K
-	kc      codec.KeyCodec[K]
-	backend *state.HeapBackend[K]
-	pc      ProcessContext[K, OUT]
-}
-
-func (k *coOp[K, A, B, OUT]) Open(ctx *OperatorContext) error {
-	if err := k.baseOp.Open(ctx); err != nil {
-		return err
-	}
-	k.backend = state.NewHeapBackend(k.kc, ctx.MaxParallelism, ctx.KeyGroups, ctx.Clock)
-	if err := restoreKeyed(k.backend, ctx); err != nil {
-		return err
-	}
-	k.pc.backend, k.pc.op = k.backend, ctx
-	return k.fn.Open(&RuntimeContext[K]{backend: k.backend, op: ctx})
-}
-
-func (k *coOp[K, A, B, OUT]) Snapshot(b runtime.Barrier) (*runtime.OperatorSnapshot, error) {
-	return &runtime.OperatorSnapshot{Keyed: k.backend.Snapshot(b.ID)}, nil
-}
-
-func (k *coOp[K, A, B, OUT]) NextTimer() (time.Time, bool) {
-	if k.timers == nil {
-		return time.Time{}, false
-	}
-	return k.backend.NextTimer()
-}
-
-func (k *coOp[K, A, B, OUT]) FireTimers(now time.Time) error {
-	for {
-		key, at, ok := k.backend.PopDueTimer(now)
-		if !ok {
-			return nil
-		}
-		if err := k.backend.SetCurrentKey(key); err != nil {
-			return fmt.Errorf("%s: timer: %w", k.uid, err)
-		}
-		if err := k.timers.OnTimer(at, &k.pc); err != nil {
-			return fmt.Errorf("%s: timer: %w", k.uid, err)
-		}
-		if err := k.pc.take(); err != nil {
-			return err
-		}
-	}
+	keyedCore[K, OUT]
+	fn   KeyedCoProcessFunction[K, A, B, OUT]
+	keyA func(A) K
+	keyB func(B) K
 }
 
 type coInput1[K comparable, A, B, OUT any] struct{ op *coOp[K, A, B, OUT] }
 
 func (c coInput1[K, A, B, OUT]) Emit(v A) error {
 	k := c.op
-	k.hit()
-	if err := k.backend.SetCurrentKey(k.keyA(v)); err != nil {
-		return fmt.Errorf("%s: %w", k.uid, err)
+	if err := k.enter(k.keyA(v)); err != nil {
+		return err
 	}
-	if err := k.fn.ProcessElement1(v, &k.pc); err != nil {
-		return fmt.Errorf("%s: %w", k.uid, err)
-	}
-	return k.pc.take()
+	return k.leave(k.fn.ProcessElement1(v, &k.pc))
 }
 
 type coInput2[K comparable, A, B, OUT any] struct{ op *coOp[K, A, B, OUT] }
 
 func (c coInput2[K, A, B, OUT]) Emit(v B) error {
 	k := c.op
-	k.hit()
-	if err := k.backend.SetCurrentKey(k.keyB(v)); err != nil {
-		return fmt.Errorf("%s: %w", k.uid, err)
+	if err := k.enter(k.keyB(v)); err != nil {
+		return err
 	}
-	if err := k.fn.ProcessElement2(v, &k.pc); err != nil {
-		return fmt.Errorf("%s: %w", k.uid, err)
-	}
-	return k.pc.take()
+	return k.leave(k.fn.ProcessElement2(v, &k.pc))
 }
