@@ -186,15 +186,39 @@ func (s *twoPhaseOp[T, TXN]) Snapshot(b runtime.Barrier) (*runtime.OperatorSnaps
 }
 
 func (s *twoPhaseOp[T, TXN]) decode(e []byte) (pendingTxn[TXN], error) {
+	return decodePending(e, s.cfg.TxnCodec)
+}
+
+func decodePending[TXN any](e []byte, c codec.Codec[TXN]) (pendingTxn[TXN], error) {
 	cp, n := binary.Varint(e)
 	if n <= 0 {
 		return pendingTxn[TXN]{}, fmt.Errorf("corrupt pending transaction entry")
 	}
-	txn, _, err := s.cfg.TxnCodec.Decode(e[n:])
+	txn, _, err := c.Decode(e[n:])
 	if err != nil {
 		return pendingTxn[TXN]{}, fmt.Errorf("decode transaction: %w", err)
 	}
 	return pendingTxn[TXN]{checkpoint: cp, txn: txn}, nil
+}
+
+// RestoredTransactions returns the pre-committed transactions of every old
+// subtask that the checkpoint being restored records for a two-phase-commit
+// sink, decoded with c. Subtask 0 commits them all before any record flows;
+// a committer of another subtask uses this to know which of its resources
+// (transactional ids, files) a restored transaction still names.
+func RestoredTransactions[TXN any](ctx *OperatorContext, c codec.Codec[TXN]) ([]TXN, error) {
+	if ctx.Restored == nil {
+		return nil, nil
+	}
+	var out []TXN
+	for _, e := range ctx.Restored.Operator[pendingState] {
+		p, err := decodePending(e, c)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%d: restored pending transactions of checkpoint %d: %w", ctx.UID, ctx.Subtask, ctx.Restored.CheckpointID, err)
+		}
+		out = append(out, p.txn)
+	}
+	return out, nil
 }
 
 // NotifyComplete commits every pending transaction of a checkpoint up to

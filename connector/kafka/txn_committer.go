@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -106,8 +105,12 @@ func newTxnCommitter[T any](cfg SinkConfig[T], ctx *sluice.OperatorContext) (*tx
 	}
 	c.maxV, _ = probe.OptValue(kgo.MaxVersions).(*kversion.Versions)
 	probe.Close()
-	if ctx.Restored != nil {
-		for _, t := range restoredTxns(ctx.Restored.Operator) {
+	restored, err := sluice.RestoredTransactions(ctx, TxnCodec)
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink: %w", err)
+	}
+	{
+		for _, t := range restored {
 			sub, s, ok := c.ids.parse(t.TransactionalID)
 			if ok && sub == c.sub && s < len(c.pool) {
 				// Subtask 0 commits it in its Open; the restored
@@ -117,37 +120,6 @@ func newTxnCommitter[T any](cfg SinkConfig[T], ctx *sluice.OperatorContext) (*tx
 		}
 	}
 	return c, nil
-}
-
-// restoredTxns finds the transactions in the operator state the framework
-// restored. The framework stores each pending transaction as a varint
-// checkpoint id followed by TxnCodec's encoding. To depend neither on the
-// name of its state nor strictly on that prefix, an entry that does not
-// decode after a varint is scanned for a complete Txn encoding at one of
-// its first offsets.
-func restoredTxns(state map[string][][]byte) []*Txn {
-	var out []*Txn
-	decode := func(e []byte, off int) bool {
-		if off < 0 || off >= len(e) || e[off] != txnFormat {
-			return false
-		}
-		t, n, err := TxnCodec.Decode(e[off:])
-		if err != nil || off+n != len(e) {
-			return false
-		}
-		out = append(out, t)
-		return true
-	}
-	for _, entries := range state {
-		for _, e := range entries {
-			if _, n := binary.Varint(e); decode(e, n) {
-				continue
-			}
-			for off := 0; off <= binary.MaxVarintLen64 && !decode(e, off); off++ {
-			}
-		}
-	}
-	return out
 }
 
 // BeginTransaction implements sluice.TwoPhaseCommitter.

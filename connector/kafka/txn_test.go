@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/codec"
 )
 
@@ -110,9 +111,14 @@ func TestRestoredTxns(t *testing.T) {
 	ctx := sinkOpCtx("sink", 0, 1, nil, a, b)
 	// A large checkpoint id takes several varint bytes.
 	long := TxnCodec.Append([]byte{0x80, 0x80, 0x80, 0x01}, b)
-	ctx.Restored.Operator["pending-transactions"] = append(ctx.Restored.Operator["pending-transactions"], long, []byte{1, 2, 3})
-	got := restoredTxns(ctx.Restored.Operator)
-	if len(got) != 3 || *got[0] != *a || *got[1] != *b || *got[2] != *b {
-		t.Fatalf("restoredTxns = %v", got)
+	ctx.Restored.Operator["pending-transactions"] = append(ctx.Restored.Operator["pending-transactions"], long)
+	got, err := sluice.RestoredTransactions(ctx, TxnCodec)
+	if err != nil || len(got) != 3 || *got[0] != *a || *got[1] != *b || *got[2] != *b {
+		t.Fatalf("RestoredTransactions = %v, %v", got, err)
+	}
+	// A corrupt entry is an error, never a silently forgotten transaction.
+	ctx.Restored.Operator["pending-transactions"] = append(ctx.Restored.Operator["pending-transactions"], []byte{1, 2, 3})
+	if _, err := sluice.RestoredTransactions(ctx, TxnCodec); err == nil {
+		t.Fatal("corrupt entry accepted")
 	}
 }
