@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -134,6 +135,9 @@ type Environment struct {
 	ready chan struct{}
 	// executed is set by the first Execute: an Environment runs once.
 	executed atomic.Bool
+	// stopMu guards stopAsked and the hand-over of the job to Stop.
+	stopMu    sync.Mutex
+	stopAsked bool
 }
 
 // New returns an empty environment with cfg.
@@ -196,8 +200,13 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.stopMu.Lock()
 	e.job = job
 	close(e.ready)
+	if e.stopAsked {
+		job.Stop()
+	}
+	e.stopMu.Unlock()
 	runErr := job.Run(ctx)
 	st2 := job.Status()
 	res := &Result{Restarts: st2.Restarts, Checkpoints: st2.CheckpointsCompleted, LastCheckpoint: job.LastCompleted(), Status: st2}
@@ -208,10 +217,12 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 // checkpoint, sinks commit it, and Execute returns. Safe to call before
 // Execute started (it then stops as soon as it runs).
 func (e *Environment) Stop() {
-	go func() {
-		<-e.ready
+	e.stopMu.Lock()
+	defer e.stopMu.Unlock()
+	e.stopAsked = true
+	if e.job != nil {
 		e.job.Stop()
-	}()
+	}
 }
 
 // Status returns the counters of the running job (zero before Execute).
