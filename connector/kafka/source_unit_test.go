@@ -294,7 +294,10 @@ func TestSourceRetry(t *testing.T) {
 // srcAdvanceUntil advances the fake clock in steps until done delivers.
 func srcAdvanceUntil(t *testing.T, clk *clock.Fake, done <-chan error, step time.Duration) error {
 	t.Helper()
-	for i := 0; i < 10_000; i++ {
+	// Bounded by wall time, not by a number of yields: under -race on a
+	// loaded machine the goroutine may take many yields to reach its timer.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
 		select {
 		case err := <-done:
 			return err
