@@ -163,6 +163,7 @@ type frozenLists[K comparable, V any] struct {
 	exps []map[K]int64 // nil without TTL
 	kc   codec.KeyCodec[K]
 	vc   codec.Codec[V]
+	sc   scratch[K, []V]
 }
 
 func (f *frozenLists[K, V]) header() blockMeta { return f.meta }
@@ -172,11 +173,11 @@ func (f *frozenLists[K, V]) appendGroup(dst []byte, gi int, now int64) []byte {
 	if f.exps != nil {
 		exps = f.exps[gi]
 	}
-	for k, vs := range f.maps[gi] {
+	forEachPrefetched(&f.sc, f.maps[gi], func(k K, vs []V) {
 		var exp int64
 		if exps != nil {
 			if exp = exps[k]; exp <= now {
-				continue
+				return
 			}
 		}
 		dst = f.kc.Append(dst, k)
@@ -187,6 +188,6 @@ func (f *frozenLists[K, V]) appendGroup(dst []byte, gi int, now int64) []byte {
 		if exps != nil {
 			dst = binary.AppendVarint(dst, exp)
 		}
-	}
+	})
 	return dst
 }

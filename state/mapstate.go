@@ -252,12 +252,13 @@ type frozenMaps[K comparable, UK comparable, UV any] struct {
 	kc   codec.KeyCodec[K]
 	ukc  codec.Codec[UK]
 	uvc  codec.Codec[UV]
+	sc   scratch[K, *userMap[UK, UV]]
 }
 
 func (f *frozenMaps[K, UK, UV]) header() blockMeta { return f.meta }
 
 func (f *frozenMaps[K, UK, UV]) appendGroup(dst []byte, gi int, now int64) []byte {
-	for k, um := range f.maps[gi] {
+	forEachPrefetched(&f.sc, f.maps[gi], func(k K, um *userMap[UK, UV]) {
 		n := len(um.m)
 		if um.exp != nil {
 			// Count the live entries first: the count precedes them.
@@ -269,7 +270,7 @@ func (f *frozenMaps[K, UK, UV]) appendGroup(dst []byte, gi int, now int64) []byt
 			}
 		}
 		if n == 0 {
-			continue
+			return
 		}
 		dst = f.kc.Append(dst, k)
 		dst = binary.AppendUvarint(dst, uint64(n))
@@ -286,6 +287,6 @@ func (f *frozenMaps[K, UK, UV]) appendGroup(dst []byte, gi int, now int64) []byt
 				dst = binary.AppendVarint(dst, exp)
 			}
 		}
-	}
+	})
 	return dst
 }

@@ -172,28 +172,29 @@ type frozenValues[K comparable, V any] struct {
 	exps []map[K]int64 // nil without TTL
 	kc   codec.KeyCodec[K]
 	vc   codec.Codec[V]
+	sc   scratch[K, V]
 }
 
 func (f *frozenValues[K, V]) header() blockMeta { return f.meta }
 
 func (f *frozenValues[K, V]) appendGroup(dst []byte, gi int, now int64) []byte {
 	if f.exps == nil {
-		for k, v := range f.maps[gi] {
+		forEachPrefetched(&f.sc, f.maps[gi], func(k K, v V) {
 			dst = f.kc.Append(dst, k)
 			dst = f.vc.Append(dst, v)
-		}
+		})
 		return dst
 	}
 	exps := f.exps[gi]
-	for k, v := range f.maps[gi] {
+	forEachPrefetched(&f.sc, f.maps[gi], func(k K, v V) {
 		exp := exps[k]
 		if exp <= now {
-			continue // cleanupFullSnapshot: expired entries are not written
+			return // cleanupFullSnapshot: expired entries are not written
 		}
 		dst = f.kc.Append(dst, k)
 		dst = f.vc.Append(dst, v)
 		dst = binary.AppendVarint(dst, exp)
-	}
+	})
 	return dst
 }
 
