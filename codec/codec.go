@@ -363,28 +363,13 @@ func For[T any]() (Codec[T], bool) {
 }
 
 // KeyFor returns the built-in key codec for K, and false if there is none.
-// Like For it matches exact types only.
+// Like For it matches exact types only; every built-in codec of a
+// comparable type is a KeyCodec.
 func KeyFor[K comparable]() (KeyCodec[K], bool) {
-	var c any
-	switch any((*K)(nil)).(type) {
-	case *string:
-		c = String
-	case *int64:
-		c = Int64
-	case *int:
-		c = Int
-	case *int32:
-		c = Int32
-	case *uint64:
-		c = Uint64
-	case *uint32:
-		c = Uint32
-	case *float64:
-		c = Float64
-	case *bool:
-		c = Bool
-	default:
+	c, ok := For[K]()
+	if !ok {
 		return nil, false
 	}
-	return c.(KeyCodec[K]), true
+	kc, ok := c.(KeyCodec[K])
+	return kc, ok
 }
