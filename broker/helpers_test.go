@@ -109,6 +109,10 @@ func newClient(t testing.TB, addrs []string, opts ...kgo.Opt) *kgo.Client {
 		// seconds for the next metadata refresh (notes/kafka-2pc.md).
 		kgo.MetadataMinAge(50 * time.Millisecond),
 		kgo.RetryTimeout(testTimeout),
+		// Real Kafka answers UNKNOWN_TOPIC_OR_PARTITION for a while after
+		// creating a topic on demand (docs/broker.md); on a loaded machine
+		// that outlasts franz-go's default 4 retries. RetryTimeout bounds it.
+		kgo.UnknownTopicRetries(-1),
 	}, opts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

@@ -136,7 +136,36 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int32, topic
 			return fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
 		}
 	}
-	return nil
+	// Apache Kafka answers UNKNOWN_TOPIC_OR_PARTITION for a moment after
+	// creating a topic: wait until every partition has a leader.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		md, err := adm.Metadata(ctx, topics...)
+		if err == nil && topicsReady(md, topics) {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("topics %v not ready: %w", topics, ctx.Err())
+		}
+	}
+}
+
+func topicsReady(md kadm.Metadata, topics []string) bool {
+	for _, t := range topics {
+		td, ok := md.Topics[t]
+		if !ok || td.Err != nil || len(td.Partitions) == 0 {
+			return false
+		}
+		for _, p := range td.Partitions {
+			if p.Leader < 0 || p.Err != nil {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Check reads the input topic and the output topic to their last stable
