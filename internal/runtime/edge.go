@@ -169,19 +169,28 @@ func (w *Writer[T]) add(i int, v T) error {
 
 func (w *Writer[T]) send(i int, b *batch[T]) error {
 	n := int64(len(b.records))
-	select {
-	case w.outs[i] <- b:
-	default:
-		// The channel is full: we are backpressured. Time the wait.
-		start := time.Now()
-		select {
-		case w.outs[i] <- b:
-		case <-w.done:
-			return errCancelled
-		}
-		w.stats.BackpressuredNanos.Add(int64(time.Since(start)))
+	if err := w.put(i, b); err != nil {
+		return err
 	}
 	w.stats.RecordsOut.Add(n)
+	return nil
+}
+
+// put sends b on channel i, timing any wait as backpressure.
+func (w *Writer[T]) put(i int, b *batch[T]) error {
+	select {
+	case w.outs[i] <- b:
+		return nil
+	default:
+	}
+	// The channel is full: we are backpressured. Time the wait.
+	start := time.Now()
+	select {
+	case w.outs[i] <- b:
+	case <-w.done:
+		return errCancelled
+	}
+	w.stats.BackpressuredNanos.Add(int64(time.Since(start)))
 	return nil
 }
 
@@ -218,18 +227,9 @@ func (w *Writer[T]) control(b *batch[T]) error {
 		return err
 	}
 	for i := range w.outs {
-		select {
-		case w.outs[i] <- b:
-			continue
-		default:
+		if err := w.put(i, b); err != nil {
+			return err
 		}
-		start := time.Now()
-		select {
-		case w.outs[i] <- b:
-		case <-w.done:
-			return errCancelled
-		}
-		w.stats.BackpressuredNanos.Add(int64(time.Since(start)))
 	}
 	return nil
 }

@@ -209,20 +209,20 @@ func (t *task) onWake() error {
 func (t *task) runSource(ctx context.Context) error {
 	src := t.chain.Source
 	exhausted, stopped := false, false
+	// handle serves control mail; a stop barrier ends the source's input.
+	handle := func(c taskCtl) (done bool, err error) {
+		if c.kind == ctlTrigger && c.barrier.Stop {
+			stopped = true
+		}
+		return t.handleCtl(c)
+	}
 	for {
 		// Control mail first: a checkpoint trigger must not wait behind data.
 		for drained := false; !drained; {
 			select {
 			case c := <-t.ctl:
-				done, err := t.handleCtl(c)
-				if err != nil {
+				if done, err := handle(c); err != nil || done {
 					return err
-				}
-				if done {
-					return nil
-				}
-				if c.kind == ctlTrigger && c.barrier.Stop {
-					stopped = true
 				}
 			default:
 				drained = true
@@ -261,15 +261,8 @@ func (t *task) runSource(ctx context.Context) error {
 		select {
 		case c := <-t.ctl:
 			stop()
-			done, err := t.handleCtl(c)
-			if err != nil {
+			if done, err := handle(c); err != nil || done {
 				return err
-			}
-			if done {
-				return nil
-			}
-			if c.kind == ctlTrigger && c.barrier.Stop {
-				stopped = true
 			}
 		case <-avail:
 			stop()
