@@ -236,7 +236,7 @@ func (e *Environment) Status() JobStatus {
 }
 
 // plan turns the graph into chains of operators joined by shuffles
-// (DESIGN §2 chaining): a node joins its input's chain when the edge is
+// (docs/design.md §2 chaining): a node joins its input's chain when the edge is
 // forward, the parallelism is equal and the node has that one input.
 func (e *Environment) plan() (*runtime.Plan, error) {
 	if len(e.nodes) == 0 {

@@ -1,6 +1,6 @@
 package sluice_test
 
-// Batches on bounded edges (DESIGN §2): when a batch is sent (buffer
+// Batches on bounded edges (docs/design.md §2): when a batch is sent (buffer
 // timeout, barriers, end of input) and what a full edge does to its
 // producer (backpressure).
 
@@ -118,7 +118,7 @@ func TestBufferTimeoutExpires(t *testing.T) {
 
 // TestBackpressure: a sink that does not consume makes its edge fill up and
 // the producer block; the time blocked is the producer vertex's
-// BackpressuredNanos (DESIGN §2), and none of it is the sink's.
+// BackpressuredNanos (docs/design.md §2), and none of it is the sink's.
 func TestBackpressure(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, 1)

@@ -1,6 +1,6 @@
 package sluice_test
 
-// End-to-end tests of every operator of the dataflow API (DESIGN §1): each
+// End-to-end tests of every operator of the dataflow API (docs/design.md §1): each
 // runs a bounded job to its final checkpoint and compares the sink's records
 // with what the input, recomputed from datagen's pure record function, says
 // they must be.
@@ -143,7 +143,7 @@ func TestFlatMap(t *testing.T) {
 var errBoom = errors.New("boom")
 
 // TestFlatMapErrorFailsJob: an error returned by a user function fails the
-// job (DESIGN §5) with restart "none", and the error names the operator and
+// job (docs/design.md §5) with restart "none", and the error names the operator and
 // wraps the function's error.
 func TestFlatMapErrorFailsJob(t *testing.T) {
 	t.Parallel()
@@ -223,7 +223,7 @@ func (f *allStates) ProcessElement(r datagen.Record, ctx *sluice.ProcessContext[
 
 // TestKeyByProcessStateKinds: KeyBy routes every key to one subtask (hash
 // edge, parallelism 2 → 3) and a KeyedProcessFunction keeps ValueState,
-// ListState, MapState and ReducingState per key (DESIGN §4). The summaries
+// ListState, MapState and ReducingState per key (docs/design.md §4). The summaries
 // of a key arrive in order, and the last one reflects all its records.
 func TestKeyByProcessStateKinds(t *testing.T) {
 	t.Parallel()

@@ -1,6 +1,6 @@
 package sluice_test
 
-// Tests of job-graph planning (DESIGN §2 chaining) and of the checks that
+// Tests of job-graph planning (docs/design.md §2 chaining) and of the checks that
 // Execute makes before anything runs: configuration keys, uids, key codecs,
 // dangling operators.
 

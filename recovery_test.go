@@ -1,6 +1,6 @@
 package sluice_test
 
-// Recovery (DESIGN §5, architecture.md "Failure and recovery"): restoring
+// Recovery (docs/design.md §5, architecture.md "Failure and recovery"): restoring
 // from a given checkpoint, falling back past a corrupt one, and checkpoint
 // storage that refuses writes.
 
@@ -141,7 +141,7 @@ func restoreFromCheckpoint(t *testing.T, par1, par2 int) {
 
 // TestCorruptLatestCheckpointFallsBack: when the newest checkpoint's
 // _metadata is damaged (a flipped byte), the job restores the previous
-// complete checkpoint and says so at ERROR, naming the skipped one (DESIGN
+// complete checkpoint and says so at ERROR, naming the skipped one (docs/design.md
 // §4: "detected and the previous complete one is used, loudly").
 func TestCorruptLatestCheckpointFallsBack(t *testing.T) {
 	t.Parallel()
@@ -245,7 +245,7 @@ func finalCounts(out []counted) map[string]int64 {
 }
 
 // TestCheckpointFailuresTolerated: checkpoints whose directory cannot be
-// written fail and are counted (DESIGN §3 step 6); while fewer than
+// written fail and are counted (docs/design.md §3 step 6); while fewer than
 // TolerableFailures+1 fail in a row the job keeps running, the next
 // checkpoint that can be written completes, and no record is lost.
 func TestCheckpointFailuresTolerated(t *testing.T) {
@@ -364,7 +364,7 @@ func coCountJob(cfg sluice.Config, a, b *logSource[string], out *collector[count
 }
 
 // TestCoProcessCheckpointConsistent: a checkpoint taken while records flow
-// on both inputs of a CoProcess (barriers aligned across them, DESIGN §3
+// on both inputs of a CoProcess (barriers aligned across them, docs/design.md §3
 // step 3) holds keyed state that matches the source positions it holds: a
 // job restored from it and fed the rest of the input ends with the exact
 // counts, in both exactly-once and at-least-once mode (the inputs are idle

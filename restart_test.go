@@ -1,7 +1,7 @@
 package sluice_test
 
 // Tests of the wiring between task failures and the restart strategy
-// (DESIGN §5): which failures are retried, how often, and what error the
+// (docs/design.md §5): which failures are retried, how often, and what error the
 // job finally returns.
 
 import (

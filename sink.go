@@ -83,7 +83,7 @@ type TwoPhaseCommitConfig[T, TXN any] struct {
 }
 
 // TwoPhaseCommitSink returns an exactly-once sink built on a committer
-// (DESIGN §6).
+// (docs/design.md §6).
 func TwoPhaseCommitSink[T, TXN any](cfg TwoPhaseCommitConfig[T, TXN]) SinkProvider[T] {
 	return twoPhaseProvider[T, TXN](cfg)
 }
@@ -127,7 +127,7 @@ func (s *twoPhaseOp[T, TXN]) Open(ctx *OperatorContext) error {
 	if ctx.Subtask != 0 {
 		return nil
 	}
-	// Restore order (DESIGN §11): commit every pre-committed transaction
+	// Restore order (docs/design.md §11): commit every pre-committed transaction
 	// of the checkpoint, then clean up everything else, before any source
 	// reads again. The state is union-redistributed, so subtask 0 sees the
 	// transactions of every old subtask, also of subtasks that no longer

@@ -1,6 +1,6 @@
 package sluice_test
 
-// Processing-time timers (DESIGN §4), driven by a fake clock: the keyed
+// Processing-time timers (docs/design.md §4), driven by a fake clock: the keyed
 // task arms a clock timer for its earliest timer and fires every due one
 // when the clock says so, so a test decides exactly when timers fire.
 

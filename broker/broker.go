@@ -1,6 +1,6 @@
 // Package broker runs an embedded Kafka-compatible broker: franz-go's kfake
 // (github.com/twmb/franz-go/pkg/kfake) served on a TCP port, with its data
-// directory persistence and transactions (DESIGN.md §7).
+// directory persistence and transactions (docs/design.md §7).
 //
 // Any Kafka client can use it (franz-go, librdkafka/kcat, the Java client),
 // which is what lets a local Sluice job run with zero setup. It is one

@@ -18,7 +18,7 @@ const (
 )
 
 // Config configures checkpointing. The zero value of a field means its
-// default, which comes from the seed (section 2.2) unless said otherwise.
+// default, as docs/design.md §3 explains unless said otherwise.
 type Config struct {
 	// Interval between the triggers of periodic checkpoints. Default 5s.
 	// Negative disables periodic checkpoints (savepoints still work).

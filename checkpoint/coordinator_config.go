@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// The defaults of Config, from the seed (DESIGN §3).
+// The defaults of Config, (docs/design.md §3).
 const (
 	DefaultInterval          = 5 * time.Second
 	DefaultTimeout           = 60 * time.Second

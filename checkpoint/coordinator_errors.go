@@ -10,14 +10,14 @@ import (
 // is an *AbortError that wraps exactly one of them, so the runtime and tests
 // can tell causes apart with errors.Is.
 var (
-	// ErrDeclined: a task declined the checkpoint (DESIGN §3 step 4 failed
+	// ErrDeclined: a task declined the checkpoint (docs/design.md §3 step 4 failed
 	// on that task), or sent an ack the coordinator could not accept.
 	ErrDeclined = errors.New("declined by a task")
 	// ErrExpired: the checkpoint was not complete within Config.Timeout of
-	// its trigger (DESIGN §3 step 6). Flink calls this CHECKPOINT_EXPIRED.
+	// its trigger (docs/design.md §3 step 6). Flink calls this CHECKPOINT_EXPIRED.
 	ErrExpired = errors.New("expired")
 	// ErrPersistFailed: every task acked but writing the metadata failed
-	// (DESIGN §3 step 5).
+	// (docs/design.md §3 step 5).
 	ErrPersistFailed = errors.New("persisting metadata failed")
 	// ErrSubsumed: a newer checkpoint completed first, so this one is no
 	// longer needed. Not a failure: it does not count towards

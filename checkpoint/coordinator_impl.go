@@ -17,7 +17,7 @@ type CoordinatorOptions struct {
 	JobName string
 	// MaxParallelism is the job's number of key groups, written into every
 	// Metadata so that a restore can redistribute keyed state. Must be
-	// positive; the runtime resolves the default (DESIGN §1).
+	// positive; the runtime resolves the default (docs/design.md §1).
 	MaxParallelism int
 	// Tasks lists every task that must ack each checkpoint. Acks and
 	// declines from other tasks are ignored.
@@ -36,7 +36,7 @@ type CoordinatorOptions struct {
 	Completed []int64
 }
 
-// Coordinator is the checkpoint coordinator of one job attempt (DESIGN §3),
+// Coordinator is the checkpoint coordinator of one job attempt (docs/design.md §3),
 // written as a deterministic state machine in the manner of etcd's raft: it
 // reads no clock, starts no goroutine and does no I/O. The runtime feeds it
 // events with Step, learns the time to wake it with NextDeadline, and carries
@@ -211,7 +211,7 @@ func (c *Coordinator) Step(ev Event) {
 		c.maybeTriggerPeriodic()
 	case TriggerSavepointEvent:
 		// A savepoint is the user's explicit request: it ignores the
-		// interval, the minimum pause and MaxConcurrent (DESIGN §4,
+		// interval, the minimum pause and MaxConcurrent (docs/design.md §4,
 		// Flink's "forced" checkpoint properties).
 		c.advance(ev.Now)
 		c.trigger(KindSavepoint, ev.Stop)
@@ -306,7 +306,7 @@ func (c *Coordinator) sortedPending() []*pending {
 }
 
 // stopping reports whether a final checkpoint or stop-with-savepoint is
-// pending or completed. DESIGN §3 step 1 triggers periodic checkpoints only
+// pending or completed. docs/design.md §3 step 1 triggers periodic checkpoints only
 // while the sources are running; after a stop barrier there is nothing new
 // for them to capture. If the stop snapshot fails, the job is still running
 // and periodic checkpoints resume.
@@ -323,7 +323,7 @@ func (c *Coordinator) stopping() bool {
 }
 
 // nextPeriodic returns when the next periodic checkpoint is due, and whether
-// one can be triggered at all without another event first. DESIGN §3 step 1:
+// one can be triggered at all without another event first. docs/design.md §3 step 1:
 // the later of lastPeriodic+Interval and lastEnd+MinPause. Pending
 // savepoints count towards MaxConcurrent, as in Flink: they load the same
 // tasks and storage.
@@ -350,7 +350,7 @@ func (c *Coordinator) maybeTriggerPeriodic() {
 	}
 }
 
-// trigger starts snapshot nextID now (DESIGN §3 step 1).
+// trigger starts snapshot nextID now (docs/design.md §3 step 1).
 func (c *Coordinator) trigger(kind Kind, stop bool) {
 	id := c.nextID
 	c.nextID++
@@ -371,7 +371,7 @@ func (c *Coordinator) trigger(kind Kind, stop bool) {
 	c.emit(TriggerAction{CheckpointID: id, Kind: kind, Timestamp: c.now, Stop: stop})
 }
 
-// expire aborts every pending snapshot whose timeout has passed (DESIGN §3
+// expire aborts every pending snapshot whose timeout has passed (docs/design.md §3
 // step 6). A deadline is met by a tick at exactly that time, so that
 // NextDeadline is exact.
 func (c *Coordinator) expire() {
@@ -385,7 +385,7 @@ func (c *Coordinator) expire() {
 	}
 }
 
-// ack records a task's snapshot (DESIGN §3 step 4) and, once every task
+// ack records a task's snapshot (docs/design.md §3 step 4) and, once every task
 // acked, asks for the metadata to be persisted (step 5).
 func (c *Coordinator) ack(ev AckEvent) {
 	p := c.pending[ev.CheckpointID]
@@ -435,7 +435,7 @@ func (c *Coordinator) ack(ev AckEvent) {
 	if len(p.acked) < len(c.tasks) {
 		return
 	}
-	// DESIGN §3 step 5: every task acked. The checkpoint is not complete
+	// docs/design.md §3 step 5: every task acked. The checkpoint is not complete
 	// until its metadata is durable, so the coordinator only asks for the
 	// write here and completes on the PersistedEvent.
 	p.persisting = true
@@ -467,7 +467,7 @@ func (c *Coordinator) metadata(p *pending) *Metadata {
 	return m
 }
 
-// decline aborts p because a task could not snapshot (DESIGN §3 step 6).
+// decline aborts p because a task could not snapshot (docs/design.md §3 step 6).
 // Only a task's first report counts: a decline from a task that already
 // acked is stale (its snapshot is in hand), and in particular a decline can
 // no longer abort a snapshot whose metadata is being persisted.
@@ -485,7 +485,7 @@ func (c *Coordinator) decline(ev DeclineEvent) {
 	c.abort(p, declinedError(p, ev.Task, ev.Err))
 }
 
-// persisted completes p once its metadata is durable (DESIGN §3 step 5), or
+// persisted completes p once its metadata is durable (docs/design.md §3 step 5), or
 // aborts it if the write failed.
 func (c *Coordinator) persisted(ev PersistedEvent) {
 	p := c.pending[ev.CheckpointID]
@@ -500,7 +500,7 @@ func (c *Coordinator) persisted(ev PersistedEvent) {
 }
 
 // complete marks p complete and applies what follows from it: the
-// CompleteAction (tasks get notifyCheckpointComplete, DESIGN §3 step 5),
+// CompleteAction (tasks get notifyCheckpointComplete, docs/design.md §3 step 5),
 // subsumption of older pending checkpoints, and retention.
 func (c *Coordinator) complete(p *pending) {
 	delete(c.pending, p.id)
@@ -552,7 +552,7 @@ func (c *Coordinator) complete(p *pending) {
 	}
 }
 
-// abort ends p without completing it and counts the failure (DESIGN §3 step
+// abort ends p without completing it and counts the failure (docs/design.md §3 step
 // 6). Subsumption and the job failing are not failures of p. Savepoint
 // failures are not counted either: a user's savepoint failing (say, to a
 // full target directory) says nothing about the health of the job's

@@ -12,7 +12,7 @@ import (
 )
 
 // TestScripts replays scripted interactions (see coordinator_script_test.go
-// for the language). Each case cites the step of DESIGN §3 it checks. The
+// for the language). Each case cites the step of docs/design.md §3 it checks. The
 // base config is Interval 10s, Timeout 30s, MinPause 2s, MaxConcurrent 1,
 // TolerableFailures 3, Retained 3; tasks a/0 and b/0.
 func TestScripts(t *testing.T) {
@@ -25,7 +25,7 @@ func TestScripts(t *testing.T) {
 		script string
 	}{
 		{
-			// DESIGN §3 steps 1, 4, 5: trigger, acks, persist, complete.
+			// docs/design.md §3 steps 1, 4, 5: trigger, acks, persist, complete.
 			name: "trigger acks persist complete",
 			script: `
 deadline
@@ -58,7 +58,7 @@ tick 20s
 `,
 		},
 		{
-			// DESIGN §3 step 1: next trigger = max(lastTrigger+interval,
+			// docs/design.md §3 step 1: next trigger = max(lastTrigger+interval,
 			// lastEnd+minPause); each of the two can be the later one.
 			name: "interval and min pause",
 			cfg:  func(c *Config) { c.MinPause = 4 * time.Second },
@@ -91,7 +91,7 @@ tick 31s
 `,
 		},
 		{
-			// DESIGN §3 step 1: the pause is measured from the end of a
+			// docs/design.md §3 step 1: the pause is measured from the end of a
 			// failed checkpoint too.
 			name: "min pause after a failure",
 			cfg:  func(c *Config) { c.MinPause = 8 * time.Second },
@@ -110,7 +110,7 @@ tick 27s
 `,
 		},
 		{
-			// DESIGN §3 step 1: a late tick triggers one checkpoint, not a
+			// docs/design.md §3 step 1: a late tick triggers one checkpoint, not a
 			// burst of the missed ones, and the schedule restarts from it.
 			name: "late tick triggers once",
 			script: `
@@ -125,7 +125,7 @@ deadline
 `,
 		},
 		{
-			// DESIGN §3 step 1: with MaxConcurrent 1 nothing is triggered
+			// docs/design.md §3 step 1: with MaxConcurrent 1 nothing is triggered
 			// while a checkpoint is pending, and NextDeadline is then only
 			// the pending checkpoint's timeout.
 			name: "max concurrent 1",
@@ -148,7 +148,7 @@ tick 33s
 `,
 		},
 		{
-			// DESIGN §3 step 1: with MaxConcurrent 2 a second checkpoint is
+			// docs/design.md §3 step 1: with MaxConcurrent 2 a second checkpoint is
 			// triggered while the first is pending, a third is not.
 			name: "max concurrent 2",
 			cfg:  func(c *Config) { c.MaxConcurrent = 2 },
@@ -178,7 +178,7 @@ pending
 `,
 		},
 		{
-			// DESIGN §3 steps 4-5: duplicate acks and acks from tasks outside
+			// docs/design.md §3 steps 4-5: duplicate acks and acks from tasks outside
 			// the job do not count towards "every task acked".
 			name: "duplicate and unknown acks",
 			script: `
@@ -198,7 +198,7 @@ persisted 1
 `,
 		},
 		{
-			// DESIGN §3 step 5: once complete, late acks, declines and
+			// docs/design.md §3 step 5: once complete, late acks, declines and
 			// persist results for the checkpoint change nothing.
 			name: "late events after completion",
 			script: `
@@ -217,7 +217,7 @@ stats
 `,
 		},
 		{
-			// DESIGN §3 step 6: after an abort, late acks, declines and
+			// docs/design.md §3 step 6: after an abort, late acks, declines and
 			// persist results for the checkpoint are ignored.
 			name: "late events after abort",
 			script: `
@@ -234,7 +234,7 @@ stats
 `,
 		},
 		{
-			// DESIGN §3 step 6: a decline aborts; only a task's first report
+			// docs/design.md §3 step 6: a decline aborts; only a task's first report
 			// counts, so a decline from a task that already acked is stale,
 			// and one from a task outside the job is ignored.
 			name: "decline",
@@ -251,7 +251,7 @@ stats
 `,
 		},
 		{
-			// DESIGN §3 step 5: once every task acked, the snapshot is whole;
+			// docs/design.md §3 step 5: once every task acked, the snapshot is whole;
 			// a decline cannot abort it during the metadata write.
 			name: "decline while persisting is ignored",
 			script: `
@@ -265,7 +265,7 @@ persisted 1
 `,
 		},
 		{
-			// DESIGN §3 step 5: a PersistedEvent for a checkpoint whose
+			// docs/design.md §3 step 5: a PersistedEvent for a checkpoint whose
 			// PersistAction was not emitted yet is ignored.
 			name: "persisted before every ack is ignored",
 			script: `
@@ -281,7 +281,7 @@ persisted 1
 `,
 		},
 		{
-			// DESIGN §3 step 6: a checkpoint not complete within the timeout
+			// docs/design.md §3 step 6: a checkpoint not complete within the timeout
 			// is aborted; the tick at exactly trigger+timeout does it.
 			name: "timeout",
 			script: `
@@ -301,7 +301,7 @@ stats
 `,
 		},
 		{
-			// DESIGN §3 steps 5-6: the timeout also covers a metadata write
+			// docs/design.md §3 steps 5-6: the timeout also covers a metadata write
 			// that never answers, so a hung store cannot stop checkpointing
 			// for ever; its late success is then ignored.
 			name: "timeout while persisting",
@@ -316,7 +316,7 @@ persisted 1
 `,
 		},
 		{
-			// DESIGN §3 step 5: a failed metadata write aborts the checkpoint
+			// docs/design.md §3 step 5: a failed metadata write aborts the checkpoint
 			// and counts as a failure.
 			name: "persist failure",
 			script: `
@@ -331,7 +331,7 @@ stats
 `,
 		},
 		{
-			// DESIGN §3 step 6: with TolerableFailures 2 the third failure in
+			// docs/design.md §3 step 6: with TolerableFailures 2 the third failure in
 			// a row fails the job, whatever the kinds of failure. After that
 			// the coordinator is finished.
 			name: "failures past tolerance fail the job",
@@ -360,7 +360,7 @@ final 102s
 `,
 		},
 		{
-			// DESIGN §3 step 6: "in a row": a completed checkpoint resets the
+			// docs/design.md §3 step 6: "in a row": a completed checkpoint resets the
 			// count.
 			name: "success resets the failure count",
 			cfg:  func(c *Config) { c.TolerableFailures = 1 },
@@ -389,7 +389,7 @@ decline 4 b/0 bang
 `,
 		},
 		{
-			// DESIGN §3 step 6: TolerableFailures -1 tolerates none.
+			// docs/design.md §3 step 6: TolerableFailures -1 tolerates none.
 			name: "no failure tolerated",
 			cfg:  func(c *Config) { c.TolerableFailures = -1 },
 			script: `
@@ -401,7 +401,7 @@ decline 1 a/0 boom
 `,
 		},
 		{
-			// DESIGN §3 step 6: failing the job aborts the other pending
+			// docs/design.md §3 step 6: failing the job aborts the other pending
 			// checkpoints too (they cannot complete), without counting them.
 			name: "failing the job aborts the rest",
 			cfg: func(c *Config) {
@@ -423,7 +423,7 @@ ackall 2
 `,
 		},
 		{
-			// DESIGN §3 step 5 (Flink subsumption): when checkpoint n
+			// docs/design.md §3 step 5 (Flink subsumption): when checkpoint n
 			// completes, pending checkpoints below n are aborted, after n's
 			// CompleteAction, and that is no failure (TolerableFailures -1
 			// would otherwise fail the job).
@@ -449,7 +449,7 @@ stats
 `,
 		},
 		{
-			// DESIGN §3 step 5: a checkpoint being persisted is subsumed too;
+			// docs/design.md §3 step 5: a checkpoint being persisted is subsumed too;
 			// its late write result is ignored.
 			name: "subsumption while persisting",
 			cfg:  func(c *Config) { c.MaxConcurrent = 2 },
@@ -471,7 +471,7 @@ stats
 `,
 		},
 		{
-			// DESIGN §4 (savepoints), §3 step 1: a savepoint triggers at
+			// docs/design.md §4 (savepoints), §3 step 1: a savepoint triggers at
 			// once, ignoring the interval, the min pause and MaxConcurrent,
 			// and its failures never count (TolerableFailures -1).
 			name: "savepoint ignores limits and does not count failures",
@@ -501,7 +501,7 @@ tick 36s
 `,
 		},
 		{
-			// DESIGN §3 step 1: a pending savepoint counts towards
+			// docs/design.md §3 step 1: a pending savepoint counts towards
 			// MaxConcurrent for periodic checkpoints.
 			name: "pending savepoint holds periodic checkpoints back",
 			script: `
@@ -524,7 +524,7 @@ tick 13s
 `,
 		},
 		{
-			// DESIGN §3 step 5, §4: savepoints are neither subsumed by a
+			// docs/design.md §3 step 5, §4: savepoints are neither subsumed by a
 			// completing checkpoint nor subsume pending checkpoints.
 			name: "savepoints and subsumption",
 			cfg:  func(c *Config) { c.MaxConcurrent = 3 },
@@ -559,7 +559,7 @@ persisted 4
 `,
 		},
 		{
-			// DESIGN §3 step 6: a completed savepoint does not reset the
+			// docs/design.md §3 step 6: a completed savepoint does not reset the
 			// count of checkpoint failures in a row: savepoints stand outside
 			// that count both ways.
 			name: "savepoint success does not reset the failure count",
@@ -583,7 +583,7 @@ decline 3 a/0 boom
 `,
 		},
 		{
-			// Retention (DESIGN §4): savepoints are never discarded and do
+			// Retention (docs/design.md §4): savepoints are never discarded and do
 			// not count towards Retained.
 			name: "savepoint not discarded by retention",
 			cfg:  func(c *Config) { c.Retained = 1 },
@@ -614,7 +614,7 @@ stats
 `,
 		},
 		{
-			// Retention (DESIGN §4): keep the newest Retained checkpoints,
+			// Retention (docs/design.md §4): keep the newest Retained checkpoints,
 			// discard the oldest first, after the CompleteAction.
 			name: "retention discards oldest",
 			cfg:  func(c *Config) { c.Retained = 2 },
@@ -700,7 +700,7 @@ stats
 `,
 		},
 		{
-			// DESIGN §3 step 1: ids strictly increase from FirstID, shared by
+			// docs/design.md §3 step 1: ids strictly increase from FirstID, shared by
 			// checkpoints, savepoints and final checkpoints.
 			name: "first id and shared ids",
 			cfg:  func(c *Config) { c.MaxConcurrent = 5 },
@@ -717,7 +717,7 @@ final 21s
 `,
 		},
 		{
-			// DESIGN §3 step 1: after a final (stop) checkpoint is triggered
+			// docs/design.md §3 step 1: after a final (stop) checkpoint is triggered
 			// no periodic checkpoint follows, before or after it completes.
 			name: "final checkpoint stops periodic triggers",
 			cfg:  func(c *Config) { c.MaxConcurrent = 2 },
@@ -740,7 +740,7 @@ savepoint 101s
 `,
 		},
 		{
-			// DESIGN §3 step 1: if the final checkpoint fails the job is still
+			// docs/design.md §3 step 1: if the final checkpoint fails the job is still
 			// running, so periodic checkpoints resume, and the runtime may ask
 			// for a final checkpoint again.
 			name: "failed final checkpoint resumes periodic triggers",
@@ -765,7 +765,7 @@ deadline
 `,
 		},
 		{
-			// DESIGN §4: a stop-with-savepoint holds periodic checkpoints
+			// docs/design.md §4: a stop-with-savepoint holds periodic checkpoints
 			// like a final checkpoint; when it fails they resume.
 			name: "stop savepoint",
 			cfg:  func(c *Config) { c.MaxConcurrent = 2 },
@@ -791,7 +791,7 @@ deadline
 `,
 		},
 		{
-			// DESIGN §3 step 1: a negative interval disables periodic
+			// docs/design.md §3 step 1: a negative interval disables periodic
 			// checkpoints; savepoints still work.
 			name: "periodic checkpoints disabled",
 			cfg:  func(c *Config) { c.Interval = -1 },
@@ -909,7 +909,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestConfigWithDefaults checks the defaults from the seed (DESIGN §3) and
+// TestConfigWithDefaults checks the defaults (docs/design.md §3) and
 // that WithDefaults is idempotent, keeping the -1 and negative-interval
 // sentinels.
 func TestConfigWithDefaults(t *testing.T) {
@@ -1004,7 +1004,7 @@ func stepAll(c *Coordinator, evs ...Event) []Action {
 	return c.Ready()
 }
 
-// TestMetadata checks the metadata assembled from the acks (DESIGN §3 steps
+// TestMetadata checks the metadata assembled from the acks (docs/design.md §3 steps
 // 4-5): states merged per operator uid across chained tasks, subtasks sorted,
 // parallelism counted, the job's identity and times filled in.
 func TestMetadata(t *testing.T) {
@@ -1102,7 +1102,7 @@ func TestMetadataDeterministic(t *testing.T) {
 
 // TestConflictingStates checks that two tasks reporting the same operator
 // subtask (a runtime bug) abort the checkpoint as a decline instead of
-// silently dropping one state (DESIGN §3 step 4).
+// silently dropping one state (docs/design.md §3 step 4).
 func TestConflictingStates(t *testing.T) {
 	t.Parallel()
 	c := newTest(t, scriptConfig())
@@ -1255,7 +1255,7 @@ func TestPointerEvents(t *testing.T) {
 
 // TestRandomInterleavings drives coordinators with seeded random sequences
 // of every event kind, and checks the protocol's invariants after each step
-// (DESIGN §3 steps 1-6). Each seed runs twice and must give the same trace:
+// (docs/design.md §3 steps 1-6). Each seed runs twice and must give the same trace:
 // the coordinator is deterministic.
 func TestRandomInterleavings(t *testing.T) {
 	t.Parallel()

@@ -1,5 +1,5 @@
 // Package checkpoint holds the checkpoint coordinator (a deterministic state
-// machine, DESIGN §3) and the metadata that describes a completed checkpoint
+// machine, docs/design.md §3) and the metadata that describes a completed checkpoint
 // or savepoint.
 package checkpoint
 

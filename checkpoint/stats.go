@@ -7,7 +7,7 @@ import (
 
 // HistorySize is how many snapshots Stats.History keeps (the most recent
 // ones). Bounded so that a job running for months does not grow the
-// coordinator's memory, or the REST answer that serves it (DESIGN §8).
+// coordinator's memory, or the REST answer that serves it (docs/design.md §8).
 const HistorySize = 32
 
 // Status is where a checkpoint or savepoint stands.
@@ -21,7 +21,7 @@ const (
 )
 
 // Stats is a snapshot of the coordinator's counters and recent history, for
-// metrics and the dashboard (DESIGN §8). It is a copy: the caller may keep
+// metrics and the dashboard (docs/design.md §8). It is a copy: the caller may keep
 // and modify it.
 type Stats struct {
 	// Completed counts completed checkpoints and savepoints.
@@ -71,10 +71,10 @@ type CheckpointStats struct {
 	// Bytes is the total state size reported in the acks so far.
 	Bytes int64 `json:"bytes"`
 	// MaxAlignment is the longest barrier alignment among the acks
-	// (DESIGN §3 step 3).
+	// (docs/design.md §3 step 3).
 	MaxAlignment time.Duration `json:"maxAlignment"`
 	// MaxSyncDuration is the longest synchronous snapshot pause among the
-	// acks (DESIGN §3 step 4).
+	// acks (docs/design.md §3 step 4).
 	MaxSyncDuration time.Duration `json:"maxSyncDuration"`
 	// Acked is how many tasks acked; Total how many must.
 	Acked int `json:"acked"`

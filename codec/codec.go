@@ -1,5 +1,5 @@
 // Package codec encodes the values Sluice keeps in state snapshots and sends
-// on the wire, without reflection (DESIGN §4: "codecs are explicit").
+// on the wire, without reflection (docs/design.md §4: "codecs are explicit").
 //
 // A Codec appends to a caller-owned buffer and decodes from the front of a
 // byte slice, so a snapshot writer can encode millions of entries into one

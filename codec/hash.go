@@ -20,7 +20,7 @@ const (
 // golden tests: never change this function.
 func HashString(s string) uint64 { return wyhash(s, 0) }
 
-// wyhash is wyhash final4 with a seed; only seed 0 is used, the seed exists
+// wyhash is wyhash final4 with a seed; only seed 0 is used, the parameter exists
 // so the tests can check the reference vectors, which vary it.
 func wyhash(s string, seed uint64) uint64 {
 	seed ^= wymix(seed^wyp0, wyp1)

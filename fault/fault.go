@@ -1,4 +1,4 @@
-// Package fault is Sluice's failure injector (DESIGN §11): a seeded
+// Package fault is Sluice's failure injector (docs/design.md §11): a seeded
 // injector that makes a chosen operator fail at a chosen point. The engine
 // calls Hit at every point; when nothing is armed that costs one atomic load.
 // `sluice demo --fail-every` and the exactly-once property tests both use it.
@@ -74,7 +74,7 @@ func New(seed uint64) *Injector {
 	return &Injector{seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
-// Seed returns the seed the injector was made with.
+// Seed returns the random seed the injector was made with.
 func (i *Injector) Seed() uint64 { return i.seed }
 
 // Arm sets the next failure; it replaces any armed one.

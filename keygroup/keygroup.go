@@ -1,6 +1,6 @@
 // Package keygroup maps keys to key groups and key groups to subtasks,
 // exactly as Flink does, so that keyed state can be redistributed when a job
-// is restored at another parallelism (DESIGN §1).
+// is restored at another parallelism (docs/design.md §1).
 //
 // The number of key groups is the job's max parallelism. A key's group is
 // its hash modulo that number; subtask i of p owns the contiguous range

@@ -22,7 +22,7 @@ const (
 	DefaultStrategy = StrategyExponentialDelay
 	// DefaultAttempts is fixed-delay's restart budget. Flink's default is
 	// 1, which turns the second failure in a job's lifetime into an
-	// outage; 3 mirrors the seed's tolerance of 3 checkpoint failures.
+	// outage; 3 mirrors the default tolerance of 3 checkpoint failures.
 	DefaultAttempts = 3
 	// DefaultDelay is the delay of fixed-delay and failure-rate (Flink: 1s).
 	DefaultDelay = time.Second
@@ -159,7 +159,7 @@ func (c Config) Validate() error {
 }
 
 // Build validates c and returns its strategy. seed seeds the jitter of
-// exponential-delay, so that a run can be reproduced (log the seed); it is
+// exponential-delay, so that a run can be reproduced (log it); it is
 // unused by the other strategies.
 func (c Config) Build(seed int64) (Strategy, error) {
 	if err := c.Validate(); err != nil {

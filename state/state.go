@@ -1,4 +1,4 @@
-// Package state is Sluice's keyed state (DESIGN §4): Flink-style ValueState,
+// Package state is Sluice's keyed state (docs/design.md §4): Flink-style ValueState,
 // ListState, MapState and ReducingState with optional TTL, processing-time
 // timers per key, and a heap backend that keeps everything in Go maps, one
 // map per key group, so that a snapshot can be split by key group and
@@ -10,11 +10,11 @@
 // HeapBackend.SetCurrentKey before it hands a record or a timer to the user's
 // function, and every handle reads and writes the current key's entry. All
 // methods of a backend and of its state handles belong to the task goroutine
-// (DESIGN §2: a task is one goroutine and a mailbox, so state needs no
+// (docs/design.md §2: a task is one goroutine and a mailbox, so state needs no
 // locks). The only exceptions are Snapshot.WriteKeyGroups and
 // Snapshot.Release, which run on the asynchronous snapshot writer.
 //
-// # Snapshots: short synchronous part, asynchronous write (DESIGN §11)
+// # Snapshots: short synchronous part, asynchronous write (docs/design.md §11)
 //
 // HeapBackend.Snapshot freezes the current map of every key group of every
 // state and returns at once: it copies map references, never entries, so its

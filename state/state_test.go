@@ -32,7 +32,7 @@ func TestRoundTripEveryKind(t *testing.T) {
 	h3.check(t, m, u)
 }
 
-// Reference: DESIGN §1 (key groups make rescaling possible) and Flink's
+// Reference: docs/design.md §1 (key groups make rescaling possible) and Flink's
 // KeyGroupRangeAssignment. State written by p=2 subtasks is restored at p=1,
 // 3 and 4; every key must land in exactly the subtask owning its key group.
 func TestRescale(t *testing.T) {
@@ -87,7 +87,7 @@ func TestRestoreOverlappingFiles(t *testing.T) {
 	}
 }
 
-// Reference: DESIGN §11, "a short synchronous snapshot of heap state". The
+// Reference: docs/design.md §11, "a short synchronous snapshot of heap state". The
 // task keeps mutating (updates, clears, new keys, timers, nested maps, list
 // appends) while another goroutine writes the snapshot; the written
 // snapshot must be the state at snapshot time exactly. Run with -race.

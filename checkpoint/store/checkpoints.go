@@ -65,7 +65,7 @@ func checkID(id int64) error {
 }
 
 // StateWriter opens the state file name in chk-<id>/ for writing (the
-// asynchronous part of a task's snapshot, DESIGN §3 step 4). Commit returns
+// asynchronous part of a task's snapshot, docs/design.md §3 step 4). Commit returns
 // the handle for the task's ack.
 func (c *Checkpoints) StateWriter(ctx context.Context, id int64, name string) (*StateWriter, error) {
 	if err := checkID(id); err != nil {
@@ -76,7 +76,7 @@ func (c *Checkpoints) StateWriter(ctx context.Context, id int64, name string) (*
 
 // WriteMetadata writes chk-<m.CheckpointID>/_metadata atomically and durably
 // (temporary file, fsync, rename, fsync directory): the step that completes
-// a checkpoint (DESIGN §3 step 5). It answers the coordinator's
+// a checkpoint (docs/design.md §3 step 5). It answers the coordinator's
 // PersistAction.
 func (c *Checkpoints) WriteMetadata(ctx context.Context, m *checkpoint.Metadata) error {
 	if m == nil {
@@ -135,7 +135,7 @@ func (c *Checkpoints) Completed(ctx context.Context) ([]int64, error) {
 }
 
 // Latest returns the metadata of the newest checkpoint whose _metadata and
-// every state file verify: what a restart restores (DESIGN §5). A corrupt or
+// every state file verify: what a restart restores (docs/design.md §5). A corrupt or
 // partial checkpoint is skipped with an slog.Error naming it and the reason,
 // and the previous one is tried; falling back is logged as an error too,
 // because it means a job resumes from older state than it had committed.

@@ -101,7 +101,7 @@ func TestWriteMetadataValidates(t *testing.T) {
 	}
 }
 
-// DESIGN §3 step 5: nothing may make a checkpoint look complete before its
+// docs/design.md §3 step 5: nothing may make a checkpoint look complete before its
 // _metadata is renamed into place.
 func TestMetadataInvisibleBeforeRename(t *testing.T) {
 	t.Parallel()
@@ -323,7 +323,7 @@ func TestStateCorruptionDetected(t *testing.T) {
 	}
 }
 
-// DESIGN §4: a corrupt or partial checkpoint is detected and the previous
+// docs/design.md §4: a corrupt or partial checkpoint is detected and the previous
 // complete one is used, loudly.
 func TestLatestFallsBackLoudly(t *testing.T) {
 	t.Parallel()

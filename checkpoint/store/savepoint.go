@@ -138,7 +138,7 @@ func OpenPath(path string) (*Snapshot, error) {
 
 // LoadPath opens the checkpoint or savepoint at path (see OpenPath), reads
 // its metadata and verifies every state file: the first step of a restore
-// from --from-checkpoint (DESIGN §11). The returned Snapshot reads the state
+// from --from-checkpoint (docs/design.md §11). The returned Snapshot reads the state
 // files. A directory that is a checkpoint root rather than a checkpoint gets
 // an error that says so.
 func LoadPath(ctx context.Context, path string) (*checkpoint.Metadata, *Snapshot, error) {

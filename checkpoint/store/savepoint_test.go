@@ -37,7 +37,7 @@ func copyDir(t *testing.T, src, dst string) {
 	}
 }
 
-// DESIGN §4: a savepoint is self-contained and relocatable. It is written
+// docs/design.md §4: a savepoint is self-contained and relocatable. It is written
 // under one root, moved and copied elsewhere under other names, and restored
 // from each new path.
 func TestSavepointRelocation(t *testing.T) {

@@ -107,7 +107,7 @@ func (w *StateWriter) Commit() (checkpoint.StateHandle, error) {
 func (w *StateWriter) Abort() error { return w.w.Abort() }
 
 // WriteMetadata writes m as the snapshot's _metadata, atomically and
-// durably; once it returns nil the checkpoint is complete (DESIGN §3 step 5).
+// durably; once it returns nil the checkpoint is complete (docs/design.md §3 step 5).
 // A zero m.Version is written as checkpoint.FormatVersion. m is not
 // modified.
 func (sn *Snapshot) WriteMetadata(ctx context.Context, m *checkpoint.Metadata) error {
@@ -336,7 +336,7 @@ func (sn *Snapshot) ReadState(ctx context.Context, h checkpoint.StateHandle) ([]
 
 // Verify reads every state file m references and checks its size and
 // CRC32C, returning the first failure. It is the restore-time check of
-// DESIGN §11 ("load metadata, verify checksums") and reads all state once.
+// docs/design.md §11 ("load metadata, verify checksums") and reads all state once.
 func (sn *Snapshot) Verify(ctx context.Context, m *checkpoint.Metadata) error {
 	for _, h := range handles(m) {
 		if err := ctx.Err(); err != nil {

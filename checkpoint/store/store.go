@@ -15,7 +15,7 @@
 //
 //	<savepoint root>/savepoint-<id>-<random>/...
 //
-// A checkpoint is complete exactly when its _metadata exists (DESIGN §3
+// A checkpoint is complete exactly when its _metadata exists (docs/design.md §3
 // step 5); a directory without one is the leftover of an aborted or crashed
 // checkpoint. State handles in _metadata hold paths relative to the
 // checkpoint's own directory, so a savepoint directory is self-contained: it
@@ -27,7 +27,7 @@
 // size and checksum in their handle; _metadata wraps its JSON body with the
 // body's checksum and length. Readers verify both and report ErrCorrupt, so a
 // flipped bit or a truncated file is detected, and Latest falls back to the
-// previous complete checkpoint, loudly (DESIGN §4).
+// previous complete checkpoint, loudly (docs/design.md §4).
 //
 // # Atomicity and durability
 //

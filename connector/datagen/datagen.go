@@ -8,7 +8,7 @@
 // (see Positions and Expected), and can check the job's committed output
 // against it without logging the input anywhere.
 //
-// Splits follow DESIGN §11 ("sources as splits"): the split count is part of
+// Splits follow docs/design.md §11 ("sources as splits"): the split count is part of
 // the job, independent of the source's parallelism, and a split's state is
 // the sequence number of its next record; restoring at another parallelism
 // just reassigns splits (split n goes to subtask n mod parallelism).

@@ -20,7 +20,7 @@ import (
 // → file sink) on bounded input while failures strike the sink at the
 // places two-phase commit is most fragile (right after a pre-commit, right
 // before a commit) and the other operators at records, then checks that the
-// committed output is exactly once (DESIGN §6; the demo's contract).
+// committed output is exactly once (docs/design.md §6; the demo's contract).
 func TestExactlyOnceUnderFailures(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a job with restarts")

@@ -77,7 +77,7 @@ func writeTxn(t *testing.T, c *Committer[int], vs ...int) Txn {
 }
 
 // TestLifecycle: begin → write → pre-commit → commit, and what a reader of
-// the directory sees at each step (DESIGN §6).
+// the directory sees at each step (docs/design.md §6).
 func TestLifecycle(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "out") // created by the committer

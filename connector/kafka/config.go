@@ -84,11 +84,11 @@ const (
 //
 // The source keeps its position (the next offset of every partition) in
 // Sluice's checkpoints and never in Kafka: it consumes without group
-// membership and without auto-commit (DESIGN §6), so a restore rewinds it
+// membership and without auto-commit (docs/design.md §6), so a restore rewinds it
 // exactly to the checkpoint. Offsets are committed to GroupID only for
 // monitoring, after a checkpoint completes.
 type SourceConfig[T any] struct {
-	// Brokers are the seed brokers, host:port. Required.
+	// Brokers are the bootstrap brokers, host:port. Required.
 	Brokers []string
 
 	// Topics are the topics to read. Exactly one of Topics and TopicRegex

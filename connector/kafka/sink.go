@@ -1,5 +1,5 @@
 // Package kafka connects Sluice jobs to Apache Kafka through franz-go
-// (DESIGN §6–§7): NewSource reads topics, keeping its offsets in
+// (docs/design.md §6–§7): NewSource reads topics, keeping its offsets in
 // checkpoints; NewSink writes with delivery guarantee none, at-least-once
 // or exactly-once, the latter through Kafka transactions tied to
 // checkpoints and committed when a checkpoint completes, so that
@@ -31,7 +31,7 @@ const (
 	// replayed after a restart are written again.
 	DeliveryAtLeastOnce = "at-least-once"
 	// DeliveryExactlyOnce writes through Kafka transactions tied to
-	// checkpoints (DESIGN §6): a read_committed reader sees every record
+	// checkpoints (docs/design.md §6): a read_committed reader sees every record
 	// exactly once.
 	DeliveryExactlyOnce = "exactly-once"
 )
@@ -74,7 +74,7 @@ const (
 // SinkConfig configures a Kafka sink. The zero value of a field means its
 // default; Validate reports every invalid field, naming its key.
 type SinkConfig[T any] struct {
-	// Brokers are the seed brokers, host:port. Required: there is no
+	// Brokers are the bootstrap brokers, host:port. Required: there is no
 	// sensible default outside a test (the embedded broker's address is
 	// broker.Broker.Addrs).
 	Brokers []string

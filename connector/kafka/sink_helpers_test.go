@@ -20,7 +20,7 @@ import (
 	"github.com/sluicehq/sluice/internal/runtime"
 )
 
-// sinkTestSeed returns the seed of a randomized test: SLUICE_SEED if set,
+// sinkTestSeed returns the random seed of a test: SLUICE_SEED if set,
 // else the clock. It is logged so that a failure can be replayed.
 func sinkTestSeed(t testing.TB) uint64 {
 	t.Helper()

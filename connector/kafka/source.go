@@ -21,7 +21,7 @@ import (
 // Make one with NewSource. One Source may serve one job at a time (its
 // status accessors report the readers of that job in this process).
 //
-// The source has Flink's FLIP-27 shape (DESIGN §11): a split is one topic
+// The source has Flink's FLIP-27 shape (docs/design.md §11): a split is one topic
 // partition, with id "topic/partition"; its state is the offset of the next
 // record to read. Partitions are assigned to subtasks deterministically, as
 // Flink's KafkaSourceEnumerator does, and each subtask reads its partitions

@@ -12,7 +12,7 @@ import (
 // Txn is the sink's transaction handle, the TXN of the engine's
 // two-phase-commit framework. For exactly-once it names a Kafka
 // transaction: what a checkpoint must remember to commit the transaction
-// after a crash, without the producer that wrote it (DESIGN §6, Flink's
+// after a crash, without the producer that wrote it (docs/design.md §6, Flink's
 // resumable KafkaCommittable). For the other guarantees only the live part
 // is used and TransactionalID is empty.
 //

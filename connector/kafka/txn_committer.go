@@ -15,7 +15,7 @@ import (
 	"github.com/sluicehq/sluice"
 )
 
-// The exactly-once committer (DESIGN §6), Flink's KafkaSink with a pool of
+// The exactly-once committer (docs/design.md §6), Flink's KafkaSink with a pool of
 // transactional ids, on the engine's two-phase-commit framework:
 //
 //   - BeginTransaction takes a free slot of the subtask's pool, creates a

@@ -20,7 +20,7 @@ import (
 	"github.com/sluicehq/sluice/verify"
 )
 
-// testSeed returns the seed of a randomized test: SLUICE_SEED if set, else
+// testSeed returns the random seed of a test: SLUICE_SEED if set, else
 // the clock. It is printed so that a failure can be replayed.
 func testSeed(t *testing.T) uint64 {
 	t.Helper()

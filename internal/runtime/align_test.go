@@ -1,6 +1,6 @@
 package runtime
 
-// Barrier alignment (DESIGN §3 step 3, architecture.md "How a barrier
+// Barrier alignment (docs/design.md §3 step 3, architecture.md "How a barrier
 // travels"): a task with several input channels, driven through real
 // writers, input reader goroutines and its mailbox, with a fake attempt
 // whose coordinator events the test reads.
@@ -196,7 +196,7 @@ func (h *alignHarness) noEvent(t *testing.T) {
 // TestAlignmentExactlyOnce: once barrier n arrived on channel A, records
 // sent on A after it are not processed until n arrived on every channel and
 // the snapshot was taken; records on the other channel keep flowing
-// meanwhile (DESIGN §3 step 3).
+// meanwhile (docs/design.md §3 step 3).
 func TestAlignmentExactlyOnce(t *testing.T) {
 	t.Parallel()
 	h := newAlignHarness(t, 2, checkpoint.ExactlyOnce)

@@ -11,7 +11,7 @@ import (
 // Partitioning decides which downstream subtask a record goes to.
 type Partitioning int
 
-// The partitionings (DESIGN §2).
+// The partitionings (docs/design.md §2).
 const (
 	// Forward sends subtask i's records to subtask i (equal parallelism).
 	Forward Partitioning = iota
@@ -308,7 +308,7 @@ func (ic *inputChannel[T]) run(ctx context.Context, idx int, mailbox chan<- mail
 		case b.kind == kindEnd:
 			return
 		case b.kind == kindBarrier && aligned:
-			// Exactly-once alignment (DESIGN §3 step 3): stop reading this
+			// Exactly-once alignment (docs/design.md §3 step 3): stop reading this
 			// channel until the task saw the barrier on every channel. The
 			// channel then fills up and backpressure reaches the producer.
 			select {

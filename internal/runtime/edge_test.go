@@ -1,6 +1,6 @@
 package runtime
 
-// Tests of the partition writer and input channels (DESIGN §2: batches on
+// Tests of the partition writer and input channels (docs/design.md §2: batches on
 // bounded edges, partitioners, in-band control events).
 
 import (
@@ -183,7 +183,7 @@ func TestWriterBatchesUntilFlush(t *testing.T) {
 
 // TestWriterControlAfterRecords: a barrier or the end of output is sent on
 // every channel after the records emitted before it, never ahead of them
-// (DESIGN §2: control events travel in-band, ordered with the data; §3 step
+// (docs/design.md §2: control events travel in-band, ordered with the data; §3 step
 // 2: the records before barrier n belong to checkpoint n).
 func TestWriterControlAfterRecords(t *testing.T) {
 	t.Parallel()
@@ -231,7 +231,7 @@ func equalItem(a, b any) bool {
 
 // TestWriterBackpressure: a sender that finds its channel full blocks until
 // the consumer takes a batch, and the time it was blocked is counted as
-// backpressure (DESIGN §2).
+// backpressure (docs/design.md §2).
 func TestWriterBackpressure(t *testing.T) {
 	t.Parallel()
 	c := NewChannels[int](1, 1, 1)

@@ -215,7 +215,7 @@ func (j *Job) stopping() bool {
 }
 
 // Run runs the job: attempts, restarts per the restart strategy, restores
-// from the latest complete checkpoint (DESIGN §5).
+// from the latest complete checkpoint (docs/design.md §5).
 func (j *Job) Run(ctx context.Context) error {
 	from := j.cfg.FromCheckpoint
 	var failedAt time.Time
@@ -383,7 +383,7 @@ func (a *attempt) event(ev checkpoint.Event) {
 }
 
 // writeSnapshot is the asynchronous part of a task's snapshot: write the
-// keyed state files, then ack with their handles (DESIGN §3 step 4).
+// keyed state files, then ack with their handles (docs/design.md §3 step 4).
 func (a *attempt) writeSnapshot(id checkpoint.TaskID, b Barrier, snaps []pendingSnap, align, sync time.Duration) {
 	a.wg.Add(1)
 	a.beginWrite(b.ID)
@@ -462,7 +462,7 @@ func (a *attempt) parallelism(id checkpoint.TaskID) int {
 }
 
 // runAttempt builds every task, restores state, opens operators (sinks
-// recover before any source reads: DESIGN §11 "Order on restore"), starts
+// recover before any source reads: docs/design.md §11 "Order on restore"), starts
 // the tasks and drives the checkpoint coordinator until the job finishes
 // or fails.
 func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failedAt time.Time) error {
@@ -614,7 +614,7 @@ func (a *attempt) opContext(n int, t *task, uid, name string, r *restorer) (*Ope
 }
 
 // drive is the job master loop: it feeds the coordinator and carries out
-// its actions (DESIGN §3).
+// its actions (docs/design.md §3).
 func (a *attempt) drive(coord *checkpoint.Coordinator) error {
 	j := a.j
 	exhausted := map[checkpoint.TaskID]bool{}
@@ -771,7 +771,7 @@ func (a *attempt) sendCtl(t *task, c taskCtl) error {
 }
 
 // restorer selects, per operator uid and subtask, the state to restore from
-// a checkpoint, reading each state file once (DESIGN §11 "Order on
+// a checkpoint, reading each state file once (docs/design.md §11 "Order on
 // restore" step 2).
 type restorer struct {
 	ctx   context.Context

@@ -1,6 +1,6 @@
 // Package runtime executes a job graph: tasks (one goroutine and a mailbox
 // each), bounded batched edges, barrier alignment, the checkpoint
-// coordinator's driver and the restart loop (DESIGN §2, §3, §5).
+// coordinator's driver and the restart loop (docs/design.md §2, §3, §5).
 //
 // The typed dataflow API (package sluice) builds a Plan; everything here that
 // carries records is generic, everything that carries control is not.

@@ -76,7 +76,7 @@ const (
 )
 
 // task runs one subtask: one goroutine, a mailbox, no locks on operator
-// state (DESIGN §2).
+// state (docs/design.md §2).
 type task struct {
 	id      checkpoint.TaskID
 	chain   *Chain
@@ -86,7 +86,7 @@ type task struct {
 	gates   []chan struct{}
 	stats   *TaskStats
 
-	// Alignment state (DESIGN §3 step 3).
+	// Alignment state (docs/design.md §3 step 3).
 	aligning       int64
 	pendingBarrier Barrier
 	maxStarted     int64
@@ -426,7 +426,7 @@ func (t *task) handleMail(m mail) error {
 	return nil
 }
 
-// onBarrier implements barrier alignment (DESIGN §3 step 3). A newer barrier
+// onBarrier implements barrier alignment (docs/design.md §3 step 3). A newer barrier
 // than the one being aligned abandons the older checkpoint (it was aborted
 // or will time out); an older one is stale and ignored.
 func (t *task) onBarrier(ch int, b Barrier) error {
@@ -500,7 +500,7 @@ func (t *task) checkpoint(b Barrier) error { return t.checkpointAligned(b, 0) }
 
 // checkpointAligned takes the task's snapshot for barrier b: the synchronous
 // part now, on the task goroutine; the barrier goes downstream; the state
-// files are written asynchronously and the task acks (DESIGN §3 step 4).
+// files are written asynchronously and the task acks (docs/design.md §3 step 4).
 func (t *task) checkpointAligned(b Barrier, align time.Duration) error {
 	if t.chain.Source != nil {
 		t.job.faults.Hit(fault.OnBarrier, t.chain.SourceUID, t.id.Subtask)
