@@ -142,7 +142,7 @@ func restoreFromCheckpoint(t *testing.T, par1, par2 int) {
 // TestCorruptLatestCheckpointFallsBack: when the newest checkpoint's
 // _metadata is damaged (a flipped byte), the job restores the previous
 // complete checkpoint and says so at ERROR, naming the skipped one (docs/design.md
-// §4: "detected and the previous complete one is used, loudly").
+// §4, checkpoint storage: a corrupt checkpoint is skipped loudly, never used).
 func TestCorruptLatestCheckpointFallsBack(t *testing.T) {
 	t.Parallel()
 	g := datagen.Config{Splits: 4, RecordsPerSplit: 50, Keys: 9, Seed: 5, BatchSize: 8}

@@ -1,5 +1,5 @@
 // Package restart decides whether and when a failed job attempt is restarted
-// (docs/design.md §5, seed 2.2): the restart strategies of Flink (fixed delay,
+// (docs/design.md §5): the restart strategies of Flink (fixed delay,
 // exponential delay with jitter, failure rate, none) as small deterministic
 // state machines. A strategy never reads the clock or sleeps: the caller
 // passes the failure time in and waits out the returned delay on its own

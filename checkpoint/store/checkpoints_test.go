@@ -618,7 +618,7 @@ func TestCrashDurability(t *testing.T) {
 	}
 }
 
-// Seed 3.3 (chaos: disk full). A full disk surfaces as an error from Write,
+// Chaos: disk full (docs/design.md §13). A full disk surfaces as an error from Write,
 // Commit or WriteMetadata, never as a panic or a half-visible file, and the
 // temporary file is removed at once to give the space back.
 func TestDiskFull(t *testing.T) {

@@ -1,5 +1,5 @@
 // Package file is an exactly-once file sink on Sluice's two-phase-commit
-// framework (docs/design.md §6, "in-progress files, renamed into place on commit").
+// framework (docs/design.md §6, the file sink).
 //
 // Each transaction is one file. Records between two checkpoint barriers are
 // appended to a hidden in-progress file; at the barrier it is flushed,
