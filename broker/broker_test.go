@@ -388,7 +388,7 @@ func TestCrashHelperProcess(t *testing.T) {
 // the data directory is loaded again, and bumps the producer's epoch, so
 // the recorded producer ID and epoch can no longer commit it. This is why
 // an embedded broker and a job in one process cannot survive a crash
-// between a sink's pre-commit and commit (notes/kafka-2pc.md).
+// between a sink's pre-commit and commit (docs/broker.md, docs/design.md §7).
 //
 // The topic here is auto-created in the killed process: before
 // persistAutoCreatedTopics this test found that kfake forgot such topics

@@ -106,7 +106,7 @@ func newClient(t testing.TB, addrs []string, opts ...kgo.Opt) *kgo.Client {
 		kgo.SeedBrokers(addrs...),
 		kgo.AllowAutoTopicCreation(),
 		// Without this a NOT_LEADER or UNKNOWN_TOPIC retry waits
-		// seconds for the next metadata refresh (notes/kafka-2pc.md).
+		// seconds for the next metadata refresh.
 		kgo.MetadataMinAge(50 * time.Millisecond),
 		kgo.RetryTimeout(testTimeout),
 		// Real Kafka answers UNKNOWN_TOPIC_OR_PARTITION for a while after
@@ -236,7 +236,7 @@ func produceInTxn(t testing.TB, cl *kgo.Client, recs []kv) {
 
 // endTxnRaw sends EndTxn for a transaction by its producer ID and epoch,
 // the way a Flink-style sink resumes a pre-committed transaction after a
-// restart (notes/kafka-2pc.md). cl needs no transactional ID of its own.
+// restart (docs/design.md §7). cl needs no transactional ID of its own.
 func endTxnRaw(ctx context.Context, cl *kgo.Client, txnID string, pid int64, epoch int16, commit bool) error {
 	req := kmsg.NewPtrEndTxnRequest()
 	req.TransactionalID = txnID

@@ -52,7 +52,7 @@ func TestKafkaReferenceKcat(t *testing.T) {
 }
 
 // txnBehaviour is what a broker answers in transaction corner cases a
-// Flink-style sink meets when it drives EndTxn itself (notes/kafka-2pc.md).
+// Flink-style sink meets when it drives EndTxn itself (docs/design.md §7).
 // kfake and Apache Kafka share a txnBehaviour wherever they agree; where
 // they differ, docs/broker.md says so.
 type txnBehaviour struct {

@@ -45,8 +45,8 @@ func srcCluster(t testing.TB, partitions int32, topics ...string) *kfake.Cluster
 }
 
 // srcClientOpts are the options every test client uses: kfake answers at
-// once, so metadata may be refreshed often (notes/kafka-2pc.md: without it
-// NOT_LEADER retries take seconds).
+// once, so metadata may be refreshed often (without it NOT_LEADER retries
+// take seconds).
 func srcClientOpts() []kgo.Opt {
 	return []kgo.Opt{kgo.MetadataMinAge(50 * time.Millisecond), kgo.FetchMaxWait(100 * time.Millisecond)}
 }
