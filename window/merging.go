@@ -182,7 +182,7 @@ func (s *MergingSet) UnmarshalBinary(b []byte) error {
 		if e.w.Start >= e.w.End || e.state.Start >= e.state.End {
 			return fmt.Errorf("window: merging set encoding holds empty window %v (state %v)", e.w, e.state)
 		}
-		if l := len(entries); l > 0 && entries[l-1].w.Intersects(e.w) {
+		if l := len(entries); l > 0 && entries[l-1].w.End >= e.w.Start {
 			return fmt.Errorf("window: merging set encoding holds %v after %v: not sorted and disjoint", e.w, entries[l-1].w)
 		}
 		entries = append(entries, e)

@@ -82,8 +82,8 @@ type Assigner struct {
 func Tumbling(size, offset time.Duration) Assigner {
 	a := Assigner{kind: tumbling, size: int64(size), slide: int64(size), offset: int64(offset)}
 	switch {
-	case size <= 0:
-		a.err = fmt.Errorf("window: tumbling size %v must be positive", size)
+	case size <= 0 || size > maxSize:
+		a.err = fmt.Errorf("window: tumbling size %v must be positive and at most %v", size, time.Duration(maxSize))
 	case offset <= -size || offset >= size:
 		a.err = fmt.Errorf("window: tumbling offset %v must be within (-size, size), size %v", offset, size)
 	}
@@ -98,10 +98,10 @@ func Tumbling(size, offset time.Duration) Assigner {
 func Sliding(size, slide, offset time.Duration) Assigner {
 	a := Assigner{kind: sliding, size: int64(size), slide: int64(slide), offset: int64(offset)}
 	switch {
-	case size <= 0:
-		a.err = fmt.Errorf("window: sliding size %v must be positive", size)
-	case slide <= 0:
-		a.err = fmt.Errorf("window: sliding slide %v must be positive", slide)
+	case size <= 0 || size > maxSize:
+		a.err = fmt.Errorf("window: sliding size %v must be positive and at most %v", size, time.Duration(maxSize))
+	case slide <= 0 || slide > maxSize:
+		a.err = fmt.Errorf("window: sliding slide %v must be positive and at most %v", slide, time.Duration(maxSize))
 	case offset <= -slide || offset >= slide:
 		a.err = fmt.Errorf("window: sliding offset %v must be within (-slide, slide), slide %v", offset, slide)
 	}
@@ -114,8 +114,8 @@ func Sliding(size, slide, offset time.Duration) Assigner {
 // be positive.
 func Session(gap time.Duration) Assigner {
 	a := Assigner{kind: session, size: int64(gap)}
-	if gap <= 0 {
-		a.err = fmt.Errorf("window: session gap %v must be positive", gap)
+	if gap <= 0 || gap > maxSize {
+		a.err = fmt.Errorf("window: session gap %v must be positive and at most %v", gap, time.Duration(maxSize))
 	}
 	return a
 }
@@ -171,15 +171,14 @@ func (a Assigner) Assign(ts int64, dst []Window) []Window {
 	}
 	switch a.kind {
 	case tumbling:
-		start := StartWithOffset(ts, a.offset, a.size)
-		return append(dst, Window{Start: start, End: satAdd(start, a.size)})
+		r := remainder(ts, a.offset, a.size)
+		return append(dst, Window{Start: satSub(ts, r), End: satAdd(ts, a.size-r)})
 	case sliding:
-		last := StartWithOffset(ts, a.offset, a.slide)
-		for start := last; ts-start < a.size; start -= a.slide {
-			dst = append(dst, Window{Start: start, End: satAdd(start, a.size)})
-			if start < math.MinInt64+a.slide {
-				break
-			}
+		// d is the distance from the window's start to ts: the latest
+		// window starts remainder(ts) before it, each earlier one a slide
+		// further, while ts is still inside.
+		for d := remainder(ts, a.offset, a.slide); d < a.size; d += a.slide {
+			dst = append(dst, Window{Start: satSub(ts, d), End: satAdd(ts, a.size-d)})
 		}
 		return dst
 	case session:
@@ -192,13 +191,37 @@ func (a Assigner) Assign(ts int64, dst []Window) []Window {
 
 // StartWithOffset returns the start of the window of the given size
 // (aligned to the epoch plus offset) that contains ts, correct for
-// negative timestamps too. size must be positive.
+// negative timestamps too, clamped to math.MinInt64. size must be
+// positive.
 func StartWithOffset(ts, offset, size int64) int64 {
-	r := (ts - offset) % size
+	return satSub(ts, remainder(ts, offset, size))
+}
+
+// remainder returns (ts - offset) mod size in [0, size), without
+// overflow for size <= maxSize.
+func remainder(ts, offset, size int64) int64 {
+	var r int64
+	if x := ts - offset; (ts^offset) >= 0 || (x^ts) >= 0 {
+		r = x % size // ts-offset did not overflow: one division
+	} else {
+		r = (ts%size - offset%size) % size
+	}
 	if r < 0 {
 		r += size
 	}
-	return ts - r
+	return r
+}
+
+// maxSize bounds window sizes, slides and gaps (about 146 years) so that
+// remainder cannot overflow.
+const maxSize = math.MaxInt64 / 2
+
+// satSub returns a-b for b >= 0, saturated at math.MinInt64.
+func satSub(a, b int64) int64 {
+	if a < math.MinInt64+b {
+		return math.MinInt64
+	}
+	return a - b
 }
 
 // satAdd returns a+b for b >= 0, saturated at math.MaxInt64.
