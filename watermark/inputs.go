@@ -15,6 +15,10 @@ import "fmt"
 // turns active again with a watermark below the output does not lower it;
 // it holds the output where it is until it catches up.
 //
+// An upstream sends an active status before any record on a channel it
+// had marked idle (see Reader.MarkActive), so records never arrive on a
+// channel this combiner treats as idle.
+//
 // End of input on a channel is its Final watermark; the channel never
 // turns idle again. When every channel ended, the output is Final.
 type Inputs struct {

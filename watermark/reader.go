@@ -155,6 +155,18 @@ func (r *Reader) OnPeriodicEmit(now time.Time) Output {
 	return o
 }
 
+// MarkActive turns an idle reader active at once, without waiting for the
+// next periodic emission. The engine calls it before it forwards a record
+// while Idle reports true, and sends the status change (if any) ahead of
+// the record: downstream must not see records on a channel it believes
+// idle. The watermark does not change; the split that spoke rejoins at
+// the next OnPeriodicEmit.
+func (r *Reader) MarkActive() Output {
+	o := Output{Watermark: r.out, StatusChanged: r.idle}
+	r.idle = false
+	return o
+}
+
 // Finish ends the reader's input: its watermark becomes Final, whatever
 // its splits say, and it is active so downstream sees the Final watermark.
 func (r *Reader) Finish() Output {

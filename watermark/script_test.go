@@ -21,6 +21,7 @@ import (
 //	reader strategy=bounded|monotonous|none [bound=N] [idle=N]
 //	add-split id=S now=N        remove-split id=S        finish-split id=S
 //	event split=S ts=N[,N...]   emit now=N               finish      splits
+//	mark-active
 //	inputs n=N
 //	wm ch=I v=N|none|final      status ch=I idle|active  end ch=I
 //	align drift=N
@@ -81,6 +82,8 @@ func TestScripts(t *testing.T) {
 				return show(r.OnPeriodicEmit(at(i64(t, d, "now"))))
 			case "finish":
 				return show(r.Finish())
+			case "mark-active":
+				return show(r.MarkActive())
 			case "splits":
 				var b strings.Builder
 				for _, s := range r.splits {

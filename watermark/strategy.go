@@ -97,12 +97,14 @@ type bounded struct {
 	max   int64
 }
 
+// OnEvent keeps the largest timestamp.
 func (b *bounded) OnEvent(ts int64) {
 	if ts > b.max {
 		b.max = ts
 	}
 }
 
+// OnPeriodicEmit returns the largest timestamp - bound - 1.
 func (b *bounded) OnPeriodicEmit() int64 {
 	if b.max == NoWatermark {
 		return NoWatermark
@@ -113,7 +115,10 @@ func (b *bounded) OnPeriodicEmit() int64 {
 // none is the generator of the zero Strategy.
 type none struct{}
 
-func (none) OnEvent(int64)         {}
+// OnEvent ignores the timestamp.
+func (none) OnEvent(int64) {}
+
+// OnPeriodicEmit returns NoWatermark.
 func (none) OnPeriodicEmit() int64 { return NoWatermark }
 
 // satSub returns a-b for b >= 0, saturated at NoWatermark.

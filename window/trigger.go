@@ -48,8 +48,10 @@ func (r Result) String() string {
 // engine keeps timers per key and window (deduplicated) and calls
 // OnEventTime or OnProcessingTime with its Time when it fires.
 type Timer struct {
+	// Domain is the clock of the timer.
 	Domain Domain
-	Time   int64
+	// Time is when it fires, in nanoseconds since the epoch.
+	Time int64
 }
 
 // Timers is the few timers one trigger call registers or deletes, held
@@ -73,7 +75,9 @@ func (ts *Timers) add(d Domain, t int64) {
 // Now is the two clocks at a trigger call: the window operator's current
 // watermark and the task's processing time, both in nanoseconds.
 type Now struct {
-	Watermark  int64
+	// Watermark is the current event time of the window operator.
+	Watermark int64
+	// Processing is the task's current processing time.
 	Processing int64
 }
 

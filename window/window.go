@@ -9,8 +9,10 @@ import (
 // Window is the half-open time interval [Start, End) in nanoseconds since
 // the Unix epoch.
 type Window struct {
+	// Start is the first timestamp in the window.
 	Start int64
-	End   int64
+	// End is the first timestamp after the window.
+	End int64
 }
 
 // MaxTimestamp returns the largest timestamp in the window, End-1. The
