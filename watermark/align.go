@@ -57,9 +57,14 @@ func (a *Aligner) Report(id string, wm int64, idle bool) {
 	m.idle = idle
 }
 
-// Remove drops a member (split finished or revoked). If it was paused its
-// reader must resume it, should it be assigned again.
-func (a *Aligner) Remove(id string) { delete(a.members, id) }
+// Remove drops a member (split finished or revoked) and reports whether it
+// was paused: a member reported again later starts unpaused, so its reader
+// must not keep it paused.
+func (a *Aligner) Remove(id string) (wasPaused bool) {
+	m := a.members[id]
+	delete(a.members, id)
+	return m != nil && m.paused
+}
 
 // MaxAllowed returns the largest watermark a member may have and keep
 // running: the minimum over active members plus the drift, or Final if

@@ -116,7 +116,9 @@ func TestScripts(t *testing.T) {
 				al.Report(str(t, d, "id"), parseWM(t, d, str(t, d, "wm")), d.HasArg("idle"))
 				return ""
 			case "remove":
-				al.Remove(str(t, d, "id"))
+				if al.Remove(str(t, d, "id")) {
+					return "was paused\n"
+				}
 				return ""
 			case "update":
 				limit := al.MaxAllowed()

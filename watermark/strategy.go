@@ -32,9 +32,10 @@ type Generator interface {
 // per split and an optional idleness timeout. The zero Strategy generates
 // no watermarks (every split stays at NoWatermark).
 type Strategy struct {
-	newGen   func() Generator
-	idleness time.Duration
-	err      error
+	newGen    func() Generator
+	idleness  time.Duration
+	alignment Alignment
+	err       error
 }
 
 // ForBoundedOutOfOrderness returns the strategy for records that arrive at
@@ -74,6 +75,53 @@ func (s Strategy) WithIdleness(d time.Duration) Strategy {
 	s.idleness = d
 	return s
 }
+
+// DefaultAlignmentUpdateInterval is how often, by default, aligned
+// sources report their watermarks and learn the group's bound (Flink's
+// default too).
+const DefaultAlignmentUpdateInterval = time.Second
+
+// Alignment is the watermark alignment of a source (FLIP-182): the
+// sources and splits of one group pause when they run more than MaxDrift
+// ahead of the group's slowest; see Aligner.
+type Alignment struct {
+	// Group names the alignment group; sources with the same group align
+	// with each other. Empty means no alignment.
+	Group string
+	// MaxDrift is how far ahead of the group's slowest active member a
+	// member may run before it pauses.
+	MaxDrift time.Duration
+	// UpdateInterval is how often members report their watermarks and the
+	// engine applies Aligner.Update. Default 1s; lower reacts faster at
+	// more coordination traffic.
+	UpdateInterval time.Duration
+}
+
+// WithAlignment returns s with watermark alignment in group: a split of
+// this source whose watermark runs more than maxDrift ahead of the
+// slowest active member of the group pauses until the group catches up.
+// A zero updateInterval means DefaultAlignmentUpdateInterval. group must
+// not be empty, maxDrift and updateInterval not negative.
+func (s Strategy) WithAlignment(group string, maxDrift, updateInterval time.Duration) Strategy {
+	if updateInterval == 0 {
+		updateInterval = DefaultAlignmentUpdateInterval
+	}
+	if s.err == nil {
+		switch {
+		case group == "":
+			s.err = errors.New("watermark: alignment group is empty")
+		case maxDrift < 0:
+			s.err = fmt.Errorf("watermark: alignment max drift %v is negative", maxDrift)
+		case updateInterval < 0:
+			s.err = fmt.Errorf("watermark: alignment update interval %v is negative", updateInterval)
+		}
+	}
+	s.alignment = Alignment{Group: group, MaxDrift: maxDrift, UpdateInterval: updateInterval}
+	return s
+}
+
+// Alignment returns the strategy's alignment and whether it has one.
+func (s Strategy) Alignment() (Alignment, bool) { return s.alignment, s.alignment.Group != "" }
 
 // Idleness returns the idleness timeout, zero if disabled.
 func (s Strategy) Idleness() time.Duration { return s.idleness }

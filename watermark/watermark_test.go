@@ -269,3 +269,92 @@ func TestAlignmentPausesFastSplit(t *testing.T) {
 		t.Errorf("slow idle: fast advanced only %v in 200 steps", time.Duration(wm300-wm100))
 	}
 }
+
+// TestWithAlignment checks the alignment options and their validation.
+func TestWithAlignment(t *testing.T) {
+	t.Parallel()
+	s := ForMonotonousTimestamps().WithAlignment("orders", 20*time.Second, 0)
+	a, ok := s.Alignment()
+	if err := s.Validate(); err != nil || !ok || a != (Alignment{"orders", 20 * time.Second, DefaultAlignmentUpdateInterval}) {
+		t.Errorf("alignment %+v %t %v", a, ok, err)
+	}
+	if _, ok := ForMonotonousTimestamps().Alignment(); ok {
+		t.Error("alignment without WithAlignment")
+	}
+	for name, s := range map[string]Strategy{
+		"empty group":       ForMonotonousTimestamps().WithAlignment("", time.Second, 0),
+		"negative drift":    ForMonotonousTimestamps().WithAlignment("g", -time.Second, 0),
+		"negative interval": ForMonotonousTimestamps().WithAlignment("g", time.Second, -time.Second),
+	} {
+		if s.Validate() == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// TestAlignerProperties reports random watermarks and idleness and checks
+// after every Update that exactly the members above MaxAllowed are paused,
+// that the changes reported are exactly the flips, and that the slowest
+// active member never is paused (so the group cannot deadlock).
+func TestAlignerProperties(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(100) {
+		r := rand.New(rand.NewPCG(seed, 5))
+		drift := time.Duration(r.Int64N(50))
+		al, err := NewAligner(drift)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []string{"a", "b", "c", "d"}
+		wm := map[string]int64{}
+		idle := map[string]bool{}
+		paused := map[string]bool{}
+		for step := range 300 {
+			id := ids[r.IntN(len(ids))]
+			if r.IntN(15) == 0 {
+				al.Remove(id)
+				delete(wm, id)
+				delete(idle, id)
+				delete(paused, id)
+			} else {
+				w := int64(r.IntN(1000))
+				if old, ok := wm[id]; !ok || w > old {
+					wm[id] = w
+				}
+				idle[id] = r.IntN(4) == 0
+				al.Report(id, w, idle[id])
+			}
+			limit := al.MaxAllowed()
+			pause, resume := al.Update()
+			for _, p := range pause {
+				if paused[p] {
+					t.Fatalf("seed %d step %d: %s paused twice", seed, step, p)
+				}
+				paused[p] = true
+			}
+			for _, p := range resume {
+				if !paused[p] {
+					t.Fatalf("seed %d step %d: %s resumed unpaused", seed, step, p)
+				}
+				delete(paused, p)
+			}
+			minActive, active := Final, false
+			for id, w := range wm {
+				if !idle[id] {
+					minActive, active = min(minActive, w), true
+				}
+				if want := w > limit; paused[id] != want || al.Paused(id) != want {
+					t.Fatalf("seed %d step %d: %s at %d paused %t, limit %d", seed, step, id, w, paused[id], limit)
+				}
+			}
+			if active && limit != minActive+int64(drift) || !active && limit != Final {
+				t.Fatalf("seed %d step %d: limit %d, min active %d", seed, step, limit, minActive)
+			}
+			for id, w := range wm {
+				if !idle[id] && w == minActive && paused[id] {
+					t.Fatalf("seed %d step %d: slowest active member %s paused", seed, step, id)
+				}
+			}
+		}
+	}
+}
