@@ -248,7 +248,10 @@ func IsLate(w Window, allowedLateness time.Duration, watermark int64) bool {
 // CleanupTime returns when the state of window w may be dropped, on a timer
 // of domain d: in event time MaxTimestamp plus allowedLateness, saturated
 // at math.MaxInt64; in processing time MaxTimestamp (lateness does not
-// apply). The GlobalWindow is never cleaned up (math.MaxInt64).
+// apply). The GlobalWindow is never cleaned up. math.MaxInt64 means
+// never: register no cleanup timer for it (the final watermark would fire
+// it, and the window's state is not to be dropped at the end of input
+// before its trigger ran).
 func CleanupTime(w Window, d Domain, allowedLateness time.Duration) int64 {
 	if w == GlobalWindow {
 		return math.MaxInt64
