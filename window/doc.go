@@ -1,7 +1,7 @@
 // Package window holds the deterministic cores of windowing on keyed
 // streams: the assigners users choose (tumbling, sliding, session,
-// global), the per-key set of merging (session) windows, triggers as pure
-// decision functions, and the lateness rule. The engine's window operator
+// global), the per-key set of merging (session) windows, triggers and
+// evictors as pure decision functions, and the lateness rule. The engine's window operator
 // keeps contents and timers in keyed state and calls into this package;
 // nothing here does I/O, starts a goroutine or reads a clock. See
 // docs/design.md §14 Event time.
