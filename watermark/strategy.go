@@ -11,8 +11,8 @@ import (
 // operator back.
 const NoWatermark int64 = math.MinInt64
 
-// Final is the watermark at the end of input: every event-time timer and
-// window fires, and nothing can be late after it except by definition.
+// Final is the watermark at the end of input: every pending event-time
+// timer and window fires, and no record follows.
 const Final int64 = math.MaxInt64
 
 // Generator produces the watermark of one split from the timestamps of its
