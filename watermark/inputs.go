@@ -10,8 +10,9 @@ import "fmt"
 //
 // Idleness: a channel marked idle by its upstream is left out of the
 // minimum. When every channel is idle the output turns idle, and it first
-// advances to the largest watermark any channel reached (as Flink does, so
-// that this task's own windows and timers fire up to it). A channel that
+// advances to the largest watermark any channel reached, so that this
+// task's own windows and timers fire up to it (Flink's valve flushes
+// likewise). A channel that
 // turns active again with a watermark below the output does not lower it;
 // it holds the output where it is until it catches up.
 //
