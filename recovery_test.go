@@ -5,6 +5,7 @@ package sluice_test
 // storage that refuses writes.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -437,8 +438,8 @@ type flakySnapshots struct {
 	failAt int64
 }
 
-func (s flakySnapshots) NewReader(ctx *sluice.OperatorContext) (sluice.SourceReader[string], error) {
-	r, err := s.logSource.NewReader(ctx)
+func (s flakySnapshots) NewReader(ctx context.Context, oc *sluice.OperatorContext) (sluice.SourceReader[string], error) {
+	r, err := s.logSource.NewReader(ctx, oc)
 	return flakyReader{r, s.failAt}, err
 }
 
@@ -447,11 +448,11 @@ type flakyReader struct {
 	failAt int64
 }
 
-func (r flakyReader) SnapshotSplits(id int64) ([]sluice.Split, error) {
+func (r flakyReader) SnapshotSplits(ctx context.Context, id int64) ([]sluice.Split, error) {
 	if id == r.failAt {
 		return nil, fmt.Errorf("snapshot of checkpoint %d: %w", id, errBoom)
 	}
-	return r.SourceReader.SnapshotSplits(id)
+	return r.SourceReader.SnapshotSplits(ctx, id)
 }
 
 // TestDeclinedCheckpointFilesDiscarded: when a checkpoint is aborted (here a

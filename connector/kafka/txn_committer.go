@@ -79,10 +79,10 @@ type txnCommitter[T any] struct {
 
 var _ sluice.TwoPhaseCommitter[int, *Txn] = (*txnCommitter[int])(nil)
 
-func newTxnCommitter[T any](cfg SinkConfig[T], ctx *sluice.OperatorContext) (*txnCommitter[T], error) {
+func newTxnCommitter[T any](cfg SinkConfig[T], oc *sluice.OperatorContext) (*txnCommitter[T], error) {
 	log := cfg.Logger
 	if log == nil {
-		log = ctx.Logger
+		log = oc.Logger
 	}
 	if log == nil {
 		log = slog.Default()
@@ -90,9 +90,9 @@ func newTxnCommitter[T any](cfg SinkConfig[T], ctx *sluice.OperatorContext) (*tx
 	c := &txnCommitter[T]{
 		cfg:  &cfg,
 		log:  log.With("sink", "kafka", "delivery", DeliveryExactlyOnce),
-		ids:  newTxnIDs(cfg.TransactionalIDPrefix, ctx.UID),
-		sub:  ctx.Subtask,
-		par:  ctx.Parallelism,
+		ids:  newTxnIDs(cfg.TransactionalIDPrefix, oc.UID),
+		sub:  oc.Subtask,
+		par:  oc.Parallelism,
 		pool: make([]slot, cfg.PoolSize),
 		w:    sinkWriter[T]{ser: cfg.Serializer, topic: cfg.Topic, sel: cfg.TopicSelector, pool: newSinkRecordPool()},
 	}
@@ -105,7 +105,7 @@ func newTxnCommitter[T any](cfg SinkConfig[T], ctx *sluice.OperatorContext) (*tx
 	}
 	c.maxV, _ = probe.OptValue(kgo.MaxVersions).(*kversion.Versions)
 	probe.Close()
-	restored, err := sluice.RestoredTransactions(ctx, TxnCodec)
+	restored, err := sluice.RestoredTransactions(oc, TxnCodec)
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink: %w", err)
 	}
