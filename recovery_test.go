@@ -42,10 +42,10 @@ func (f *countRecords) Open(rc *sluice.RuntimeContext[string]) error {
 	return err
 }
 
-func (f *countRecords) ProcessElement(r datagen.Record, ctx *sluice.ProcessContext[string, counted]) error {
+func (f *countRecords) ProcessElement(r datagen.Record, pc *sluice.ProcessContext[string, counted]) error {
 	n, _ := f.n.Value()
 	f.n.Update(n + 1)
-	ctx.Collect(counted{ID: id(r), Key: r.Key, Count: n + 1})
+	pc.Collect(counted{ID: id(r), Key: r.Key, Count: n + 1})
 	return nil
 }
 
@@ -197,10 +197,10 @@ func (f *keyCounter) Open(rc *sluice.RuntimeContext[string]) error {
 	return err
 }
 
-func (f *keyCounter) ProcessElement(k string, ctx *sluice.ProcessContext[string, counted]) error {
+func (f *keyCounter) ProcessElement(k string, pc *sluice.ProcessContext[string, counted]) error {
 	n, _ := f.n.Value()
 	f.n.Update(n + 1)
-	ctx.Collect(counted{Key: k, Count: n + 1})
+	pc.Collect(counted{Key: k, Count: n + 1})
 	return nil
 }
 
@@ -345,12 +345,12 @@ func TestCheckpointFailuresRestart(t *testing.T) {
 // coCount counts the records of both inputs per key in one shared state.
 type coCount struct{ keyCounter }
 
-func (f *coCount) ProcessElement1(k string, ctx *sluice.ProcessContext[string, counted]) error {
-	return f.ProcessElement(k, ctx)
+func (f *coCount) ProcessElement1(k string, pc *sluice.ProcessContext[string, counted]) error {
+	return f.ProcessElement(k, pc)
 }
 
-func (f *coCount) ProcessElement2(k string, ctx *sluice.ProcessContext[string, counted]) error {
-	return f.ProcessElement(k, ctx)
+func (f *coCount) ProcessElement2(k string, pc *sluice.ProcessContext[string, counted]) error {
+	return f.ProcessElement(k, pc)
 }
 
 // coCountJob is two logs → connect by key → shared running count → sink.
