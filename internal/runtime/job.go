@@ -717,6 +717,13 @@ func (a *attempt) drive(coord *checkpoint.Coordinator) error {
 				return err
 			default:
 			}
+			if err := a.ctx.Err(); err != nil {
+				// Cancelled while the tasks finished: a commit of the final
+				// checkpoint may have been interrupted (its task's error
+				// is not reported once the context is done), so this is
+				// not a clean stop.
+				return err
+			}
 			return nil
 		}
 		var wake <-chan time.Time
