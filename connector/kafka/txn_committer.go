@@ -32,8 +32,9 @@ import (
 //     producer id and epoch from a plain client, retried until it answers
 //     (franz-go's EndTransaction refuses to retry a commit whose outcome is
 //     unknown, which is wrong once the checkpoint is complete; committing
-//     again with the same epoch answers OK). A fenced or aborted
-//     transaction is a loud data-loss error.
+//     again with the same epoch answers OK), within RetryTimeout and the
+//     attempt's context. A fenced or aborted transaction is a loud
+//     data-loss error.
 //   - CleanUp (subtask 0, on every start) fences and aborts every ongoing
 //     transaction of the operator that is not among the restored ones, also
 //     of subtasks that no longer exist after a rescale.
