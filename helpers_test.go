@@ -194,7 +194,7 @@ func (s *logSource[T]) Splits(context.Context) ([]sluice.Split, error) {
 	return []sluice.Split{{ID: "log"}}, nil
 }
 
-func (s *logSource[T]) NewReader(*sluice.OperatorContext) (sluice.SourceReader[T], error) {
+func (s *logSource[T]) NewReader(context.Context, *sluice.OperatorContext) (sluice.SourceReader[T], error) {
 	return &logReader[T]{s: s}, nil
 }
 
@@ -204,7 +204,7 @@ type logReader[T any] struct {
 	pos   int
 }
 
-func (r *logReader[T]) AddSplits(splits []sluice.Split) error {
+func (r *logReader[T]) AddSplits(_ context.Context, splits []sluice.Split) error {
 	for _, sp := range splits {
 		if sp.ID != "log" {
 			return fmt.Errorf("unknown split %q", sp.ID)
@@ -258,15 +258,15 @@ func (r *logReader[T]) Available() <-chan struct{} {
 	return s.avail
 }
 
-func (r *logReader[T]) SnapshotSplits(int64) ([]sluice.Split, error) {
+func (r *logReader[T]) SnapshotSplits(context.Context, int64) ([]sluice.Split, error) {
 	if !r.owned {
 		return nil, nil
 	}
 	return []sluice.Split{{ID: "log", State: binary.AppendUvarint(nil, uint64(r.pos))}}, nil
 }
 
-func (r *logReader[T]) NotifyCheckpointComplete(int64) error { return nil }
-func (r *logReader[T]) Close() error                         { return nil }
+func (r *logReader[T]) NotifyCheckpointComplete(context.Context, int64) error { return nil }
+func (r *logReader[T]) Close(context.Context) error                           { return nil }
 
 // subtaskRecord is a record as seen by one sink subtask.
 type subtaskRecord[T any] struct {
@@ -281,8 +281,8 @@ type subtaskRecord[T any] struct {
 func subtaskSink[T any](c *collector[subtaskRecord[T]]) sluice.SinkProvider[T] {
 	add := c.Sink()
 	return sluice.TwoPhaseCommitSink(sluice.TwoPhaseCommitConfig[T, int]{
-		New: func(ctx *sluice.OperatorContext) (sluice.TwoPhaseCommitter[T, int], error) {
-			return &noteCommitter[T]{sub: ctx.Subtask, add: add}, nil
+		New: func(_ context.Context, oc *sluice.OperatorContext) (sluice.TwoPhaseCommitter[T, int], error) {
+			return &noteCommitter[T]{sub: oc.Subtask, add: add}, nil
 		},
 		TxnCodec: codec.Int,
 	})

@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -17,13 +18,13 @@ type KeyedProcessFunction[K comparable, IN, OUT any] interface {
 	Open(rc *RuntimeContext[K]) error
 	// ProcessElement is called for every record, with the record's key set
 	// as the current key.
-	ProcessElement(in IN, ctx *ProcessContext[K, OUT]) error
+	ProcessElement(in IN, pc *ProcessContext[K, OUT]) error
 }
 
 // TimerFunction is implemented by a KeyedProcessFunction that uses timers.
 type TimerFunction[K comparable, OUT any] interface {
-	// OnTimer is called when a timer registered for ctx.CurrentKey() fires.
-	OnTimer(at time.Time, ctx *ProcessContext[K, OUT]) error
+	// OnTimer is called when a timer registered for pc.CurrentKey() fires.
+	OnTimer(at time.Time, pc *ProcessContext[K, OUT]) error
 }
 
 // RuntimeContext gives a keyed function its state and where it runs.
@@ -129,20 +130,20 @@ func (k *keyedCore[K, OUT]) init(kc codec.KeyCodec[K], out Emitter[OUT], fn any,
 
 // Open creates the backend, restores the keyed state of this subtask's key
 // groups, and opens the user function.
-func (k *keyedCore[K, OUT]) Open(ctx *OperatorContext) error {
-	if err := k.baseOp.Open(ctx); err != nil {
+func (k *keyedCore[K, OUT]) Open(ctx context.Context, oc *OperatorContext) error {
+	if err := k.baseOp.Open(ctx, oc); err != nil {
 		return err
 	}
-	k.backend = state.NewHeapBackend(k.kc, ctx.MaxParallelism, ctx.KeyGroups, ctx.Clock)
-	if err := restoreKeyed(k.backend, ctx); err != nil {
+	k.backend = state.NewHeapBackend(k.kc, oc.MaxParallelism, oc.KeyGroups, oc.Clock)
+	if err := restoreKeyed(k.backend, oc); err != nil {
 		return err
 	}
-	k.pc.backend, k.pc.op = k.backend, ctx
-	return k.open(&RuntimeContext[K]{backend: k.backend, op: ctx})
+	k.pc.backend, k.pc.op = k.backend, oc
+	return k.open(&RuntimeContext[K]{backend: k.backend, op: oc})
 }
 
 // Snapshot freezes the keyed state (the synchronous part).
-func (k *keyedCore[K, OUT]) Snapshot(b runtime.Barrier) (*runtime.OperatorSnapshot, error) {
+func (k *keyedCore[K, OUT]) Snapshot(_ context.Context, b runtime.Barrier) (*runtime.OperatorSnapshot, error) {
 	return &runtime.OperatorSnapshot{Keyed: k.backend.Snapshot(b.ID)}, nil
 }
 
@@ -198,16 +199,16 @@ type keyedOp[K comparable, IN, OUT any] struct {
 	key func(IN) K
 }
 
-func restoreKeyed[K comparable](b *state.HeapBackend[K], ctx *OperatorContext) error {
-	if ctx.Restored == nil || len(ctx.Restored.Keyed) == 0 {
+func restoreKeyed[K comparable](b *state.HeapBackend[K], oc *OperatorContext) error {
+	if oc.Restored == nil || len(oc.Restored.Keyed) == 0 {
 		return nil
 	}
-	files := make([]state.RestoreFile, len(ctx.Restored.Keyed))
-	for i, f := range ctx.Restored.Keyed {
+	files := make([]state.RestoreFile, len(oc.Restored.Keyed))
+	for i, f := range oc.Restored.Keyed {
 		files[i] = state.RestoreFile{Data: f.Data, Range: f.KeyGroups, Offsets: f.Offsets}
 	}
 	if err := b.Restore(files); err != nil {
-		return fmt.Errorf("%s/%d: restore keyed state from checkpoint %d: %w", ctx.UID, ctx.Subtask, ctx.Restored.CheckpointID, err)
+		return fmt.Errorf("%s/%d: restore keyed state from checkpoint %d: %w", oc.UID, oc.Subtask, oc.Restored.CheckpointID, err)
 	}
 	return nil
 }
@@ -238,12 +239,12 @@ func (r *reducer[K, T]) Open(rc *RuntimeContext[K]) error {
 	return err
 }
 
-func (r *reducer[K, T]) ProcessElement(v T, ctx *ProcessContext[K, T]) error {
+func (r *reducer[K, T]) ProcessElement(v T, pc *ProcessContext[K, T]) error {
 	if acc, ok := r.acc.Value(); ok {
 		v = r.reduce(acc, v)
 	}
 	r.acc.Update(v)
-	ctx.Collect(v)
+	pc.Collect(v)
 	return nil
 }
 
@@ -264,8 +265,8 @@ func Connect[K comparable, A, B any](a KeyedStream[K, A], b KeyedStream[K, B]) C
 // KeyedCoProcessFunction processes two keyed inputs with shared keyed state.
 type KeyedCoProcessFunction[K comparable, A, B, OUT any] interface {
 	Open(rc *RuntimeContext[K]) error
-	ProcessElement1(in A, ctx *ProcessContext[K, OUT]) error
-	ProcessElement2(in B, ctx *ProcessContext[K, OUT]) error
+	ProcessElement1(in A, pc *ProcessContext[K, OUT]) error
+	ProcessElement2(in B, pc *ProcessContext[K, OUT]) error
 }
 
 // CoProcess applies a function made by newFn (once per subtask and

@@ -206,8 +206,8 @@ func (f *allStates) Open(rc *sluice.RuntimeContext[string]) error {
 	return err
 }
 
-func (f *allStates) ProcessElement(r datagen.Record, ctx *sluice.ProcessContext[string, summary]) error {
-	if k := ctx.CurrentKey(); k != r.Key {
+func (f *allStates) ProcessElement(r datagen.Record, pc *sluice.ProcessContext[string, summary]) error {
+	if k := pc.CurrentKey(); k != r.Key {
 		return fmt.Errorf("current key %q, record key %q", k, r.Key)
 	}
 	n, _ := f.count.Value()
@@ -217,7 +217,7 @@ func (f *allStates) ProcessElement(r datagen.Record, ctx *sluice.ProcessContext[
 	f.buckets.Put(r.Value%4, b+1)
 	f.sum.Add(r.Value)
 	s, _ := f.sum.Get()
-	ctx.Collect(summary{Key: r.Key, Count: n + 1, List: len(f.list.Get()), Buckets: f.buckets.Len(), Sum: s})
+	pc.Collect(summary{Key: r.Key, Count: n + 1, List: len(f.list.Get()), Buckets: f.buckets.Len(), Sum: s})
 	return nil
 }
 
@@ -358,24 +358,24 @@ func (f *coSum) Open(rc *sluice.RuntimeContext[string]) error {
 	return err
 }
 
-func (f *coSum) add(key string, v int64, ctx *sluice.ProcessContext[string, coTotal]) error {
-	if k := ctx.CurrentKey(); k != key {
+func (f *coSum) add(key string, v int64, pc *sluice.ProcessContext[string, coTotal]) error {
+	if k := pc.CurrentKey(); k != key {
 		return fmt.Errorf("current key %q, record key %q", k, key)
 	}
 	t, _ := f.total.Value()
 	n, _ := f.count.Value()
 	f.total.Update(t + v)
 	f.count.Update(n + 1)
-	ctx.Collect(coTotal{Key: key, Total: t + v, Count: n + 1})
+	pc.Collect(coTotal{Key: key, Total: t + v, Count: n + 1})
 	return nil
 }
 
-func (f *coSum) ProcessElement1(r datagen.Record, ctx *sluice.ProcessContext[string, coTotal]) error {
-	return f.add(r.Key, r.Value, ctx)
+func (f *coSum) ProcessElement1(r datagen.Record, pc *sluice.ProcessContext[string, coTotal]) error {
+	return f.add(r.Key, r.Value, pc)
 }
 
-func (f *coSum) ProcessElement2(r datagen.Record, ctx *sluice.ProcessContext[string, coTotal]) error {
-	return f.add(r.Key, 1000*r.Value, ctx)
+func (f *coSum) ProcessElement2(r datagen.Record, pc *sluice.ProcessContext[string, coTotal]) error {
+	return f.add(r.Key, 1000*r.Value, pc)
 }
 
 // TestConnectCoProcess: Connect + CoProcess sees both inputs, with keyed

@@ -19,8 +19,8 @@ import (
 type countFn struct{}
 
 func (countFn) Open(*sluice.RuntimeContext[string]) error { return nil }
-func (countFn) ProcessElement(r datagen.Record, ctx *sluice.ProcessContext[string, string]) error {
-	ctx.Collect(r.Key)
+func (countFn) ProcessElement(r datagen.Record, pc *sluice.ProcessContext[string, string]) error {
+	pc.Collect(r.Key)
 	return nil
 }
 

@@ -5,6 +5,7 @@ package sluice_test
 // storage that refuses writes.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,10 +42,10 @@ func (f *countRecords) Open(rc *sluice.RuntimeContext[string]) error {
 	return err
 }
 
-func (f *countRecords) ProcessElement(r datagen.Record, ctx *sluice.ProcessContext[string, counted]) error {
+func (f *countRecords) ProcessElement(r datagen.Record, pc *sluice.ProcessContext[string, counted]) error {
 	n, _ := f.n.Value()
 	f.n.Update(n + 1)
-	ctx.Collect(counted{ID: id(r), Key: r.Key, Count: n + 1})
+	pc.Collect(counted{ID: id(r), Key: r.Key, Count: n + 1})
 	return nil
 }
 
@@ -196,10 +197,10 @@ func (f *keyCounter) Open(rc *sluice.RuntimeContext[string]) error {
 	return err
 }
 
-func (f *keyCounter) ProcessElement(k string, ctx *sluice.ProcessContext[string, counted]) error {
+func (f *keyCounter) ProcessElement(k string, pc *sluice.ProcessContext[string, counted]) error {
 	n, _ := f.n.Value()
 	f.n.Update(n + 1)
-	ctx.Collect(counted{Key: k, Count: n + 1})
+	pc.Collect(counted{Key: k, Count: n + 1})
 	return nil
 }
 
@@ -344,12 +345,12 @@ func TestCheckpointFailuresRestart(t *testing.T) {
 // coCount counts the records of both inputs per key in one shared state.
 type coCount struct{ keyCounter }
 
-func (f *coCount) ProcessElement1(k string, ctx *sluice.ProcessContext[string, counted]) error {
-	return f.ProcessElement(k, ctx)
+func (f *coCount) ProcessElement1(k string, pc *sluice.ProcessContext[string, counted]) error {
+	return f.ProcessElement(k, pc)
 }
 
-func (f *coCount) ProcessElement2(k string, ctx *sluice.ProcessContext[string, counted]) error {
-	return f.ProcessElement(k, ctx)
+func (f *coCount) ProcessElement2(k string, pc *sluice.ProcessContext[string, counted]) error {
+	return f.ProcessElement(k, pc)
 }
 
 // coCountJob is two logs → connect by key → shared running count → sink.
@@ -437,8 +438,8 @@ type flakySnapshots struct {
 	failAt int64
 }
 
-func (s flakySnapshots) NewReader(ctx *sluice.OperatorContext) (sluice.SourceReader[string], error) {
-	r, err := s.logSource.NewReader(ctx)
+func (s flakySnapshots) NewReader(ctx context.Context, oc *sluice.OperatorContext) (sluice.SourceReader[string], error) {
+	r, err := s.logSource.NewReader(ctx, oc)
 	return flakyReader{r, s.failAt}, err
 }
 
@@ -447,11 +448,11 @@ type flakyReader struct {
 	failAt int64
 }
 
-func (r flakyReader) SnapshotSplits(id int64) ([]sluice.Split, error) {
+func (r flakyReader) SnapshotSplits(ctx context.Context, id int64) ([]sluice.Split, error) {
 	if id == r.failAt {
 		return nil, fmt.Errorf("snapshot of checkpoint %d: %w", id, errBoom)
 	}
-	return r.SourceReader.SnapshotSplits(id)
+	return r.SourceReader.SnapshotSplits(ctx, id)
 }
 
 // TestDeclinedCheckpointFilesDiscarded: when a checkpoint is aborted (here a

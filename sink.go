@@ -50,6 +50,15 @@ func DiscardSink[T any]() SinkProvider[T] { return SinkFunc[T](func(T) error { r
 // TwoPhaseCommitSinkFunction): records of the time between two barriers go
 // into one transaction, pre-committed at the barrier and committed once the
 // checkpoint is complete. Methods run on the subtask's goroutine.
+//
+// The ctx of every call is the attempt's context: it is cancelled when the
+// attempt ends (a task failed, the job was cancelled), and a call blocked
+// on I/O must return then, so that the job can restart or stop; a
+// pre-committed transaction whose commit was interrupted stays recorded in
+// the checkpoint and is committed on restore. Abort of the open transaction
+// on close is the exception: it gets a fresh context bounded by a timeout
+// (the attempt's is likely done by then), so that the transaction is
+// aborted and does not block read_committed readers until it times out.
 type TwoPhaseCommitter[T, TXN any] interface {
 	// BeginTransaction opens a transaction; called lazily at the first
 	// record after a barrier, so empty transactions are never opened.
@@ -76,8 +85,9 @@ type TwoPhaseCommitter[T, TXN any] interface {
 
 // TwoPhaseCommitConfig describes a two-phase-commit sink.
 type TwoPhaseCommitConfig[T, TXN any] struct {
-	// New creates the committer of one subtask.
-	New func(ctx *OperatorContext) (TwoPhaseCommitter[T, TXN], error)
+	// New creates the committer of the subtask oc describes; ctx is the
+	// attempt's context.
+	New func(ctx context.Context, oc *OperatorContext) (TwoPhaseCommitter[T, TXN], error)
 	// TxnCodec encodes transaction handles into checkpoints.
 	TxnCodec codec.Codec[TXN]
 }
@@ -111,20 +121,22 @@ type twoPhaseOp[T, TXN any] struct {
 	cur     TXN
 	open    bool
 	pending []pendingTxn[TXN]
-	bg      context.Context
+	// ctx is the attempt's context, from Open, for BeginTransaction: it is
+	// called from Emit, the per-record path, which carries no context.
+	ctx context.Context
 }
 
-func (s *twoPhaseOp[T, TXN]) Open(ctx *OperatorContext) error {
-	if err := s.baseOp.Open(ctx); err != nil {
+func (s *twoPhaseOp[T, TXN]) Open(ctx context.Context, oc *OperatorContext) error {
+	if err := s.baseOp.Open(ctx, oc); err != nil {
 		return err
 	}
-	s.bg = context.Background()
-	c, err := s.cfg.New(ctx)
+	s.ctx = ctx
+	c, err := s.cfg.New(ctx, oc)
 	if err != nil {
 		return err
 	}
 	s.c = c
-	if ctx.Subtask != 0 {
+	if oc.Subtask != 0 {
 		return nil
 	}
 	// Restore order (docs/design.md §11): commit every pre-committed transaction
@@ -133,25 +145,25 @@ func (s *twoPhaseOp[T, TXN]) Open(ctx *OperatorContext) error {
 	// transactions of every old subtask, also of subtasks that no longer
 	// exist after a rescale.
 	var recovered []TXN
-	if ctx.Restored != nil {
-		for _, e := range ctx.Restored.Operator[pendingState] {
+	if oc.Restored != nil {
+		for _, e := range oc.Restored.Operator[pendingState] {
 			p, err := s.decode(e)
 			if err != nil {
-				return fmt.Errorf("restore pending transactions from checkpoint %d: %w", ctx.Restored.CheckpointID, err)
+				return fmt.Errorf("restore pending transactions from checkpoint %d: %w", oc.Restored.CheckpointID, err)
 			}
-			if err := s.c.RecoverAndCommit(s.bg, p.txn); err != nil {
+			if err := s.c.RecoverAndCommit(ctx, p.txn); err != nil {
 				return fmt.Errorf("commit transaction of checkpoint %d on restore: %w", p.checkpoint, err)
 			}
 			recovered = append(recovered, p.txn)
 		}
 	}
-	return s.c.CleanUp(s.bg, recovered)
+	return s.c.CleanUp(ctx, recovered)
 }
 
 func (s *twoPhaseOp[T, TXN]) Emit(v T) error {
 	s.hit()
 	if !s.open {
-		txn, err := s.c.BeginTransaction(s.bg)
+		txn, err := s.c.BeginTransaction(s.ctx)
 		if err != nil {
 			return fmt.Errorf("%s: begin transaction: %w", s.uid, err)
 		}
@@ -165,9 +177,9 @@ func (s *twoPhaseOp[T, TXN]) Emit(v T) error {
 
 // Snapshot pre-commits the open transaction for barrier b and records every
 // transaction not yet committed in the state.
-func (s *twoPhaseOp[T, TXN]) Snapshot(b runtime.Barrier) (*runtime.OperatorSnapshot, error) {
+func (s *twoPhaseOp[T, TXN]) Snapshot(ctx context.Context, b runtime.Barrier) (*runtime.OperatorSnapshot, error) {
 	if s.open {
-		if err := s.c.PreCommit(s.bg, s.cur); err != nil {
+		if err := s.c.PreCommit(ctx, s.cur); err != nil {
 			return nil, fmt.Errorf("pre-commit: %w", err)
 		}
 		s.pending = append(s.pending, pendingTxn[TXN]{checkpoint: b.ID, txn: s.cur})
@@ -206,15 +218,15 @@ func decodePending[TXN any](e []byte, c codec.Codec[TXN]) (pendingTxn[TXN], erro
 // sink, decoded with c. Subtask 0 commits them all before any record flows;
 // a committer of another subtask uses this to know which of its resources
 // (transactional ids, files) a restored transaction still names.
-func RestoredTransactions[TXN any](ctx *OperatorContext, c codec.Codec[TXN]) ([]TXN, error) {
-	if ctx.Restored == nil {
+func RestoredTransactions[TXN any](oc *OperatorContext, c codec.Codec[TXN]) ([]TXN, error) {
+	if oc.Restored == nil {
 		return nil, nil
 	}
 	var out []TXN
-	for _, e := range ctx.Restored.Operator[pendingState] {
+	for _, e := range oc.Restored.Operator[pendingState] {
 		p, err := decodePending(e, c)
 		if err != nil {
-			return nil, fmt.Errorf("%s/%d: restored pending transactions of checkpoint %d: %w", ctx.UID, ctx.Subtask, ctx.Restored.CheckpointID, err)
+			return nil, fmt.Errorf("%s/%d: restored pending transactions of checkpoint %d: %w", oc.UID, oc.Subtask, oc.Restored.CheckpointID, err)
 		}
 		out = append(out, p.txn)
 	}
@@ -223,7 +235,7 @@ func RestoredTransactions[TXN any](ctx *OperatorContext, c codec.Codec[TXN]) ([]
 
 // NotifyComplete commits every pending transaction of a checkpoint up to
 // id: a complete checkpoint covers all the records before its barrier.
-func (s *twoPhaseOp[T, TXN]) NotifyComplete(id int64) error {
+func (s *twoPhaseOp[T, TXN]) NotifyComplete(ctx context.Context, id int64) error {
 	sort.SliceStable(s.pending, func(i, j int) bool { return s.pending[i].checkpoint < s.pending[j].checkpoint })
 	kept := s.pending[:0]
 	for _, p := range s.pending {
@@ -234,7 +246,7 @@ func (s *twoPhaseOp[T, TXN]) NotifyComplete(id int64) error {
 		if s.faults != nil {
 			s.faults.Hit(fault.BeforeCommit, s.uid, s.sub)
 		}
-		if err := s.c.Commit(s.bg, p.txn); err != nil {
+		if err := s.c.Commit(ctx, p.txn); err != nil {
 			return fmt.Errorf("commit transaction of checkpoint %d: %w", p.checkpoint, err)
 		}
 	}
@@ -243,10 +255,12 @@ func (s *twoPhaseOp[T, TXN]) NotifyComplete(id int64) error {
 }
 
 // Close aborts the open transaction; pre-committed ones stay for recovery.
-func (s *twoPhaseOp[T, TXN]) Close() error {
+// ctx is Close's own bounded context (runtime.CloseTimeout), not the
+// attempt's: the abort must still happen after a cancellation.
+func (s *twoPhaseOp[T, TXN]) Close(ctx context.Context) error {
 	if s.open && s.c != nil {
 		s.open = false
-		return s.c.Abort(s.bg, s.cur)
+		return s.c.Abort(ctx, s.cur)
 	}
 	return nil
 }

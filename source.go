@@ -41,8 +41,9 @@ type Source[T any] interface {
 	// Splits lists the splits known at start. Splits restored from a
 	// checkpoint keep their positions; new ones start fresh.
 	Splits(ctx context.Context) ([]Split, error)
-	// NewReader creates the reader of one subtask.
-	NewReader(ctx *OperatorContext) (SourceReader[T], error)
+	// NewReader creates the reader of the subtask oc describes; ctx is
+	// the attempt's context.
+	NewReader(ctx context.Context, oc *OperatorContext) (SourceReader[T], error)
 }
 
 // SplitAssigner decides which subtask reads a split. Sources that do not
@@ -52,10 +53,13 @@ type SplitAssigner interface {
 }
 
 // SourceReader reads the splits of one subtask. All methods are called on
-// the subtask's goroutine.
+// the subtask's goroutine. The ctx of every call but Close is the
+// attempt's context, cancelled when the attempt ends; Close gets a fresh
+// context bounded by a timeout, so that it can release what the reader
+// holds after a cancellation too.
 type SourceReader[T any] interface {
 	// AddSplits hands the reader splits to read, with their positions.
-	AddSplits(splits []Split) error
+	AddSplits(ctx context.Context, splits []Split) error
 	// Poll emits the records available now (a batch or so) into out and
 	// returns quickly; it must not block for long, or checkpoints wait.
 	Poll(ctx context.Context, out Emitter[T]) (PollStatus, error)
@@ -64,12 +68,12 @@ type SourceReader[T any] interface {
 	Available() <-chan struct{}
 	// SnapshotSplits returns every split the reader owns with the position
 	// of the next record it would emit.
-	SnapshotSplits(checkpointID int64) ([]Split, error)
+	SnapshotSplits(ctx context.Context, checkpointID int64) ([]Split, error)
 	// NotifyCheckpointComplete tells that a checkpoint is durable (Kafka
 	// commits offsets to its group here, for monitoring only).
-	NotifyCheckpointComplete(checkpointID int64) error
+	NotifyCheckpointComplete(ctx context.Context, checkpointID int64) error
 	// Close releases the reader.
-	Close() error
+	Close(ctx context.Context) error
 }
 
 // FromSource adds a source to the job.
@@ -88,12 +92,12 @@ type sourceDriver[T any] struct {
 	src    Source[T]
 	reader SourceReader[T]
 	out    Emitter[T]
-	ctx    *OperatorContext
+	oc     *OperatorContext
 }
 
-func (d *sourceDriver[T]) Open(ctx *OperatorContext) error {
-	d.ctx = ctx
-	fresh, err := d.src.Splits(context.Background())
+func (d *sourceDriver[T]) Open(ctx context.Context, oc *OperatorContext) error {
+	d.oc = oc
+	fresh, err := d.src.Splits(ctx)
 	if err != nil {
 		return fmt.Errorf("list splits: %w", err)
 	}
@@ -102,11 +106,11 @@ func (d *sourceDriver[T]) Open(ctx *OperatorContext) error {
 	for _, s := range fresh {
 		all[s.ID] = s
 	}
-	if ctx.Restored != nil {
-		for _, e := range ctx.Restored.Operator[splitState] {
+	if oc.Restored != nil {
+		for _, e := range oc.Restored.Operator[splitState] {
 			s, err := decodeSplit(e)
 			if err != nil {
-				return fmt.Errorf("restore splits from checkpoint %d: %w", ctx.Restored.CheckpointID, err)
+				return fmt.Errorf("restore splits from checkpoint %d: %w", oc.Restored.CheckpointID, err)
 			}
 			all[s.ID] = s
 		}
@@ -121,30 +125,30 @@ func (d *sourceDriver[T]) Open(ctx *OperatorContext) error {
 	}
 	var mine []Split
 	for _, s := range all {
-		if assign(s.ID, ctx.Parallelism) == ctx.Subtask {
+		if assign(s.ID, oc.Parallelism) == oc.Subtask {
 			mine = append(mine, s)
 		}
 	}
 	sort.Slice(mine, func(i, j int) bool { return mine[i].ID < mine[j].ID })
-	d.reader, err = d.src.NewReader(ctx)
+	d.reader, err = d.src.NewReader(ctx, oc)
 	if err != nil {
 		return fmt.Errorf("create reader: %w", err)
 	}
-	return d.reader.AddSplits(mine)
+	return d.reader.AddSplits(ctx, mine)
 }
 
 func (d *sourceDriver[T]) Poll(ctx context.Context) (PollStatus, error) {
-	if d.ctx.Faults != nil {
+	if d.oc.Faults != nil {
 		// The source's record point is per poll: a batch of records.
-		d.ctx.Faults.Hit(fault.OnRecord, d.ctx.UID, d.ctx.Subtask)
+		d.oc.Faults.Hit(fault.OnRecord, d.oc.UID, d.oc.Subtask)
 	}
 	return d.reader.Poll(ctx, d.out)
 }
 
 func (d *sourceDriver[T]) Available() <-chan struct{} { return d.reader.Available() }
 
-func (d *sourceDriver[T]) Snapshot(b runtime.Barrier) (map[string][][]byte, error) {
-	splits, err := d.reader.SnapshotSplits(b.ID)
+func (d *sourceDriver[T]) Snapshot(ctx context.Context, b runtime.Barrier) (map[string][][]byte, error) {
+	splits, err := d.reader.SnapshotSplits(ctx, b.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -155,15 +159,15 @@ func (d *sourceDriver[T]) Snapshot(b runtime.Barrier) (map[string][][]byte, erro
 	return map[string][][]byte{splitState: entries}, nil
 }
 
-func (d *sourceDriver[T]) NotifyComplete(id int64) error {
-	return d.reader.NotifyCheckpointComplete(id)
+func (d *sourceDriver[T]) NotifyComplete(ctx context.Context, id int64) error {
+	return d.reader.NotifyCheckpointComplete(ctx, id)
 }
 
-func (d *sourceDriver[T]) Close() error {
+func (d *sourceDriver[T]) Close(ctx context.Context) error {
 	if d.reader == nil {
 		return nil
 	}
-	return d.reader.Close()
+	return d.reader.Close(ctx)
 }
 
 func encodeSplit(s Split) []byte {

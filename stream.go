@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/sluicehq/sluice/codec"
@@ -39,21 +40,23 @@ func WithKeyCodec[K comparable](c codec.KeyCodec[K]) KeyOption[K] {
 
 // baseOp is the no-op lifecycle shared by operators.
 type baseOp struct {
-	ctx    *OperatorContext
+	oc     *OperatorContext
 	faults *fault.Injector
 	uid    string
 	sub    int
 }
 
-func (b *baseOp) Open(ctx *OperatorContext) error {
-	b.ctx, b.faults, b.uid, b.sub = ctx, ctx.Faults, ctx.UID, ctx.Subtask
+func (b *baseOp) Open(_ context.Context, oc *OperatorContext) error {
+	b.oc, b.faults, b.uid, b.sub = oc, oc.Faults, oc.UID, oc.Subtask
 	return nil
 }
-func (b *baseOp) Snapshot(runtime.Barrier) (*runtime.OperatorSnapshot, error) { return nil, nil }
-func (b *baseOp) NotifyComplete(int64) error                                  { return nil }
-func (b *baseOp) NotifyAborted(int64) error                                   { return nil }
-func (b *baseOp) EndInput() error                                             { return nil }
-func (b *baseOp) Close() error                                                { return nil }
+func (b *baseOp) Snapshot(context.Context, runtime.Barrier) (*runtime.OperatorSnapshot, error) {
+	return nil, nil
+}
+func (b *baseOp) NotifyComplete(context.Context, int64) error { return nil }
+func (b *baseOp) NotifyAborted(context.Context, int64) error  { return nil }
+func (b *baseOp) EndInput(context.Context) error              { return nil }
+func (b *baseOp) Close(context.Context) error                 { return nil }
 
 // hit is the per-record failure-injection point; it costs a nil check when
 // no injector is configured.

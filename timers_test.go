@@ -40,21 +40,21 @@ func (f *timerFn) Open(rc *sluice.RuntimeContext[string]) error {
 	return err
 }
 
-func (f *timerFn) ProcessElement(e event, ctx *sluice.ProcessContext[string, string]) error {
+func (f *timerFn) ProcessElement(e event, pc *sluice.ProcessContext[string, string]) error {
 	n, _ := f.seen.Value()
 	f.seen.Update(n + 1)
 	if e.Delete {
-		ctx.DeleteProcessingTimeTimer(t0.Add(e.Delay))
+		pc.DeleteProcessingTimeTimer(t0.Add(e.Delay))
 	} else {
-		ctx.RegisterProcessingTimeTimer(t0.Add(e.Delay))
+		pc.RegisterProcessingTimeTimer(t0.Add(e.Delay))
 	}
-	ctx.Collect("elem " + e.Key)
+	pc.Collect("elem " + e.Key)
 	return nil
 }
 
-func (f *timerFn) OnTimer(at time.Time, ctx *sluice.ProcessContext[string, string]) error {
+func (f *timerFn) OnTimer(at time.Time, pc *sluice.ProcessContext[string, string]) error {
 	n, _ := f.seen.Value()
-	ctx.Collect(fmt.Sprintf("timer %s +%v seen %d", ctx.CurrentKey(), at.Sub(t0), n))
+	pc.Collect(fmt.Sprintf("timer %s +%v seen %d", pc.CurrentKey(), at.Sub(t0), n))
 	return nil
 }
 
@@ -121,8 +121,8 @@ func TestProcessingTimeTimers(t *testing.T) {
 type noOnTimer struct{}
 
 func (noOnTimer) Open(*sluice.RuntimeContext[string]) error { return nil }
-func (noOnTimer) ProcessElement(e event, ctx *sluice.ProcessContext[string, string]) error {
-	ctx.RegisterProcessingTimeTimer(t0.Add(e.Delay))
+func (noOnTimer) ProcessElement(e event, pc *sluice.ProcessContext[string, string]) error {
+	pc.RegisterProcessingTimeTimer(t0.Add(e.Delay))
 	return nil
 }
 

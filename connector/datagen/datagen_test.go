@@ -32,14 +32,14 @@ func newReader(t testing.TB, src *Source, clk clock.Clock, splits []sluice.Split
 			t.Fatal(err)
 		}
 	}
-	sr, err := src.NewReader(&sluice.OperatorContext{UID: "datagen", Clock: clk})
+	sr, err := src.NewReader(context.Background(), &sluice.OperatorContext{UID: "datagen", Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sr.AddSplits(splits); err != nil {
+	if err := sr.AddSplits(context.Background(), splits); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sr.Close() })
+	t.Cleanup(func() { _ = sr.Close(context.Background()) })
 	return sr.(*reader)
 }
 
@@ -186,7 +186,7 @@ func TestRestoreContinuesExactly(t *testing.T) {
 	first := &collect{}
 	r := newReader(t, src, nil, nil)
 	pollN(t, r, first, 1000)
-	snap, err := r.SnapshotSplits(1)
+	snap, err := r.SnapshotSplits(context.Background(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,11 +257,11 @@ func TestAddSplitsRejects(t *testing.T) {
 		{"trailing bytes", []sluice.Split{{ID: "datagen-0", State: []byte{1, 2}}}, "corrupt split state"},
 		{"twice", []sluice.Split{{ID: "datagen-1"}, {ID: "datagen-1"}}, "assigned twice"},
 	} {
-		sr, err := src.NewReader(&sluice.OperatorContext{})
+		sr, err := src.NewReader(context.Background(), &sluice.OperatorContext{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = sr.AddSplits(tc.splits)
+		err = sr.AddSplits(context.Background(), tc.splits)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: AddSplits error %v, want one containing %q", tc.name, err, tc.want)
 		}
@@ -288,7 +288,7 @@ func TestBoundedEnd(t *testing.T) {
 	if st, err := r.Poll(context.Background(), out); st != sluice.EndOfInput || err != nil || len(out.recs) != 3000 {
 		t.Fatalf("poll after end: %v %v, %d records", st, err, len(out.recs))
 	}
-	snap, _ := r.SnapshotSplits(1)
+	snap, _ := r.SnapshotSplits(context.Background(), 1)
 	pos, _ := Positions(snap)
 	for s := range 3 {
 		if pos[s] != 1000 {
@@ -391,7 +391,7 @@ func TestRateLimit(t *testing.T) {
 	// Close stops the armed timer.
 	r.Poll(ctx, out)
 	r.Available()
-	if err := r.Close(); err != nil {
+	if err := r.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -558,7 +558,7 @@ func TestExpectedMatchesReaders(t *testing.T) {
 			for _, rec := range out.recs {
 				got[rec.Key]++
 			}
-			s, _ := r.SnapshotSplits(1)
+			s, _ := r.SnapshotSplits(context.Background(), 1)
 			snap = append(snap, s...)
 		}
 		pos, err := Positions(snap)
@@ -621,7 +621,7 @@ func TestValidate(t *testing.T) {
 	if _, err := src.Splits(context.Background()); err == nil || !strings.Contains(err.Error(), "datagen.keys") {
 		t.Errorf("Splits with an invalid config: %v", err)
 	}
-	if _, err := src.NewReader(&sluice.OperatorContext{}); err == nil {
+	if _, err := src.NewReader(context.Background(), &sluice.OperatorContext{}); err == nil {
 		t.Error("NewReader with an invalid config succeeded")
 	}
 }

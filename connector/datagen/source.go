@@ -70,13 +70,13 @@ func (s *Source) AssignSplit(id string, parallelism int) int {
 }
 
 // NewReader returns the reader of one subtask.
-func (s *Source) NewReader(ctx *sluice.OperatorContext) (sluice.SourceReader[Record], error) {
+func (s *Source) NewReader(_ context.Context, oc *sluice.OperatorContext) (sluice.SourceReader[Record], error) {
 	if s.err != nil {
 		return nil, s.err
 	}
 	clk := s.cfg.Clock
-	if clk == nil && ctx != nil {
-		clk = ctx.Clock
+	if clk == nil && oc != nil {
+		clk = oc.Clock
 	}
 	if clk == nil {
 		clk = clock.Real{}
@@ -137,7 +137,7 @@ type reader struct {
 }
 
 // AddSplits takes over splits with their positions.
-func (r *reader) AddSplits(splits []sluice.Split) error {
+func (r *reader) AddSplits(_ context.Context, splits []sluice.Split) error {
 	for _, s := range splits {
 		n, err := ParseSplitID(s.ID)
 		if err != nil {
@@ -358,7 +358,7 @@ func (r *reader) Available() <-chan struct{} {
 }
 
 // SnapshotSplits returns every split with the position of its next record.
-func (r *reader) SnapshotSplits(int64) ([]sluice.Split, error) {
+func (r *reader) SnapshotSplits(context.Context, int64) ([]sluice.Split, error) {
 	out := make([]sluice.Split, len(r.splits))
 	for i, sp := range r.splits {
 		out[i] = sluice.Split{ID: sp.id, State: encodePosition(sp.next)}
@@ -368,10 +368,10 @@ func (r *reader) SnapshotSplits(int64) ([]sluice.Split, error) {
 
 // NotifyCheckpointComplete does nothing: the positions live in the
 // checkpoint, there is nothing outside to commit.
-func (r *reader) NotifyCheckpointComplete(int64) error { return nil }
+func (r *reader) NotifyCheckpointComplete(context.Context, int64) error { return nil }
 
 // Close stops the pending timer.
-func (r *reader) Close() error {
+func (r *reader) Close(context.Context) error {
 	if !r.done {
 		r.done = true
 		close(r.quit)

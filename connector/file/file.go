@@ -149,8 +149,8 @@ func escape(s string, dash bool) string {
 // report it earlier.
 func NewSink[T any](cfg Config[T]) sluice.SinkProvider[T] {
 	return sluice.TwoPhaseCommitSink(sluice.TwoPhaseCommitConfig[T, Txn]{
-		New: func(ctx *sluice.OperatorContext) (sluice.TwoPhaseCommitter[T, Txn], error) {
-			return NewCommitter(cfg, ctx)
+		New: func(_ context.Context, oc *sluice.OperatorContext) (sluice.TwoPhaseCommitter[T, Txn], error) {
+			return NewCommitter(cfg, oc)
 		},
 		TxnCodec: TxnCodec,
 	})
@@ -174,29 +174,29 @@ type Committer[T any] struct {
 
 var _ sluice.TwoPhaseCommitter[int, Txn] = (*Committer[int])(nil)
 
-// NewCommitter returns the committer of the subtask ctx describes, after
-// creating cfg.Dir. ctx must carry the uid and a non-empty RunID.
-func NewCommitter[T any](cfg Config[T], ctx *sluice.OperatorContext) (*Committer[T], error) {
+// NewCommitter returns the committer of the subtask oc describes, after
+// creating cfg.Dir. oc must carry the uid and a non-empty RunID.
+func NewCommitter[T any](cfg Config[T], oc *sluice.OperatorContext) (*Committer[T], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	if ctx == nil || ctx.RunID == "" || ctx.UID == "" {
+	if oc == nil || oc.RunID == "" || oc.UID == "" {
 		return nil, errors.New("file sink: the operator context must carry a uid and a RunID: they make file names unique across attempts")
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("file sink: create output directory: %w", err)
 	}
-	logger := ctx.Logger // the runtime's logger names the operator and subtask already
+	logger := oc.Logger // the runtime's logger names the operator and subtask already
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Committer[T]{
 		cfg:    cfg,
 		dir:    cfg.Dir,
-		owner:  cfg.Prefix + "-" + escape(ctx.UID, true),
-		sub:    ctx.Subtask,
-		runID:  escape(ctx.RunID, false),
+		owner:  cfg.Prefix + "-" + escape(oc.UID, true),
+		sub:    oc.Subtask,
+		runID:  escape(oc.RunID, false),
 		logger: logger,
 	}, nil
 }
@@ -221,7 +221,10 @@ type txnFile struct {
 }
 
 // BeginTransaction creates the in-progress file of a new transaction.
-func (c *Committer[T]) BeginTransaction(context.Context) (Txn, error) {
+func (c *Committer[T]) BeginTransaction(ctx context.Context) (Txn, error) {
+	if err := ctx.Err(); err != nil {
+		return Txn{}, fmt.Errorf("file sink: begin transaction: %w", err)
+	}
 	final := c.owner + "-" + strconv.Itoa(c.sub) + "-" + c.runID + "-" + fmt.Sprintf("%06d", c.seq)
 	c.seq++
 	t := Txn{Temp: "." + final + inProgress + c.runID, Final: final}
@@ -268,8 +271,9 @@ func (w *txnFile) flush() error {
 // PreCommit flushes, fsyncs and closes the in-progress file, and fsyncs
 // the directory so that the file's name survives a crash too: after it the
 // transaction can be committed by another process. Pre-committing a
-// transaction again does nothing.
-func (c *Committer[T]) PreCommit(_ context.Context, txn Txn) error {
+// transaction again does nothing. A done ctx fails it before the fsync (an
+// fsync itself cannot be interrupted).
+func (c *Committer[T]) PreCommit(ctx context.Context, txn Txn) error {
 	w := txn.w
 	if w == nil {
 		return fmt.Errorf("file sink: pre-commit transaction %s, which this committer did not open", txn.Final)
@@ -279,6 +283,9 @@ func (c *Committer[T]) PreCommit(_ context.Context, txn Txn) error {
 	}
 	if err := w.flush(); err != nil {
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("file sink: pre-commit %s: %w", txn.Final, err)
 	}
 	if err := w.f.Sync(); err != nil {
 		return fmt.Errorf("file sink: pre-commit: fsync %s: %w", w.f.Name(), err)
@@ -306,13 +313,17 @@ func (w *txnFile) close(spare *[]byte) error {
 // final one exists, an earlier Commit did the rename (the directory is
 // fsynced again, in case that Commit crashed before its fsync). If both
 // are gone the records are lost, and Commit returns an error wrapping
-// ErrDataLoss naming both files.
-func (c *Committer[T]) Commit(_ context.Context, txn Txn) error {
+// ErrDataLoss naming both files. A done ctx fails it before the rename: the
+// transaction stays pre-committed, and a restore commits it.
+func (c *Committer[T]) Commit(ctx context.Context, txn Txn) error {
 	if txn.w != nil && !txn.w.closed {
 		return fmt.Errorf("file sink: commit transaction %s before its pre-commit", txn.Final)
 	}
 	if err := checkNames(txn); err != nil {
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("file sink: commit %s: %w (it stays pre-committed and is committed on restore)", txn.Final, err)
 	}
 	temp, final := filepath.Join(c.dir, txn.Temp), filepath.Join(c.dir, txn.Final)
 	if err := os.Rename(temp, final); err != nil {
@@ -353,7 +364,8 @@ func (c *Committer[T]) RecoverAndCommit(ctx context.Context, txn Txn) error {
 }
 
 // Abort closes the transaction's file if it is open and removes it; an
-// already missing file is fine.
+// already missing file is fine. It ignores ctx: removing a local file is
+// quick, and an abort must happen also when the attempt was cancelled.
 func (c *Committer[T]) Abort(_ context.Context, txn Txn) error {
 	if w := txn.w; w != nil && !w.closed {
 		_ = w.close(&c.spare) // the file is removed next; its close error is moot
@@ -373,7 +385,7 @@ func (c *Committer[T]) Abort(_ context.Context, txn Txn) error {
 // replayed. It keeps the Temp files of recovered and every file of the
 // current attempt (other subtasks may already be writing), and touches no
 // file of another sink.
-func (c *Committer[T]) CleanUp(_ context.Context, recovered []Txn) error {
+func (c *Committer[T]) CleanUp(ctx context.Context, recovered []Txn) error {
 	keep := make(map[string]bool, len(recovered))
 	for _, t := range recovered {
 		keep[t.Temp] = true
@@ -388,6 +400,9 @@ func (c *Committer[T]) CleanUp(_ context.Context, recovered []Txn) error {
 		owner, run, ok := parseTemp(name)
 		if !ok || owner != c.owner || run == c.runID || keep[name] || !e.Type().IsRegular() {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("file sink: clean up: %w", err)
 		}
 		if err := os.Remove(filepath.Join(c.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("file sink: clean up: %w", err)

@@ -7,6 +7,7 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -311,11 +312,11 @@ func NewSink[T any](cfg SinkConfig[T]) (sluice.SinkProvider[T], error) {
 	cfg.Brokers = append([]string(nil), cfg.Brokers...)
 	cfg.ClientOpts = append([]kgo.Opt(nil), cfg.ClientOpts...)
 	return sluice.TwoPhaseCommitSink(sluice.TwoPhaseCommitConfig[T, *Txn]{
-		New: func(ctx *sluice.OperatorContext) (sluice.TwoPhaseCommitter[T, *Txn], error) {
+		New: func(_ context.Context, oc *sluice.OperatorContext) (sluice.TwoPhaseCommitter[T, *Txn], error) {
 			if cfg.DeliveryGuarantee == DeliveryExactlyOnce {
-				return newTxnCommitter(cfg, ctx)
+				return newTxnCommitter(cfg, oc)
 			}
-			return newFlushCommitter(cfg, ctx), nil
+			return newFlushCommitter(cfg, oc), nil
 		},
 		TxnCodec: TxnCodec,
 	}), nil

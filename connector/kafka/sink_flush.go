@@ -25,10 +25,10 @@ type flushCommitter[T any] struct {
 
 var _ sluice.TwoPhaseCommitter[int, *Txn] = (*flushCommitter[int])(nil)
 
-func newFlushCommitter[T any](cfg SinkConfig[T], ctx *sluice.OperatorContext) *flushCommitter[T] {
+func newFlushCommitter[T any](cfg SinkConfig[T], oc *sluice.OperatorContext) *flushCommitter[T] {
 	log := cfg.Logger
 	if log == nil {
-		log = ctx.Logger
+		log = oc.Logger
 	}
 	if log == nil {
 		log = slog.Default()

@@ -174,7 +174,7 @@ func sinkOngoing(t testing.TB, addrs []string) map[string]bool {
 
 // sinkOpCtx is the operator context of one sink subtask.
 func sinkOpCtx(uid string, sub, par int, log *slog.Logger, restored ...*Txn) *sluice.OperatorContext {
-	ctx := &sluice.OperatorContext{UID: uid, Name: uid, Subtask: sub, Parallelism: par, Logger: log}
+	oc := &sluice.OperatorContext{UID: uid, Name: uid, Subtask: sub, Parallelism: par, Logger: log}
 	if len(restored) > 0 {
 		// As the framework stores them: varint checkpoint id, then the
 		// transaction.
@@ -183,9 +183,9 @@ func sinkOpCtx(uid string, sub, par int, log *slog.Logger, restored ...*Txn) *sl
 			e := []byte{byte(2 * (i + 7))} // zig-zag varint of i+7
 			entries = append(entries, TxnCodec.Append(e, t))
 		}
-		ctx.Restored = &runtime.RestoredState{CheckpointID: 7, Operator: map[string][][]byte{"pending-transactions": entries}}
+		oc.Restored = &runtime.RestoredState{CheckpointID: 7, Operator: map[string][][]byte{"pending-transactions": entries}}
 	}
-	return ctx
+	return oc
 }
 
 // sinkStringConfig is an exactly-once sink of strings "key=value" with

@@ -151,8 +151,8 @@ func assign(topic string, partition int32, parallelism int) int {
 }
 
 // NewReader returns the reader of one subtask.
-func (s *Source[T]) NewReader(ctx *sluice.OperatorContext) (sluice.SourceReader[T], error) {
-	r, err := newReader(s, ctx)
+func (s *Source[T]) NewReader(_ context.Context, oc *sluice.OperatorContext) (sluice.SourceReader[T], error) {
+	r, err := newReader(s, oc)
 	if err != nil {
 		return nil, fmt.Errorf("kafka source: %w", err)
 	}

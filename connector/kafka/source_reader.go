@@ -268,7 +268,7 @@ func (r *reader[T]) failure() error {
 // AddSplits takes over splits: restored ones at their checkpointed
 // positions, fresh ones where StartOffsets says (or at earliest, when the
 // job was restored from a checkpoint that predates them).
-func (r *reader[T]) AddSplits(splits []sluice.Split) error {
+func (r *reader[T]) AddSplits(ctx context.Context, splits []sluice.Split) error {
 	var all, fresh []*partition
 	seen := map[partitionID]bool{}
 	for _, s := range splits {
@@ -299,7 +299,7 @@ func (r *reader[T]) AddSplits(splits []sluice.Split) error {
 		}
 		all = append(all, p)
 	}
-	if err := r.resolveStarts(fresh); err != nil {
+	if err := r.resolveStarts(ctx, fresh); err != nil {
 		return fmt.Errorf("kafka source: %w", err)
 	}
 	r.register(all)
@@ -337,7 +337,7 @@ func (r *reader[T]) register(ps []*partition) {
 }
 
 // resolveStarts sets the position of partitions without one.
-func (r *reader[T]) resolveStarts(fresh []*partition) error {
+func (r *reader[T]) resolveStarts(ctx context.Context, fresh []*partition) error {
 	if len(fresh) == 0 {
 		return nil
 	}
@@ -366,12 +366,12 @@ func (r *reader[T]) resolveStarts(fresh []*partition) error {
 		}
 		return nil
 	case startLatest:
-		if err := r.startAtEnd(need); err != nil {
+		if err := r.startAtEnd(ctx, need); err != nil {
 			return err
 		}
 	case startTimestamp:
 		ms := r.src.start.millis
-		offs, err := r.listOffsets("list offsets after "+time.UnixMilli(ms).UTC().Format(time.RFC3339Nano), need,
+		offs, err := r.listOffsets(ctx, "list offsets after "+time.UnixMilli(ms).UTC().Format(time.RFC3339Nano), need,
 			func(ctx context.Context, topics ...string) (kadm.ListedOffsets, error) {
 				return r.adm.ListOffsetsAfterMilli(ctx, ms, topics...)
 			})
@@ -382,7 +382,7 @@ func (r *reader[T]) resolveStarts(fresh []*partition) error {
 			p.pos = position{next: offs[partitionID{p.topic, p.part}]}
 		}
 	case startCommitted:
-		if err := r.startAtCommitted(need); err != nil {
+		if err := r.startAtCommitted(ctx, need); err != nil {
 			return err
 		}
 	}
@@ -405,8 +405,8 @@ func (r *reader[T]) endLister() func(ctx context.Context, topics ...string) (kad
 	return r.adm.ListEndOffsets
 }
 
-func (r *reader[T]) startAtEnd(ps []*partition) error {
-	offs, err := r.listOffsets("list end offsets", ps, r.endLister())
+func (r *reader[T]) startAtEnd(ctx context.Context, ps []*partition) error {
+	offs, err := r.listOffsets(ctx, "list end offsets", ps, r.endLister())
 	if err != nil {
 		return err
 	}
@@ -416,10 +416,10 @@ func (r *reader[T]) startAtEnd(ps []*partition) error {
 	return nil
 }
 
-func (r *reader[T]) startAtCommitted(ps []*partition) error {
+func (r *reader[T]) startAtCommitted(ctx context.Context, ps []*partition) error {
 	group := r.cfg.GroupID
 	var got kadm.OffsetResponses
-	err := retry(r.ctx, r.cfg, r.clk, r.log, "fetch committed offsets of group "+group, func(ctx context.Context) error {
+	err := retry(ctx, r.cfg, r.clk, r.log, "fetch committed offsets of group "+group, func(ctx context.Context) error {
 		var err error
 		if got, err = r.adm.FetchOffsets(ctx, group); err != nil {
 			return err
@@ -452,7 +452,7 @@ func (r *reader[T]) startAtCommitted(ps []*partition) error {
 			"%w: group %s has no committed offset for it (%d partitions have none; set %s to %s or %s to start them anyway)",
 			ErrNoOffset, group, len(missing), KeyReset, ResetEarliest, ResetLatest)}
 	case ResetLatest:
-		return r.startAtEnd(missing)
+		return r.startAtEnd(ctx, missing)
 	default:
 		for _, p := range missing {
 			p.pos = position{earliest: true}
@@ -462,7 +462,7 @@ func (r *reader[T]) startAtCommitted(ps []*partition) error {
 }
 
 // listOffsets lists an offset for every partition of ps, retrying.
-func (r *reader[T]) listOffsets(what string, ps []*partition, list func(ctx context.Context, topics ...string) (kadm.ListedOffsets, error)) (map[partitionID]int64, error) {
+func (r *reader[T]) listOffsets(ctx context.Context, what string, ps []*partition, list func(ctx context.Context, topics ...string) (kadm.ListedOffsets, error)) (map[partitionID]int64, error) {
 	var topics []string
 	seen := map[string]bool{}
 	for _, p := range ps {
@@ -472,7 +472,7 @@ func (r *reader[T]) listOffsets(what string, ps []*partition, list func(ctx cont
 		}
 	}
 	out := map[partitionID]int64{}
-	err := retry(r.ctx, r.cfg, r.clk, r.log, what, func(ctx context.Context) error {
+	err := retry(ctx, r.cfg, r.clk, r.log, what, func(ctx context.Context) error {
 		lo, err := list(ctx, topics...)
 		if err != nil {
 			return err
@@ -645,7 +645,7 @@ func (r *reader[T]) Available() <-chan struct{} { return r.hand.ready }
 
 // SnapshotSplits returns every partition with the offset of the next
 // record it would emit.
-func (r *reader[T]) SnapshotSplits(checkpointID int64) ([]sluice.Split, error) {
+func (r *reader[T]) SnapshotSplits(_ context.Context, checkpointID int64) ([]sluice.Split, error) {
 	r.addDiscovered()
 	out := make([]sluice.Split, len(r.order))
 	var offs kadm.Offsets
@@ -667,7 +667,7 @@ func (r *reader[T]) SnapshotSplits(checkpointID int64) ([]sluice.Split, error) {
 // NotifyCheckpointComplete hands the offsets of checkpoint id to the
 // monitor goroutine, which commits them to GroupID: for monitoring only,
 // and off the task goroutine. A failed commit is logged, not fatal.
-func (r *reader[T]) NotifyCheckpointComplete(id int64) error {
+func (r *reader[T]) NotifyCheckpointComplete(_ context.Context, id int64) error {
 	var offs kadm.Offsets
 	kept := r.snaps[:0]
 	for _, s := range r.snaps {
@@ -689,8 +689,10 @@ func (r *reader[T]) NotifyCheckpointComplete(id int64) error {
 	return nil
 }
 
-// Close stops the goroutines and closes the clients.
-func (r *reader[T]) Close() error {
+// Close stops the goroutines and closes the clients. It does not use ctx:
+// the goroutines stop with the reader's own context, and franz-go's Close
+// takes none.
+func (r *reader[T]) Close(context.Context) error {
 	if r.closed {
 		return nil
 	}
@@ -881,7 +883,7 @@ func (r *reader[T]) look(discover bool) error {
 	if len(ps) == 0 {
 		return nil
 	}
-	ends, err := r.listOffsets("list end offsets", ps, r.endLister())
+	ends, err := r.listOffsets(r.ctx, "list end offsets", ps, r.endLister())
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,10 @@ const commitAttemptTimeout = 15 * time.Second
 // CONCURRENT_TRANSACTIONS with backoff for up to RetryTimeout: the
 // checkpoint is complete, so the commit must happen, and a commit repeated
 // with the same epoch is answered OK. A definitive refusal is a
-// DataLossError, logged at Error.
+// DataLossError, logged at Error. Every attempt and every wait observes
+// ctx: once it is done (the attempt was cancelled) the commit returns an
+// error wrapping ctx.Err(), and the transaction stays pending for the
+// restore to commit.
 func commitTxn[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger, cl *kgo.Client, t *Txn) error {
 	bo := newSinkBackoff(cfg.RetryBackoff, cfg.RetryTimeout)
 	for {
@@ -97,6 +100,9 @@ func commitTxn[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger,
 		}
 		log.Debug("commit failed, retrying", "txn", t.String(), "err", err)
 		if !bo.wait(ctx) {
+			if ctx.Err() != nil {
+				return fmt.Errorf("kafka sink: commit transaction %s: %w after %d attempts (last: %v; it stays pending and is committed on restore)", t, ctx.Err(), bo.attempts, err)
+			}
 			return fmt.Errorf("kafka sink: commit transaction %s: still failing after %d attempts within %s (%v): %w (it stays pending and is committed on restore)",
 				t, bo.attempts, KeySinkRetryTimeout, cfg.RetryTimeout, err)
 		}

@@ -32,8 +32,9 @@ import (
 //     producer id and epoch from a plain client, retried until it answers
 //     (franz-go's EndTransaction refuses to retry a commit whose outcome is
 //     unknown, which is wrong once the checkpoint is complete; committing
-//     again with the same epoch answers OK). A fenced or aborted
-//     transaction is a loud data-loss error.
+//     again with the same epoch answers OK), within RetryTimeout and the
+//     attempt's context. A fenced or aborted transaction is a loud
+//     data-loss error.
 //   - CleanUp (subtask 0, on every start) fences and aborts every ongoing
 //     transaction of the operator that is not among the restored ones, also
 //     of subtasks that no longer exist after a rescale.
@@ -79,10 +80,10 @@ type txnCommitter[T any] struct {
 
 var _ sluice.TwoPhaseCommitter[int, *Txn] = (*txnCommitter[int])(nil)
 
-func newTxnCommitter[T any](cfg SinkConfig[T], ctx *sluice.OperatorContext) (*txnCommitter[T], error) {
+func newTxnCommitter[T any](cfg SinkConfig[T], oc *sluice.OperatorContext) (*txnCommitter[T], error) {
 	log := cfg.Logger
 	if log == nil {
-		log = ctx.Logger
+		log = oc.Logger
 	}
 	if log == nil {
 		log = slog.Default()
@@ -90,9 +91,9 @@ func newTxnCommitter[T any](cfg SinkConfig[T], ctx *sluice.OperatorContext) (*tx
 	c := &txnCommitter[T]{
 		cfg:  &cfg,
 		log:  log.With("sink", "kafka", "delivery", DeliveryExactlyOnce),
-		ids:  newTxnIDs(cfg.TransactionalIDPrefix, ctx.UID),
-		sub:  ctx.Subtask,
-		par:  ctx.Parallelism,
+		ids:  newTxnIDs(cfg.TransactionalIDPrefix, oc.UID),
+		sub:  oc.Subtask,
+		par:  oc.Parallelism,
 		pool: make([]slot, cfg.PoolSize),
 		w:    sinkWriter[T]{ser: cfg.Serializer, topic: cfg.Topic, sel: cfg.TopicSelector, pool: newSinkRecordPool()},
 	}
@@ -105,7 +106,7 @@ func newTxnCommitter[T any](cfg SinkConfig[T], ctx *sluice.OperatorContext) (*tx
 	}
 	c.maxV, _ = probe.OptValue(kgo.MaxVersions).(*kversion.Versions)
 	probe.Close()
-	restored, err := sluice.RestoredTransactions(ctx, TxnCodec)
+	restored, err := sluice.RestoredTransactions(oc, TxnCodec)
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink: %w", err)
 	}

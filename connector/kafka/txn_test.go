@@ -108,17 +108,17 @@ func TestRestoredTxns(t *testing.T) {
 	t.Parallel()
 	a := &Txn{TransactionalID: "p-sink-0-1", ProducerID: 3, ProducerEpoch: 1, TxnVersion: 2, HasData: true}
 	b := &Txn{TransactionalID: "p-sink-1-0", ProducerID: 4, TxnVersion: 1}
-	ctx := sinkOpCtx("sink", 0, 1, nil, a, b)
+	oc := sinkOpCtx("sink", 0, 1, nil, a, b)
 	// A large checkpoint id takes several varint bytes.
 	long := TxnCodec.Append([]byte{0x80, 0x80, 0x80, 0x01}, b)
-	ctx.Restored.Operator["pending-transactions"] = append(ctx.Restored.Operator["pending-transactions"], long)
-	got, err := sluice.RestoredTransactions(ctx, TxnCodec)
+	oc.Restored.Operator["pending-transactions"] = append(oc.Restored.Operator["pending-transactions"], long)
+	got, err := sluice.RestoredTransactions(oc, TxnCodec)
 	if err != nil || len(got) != 3 || *got[0] != *a || *got[1] != *b || *got[2] != *b {
 		t.Fatalf("RestoredTransactions = %v, %v", got, err)
 	}
 	// A corrupt entry is an error, never a silently forgotten transaction.
-	ctx.Restored.Operator["pending-transactions"] = append(ctx.Restored.Operator["pending-transactions"], []byte{1, 2, 3})
-	if _, err := sluice.RestoredTransactions(ctx, TxnCodec); err == nil {
+	oc.Restored.Operator["pending-transactions"] = append(oc.Restored.Operator["pending-transactions"], []byte{1, 2, 3})
+	if _, err := sluice.RestoredTransactions(oc, TxnCodec); err == nil {
 		t.Fatal("corrupt entry accepted")
 	}
 }

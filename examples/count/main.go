@@ -35,10 +35,10 @@ func (c *counter) Open(rc *sluice.RuntimeContext[string]) (err error) {
 	return err
 }
 
-func (c *counter) ProcessElement(_ datagen.Record, ctx *sluice.ProcessContext[string, Count]) error {
+func (c *counter) ProcessElement(_ datagen.Record, pc *sluice.ProcessContext[string, Count]) error {
 	n, _ := c.n.Value()
 	c.n.Update(n + 1)
-	ctx.Collect(Count{ctx.CurrentKey(), n + 1})
+	pc.Collect(Count{pc.CurrentKey(), n + 1})
 	return nil
 }
 

@@ -126,11 +126,11 @@ func (s *summer) Open(rc *sluice.RuntimeContext[string]) error {
 	return err
 }
 
-func (s *summer) ProcessElement(r datagen.Record, ctx *sluice.ProcessContext[string, countjob.Count]) error {
+func (s *summer) ProcessElement(r datagen.Record, pc *sluice.ProcessContext[string, countjob.Count]) error {
 	v, _ := s.sum.Value()
 	v += r.Value
 	s.sum.Update(v)
-	ctx.Collect(countjob.Count{Key: r.Key, N: v})
+	pc.Collect(countjob.Count{Key: r.Key, N: v})
 	return nil
 }
 

@@ -61,10 +61,10 @@ func (c *Counter[T]) Open(rc *sluice.RuntimeContext[string]) error {
 }
 
 // ProcessElement counts the record and emits its key's new count.
-func (c *Counter[T]) ProcessElement(_ T, ctx *sluice.ProcessContext[string, Count]) error {
+func (c *Counter[T]) ProcessElement(_ T, pc *sluice.ProcessContext[string, Count]) error {
 	n, _ := c.n.Value()
 	n++
 	c.n.Update(n)
-	ctx.Collect(Count{Key: ctx.CurrentKey(), N: n})
+	pc.Collect(Count{Key: pc.CurrentKey(), N: n})
 	return nil
 }

@@ -38,18 +38,18 @@ func (r *recorder) add(s string) {
 
 func (r *recorder) Emit(v int) error { r.add(fmt.Sprint(v)); return nil }
 
-func (r *recorder) Open(*OperatorContext) error { return nil }
-func (r *recorder) Snapshot(b Barrier) (*OperatorSnapshot, error) {
+func (r *recorder) Open(context.Context, *OperatorContext) error { return nil }
+func (r *recorder) Snapshot(_ context.Context, b Barrier) (*OperatorSnapshot, error) {
 	r.add(fmt.Sprintf("snapshot %d", b.ID))
 	return nil, nil
 }
-func (r *recorder) NotifyComplete(int64) error { return nil }
-func (r *recorder) NotifyAborted(id int64) error {
+func (r *recorder) NotifyComplete(context.Context, int64) error { return nil }
+func (r *recorder) NotifyAborted(_ context.Context, id int64) error {
 	r.add(fmt.Sprintf("aborted %d", id))
 	return nil
 }
-func (r *recorder) EndInput() error { r.add("end input"); return nil }
-func (r *recorder) Close() error    { return nil }
+func (r *recorder) EndInput(context.Context) error { r.add("end input"); return nil }
+func (r *recorder) Close(context.Context) error    { return nil }
 
 func (r *recorder) snapshot() []string {
 	r.mu.Lock()

@@ -293,8 +293,11 @@ type attempt struct {
 	cfg    checkpoint.Config
 	clock  clock.Clock
 	faults *fault.Injector
-	ctx    context.Context
-	runID  string
+	// ctx is the attempt's context, cancelled when the attempt ends (a task
+	// failed, the job was cancelled): every operator lifecycle call of the
+	// attempt but Close runs under it, so that a hung commit returns.
+	ctx   context.Context
+	runID string
 
 	tasks   []*task
 	byID    map[checkpoint.TaskID]*task
@@ -536,14 +539,17 @@ func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failed
 	return a.drive(coord)
 }
 
-// closeAll closes operators of tasks that never started.
+// closeAll closes operators of tasks that never started, with a context of
+// their own (see CloseTimeout).
 func (a *attempt) closeAll() {
+	ctx, cancel := closeContext(a.ctx)
+	defer cancel()
 	for _, t := range a.tasks {
 		for _, op := range t.chain.Ops {
-			_ = op.Op.Close()
+			_ = op.Op.Close(ctx)
 		}
 		if t.chain.Source != nil {
-			_ = t.chain.Source.Close()
+			_ = t.chain.Source.Close(ctx)
 		}
 	}
 }
@@ -583,7 +589,7 @@ func (a *attempt) build(n int, rp *restorePoint) error {
 			if err != nil {
 				return err
 			}
-			if err := op.Op.Open(oc); err != nil {
+			if err := op.Op.Open(a.ctx, oc); err != nil {
 				return fmt.Errorf("open %s/%d: %w", op.UID, t.id.Subtask, err)
 			}
 		}
@@ -593,7 +599,7 @@ func (a *attempt) build(n int, rp *restorePoint) error {
 		if err != nil {
 			return err
 		}
-		if err := t.chain.Source.Open(oc); err != nil {
+		if err := t.chain.Source.Open(a.ctx, oc); err != nil {
 			return fmt.Errorf("open source %s/%d: %w", t.chain.SourceUID, t.id.Subtask, err)
 		}
 	}
@@ -710,6 +716,13 @@ func (a *attempt) drive(coord *checkpoint.Coordinator) error {
 			case err := <-a.errs:
 				return err
 			default:
+			}
+			if err := a.ctx.Err(); err != nil {
+				// Cancelled while the tasks finished: a commit of the final
+				// checkpoint may have been interrupted (its task's error
+				// is not reported once the context is done), so this is
+				// not a clean stop.
+				return err
 			}
 			return nil
 		}

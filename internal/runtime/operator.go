@@ -7,6 +7,7 @@
 package runtime
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"time"
@@ -35,24 +36,47 @@ type Barrier struct {
 // Operator is the lifecycle every operator instance (one subtask of one
 // operator) implements; records reach it through a typed Emitter built next
 // to it. All methods run on the task goroutine, one at a time.
+//
+// Every lifecycle call gets a context.Context: the attempt's context, which
+// is cancelled when the attempt ends (a task failed, the job was cancelled),
+// so that a call blocked on I/O (a commit, a flush) returns. Close is the
+// exception: it runs after the attempt's context may be done, and gets a
+// fresh context bounded by CloseTimeout (docs/design.md §5).
 type Operator interface {
-	// Open is called once per attempt, after state was restored into the
-	// context and before any record.
-	Open(ctx *OperatorContext) error
+	// Open is called once per attempt, after state was restored into oc
+	// and before any record.
+	Open(ctx context.Context, oc *OperatorContext) error
 	// Snapshot is the synchronous part of a checkpoint: take an immutable
 	// view quickly. Heavy work goes into the returned KeyedSnapshot, which is
 	// written off the task goroutine.
-	Snapshot(b Barrier) (*OperatorSnapshot, error)
+	Snapshot(ctx context.Context, b Barrier) (*OperatorSnapshot, error)
 	// NotifyComplete tells that checkpoint id is durable (two-phase-commit
 	// sinks commit here).
-	NotifyComplete(id int64) error
+	NotifyComplete(ctx context.Context, id int64) error
 	// NotifyAborted tells that checkpoint id will never complete.
-	NotifyAborted(id int64) error
+	NotifyAborted(ctx context.Context, id int64) error
 	// EndInput is called once when every input has ended, in chain order.
-	EndInput() error
+	EndInput(ctx context.Context) error
 	// Close releases resources; it is called on every exit, also after a
-	// failure.
-	Close() error
+	// failure, with a context of its own (see CloseTimeout).
+	Close(ctx context.Context) error
+}
+
+// CloseTimeout bounds the Close calls of one attempt's operators and source
+// readers. Close runs when the attempt's context may already be cancelled
+// (a failure or a hard cancel is what ended it), yet it still has work that
+// must not be skipped: abort the open transaction, so that read_committed
+// readers are not blocked until the broker's transaction timeout; close
+// clients; remove temporary files. So it gets a context of its own, not
+// cancelled with the attempt (it keeps the attempt's values), and bounded,
+// so that a close hung on an unreachable broker cannot keep the job from
+// restarting or from returning.
+const CloseTimeout = 10 * time.Second
+
+// closeContext returns the context for the Close calls after an attempt
+// whose context is ctx: see CloseTimeout.
+func closeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), CloseTimeout)
 }
 
 // TimerOperator is an Operator with processing-time timers.

@@ -29,17 +29,18 @@ const (
 // head of its chain.
 type SourceDriver interface {
 	// Open hands the reader its splits (restored ones with positions).
-	Open(ctx *OperatorContext) error
+	Open(ctx context.Context, oc *OperatorContext) error
 	// Poll emits what is available now into the chain.
 	Poll(ctx context.Context) (PollStatus, error)
 	// Available is closed or sends when Poll may find records again.
 	Available() <-chan struct{}
 	// Snapshot returns the reader's operator state (its split positions).
-	Snapshot(b Barrier) (map[string][][]byte, error)
+	Snapshot(ctx context.Context, b Barrier) (map[string][][]byte, error)
 	// NotifyComplete tells the reader that a checkpoint is durable.
-	NotifyComplete(id int64) error
-	// Close releases the reader.
-	Close() error
+	NotifyComplete(ctx context.Context, id int64) error
+	// Close releases the reader, with a context of its own (see
+	// CloseTimeout).
+	Close(ctx context.Context) error
 }
 
 // OpInstance is one operator of a chain.
@@ -114,13 +115,16 @@ func (t *task) run(ctx context.Context) (err error) {
 				err = fmt.Errorf("task %s/%d panicked: %v\n%s", t.id.Vertex, t.id.Subtask, r, debug.Stack())
 			}
 		}
+		// The attempt's context is likely done by now: Close gets its own.
+		cctx, cancel := closeContext(ctx)
+		defer cancel()
 		for _, op := range t.ops() {
-			if cerr := op.Op.Close(); cerr != nil && err == nil {
+			if cerr := op.Op.Close(cctx); cerr != nil && err == nil {
 				err = fmt.Errorf("close %s: %w", op.UID, cerr)
 			}
 		}
 		if t.chain.Source != nil {
-			if cerr := t.chain.Source.Close(); cerr != nil && err == nil {
+			if cerr := t.chain.Source.Close(cctx); cerr != nil && err == nil {
 				err = fmt.Errorf("close source %s: %w", t.chain.SourceUID, cerr)
 			}
 		}
@@ -291,7 +295,7 @@ func (t *task) wakeTimer() (<-chan time.Time, func()) {
 // checkpoint notifications so that sinks commit the final checkpoint.
 func (t *task) endAndWait(ctx context.Context) error {
 	for _, op := range t.ops() {
-		if err := op.Op.EndInput(); err != nil {
+		if err := op.Op.EndInput(ctx); err != nil {
 			return fmt.Errorf("%s: end of input: %w", op.UID, err)
 		}
 	}
@@ -322,12 +326,12 @@ func (t *task) handleCtl(c taskCtl) (done bool, err error) {
 		return false, t.checkpoint(c.barrier)
 	case ctlComplete:
 		if t.chain.Source != nil {
-			if err := t.chain.Source.NotifyComplete(c.id); err != nil {
+			if err := t.chain.Source.NotifyComplete(t.job.ctx, c.id); err != nil {
 				return false, fmt.Errorf("source %s: checkpoint %d complete: %w", t.chain.SourceUID, c.id, err)
 			}
 		}
 		for _, op := range t.ops() {
-			if err := op.Op.NotifyComplete(c.id); err != nil {
+			if err := op.Op.NotifyComplete(t.job.ctx, c.id); err != nil {
 				return false, fmt.Errorf("%s: checkpoint %d complete: %w", op.UID, c.id, err)
 			}
 		}
@@ -339,7 +343,7 @@ func (t *task) handleCtl(c taskCtl) (done bool, err error) {
 		}
 		t.maxStarted = max(t.maxStarted, c.id)
 		for _, op := range t.ops() {
-			if err := op.Op.NotifyAborted(c.id); err != nil {
+			if err := op.Op.NotifyAborted(t.job.ctx, c.id); err != nil {
 				return false, fmt.Errorf("%s: checkpoint %d aborted: %w", op.UID, c.id, err)
 			}
 		}
@@ -511,7 +515,7 @@ func (t *task) checkpointAligned(b Barrier, align time.Duration) error {
 	start := time.Now()
 	snaps := make([]pendingSnap, 0, len(t.ops())+1)
 	if src := t.chain.Source; src != nil {
-		st, err := src.Snapshot(b)
+		st, err := src.Snapshot(t.job.ctx, b)
 		if err != nil {
 			t.job.decline(t.id, b.ID, fmt.Errorf("source %s snapshot: %w", t.chain.SourceUID, err))
 			return nil
@@ -519,7 +523,7 @@ func (t *task) checkpointAligned(b Barrier, align time.Duration) error {
 		snaps = append(snaps, pendingSnap{uid: t.chain.SourceUID, snap: &OperatorSnapshot{Operator: st}})
 	}
 	for _, op := range t.ops() {
-		s, err := op.Op.Snapshot(b)
+		s, err := op.Op.Snapshot(t.job.ctx, b)
 		if err != nil {
 			for _, p := range snaps {
 				if p.snap.Keyed != nil {
