@@ -161,7 +161,7 @@ func demo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		Checkpoint:     checkpoint.Config{Interval: f.interval, MinPause: f.minPause, Mode: checkpoint.Mode(f.mode)},
 		CheckpointDir:  ckDir,
 		FromCheckpoint: f.from,
-		Restart:        restart.Config{Strategy: "fixed-delay", Attempts: 1 << 30, Delay: 50 * time.Millisecond},
+		Restart:        restart.FixedDelay{Attempts: 1 << 30, Delay: 50 * time.Millisecond},
 		Seed:           int64(f.seed),
 		Logger:         logger,
 		Faults:         inj,

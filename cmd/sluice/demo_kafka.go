@@ -72,7 +72,7 @@ func demoKafka(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error
 	env, err := kafkacount.New(kafkacount.Options{
 		Brokers: brokers, Input: input, Output: output, GroupID: "sluice-demo-" + strconv.FormatUint(f.seed, 10),
 		Parallelism: f.parallelism, CheckpointInterval: f.interval, MinPause: f.minPause, Delivery: delivery,
-		CheckpointDir: ckDir, Restart: restart.Config{Strategy: restart.StrategyFixedDelay, Attempts: 1 << 30, Delay: 50 * time.Millisecond},
+		CheckpointDir: ckDir, Restart: restart.FixedDelay{Attempts: 1 << 30, Delay: 50 * time.Millisecond},
 		Faults: inj, Logger: logger, Seed: int64(f.seed),
 	})
 	if err != nil {

@@ -82,7 +82,7 @@ Flags:
 	env, err := kafkacount.New(kafkacount.Options{
 		Brokers: bs, Input: *input, Output: *output, GroupID: *group, TxnPrefix: *txnPrefix,
 		Parallelism: *par, CheckpointInterval: *interval, MinPause: *minPause, Delivery: *delivery,
-		CheckpointDir: *ckDir, Restart: restart.Config{Strategy: restart.StrategyExponentialDelay}, Logger: logger,
+		CheckpointDir: *ckDir, Restart: restart.ExponentialDelay{}, Logger: logger,
 	})
 	if err != nil {
 		return err
