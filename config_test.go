@@ -96,7 +96,7 @@ func TestConfigValidateJoinsErrors(t *testing.T) {
 		BatchSize:         -1,
 		CheckpointDir:     t.TempDir(),
 		CheckpointStorage: fs,
-		Checkpoint:        checkpoint.Config{Timeout: -1, MinPause: -1},
+		Checkpoint:        checkpoint.Config{Timeout: -1, Retained: -1},
 		Restart:           restart.ExponentialDelay{Jitter: 2, Multiplier: 0.5},
 	}
 	err = cfg.Validate()
@@ -108,7 +108,7 @@ func TestConfigValidateJoinsErrors(t *testing.T) {
 		key, _, _ := strings.Cut(line, ":")
 		got = append(got, key)
 	}
-	want := []string{"checkpoint-storage", "parallelism", "batch-size", checkpoint.KeyTimeout, checkpoint.KeyMinPause, "restart.backoff-multiplier", "restart.jitter"}
+	want := []string{"checkpoint-storage", "parallelism", "batch-size", checkpoint.KeyTimeout, checkpoint.KeyRetained, "restart.backoff-multiplier", "restart.jitter"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("keys %q, want %q; errors:\n%v", got, want, err)
 	}

@@ -26,7 +26,7 @@ type Config struct {
 	// Timeout after which a pending checkpoint is aborted. Default 60s.
 	Timeout time.Duration
 	// MinPause is the least time between the end of one checkpoint and the
-	// trigger of the next. Default 500ms.
+	// trigger of the next. Default 500ms; negative means no pause.
 	MinPause time.Duration
 	// MaxConcurrent is how many checkpoints may be pending at once. Default 1.
 	MaxConcurrent int

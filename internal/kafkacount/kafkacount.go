@@ -47,6 +47,8 @@ type Options struct {
 	Parallelism        int
 	CheckpointInterval time.Duration
 	MinPause           time.Duration
+	// BufferTimeout is sluice.Config.BufferTimeout. Default 100ms.
+	BufferTimeout time.Duration
 	// Delivery is exactly-once (default) or at-least-once; it sets both
 	// the checkpointing mode and the sink's guarantee.
 	Delivery      string
@@ -83,6 +85,7 @@ func New(o Options) (*sluice.Environment, error) {
 	env := sluice.New(sluice.Config{
 		JobName:       "count",
 		Parallelism:   o.Parallelism,
+		BufferTimeout: o.BufferTimeout,
 		Checkpoint:    checkpoint.Config{Interval: o.CheckpointInterval, MinPause: o.MinPause, Mode: mode},
 		CheckpointDir: o.CheckpointDir,
 		Restart:       o.Restart,
