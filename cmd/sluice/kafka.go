@@ -160,7 +160,7 @@ func stopSummary(st sluice.JobStatus) (string, error) {
 	switch {
 	case st.CheckpointsCompleted == 0:
 		return fmt.Sprintf("stopped, but no checkpoint completed (%d failed, %d restarts): nothing this run read was committed; "+
-			"the next start resumes from the checkpoint this run started from", st.CheckpointsFailed, st.Restarts),
+				"the next start resumes from the checkpoint this run started from", st.CheckpointsFailed, st.Restarts),
 			errors.New("no checkpoint completed")
 	case st.CheckpointsFailed > 0:
 		return fmt.Sprintf("stopped after a final checkpoint: %d checkpoints completed, %d failed (see the log), %d restarts",
