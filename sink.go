@@ -114,10 +114,11 @@ type twoPhaseOp[T, TXN any] struct {
 	bg      context.Context
 }
 
-func (s *twoPhaseOp[T, TXN]) Open(ctx *OperatorContext) error {
-	if err := s.baseOp.Open(ctx); err != nil {
+func (s *twoPhaseOp[T, TXN]) Open(rc *runtime.OperatorContext) error {
+	if err := s.baseOp.Open(rc); err != nil {
 		return err
 	}
+	ctx := s.ctx
 	s.bg = context.Background()
 	c, err := s.cfg.New(ctx)
 	if err != nil {

@@ -24,16 +24,14 @@ import (
 	"github.com/sluicehq/sluice/internal/runtime"
 )
 
-// Emitter receives records one call at a time; an error stops the job
-// attempt. Chained operators call each other through Emitters.
-type Emitter[T any] = runtime.Emitter[T]
-
-// Barrier is a checkpoint barrier as an operator sees it.
-type Barrier = runtime.Barrier
-
-// OperatorContext describes where an operator instance runs: its uid,
-// subtask, parallelism, key groups, attempt and clock.
-type OperatorContext = runtime.OperatorContext
+// Emitter receives records one call at a time: a source reader's Poll emits
+// what it read into one, and chained operators call each other through
+// them.
+type Emitter[T any] interface {
+	// Emit passes v downstream. An error stops the job attempt; the caller
+	// returns it.
+	Emit(v T) error
+}
 
 // JobStatus is a point-in-time view of a running job: its restarts,
 // checkpoints and per-task counters (docs/design.md §8). It is a copy; the

@@ -45,7 +45,8 @@ type baseOp struct {
 	sub    int
 }
 
-func (b *baseOp) Open(ctx *OperatorContext) error {
+func (b *baseOp) Open(rc *runtime.OperatorContext) error {
+	ctx := operatorContext(rc)
 	b.ctx, b.faults, b.uid, b.sub = ctx, ctx.Faults, ctx.UID, ctx.Subtask
 	return nil
 }
