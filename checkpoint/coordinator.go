@@ -14,6 +14,10 @@ const (
 	ExactlyOnce Mode = "exactly-once"
 	// AtLeastOnce does not align: records after barrier n on one input may
 	// be processed before the snapshot, and so be replayed after a restore.
+	// Nothing is lost, but keyed state then counts the replayed records
+	// twice: a running count over-counts after a restart. That is the
+	// price of not blocking inputs; use ExactlyOnce where state must be
+	// exact (docs/operations.md).
 	AtLeastOnce Mode = "at-least-once"
 )
 
