@@ -44,11 +44,21 @@ type Config struct {
 	ChannelCapacity int
 	// Checkpoint configures checkpointing (interval, timeout, mode, ...).
 	Checkpoint checkpoint.Config
-	// CheckpointDir is where checkpoints are kept. Default
-	// "./data/checkpoints/<JobName>".
+	// CheckpointDir is the local directory where checkpoints are kept
+	// [checkpoint-dir]. Default "./data/checkpoints/<JobName>", unless
+	// CheckpointStorage is set; set at most one of the two.
 	CheckpointDir string
-	// Restart configures the restart strategy. Default fixed-delay.
-	Restart restart.Config
+	// CheckpointStorage keeps the job's checkpoints in a storage of the
+	// user's choosing (an object store, a test's in-memory storage)
+	// instead of the directory CheckpointDir [checkpoint-storage]. The job
+	// owns the storage's whole namespace: checkpoints are chk-<id> under
+	// its root. Default nil: a store.FS on CheckpointDir.
+	CheckpointStorage store.Storage
+	// Restart is the restart strategy [restart.strategy]: a
+	// restart.FixedDelay, restart.ExponentialDelay, restart.FailureRate or
+	// restart.None value, or one read by restart.Parse. Default nil:
+	// restart.Default(), exponential-delay with its defaults.
+	Restart restart.Policy
 	// FromCheckpoint restores the job from this checkpoint or savepoint
 	// directory instead of the latest checkpoint in CheckpointDir.
 	FromCheckpoint string
@@ -81,8 +91,11 @@ func (c Config) withDefaults() Config {
 	if c.ChannelCapacity == 0 {
 		c.ChannelCapacity = 8
 	}
-	if c.CheckpointDir == "" {
+	if c.CheckpointDir == "" && c.CheckpointStorage == nil {
 		c.CheckpointDir = "data/checkpoints/" + c.JobName
+	}
+	if c.Restart == nil {
+		c.Restart = restart.Default()
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
@@ -93,10 +106,15 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate checks the configuration; errors name the key.
+// Validate checks the configuration and reports every problem, each
+// prefixed with its configuration key, joined with errors.Join. The zero
+// value of every field is valid: it means the default.
 func (c Config) Validate() error {
-	c = c.withDefaults()
 	var errs []error
+	if c.CheckpointDir != "" && c.CheckpointStorage != nil {
+		errs = append(errs, fmt.Errorf("checkpoint-storage: set either checkpoint-dir (%s) or checkpoint-storage, not both", c.CheckpointDir))
+	}
+	c = c.withDefaults()
 	if c.Parallelism < 1 {
 		errs = append(errs, fmt.Errorf("parallelism: must be at least 1, got %d", c.Parallelism))
 	}
@@ -185,11 +203,15 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.NewFS(e.cfg.CheckpointDir)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint-dir %s: %w", e.cfg.CheckpointDir, err)
+	st := e.cfg.CheckpointStorage
+	if st == nil {
+		fs, err := store.NewFS(e.cfg.CheckpointDir)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint-dir %s: %w", e.cfg.CheckpointDir, err)
+		}
+		st = fs
 	}
-	strategy, err := e.cfg.Restart.Build(e.cfg.Seed)
+	strategy, err := restart.Build(e.cfg.Restart, e.cfg.Seed)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +230,7 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 	}
 	e.stopMu.Unlock()
 	runErr := job.Run(ctx)
-	st2 := job.Status()
+	st2 := jobStatus(job.Status())
 	res := &Result{Restarts: st2.Restarts, Checkpoints: st2.CheckpointsCompleted, LastCheckpoint: job.LastCompleted(), Status: st2}
 	return res, runErr
 }
@@ -229,7 +251,7 @@ func (e *Environment) Stop() {
 func (e *Environment) Status() JobStatus {
 	select {
 	case <-e.ready:
-		return e.job.Status()
+		return jobStatus(e.job.Status())
 	default:
 		return JobStatus{}
 	}

@@ -130,10 +130,11 @@ func (k *keyedCore[K, OUT]) init(kc codec.KeyCodec[K], out Emitter[OUT], fn any,
 
 // Open creates the backend, restores the keyed state of this subtask's key
 // groups, and opens the user function.
-func (k *keyedCore[K, OUT]) Open(ctx context.Context, oc *OperatorContext) error {
-	if err := k.baseOp.Open(ctx, oc); err != nil {
+func (k *keyedCore[K, OUT]) Open(ctx context.Context, rc *runtime.OperatorContext) error {
+	if err := k.baseOp.Open(ctx, rc); err != nil {
 		return err
 	}
+	oc := k.oc
 	k.backend = state.NewHeapBackend(k.kc, oc.MaxParallelism, oc.KeyGroups, oc.Clock)
 	if err := restoreKeyed(k.backend, oc); err != nil {
 		return err
@@ -264,8 +265,14 @@ func Connect[K comparable, A, B any](a KeyedStream[K, A], b KeyedStream[K, B]) C
 
 // KeyedCoProcessFunction processes two keyed inputs with shared keyed state.
 type KeyedCoProcessFunction[K comparable, A, B, OUT any] interface {
+	// Open is called once per subtask and attempt, after state was
+	// restored: register state here.
 	Open(rc *RuntimeContext[K]) error
+	// ProcessElement1 is called for every record of the first input, with
+	// its key as the current key.
 	ProcessElement1(in A, pc *ProcessContext[K, OUT]) error
+	// ProcessElement2 is called for every record of the second input, with
+	// its key as the current key.
 	ProcessElement2(in B, pc *ProcessContext[K, OUT]) error
 }
 

@@ -17,7 +17,6 @@ import (
 	"github.com/sluicehq/sluice/clock"
 	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/connector/datagen"
-	rt "github.com/sluicehq/sluice/internal/runtime"
 	"github.com/sluicehq/sluice/restart"
 	"github.com/sluicehq/sluice/state"
 )
@@ -33,7 +32,7 @@ func testConfig(t *testing.T, parallelism int) sluice.Config {
 		CheckpointDir: t.TempDir(),
 		Clock:         clock.NewFake(t0),
 		Logger:        quietLogger(),
-		Restart:       restart.Config{Strategy: restart.StrategyNone},
+		Restart:       restart.None{},
 	}
 }
 
@@ -546,7 +545,7 @@ func TestOperatorParallelism(t *testing.T) {
 }
 
 // vertex returns the status of the vertex (task) named name.
-func vertex(t *testing.T, st sluice.JobStatus, name string) rt.VertexStatus {
+func vertex(t *testing.T, st sluice.JobStatus, name string) sluice.VertexStatus {
 	t.Helper()
 	for _, v := range st.Vertices {
 		if v.Name == name {
@@ -554,7 +553,7 @@ func vertex(t *testing.T, st sluice.JobStatus, name string) rt.VertexStatus {
 		}
 	}
 	t.Fatalf("no vertex %q in %+v", name, st.Vertices)
-	return rt.VertexStatus{}
+	return sluice.VertexStatus{}
 }
 
 // TestDiamond: a stream read by two chained operators whose outputs are

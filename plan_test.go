@@ -120,8 +120,8 @@ func TestExecuteConfigErrorsNameTheKey(t *testing.T) {
 		{checkpoint.KeyTimeout, sluice.Config{Checkpoint: checkpoint.Config{Timeout: -time.Second}}},
 		{checkpoint.KeyMode, sluice.Config{Checkpoint: checkpoint.Config{Mode: "twice"}}},
 		{checkpoint.KeyTolerableFailures, sluice.Config{Checkpoint: checkpoint.Config{TolerableFailures: -2}}},
-		{"restart.strategy", sluice.Config{Restart: restart.Config{Strategy: "sometimes"}}},
-		{"restart.attempts", sluice.Config{Restart: restart.Config{Strategy: restart.StrategyFixedDelay, Attempts: -1}}},
+		{"restart.jitter", sluice.Config{Restart: restart.ExponentialDelay{Jitter: 2}}},
+		{"restart.attempts", sluice.Config{Restart: restart.FixedDelay{Attempts: -1}}},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			t.Parallel()

@@ -207,7 +207,7 @@ func (f *keyCounter) ProcessElement(k string, pc *sluice.ProcessContext[string, 
 // unwritableJob is log → key by record → running count → sink, with a fake
 // clock that triggers a checkpoint per second and the given tolerance and
 // restart strategy.
-func unwritableJob(t *testing.T, tolerable int, rc restart.Config) (*logSource[string], *collector[counted], *clock.Fake, *sluice.Environment, string) {
+func unwritableJob(t *testing.T, tolerable int, rc restart.Policy) (*logSource[string], *collector[counted], *clock.Fake, *sluice.Environment, string) {
 	clk := clock.NewFake(t0)
 	cfg := testConfig(t, 1)
 	cfg.Clock = clk
@@ -251,7 +251,7 @@ func finalCounts(out []counted) map[string]int64 {
 // checkpoint that can be written completes, and no record is lost.
 func TestCheckpointFailuresTolerated(t *testing.T) {
 	t.Parallel()
-	src, out, clk, env, dir := unwritableJob(t, 3, restart.Config{Strategy: restart.StrategyNone})
+	src, out, clk, env, dir := unwritableJob(t, 3, restart.None{})
 	x := start(t, env)
 	src.Append("a", "b", "a")
 	// The sink saw records: the attempt runs, its first checkpoint id is 1.
@@ -288,7 +288,7 @@ func TestCheckpointFailuresTolerated(t *testing.T) {
 // job's error.
 func TestCheckpointFailuresFailJob(t *testing.T) {
 	t.Parallel()
-	src, out, clk, env, dir := unwritableJob(t, 1, restart.Config{Strategy: restart.StrategyNone})
+	src, out, clk, env, dir := unwritableJob(t, 1, restart.None{})
 	x := start(t, env)
 	src.Append("a")
 	out.WaitLen(t, 1)
@@ -313,7 +313,7 @@ func TestCheckpointFailuresFailJob(t *testing.T) {
 // the start: nothing lost.
 func TestCheckpointFailuresRestart(t *testing.T) {
 	t.Parallel()
-	src, out, clk, env, dir := unwritableJob(t, 1, restart.Config{Strategy: restart.StrategyFixedDelay, Attempts: 1, Delay: -1})
+	src, out, clk, env, dir := unwritableJob(t, 1, restart.FixedDelay{Attempts: 1, Delay: -1})
 	x := start(t, env)
 	src.Append("a", "b", "a")
 	out.WaitLen(t, 3)

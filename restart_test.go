@@ -21,7 +21,7 @@ import (
 
 // failingJob builds src → flatmap "fail" → sink, where the flatmap calls
 // fail on the first record of every attempt and counts the attempts.
-func failingJob(t *testing.T, rc restart.Config, fail func(attempt int64) error, opts ...func(*sluice.Config)) (*sluice.Environment, *atomic.Int64, *clock.Fake) {
+func failingJob(t *testing.T, rc restart.Policy, fail func(attempt int64) error, opts ...func(*sluice.Config)) (*sluice.Environment, *atomic.Int64, *clock.Fake) {
 	cfg := testConfig(t, 1)
 	cfg.Restart = rc
 	for _, o := range opts {
@@ -47,7 +47,7 @@ func failingJob(t *testing.T, rc restart.Config, fail func(attempt int64) error,
 // the error names the failing operator.
 func TestRestartNone(t *testing.T) {
 	t.Parallel()
-	env, attempts, _ := failingJob(t, restart.Config{Strategy: restart.StrategyNone}, func(int64) error { return errBoom })
+	env, attempts, _ := failingJob(t, restart.None{}, func(int64) error { return errBoom })
 	res, err := env.Execute(ctxTimeout(t))
 	if !errors.Is(err, errBoom) || !strings.Contains(err.Error(), "fail") {
 		t.Fatalf("Execute: %v, want the operator's error naming it", err)
@@ -61,7 +61,7 @@ func TestRestartNone(t *testing.T) {
 // then fails with the last error; a job that recovers on a retry succeeds.
 func TestRestartFixedDelay(t *testing.T) {
 	t.Parallel()
-	rc := restart.Config{Strategy: restart.StrategyFixedDelay, Attempts: 2, Delay: -1}
+	rc := restart.FixedDelay{Attempts: 2, Delay: -1}
 	t.Run("always failing", func(t *testing.T) {
 		t.Parallel()
 		env, attempts, _ := failingJob(t, rc, func(n int64) error { return fmt.Errorf("attempt %d: %w", n, errBoom) })
@@ -95,7 +95,7 @@ func TestRestartFixedDelay(t *testing.T) {
 // clock, so a fake clock holds the restart until it is advanced.
 func TestRestartDelayUsesClock(t *testing.T) {
 	t.Parallel()
-	rc := restart.Config{Strategy: restart.StrategyFixedDelay, Attempts: 1, Delay: time.Minute}
+	rc := restart.FixedDelay{Attempts: 1, Delay: time.Minute}
 	env, attempts, clk := failingJob(t, rc, func(n int64) error {
 		if n == 1 {
 			return errBoom
@@ -123,7 +123,7 @@ func TestRestartDelayUsesClock(t *testing.T) {
 // the job at once, whatever attempts the strategy has left.
 func TestUnrecoverableNotRetried(t *testing.T) {
 	t.Parallel()
-	rc := restart.Config{Strategy: restart.StrategyFixedDelay, Attempts: 5, Delay: -1}
+	rc := restart.FixedDelay{Attempts: 5, Delay: -1}
 	env, attempts, _ := failingJob(t, rc, func(int64) error { return restart.Unrecoverable(errBoom) })
 	res, err := env.Execute(ctxTimeout(t))
 	if !errors.Is(err, errBoom) || !restart.IsUnrecoverable(err) {

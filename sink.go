@@ -126,11 +126,12 @@ type twoPhaseOp[T, TXN any] struct {
 	ctx context.Context
 }
 
-func (s *twoPhaseOp[T, TXN]) Open(ctx context.Context, oc *OperatorContext) error {
-	if err := s.baseOp.Open(ctx, oc); err != nil {
+func (s *twoPhaseOp[T, TXN]) Open(ctx context.Context, rc *runtime.OperatorContext) error {
+	if err := s.baseOp.Open(ctx, rc); err != nil {
 		return err
 	}
 	s.ctx = ctx
+	oc := s.oc
 	c, err := s.cfg.New(ctx, oc)
 	if err != nil {
 		return err

@@ -18,22 +18,85 @@
 package sluice
 
 import (
+	"time"
+
+	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/internal/runtime"
 )
 
-// Emitter receives records one call at a time; an error stops the job
-// attempt. Chained operators call each other through Emitters.
-type Emitter[T any] = runtime.Emitter[T]
+// Emitter receives records one call at a time: a source reader's Poll emits
+// what it read into one, and chained operators call each other through
+// them.
+type Emitter[T any] interface {
+	// Emit passes v downstream. An error stops the job attempt; the caller
+	// returns it.
+	Emit(v T) error
+}
 
-// Barrier is a checkpoint barrier as an operator sees it.
-type Barrier = runtime.Barrier
+// JobStatus is a point-in-time view of a running job: its restarts,
+// checkpoints and per-task counters (docs/design.md §8). It is a copy; the
+// caller may keep it. Counters are over the whole run, every attempt
+// included.
+type JobStatus struct {
+	// Restarts counts the attempts that failed and were restarted.
+	Restarts int64
+	// CheckpointsCompleted counts the checkpoints completed in this run.
+	CheckpointsCompleted int64
+	// CheckpointsFailed counts the checkpoints of this run that failed or
+	// were declined.
+	CheckpointsFailed int64
+	// LastCheckpointID is the id of the newest checkpoint this run
+	// completed, zero if none.
+	LastCheckpointID int64
+	// LastRecovery is how long the last restart took, from the failure to
+	// the new attempt running; zero if the job never restarted.
+	LastRecovery time.Duration
+	// Vertices holds the counters of each task (a chain of operators), in
+	// plan order.
+	Vertices []VertexStatus
+	// Checkpoints is the checkpoint coordinator's view: counts, retained
+	// checkpoints and recent history. Nil before the first attempt.
+	Checkpoints *checkpoint.Stats
+}
 
-// OperatorContext describes where an operator instance runs: its uid,
-// subtask, parallelism, key groups, attempt and clock.
-type OperatorContext = runtime.OperatorContext
+// VertexStatus sums the counters of one task's subtasks.
+type VertexStatus struct {
+	// Name is the name of the chain's first operator.
+	Name string
+	// Parallelism is the task's number of subtasks.
+	Parallelism int
+	// RecordsIn counts the records the task received.
+	RecordsIn int64
+	// RecordsOut counts the records the task emitted downstream.
+	RecordsOut int64
+	// BusyNanos is the time the subtasks spent processing, summed.
+	BusyNanos int64
+	// BackpressuredNanos is the time the subtasks were blocked on a full
+	// output edge, summed.
+	BackpressuredNanos int64
+	// AlignmentNanos is the time the subtasks spent aligning checkpoint
+	// barriers, summed.
+	AlignmentNanos int64
+}
 
-// JobStatus is a point-in-time view of a running job.
-type JobStatus = runtime.Status
+// jobStatus copies the runtime's status into the public type.
+func jobStatus(s runtime.Status) JobStatus {
+	js := JobStatus{
+		Restarts:             s.Restarts,
+		CheckpointsCompleted: s.CheckpointsCompleted,
+		CheckpointsFailed:    s.CheckpointsFailed,
+		LastCheckpointID:     s.LastCheckpointID,
+		LastRecovery:         s.LastRecovery,
+		Checkpoints:          s.Checkpoints,
+	}
+	for _, v := range s.Vertices {
+		js.Vertices = append(js.Vertices, VertexStatus{
+			Name: v.Name, Parallelism: v.Parallelism, RecordsIn: v.RecordsIn, RecordsOut: v.RecordsOut,
+			BusyNanos: v.BusyNanos, BackpressuredNanos: v.BackpressuredNanos, AlignmentNanos: v.AlignmentNanos,
+		})
+	}
+	return js
+}
 
 // Collector collects the outputs of a user function. It remembers the first
 // downstream error, which the operator returns after the function.

@@ -14,23 +14,26 @@ import (
 )
 
 // PollStatus is what a SourceReader's Poll found.
-type PollStatus = runtime.PollStatus
+type PollStatus int
 
 // The poll outcomes.
 const (
 	// MoreAvailable means Poll should be called again right away.
-	MoreAvailable = runtime.MoreAvailable
+	MoreAvailable = PollStatus(runtime.MoreAvailable)
 	// NothingAvailable means the task waits on Available first.
-	NothingAvailable = runtime.NothingAvailable
+	NothingAvailable = PollStatus(runtime.NothingAvailable)
 	// EndOfInput means the reader's splits are exhausted (bounded source).
-	EndOfInput = runtime.EndOfInput
+	EndOfInput = PollStatus(runtime.EndOfInput)
 )
 
 // Split is a unit of a source that one reader reads (a Kafka partition, a
 // datagen sequence) with its position. State nil means "from the start the
 // source is configured with".
 type Split struct {
-	ID    string
+	// ID names the split, stable across runs (e.g. "topic-3").
+	ID string
+	// State is the split's position, encoded by its source; nil for the
+	// configured start.
 	State []byte
 }
 
@@ -49,6 +52,8 @@ type Source[T any] interface {
 // SplitAssigner decides which subtask reads a split. Sources that do not
 // implement it get a stable hash of the split id modulo the parallelism.
 type SplitAssigner interface {
+	// AssignSplit returns the subtask, in [0, parallelism), that reads the
+	// split id.
 	AssignSplit(id string, parallelism int) int
 }
 
@@ -95,7 +100,8 @@ type sourceDriver[T any] struct {
 	oc     *OperatorContext
 }
 
-func (d *sourceDriver[T]) Open(ctx context.Context, oc *OperatorContext) error {
+func (d *sourceDriver[T]) Open(ctx context.Context, rc *runtime.OperatorContext) error {
+	oc := operatorContext(rc)
 	d.oc = oc
 	fresh, err := d.src.Splits(ctx)
 	if err != nil {
@@ -137,12 +143,13 @@ func (d *sourceDriver[T]) Open(ctx context.Context, oc *OperatorContext) error {
 	return d.reader.AddSplits(ctx, mine)
 }
 
-func (d *sourceDriver[T]) Poll(ctx context.Context) (PollStatus, error) {
+func (d *sourceDriver[T]) Poll(ctx context.Context) (runtime.PollStatus, error) {
 	if d.oc.Faults != nil {
 		// The source's record point is per poll: a batch of records.
 		d.oc.Faults.Hit(fault.OnRecord, d.oc.UID, d.oc.Subtask)
 	}
-	return d.reader.Poll(ctx, d.out)
+	st, err := d.reader.Poll(ctx, d.out)
+	return runtime.PollStatus(st), err
 }
 
 func (d *sourceDriver[T]) Available() <-chan struct{} { return d.reader.Available() }

@@ -46,7 +46,8 @@ type baseOp struct {
 	sub    int
 }
 
-func (b *baseOp) Open(_ context.Context, oc *OperatorContext) error {
+func (b *baseOp) Open(_ context.Context, rc *runtime.OperatorContext) error {
+	oc := operatorContext(rc)
 	b.oc, b.faults, b.uid, b.sub = oc, oc.Faults, oc.UID, oc.Subtask
 	return nil
 }

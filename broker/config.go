@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -99,33 +100,33 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first invalid field, naming its key. It accepts
-// zero values that mean a default.
+// Validate reports every invalid field, each naming its key, joined with
+// errors.Join. It accepts zero values that mean a default.
 func (c Config) Validate() error {
+	var errs []error
 	if c.Port < 0 || c.Port > 65535 {
-		return fmt.Errorf("broker.port: must be 0..65535, got %d", c.Port)
+		errs = append(errs, fmt.Errorf("broker.port: must be 0..65535, got %d", c.Port))
 	}
 	if c.Host != "" {
 		if strings.ContainsAny(c.Host, " \t/[]") || strings.Count(c.Host, ":") == 1 {
-			return fmt.Errorf("broker.host: must be a host name or IP address without port or brackets, got %q", c.Host)
-		}
-		if ip := net.ParseIP(c.Host); ip != nil && ip.IsUnspecified() {
-			return fmt.Errorf("broker.host: must be an address clients can dial, got wildcard %q (the broker advertises its listen address)", c.Host)
+			errs = append(errs, fmt.Errorf("broker.host: must be a host name or IP address without port or brackets, got %q", c.Host))
+		} else if ip := net.ParseIP(c.Host); ip != nil && ip.IsUnspecified() {
+			errs = append(errs, fmt.Errorf("broker.host: must be an address clients can dial, got wildcard %q (the broker advertises its listen address)", c.Host))
 		}
 	}
 	if c.Ephemeral && c.DataDir != "" {
-		return fmt.Errorf("broker.data-dir: must be empty when broker.ephemeral is set, got %q", c.DataDir)
+		errs = append(errs, fmt.Errorf("broker.data-dir: must be empty when broker.ephemeral is set, got %q", c.DataDir))
 	}
 	if c.DefaultPartitions < 0 || c.DefaultPartitions > maxPartitions {
-		return fmt.Errorf("broker.partitions: must be 1..%d (0 for the default %d), got %d", maxPartitions, DefaultPartitions, c.DefaultPartitions)
+		errs = append(errs, fmt.Errorf("broker.partitions: must be 1..%d (0 for the default %d), got %d", maxPartitions, DefaultPartitions, c.DefaultPartitions))
 	}
-	if c.TxnMaxTimeout < 0 || c.TxnMaxTimeout > maxTxnMaxTimeout {
-		return fmt.Errorf("broker.txn-max-timeout: must be 1ms..%v (0 for the default %v), got %v", maxTxnMaxTimeout, DefaultTxnMaxTimeout, c.TxnMaxTimeout)
+	switch {
+	case c.TxnMaxTimeout < 0 || c.TxnMaxTimeout > maxTxnMaxTimeout:
+		errs = append(errs, fmt.Errorf("broker.txn-max-timeout: must be 1ms..%v (0 for the default %v), got %v", maxTxnMaxTimeout, DefaultTxnMaxTimeout, c.TxnMaxTimeout))
+	case c.TxnMaxTimeout > 0 && c.TxnMaxTimeout < time.Millisecond:
+		errs = append(errs, fmt.Errorf("broker.txn-max-timeout: must be at least 1ms (it is sent in milliseconds), got %v", c.TxnMaxTimeout))
 	}
-	if c.TxnMaxTimeout > 0 && c.TxnMaxTimeout < time.Millisecond {
-		return fmt.Errorf("broker.txn-max-timeout: must be at least 1ms (it is sent in milliseconds), got %v", c.TxnMaxTimeout)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // withDefaults returns c with zero fields set to their defaults. Port is

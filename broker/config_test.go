@@ -64,3 +64,22 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("DefaultConfig().Port = %d, want 9092", d.Port)
 	}
 }
+
+// TestConfigValidateReportsEveryField: every invalid field is reported, each
+// prefixed with its key, not only the first (docs/design.md §12).
+func TestConfigValidateReportsEveryField(t *testing.T) {
+	t.Parallel()
+	err := Config{Port: -1, Host: "0.0.0.0", Ephemeral: true, DataDir: "x", DefaultPartitions: -1, TxnMaxTimeout: -1}.Validate()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	var keys []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		k, _, _ := strings.Cut(line, ":")
+		keys = append(keys, k)
+	}
+	want := "broker.port broker.host broker.data-dir broker.partitions broker.txn-max-timeout"
+	if got := strings.Join(keys, " "); got != want {
+		t.Fatalf("keys %q, want %q:\n%v", got, want, err)
+	}
+}

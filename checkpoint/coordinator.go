@@ -14,6 +14,10 @@ const (
 	ExactlyOnce Mode = "exactly-once"
 	// AtLeastOnce does not align: records after barrier n on one input may
 	// be processed before the snapshot, and so be replayed after a restore.
+	// Nothing is lost, but keyed state then counts the replayed records
+	// twice: a running count over-counts after a restart. That is the
+	// price of not blocking inputs; use ExactlyOnce where state must be
+	// exact (docs/operations.md).
 	AtLeastOnce Mode = "at-least-once"
 )
 
@@ -26,7 +30,7 @@ type Config struct {
 	// Timeout after which a pending checkpoint is aborted. Default 60s.
 	Timeout time.Duration
 	// MinPause is the least time between the end of one checkpoint and the
-	// trigger of the next. Default 500ms.
+	// trigger of the next. Default 500ms; negative means no pause.
 	MinPause time.Duration
 	// MaxConcurrent is how many checkpoints may be pending at once. Default 1.
 	MaxConcurrent int

@@ -59,9 +59,6 @@ func (c Config) Validate() error {
 	case c.Timeout > 0 && c.Timeout < MinInterval:
 		bad(KeyTimeout, "must be at least %v, got %v", MinInterval, c.Timeout)
 	}
-	if c.MinPause < 0 {
-		bad(KeyMinPause, "must not be negative, got %v", c.MinPause)
-	}
 	if c.MaxConcurrent < 0 {
 		bad(KeyMaxConcurrent, "must not be negative, got %d", c.MaxConcurrent)
 	}

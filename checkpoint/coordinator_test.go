@@ -866,8 +866,7 @@ func TestConfigValidate(t *testing.T) {
 			want: []string{"checkpoint.timeout: must not be negative, got -1s"}},
 		{name: "timeout too short", cfg: Config{Timeout: time.Millisecond},
 			want: []string{"checkpoint.timeout: must be at least 10ms, got 1ms"}},
-		{name: "negative min pause", cfg: Config{MinPause: -time.Millisecond},
-			want: []string{"checkpoint.min-pause: must not be negative, got -1ms"}},
+		{name: "negative min pause is none", cfg: Config{MinPause: -time.Millisecond}},
 		{name: "negative max concurrent", cfg: Config{MaxConcurrent: -1},
 			want: []string{"checkpoint.max-concurrent: must not be negative, got -1"}},
 		{name: "tolerable below -1", cfg: Config{TolerableFailures: -2},
@@ -876,8 +875,8 @@ func TestConfigValidate(t *testing.T) {
 			want: []string{`checkpoint.mode: must be "exactly-once" or "at-least-once", got "exactly-twice"`}},
 		{name: "negative retained", cfg: Config{Retained: -3},
 			want: []string{"checkpoint.retained: must not be negative, got -3"}},
-		{name: "every problem reported", cfg: Config{Timeout: -1, MinPause: -1, Mode: "x"},
-			want: []string{"checkpoint.timeout:", "checkpoint.min-pause:", "checkpoint.mode:"}},
+		{name: "every problem reported", cfg: Config{Timeout: -1, Retained: -1, Mode: "x"},
+			want: []string{"checkpoint.timeout:", "checkpoint.mode:", "checkpoint.retained:"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

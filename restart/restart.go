@@ -1,9 +1,20 @@
 // Package restart decides whether and when a failed job attempt is restarted
 // (docs/design.md §5): the restart strategies of Flink (fixed delay,
-// exponential delay with jitter, failure rate, none) as small deterministic
-// state machines. A strategy never reads the clock or sleeps: the caller
-// passes the failure time in and waits out the returned delay on its own
-// (injected) clock, so every schedule can be tested with explicit times.
+// exponential delay with jitter, failure rate, none).
+//
+// A user chooses one with a Policy value, a plain struct whose zero fields
+// mean their defaults:
+//
+//	sluice.Config{Restart: restart.FixedDelay{Attempts: 10, Delay: 5 * time.Second}}
+//
+// or from a string, for command lines and configuration files, with Parse:
+//
+//	p, err := restart.Parse("exponential-delay:max-backoff=30s,jitter=0.2")
+//
+// A Policy makes a Strategy for each job run: a small deterministic state
+// machine. A strategy never reads the clock or sleeps: the caller passes the
+// failure time in and waits out the returned delay on its own (injected)
+// clock, so every schedule can be tested with explicit times.
 package restart
 
 import (
@@ -58,10 +69,10 @@ type noRestart struct{}
 func (noRestart) OnFailure(time.Time, error) (bool, time.Duration) { return false, 0 }
 func (noRestart) String() string                                   { return "none" }
 
-// FixedDelay returns Flink's fixed-delay strategy: restart after delay, at
+// newFixedDelay returns Flink's fixed-delay strategy: restart after delay, at
 // most attempts times over the life of the job (the count never resets).
 // attempts <= 0 never restarts; a negative delay counts as zero.
-func FixedDelay(attempts int, delay time.Duration) Strategy {
+func newFixedDelay(attempts int, delay time.Duration) Strategy {
 	return &fixedDelay{attempts: attempts, delay: max(delay, 0)}
 }
 
@@ -90,7 +101,7 @@ func (f *fixedDelay) String() string {
 	return fmt.Sprintf("fixed-delay(attempts=%d, delay=%s)", f.attempts, f.delay)
 }
 
-// FailureRate returns Flink's failure-rate strategy: restart after delay
+// newFailureRate returns Flink's failure-rate strategy: restart after delay
 // unless more than maxFailures failures, this one included, fall within the
 // sliding window of the last interval (both ends inclusive). So the job
 // tolerates maxFailures failures per interval and fails on the next one.
@@ -99,7 +110,7 @@ func (f *fixedDelay) String() string {
 // against max-failures-per-interval with ">=", so it tolerates one failure
 // fewer than its name says; here maxFailures means what it says.
 // maxFailures <= 0 never restarts; a negative delay counts as zero.
-func FailureRate(maxFailures int, interval, delay time.Duration) Strategy {
+func newFailureRate(maxFailures int, interval, delay time.Duration) Strategy {
 	return &failureRate{maxFailures: maxFailures, interval: interval, delay: max(delay, 0)}
 }
 
@@ -140,9 +151,9 @@ func (f *failureRate) String() string {
 	return fmt.Sprintf("failure-rate(max-failures=%d, interval=%s, delay=%s)", f.maxFailures, f.interval, f.delay)
 }
 
-// ExponentialConfig configures ExponentialBackoff. The zero value of a
+// exponentialConfig configures newExponential. The zero value of a
 // field means its default.
-type ExponentialConfig struct {
+type exponentialConfig struct {
 	// Initial is the delay before the first restart, and again after a
 	// reset. Default 1s (as Flink).
 	Initial time.Duration
@@ -172,7 +183,7 @@ type ExponentialConfig struct {
 	Rand *rand.Rand
 }
 
-// Defaults of ExponentialConfig.
+// Defaults of exponentialConfig.
 const (
 	DefaultInitialBackoff = time.Second
 	DefaultMaxBackoff     = time.Minute
@@ -183,7 +194,7 @@ const (
 
 // withDefaults returns c with zero fields set to their defaults and
 // "none" values (negative) set to zero.
-func (c ExponentialConfig) withDefaults() ExponentialConfig {
+func (c exponentialConfig) withDefaults() exponentialConfig {
 	if c.Initial == 0 {
 		c.Initial = DefaultInitialBackoff
 	}
@@ -211,13 +222,13 @@ func (c ExponentialConfig) withDefaults() ExponentialConfig {
 	return c
 }
 
-// ExponentialBackoff returns Flink's exponential-delay strategy: the first
+// newExponential returns Flink's exponential-delay strategy: the first
 // restart waits Initial, each further one Multiplier times longer, up to
 // Max, each with ±Jitter; after ResetAfter without a failure it starts over
 // from Initial. Out-of-range settings are clamped (Multiplier below 1 to 1,
-// Jitter above 1 to 1, Max below Initial to Initial); Config.Validate reports
+// Jitter above 1 to 1, Max below Initial to Initial); ExponentialDelay.Validate reports
 // them instead.
-func ExponentialBackoff(cfg ExponentialConfig) Strategy {
+func newExponential(cfg exponentialConfig) Strategy {
 	cfg = cfg.withDefaults()
 	cfg.Initial = max(cfg.Initial, 0)
 	cfg.Max = max(cfg.Max, cfg.Initial)
@@ -227,7 +238,7 @@ func ExponentialBackoff(cfg ExponentialConfig) Strategy {
 }
 
 type exponential struct {
-	cfg ExponentialConfig
+	cfg exponentialConfig
 
 	mu       sync.Mutex
 	next     time.Duration // the delay before jitter for the next restart

@@ -44,15 +44,15 @@ func TestNoRestart(t *testing.T) {
 // far apart the failures are.
 func TestFixedDelayAttemptCap(t *testing.T) {
 	t.Parallel()
-	run(t, FixedDelay(3, 10*time.Second), []step{
+	run(t, newFixedDelay(3, 10*time.Second), []step{
 		{0, true, 10 * time.Second},
 		{time.Minute, true, 10 * time.Second},
 		{24 * time.Hour, true, 10 * time.Second},
 		{48 * time.Hour, false, 0},
 		{96 * time.Hour, false, 0},
 	})
-	run(t, FixedDelay(0, time.Second), []step{{0, false, 0}})
-	run(t, FixedDelay(1, -time.Second), []step{{0, true, 0}, {time.Second, false, 0}})
+	run(t, newFixedDelay(0, time.Second), []step{{0, false, 0}})
+	run(t, newFixedDelay(1, -time.Second), []step{{0, true, 0}, {time.Second, false, 0}})
 }
 
 // Restart unless more than maxFailures failures, the current one included,
@@ -60,7 +60,7 @@ func TestFixedDelayAttemptCap(t *testing.T) {
 func TestFailureRateSlidingWindow(t *testing.T) {
 	t.Parallel()
 	const d = 5 * time.Second
-	s := func() Strategy { return FailureRate(2, time.Minute, d) }
+	s := func() Strategy { return newFailureRate(2, time.Minute, d) }
 	t.Run("burst", func(t *testing.T) {
 		run(t, s(), []step{
 			{0, true, d},                 // {0}
@@ -86,10 +86,10 @@ func TestFailureRateSlidingWindow(t *testing.T) {
 		})
 	})
 	t.Run("zero tolerance", func(t *testing.T) {
-		run(t, FailureRate(0, time.Minute, d), []step{{0, false, 0}})
+		run(t, newFailureRate(0, time.Minute, d), []step{{0, false, 0}})
 	})
 	t.Run("history stays bounded", func(t *testing.T) {
-		fr := FailureRate(2, time.Second, d).(*failureRate)
+		fr := newFailureRate(2, time.Second, d).(*failureRate)
 		for i := range 1000 {
 			if ok, _ := fr.OnFailure(t0.Add(time.Duration(i)*time.Hour), errBoom); !ok {
 				t.Fatalf("failure %d, an hour after the previous, refused", i)
@@ -103,7 +103,7 @@ func TestFailureRateSlidingWindow(t *testing.T) {
 
 func TestExponentialGrowthAndCap(t *testing.T) {
 	t.Parallel()
-	s := ExponentialBackoff(ExponentialConfig{
+	s := newExponential(exponentialConfig{
 		Initial: time.Second, Max: 10 * time.Second, Jitter: -1, // no jitter
 	})
 	run(t, s, []step{
@@ -116,7 +116,7 @@ func TestExponentialGrowthAndCap(t *testing.T) {
 	})
 
 	// A huge multiplier reaches the cap without overflowing.
-	s = ExponentialBackoff(ExponentialConfig{
+	s = newExponential(exponentialConfig{
 		Initial: time.Second, Max: math.MaxInt64, Multiplier: 1000, Jitter: -1,
 	})
 	var prev time.Duration
@@ -136,31 +136,31 @@ func TestExponentialGrowthAndCap(t *testing.T) {
 // the backoff starts over from Initial, and so does the attempt count.
 func TestExponentialResetAfterQuietPeriod(t *testing.T) {
 	t.Parallel()
-	cfg := ExponentialConfig{Initial: time.Second, Max: time.Minute, Jitter: -1, ResetAfter: time.Hour}
+	cfg := exponentialConfig{Initial: time.Second, Max: time.Minute, Jitter: -1, ResetAfter: time.Hour}
 	// Back at 1s, then at 2s+2s = 4s.
 	prefix := []step{{0, true, time.Second}, {2 * time.Second, true, 2 * time.Second}}
-	run(t, ExponentialBackoff(cfg), append(prefix,
+	run(t, newExponential(cfg), append(prefix,
 		step{4*time.Second + time.Hour - time.Nanosecond, true, 4 * time.Second}, // just short of the quiet period
 	))
-	run(t, ExponentialBackoff(cfg), append(prefix,
+	run(t, newExponential(cfg), append(prefix,
 		step{4*time.Second + time.Hour, true, time.Second}, // a full hour up: reset
 		step{4*time.Second + time.Hour + 2*time.Second, true, 2 * time.Second},
 	))
 
 	never := cfg
 	never.ResetAfter = -1
-	run(t, ExponentialBackoff(never), append(prefix,
+	run(t, newExponential(never), append(prefix,
 		step{1000 * time.Hour, true, 4 * time.Second},
 	))
 
 	capped := cfg
 	capped.MaxAttempts = 2
-	run(t, ExponentialBackoff(capped), []step{
+	run(t, newExponential(capped), []step{
 		{0, true, time.Second},
 		{2 * time.Second, true, 2 * time.Second},
 		{5 * time.Second, false, 0}, // third restart without a quiet period
 	})
-	run(t, ExponentialBackoff(capped), []step{
+	run(t, newExponential(capped), []step{
 		{0, true, time.Second},
 		{2 * time.Second, true, 2 * time.Second},
 		{4*time.Second + time.Hour, true, time.Second}, // reset: attempts start over
@@ -172,7 +172,7 @@ func TestExponentialResetAfterQuietPeriod(t *testing.T) {
 func TestExponentialJitterBounds(t *testing.T) {
 	t.Parallel()
 	// Multiplier 1 keeps the base at 10s, so every draw has the same bounds.
-	s := ExponentialBackoff(ExponentialConfig{
+	s := newExponential(exponentialConfig{
 		Initial: 10 * time.Second, Max: time.Hour, Multiplier: 1, Jitter: 0.5, Rand: seeded(1),
 	})
 	var lo, hi, sum time.Duration = time.Hour, 0, 0
@@ -193,7 +193,7 @@ func TestExponentialJitterBounds(t *testing.T) {
 	}
 
 	// Jitter never takes a delay above Max.
-	s = ExponentialBackoff(ExponentialConfig{
+	s = newExponential(exponentialConfig{
 		Initial: 10 * time.Second, Max: 10 * time.Second, Jitter: 0.5, Rand: seeded(2),
 	})
 	for i := range 200 {
@@ -203,7 +203,7 @@ func TestExponentialJitterBounds(t *testing.T) {
 	}
 
 	// Default jitter is ±10%.
-	s = ExponentialBackoff(ExponentialConfig{Rand: seeded(3)})
+	s = newExponential(exponentialConfig{Rand: seeded(3)})
 	if _, d := s.OnFailure(t0, errBoom); d < 900*time.Millisecond || d >= 1100*time.Millisecond {
 		t.Fatalf("default first delay %s outside [0.9s, 1.1s)", d)
 	}
@@ -214,7 +214,7 @@ func TestExponentialJitterBounds(t *testing.T) {
 func TestExponentialDeterministic(t *testing.T) {
 	t.Parallel()
 	schedule := func(seed uint64) []time.Duration {
-		s := ExponentialBackoff(ExponentialConfig{Rand: seeded(seed)})
+		s := newExponential(exponentialConfig{Rand: seeded(seed)})
 		var out []time.Duration
 		for i := range 8 {
 			_, d := s.OnFailure(t0.Add(time.Duration(i)*time.Second), errBoom)
@@ -242,9 +242,9 @@ func TestUnrecoverable(t *testing.T) {
 		t.Fatalf("IsUnrecoverable/Is broken for %v", err)
 	}
 	for _, s := range []Strategy{
-		FixedDelay(5, time.Second),
-		FailureRate(5, time.Minute, time.Second),
-		ExponentialBackoff(ExponentialConfig{Rand: seeded(1)}),
+		newFixedDelay(5, time.Second),
+		newFailureRate(5, time.Minute, time.Second),
+		newExponential(exponentialConfig{Rand: seeded(1)}),
 		NoRestart(),
 	} {
 		if ok, d := s.OnFailure(t0, err); ok || d != 0 {
@@ -256,7 +256,7 @@ func TestUnrecoverable(t *testing.T) {
 // Strategies are safe for concurrent use (run with -race).
 func TestConcurrentUse(t *testing.T) {
 	t.Parallel()
-	s := FixedDelay(100, time.Second)
+	s := newFixedDelay(100, time.Second)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	restarts := 0
@@ -273,7 +273,7 @@ func TestConcurrentUse(t *testing.T) {
 	if restarts != 100 {
 		t.Fatalf("%d restarts, want exactly 100", restarts)
 	}
-	e := ExponentialBackoff(ExponentialConfig{Rand: seeded(1)})
+	e := newExponential(exponentialConfig{Rand: seeded(1)})
 	for i := range 50 {
 		wg.Go(func() { e.OnFailure(t0.Add(time.Duration(i)), errBoom) })
 	}

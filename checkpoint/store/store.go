@@ -1,7 +1,9 @@
 // Package store keeps checkpoints and savepoints durable: state files and
 // the _metadata that makes a checkpoint complete. Storage is behind the small
-// Storage interface so that an object store can implement it later; FS is the
-// local-filesystem implementation.
+// Storage interface, so that another store (an object store, an in-memory
+// one in tests) can hold a job's checkpoints: pass it as
+// sluice.Config.CheckpointStorage. FS is the local-filesystem
+// implementation and the default.
 //
 // # Layout
 //

@@ -34,6 +34,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	var check flagCheck
+	check.atLeast("records", *records, 1)
+	check.atLeast("keys", int64(*keys), 1)
+	check.atLeast("parallelism", int64(*par), 1)
+	check.positive("checkpoint-interval", *interval)
+	check.atLeast("kafka-records", *kafkaRecords, 1)
+	if err := check.err(stderr); err != nil {
+		return err
+	}
 	root := *dir
 	if root == "" {
 		tmp, err := os.MkdirTemp("", "sluice-bench-")

@@ -61,6 +61,12 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err // flag.ErrHelp for --help; the flag package printed the rest
 	}
+	var check flagCheck
+	check.atLeast("partitions", int64(*partitions), 1)
+	check.positive("txn-max-timeout", *txnMax)
+	if err := check.err(stderr); err != nil {
+		return err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("broker.log-level: must be debug, info, warn or error, got %q", *logLevel)

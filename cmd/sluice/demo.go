@@ -79,21 +79,36 @@ Flags:
 	fs.StringVar(&f.brokers, "brokers", "", "kafka pipeline: use this Kafka cluster (host:port,...) instead of the embedded broker")
 	fs.StringVar(&f.dir, "dir", "data/demo", "working directory: checkpoints in <dir>/checkpoints, the embedded broker's data in <dir>/broker, part files in <dir>/output")
 	fs.DurationVar(&f.duration, "duration", 10*time.Second, "how long to run before stopping with a final checkpoint (0 = until Ctrl-C)")
-	fs.Float64Var(&f.rate, "rate", 50_000, "input records per second (file pipeline: 0 = as fast as possible)")
+	fs.Float64Var(&f.rate, "rate", 50_000, "input records per second (file pipeline: 0 = as fast as possible; the kafka pipeline needs a rate)")
 	fs.IntVar(&f.keys, "keys", 10_000, "number of distinct account keys")
 	fs.IntVar(&f.splits, "splits", 4, "number of datagen splits (sequences)")
 	fs.IntVar(&f.parallelism, "parallelism", 2, "parallelism of every operator")
 	fs.DurationVar(&f.interval, "checkpoint-interval", time.Second, "checkpoint interval")
-	fs.DurationVar(&f.minPause, "min-pause", 500*time.Millisecond, "least time between the end of a checkpoint and the next trigger")
+	fs.DurationVar(&f.minPause, "min-pause", 500*time.Millisecond, "least time between the end of a checkpoint and the next trigger (0 = no pause)")
 	fs.DurationVar(&f.failEvery, "fail-every", 0, "inject a failure (a panic at a random operator and point) about this often, e.g. 3s (0 = never)")
 	fs.Uint64Var(&f.seed, "seed", 0, "seed for data and failures (0 = from the clock; printed)")
 	fs.StringVar(&f.mode, "mode", "exactly-once", "checkpointing mode: exactly-once or at-least-once")
 	fs.StringVar(&f.distribution, "distribution", "uniform", "key distribution: uniform, zipf or sequential")
-	fs.DurationVar(&f.bufTimeout, "buffer-timeout", 100*time.Millisecond, "longest time a record waits in a partly filled batch")
+	fs.DurationVar(&f.bufTimeout, "buffer-timeout", 100*time.Millisecond, "longest time a record waits in a partly filled batch (0 = send every batch at once)")
 	fs.BoolVar(&f.verbose, "v", false, "log every restart and checkpoint failure")
 	fs.BoolVar(&f.resume, "resume", false, "resume an earlier run from the latest checkpoint in <dir>/checkpoints, keeping its output; pass that run's --seed")
 	fs.StringVar(&f.from, "from-checkpoint", "", "resume from this checkpoint directory (e.g. data/demo/checkpoints/chk-12) of an earlier run, keeping its output; pass that run's --seed")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var check flagCheck
+	check.nonNegative("duration", f.duration)
+	if f.rate < 0 || (f.rate == 0 && f.pipeline == "kafka") {
+		check.fail("--rate: must be positive (0, as fast as possible, is for --pipeline file), got %v", f.rate)
+	}
+	check.atLeast("keys", int64(f.keys), 1)
+	check.atLeast("splits", int64(f.splits), 1)
+	check.atLeast("parallelism", int64(f.parallelism), 1)
+	check.positive("checkpoint-interval", f.interval)
+	check.nonNegative("min-pause", f.minPause)
+	check.nonNegative("fail-every", f.failEvery)
+	check.nonNegative("buffer-timeout", f.bufTimeout)
+	if err := check.err(stderr); err != nil {
 		return err
 	}
 	if f.seed == 0 {
@@ -157,11 +172,11 @@ func demo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	env := sluice.New(sluice.Config{
 		JobName:        "count",
 		Parallelism:    f.parallelism,
-		BufferTimeout:  f.bufTimeout,
-		Checkpoint:     checkpoint.Config{Interval: f.interval, MinPause: f.minPause, Mode: checkpoint.Mode(f.mode)},
+		BufferTimeout:  bufferTimeout(f.bufTimeout),
+		Checkpoint:     checkpoint.Config{Interval: f.interval, MinPause: noneIfZero(f.minPause), Mode: checkpoint.Mode(f.mode)},
 		CheckpointDir:  ckDir,
 		FromCheckpoint: f.from,
-		Restart:        restart.Config{Strategy: "fixed-delay", Attempts: 1 << 30, Delay: 50 * time.Millisecond},
+		Restart:        restart.FixedDelay{Attempts: 1 << 30, Delay: 50 * time.Millisecond},
 		Seed:           int64(f.seed),
 		Logger:         logger,
 		Faults:         inj,
@@ -238,7 +253,11 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 		case <-failTick:
 			t := inj.ArmRandom(uids, 1000)
 			if f.verbose {
-				fmt.Fprintf(stdout, "armed failure: %s at %s\n", t.UID, t.Point)
+				where := t.UID
+				if where == "" {
+					where = "any two-phase-commit sink"
+				}
+				fmt.Fprintf(stdout, "armed failure: %s at %s\n", where, t.Point)
 			}
 		case now := <-progress.C:
 			st := env.Status()
@@ -254,6 +273,14 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 				now.Sub(start).Seconds(), rate, in, st.CheckpointsCompleted, st.CheckpointsFailed, st.Restarts)
 		}
 	}
+}
+
+// bufferTimeout maps the command line's 0 (send at once) to FlushAlways.
+func bufferTimeout(d time.Duration) time.Duration {
+	if d == 0 {
+		return sluice.FlushAlways
+	}
+	return d
 }
 
 func rateString(r float64) string {

@@ -71,8 +71,8 @@ func demoKafka(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error
 	}
 	env, err := kafkacount.New(kafkacount.Options{
 		Brokers: brokers, Input: input, Output: output, GroupID: "sluice-demo-" + strconv.FormatUint(f.seed, 10),
-		Parallelism: f.parallelism, CheckpointInterval: f.interval, MinPause: f.minPause, Delivery: delivery,
-		CheckpointDir: ckDir, Restart: restart.Config{Strategy: restart.StrategyFixedDelay, Attempts: 1 << 30, Delay: 50 * time.Millisecond},
+		Parallelism: f.parallelism, CheckpointInterval: f.interval, MinPause: noneIfZero(f.minPause), BufferTimeout: bufferTimeout(f.bufTimeout), Delivery: delivery,
+		CheckpointDir: ckDir, Restart: restart.FixedDelay{Attempts: 1 << 30, Delay: 50 * time.Millisecond},
 		Faults: inj, Logger: logger, Seed: int64(f.seed),
 	})
 	if err != nil {
@@ -144,10 +144,7 @@ func startProducer(brokers []string, topic string, f demoFlags, logger *slog.Log
 	}
 	p := &producer{cl: cl, quit: make(chan struct{}), done: make(chan struct{})}
 	gen := datagen.Config{Splits: 1, Keys: f.keys, Distribution: f.distribution, Seed: f.seed}
-	rate := f.rate
-	if rate <= 0 {
-		rate = 50_000
-	}
+	rate := f.rate // > 0: runDemo refuses 0 for this pipeline
 	go func() {
 		defer close(p.done)
 		const tick = 10 * time.Millisecond

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/kafkacount"
 	"github.com/sluicehq/sluice/restart"
 	"github.com/sluicehq/sluice/verify"
@@ -39,14 +41,6 @@ started again. Ctrl-C or SIGTERM stops it with a final checkpoint.
 Flags:
 `)
 	}
-	if len(args) == 0 || (args[0] != "count" && args[0] != "-h" && args[0] != "--help") {
-		help(stderr)
-		return errUsage
-	}
-	if args[0] != "count" {
-		help(stdout)
-		return nil
-	}
 	fs := flag.NewFlagSet("run count", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	brokers := fs.String("brokers", "", "Kafka bootstrap servers, host:port[,host:port] (required)")
@@ -55,13 +49,48 @@ Flags:
 	ckDir := fs.String("checkpoint-dir", "", "checkpoint directory; the job resumes from its latest checkpoint (required)")
 	par := fs.Int("parallelism", 2, "parallelism of every operator")
 	interval := fs.Duration("checkpoint-interval", time.Second, "checkpoint interval (exactly-once output becomes visible at this pace)")
-	minPause := fs.Duration("min-pause", 500*time.Millisecond, "least time between the end of a checkpoint and the next trigger")
+	minPause := fs.Duration("min-pause", 500*time.Millisecond, "least time between the end of a checkpoint and the next trigger (0 = no pause)")
 	delivery := fs.String("delivery", "exactly-once", "exactly-once or at-least-once")
 	group := fs.String("group", "sluice-count", "consumer group that receives the job's offsets after each checkpoint (monitoring only)")
 	txnPrefix := fs.String("txn-prefix", "", "transactional id prefix of the sink (default sluice-count-<output>); unique per job on the cluster")
 	partitions := fs.Int("partitions", 4, "partitions of topics that do not exist yet (created at start)")
-	fs.Usage = func() { help(stderr); fs.PrintDefaults() }
+	logLevel := fs.String("log-level", "info", "log level on stderr: debug, info (restores, recoveries), warn or error")
+	restartFlag := fs.String("restart", "exponential-delay", "restart strategy: fixed-delay, exponential-delay, failure-rate or none, with settings after a colon, e.g. fixed-delay:attempts=10,delay=5s")
+	fs.Usage = func() { help(fs.Output()); fs.PrintDefaults() }
+	if len(args) == 0 || (args[0] != "count" && args[0] != "-h" && args[0] != "--help") {
+		fs.Usage()
+		return errUsage
+	}
+	if args[0] != "count" {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return nil
+	}
+	for _, a := range args[1:] {
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(stdout) // asked for: not an error
+		}
+	}
 	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	var check flagCheck
+	check.atLeast("parallelism", int64(*par), 1)
+	check.positive("checkpoint-interval", *interval)
+	check.nonNegative("min-pause", *minPause)
+	check.atLeast("partitions", int64(*partitions), 1)
+	if *input != "" && *input == *output {
+		check.fail("--output: must differ from --input (%s): the job would read its own output", *input)
+	}
+	policy, err := restart.Parse(*restartFlag)
+	if err != nil {
+		check.fail("--restart: %v", err)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		check.fail("--log-level: must be debug, info, warn or error, got %q", *logLevel)
+	}
+	if err := check.err(stderr); err != nil {
 		return err
 	}
 	var missing []string
@@ -78,11 +107,11 @@ Flags:
 	if err := kafkacount.EnsureTopics(ctx, bs, int32(*partitions), *input, *output); err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	env, err := kafkacount.New(kafkacount.Options{
 		Brokers: bs, Input: *input, Output: *output, GroupID: *group, TxnPrefix: *txnPrefix,
-		Parallelism: *par, CheckpointInterval: *interval, MinPause: *minPause, Delivery: *delivery,
-		CheckpointDir: *ckDir, Restart: restart.Config{Strategy: restart.StrategyExponentialDelay}, Logger: logger,
+		Parallelism: *par, CheckpointInterval: *interval, MinPause: noneIfZero(*minPause), Delivery: *delivery,
+		CheckpointDir: *ckDir, Restart: policy, Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -103,9 +132,9 @@ Flags:
 			if err != nil {
 				return fmt.Errorf("job failed: %w", err)
 			}
-			st := env.Status()
-			fmt.Fprintf(stdout, "stopped cleanly after %d checkpoints, %d restarts\n", st.CheckpointsCompleted, st.Restarts)
-			return nil
+			msg, err := stopSummary(env.Status())
+			fmt.Fprintln(stdout, msg)
+			return err
 		case <-ctx.Done():
 			fmt.Fprintln(stdout, "stopping with a final checkpoint...")
 			env.Stop()
@@ -123,6 +152,23 @@ Flags:
 	}
 }
 
+// stopSummary is what `run count` says when the job stopped without error.
+// A stop always takes a final checkpoint, but a run whose checkpoints all
+// failed committed nothing: that is not a clean stop, and the exit status
+// says so (1).
+func stopSummary(st sluice.JobStatus) (string, error) {
+	switch {
+	case st.CheckpointsCompleted == 0:
+		return fmt.Sprintf("stopped, but no checkpoint completed (%d failed, %d restarts): nothing this run read was committed; "+
+				"the next start resumes from the checkpoint this run started from", st.CheckpointsFailed, st.Restarts),
+			errors.New("no checkpoint completed")
+	case st.CheckpointsFailed > 0:
+		return fmt.Sprintf("stopped after a final checkpoint: %d checkpoints completed, %d failed (see the log), %d restarts",
+			st.CheckpointsCompleted, st.CheckpointsFailed, st.Restarts), nil
+	}
+	return fmt.Sprintf("stopped cleanly after %d checkpoints, %d restarts", st.CheckpointsCompleted, st.Restarts), nil
+}
+
 // runVerify is `sluice verify`: checks an output topic of the count job
 // against its input topic.
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -131,7 +177,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	brokers := fs.String("brokers", "", "Kafka bootstrap servers (required)")
 	input := fs.String("input", "", "input topic (required)")
 	output := fs.String("output", "", "output topic (required)")
-	wait := fs.Duration("wait", 0, "keep re-checking until nothing is lost or duplicated, at most this long (for a job still catching up)")
+	wait := fs.Duration("wait", 0, "keep re-checking until nothing is lost or duplicated, at most this long (for a job still catching up; 0 = check once)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: sluice verify --brokers B --input T --output U [--wait 30s]
 
@@ -152,6 +198,11 @@ Flags:
 	if *brokers == "" || *input == "" || *output == "" {
 		fmt.Fprintln(stderr, "--brokers, --input and --output are required")
 		return errUsage
+	}
+	var check flagCheck
+	check.nonNegative("wait", *wait)
+	if err := check.err(stderr); err != nil {
+		return err
 	}
 	deadline := time.Now().Add(*wait)
 	for {

@@ -120,30 +120,37 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate checks the configuration after defaults and names the first
-// offending key, e.g. "datagen.keys: must be >= 1 (got -5)".
+// Validate checks the configuration after defaults and reports every field
+// out of range, each prefixed with its key, joined with errors.Join, e.g.
+// "datagen.keys: must be >= 1 (got -5)".
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	bad := func(key, format string, args ...any) error {
-		return fmt.Errorf("datagen.%s: %s", key, fmt.Sprintf(format, args...))
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("datagen.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.Splits < 1 || c.Splits > MaxSplits {
+		bad("splits", "must be in [1, %d] (got %d)", MaxSplits, c.Splits)
+	}
+	if math.IsNaN(c.RatePerSecond) || math.IsInf(c.RatePerSecond, 0) || c.RatePerSecond < 0 {
+		bad("rate-per-second", "must be a finite number >= 0, 0 meaning unbounded (got %v)", c.RatePerSecond)
+	}
+	if c.RecordsPerSplit < 0 {
+		bad("records-per-split", "must be >= 0, 0 meaning endless (got %d)", c.RecordsPerSplit)
 	}
 	switch {
-	case c.Splits < 1 || c.Splits > MaxSplits:
-		return bad("splits", "must be in [1, %d] (got %d)", MaxSplits, c.Splits)
-	case math.IsNaN(c.RatePerSecond) || math.IsInf(c.RatePerSecond, 0) || c.RatePerSecond < 0:
-		return bad("rate_per_second", "must be a finite number >= 0, 0 meaning unbounded (got %v)", c.RatePerSecond)
-	case c.RecordsPerSplit < 0:
-		return bad("records_per_split", "must be >= 0, 0 meaning endless (got %d)", c.RecordsPerSplit)
 	case c.Keys < 1:
-		return bad("keys", "must be >= 1 (got %d)", c.Keys)
+		bad("keys", "must be >= 1 (got %d)", c.Keys)
 	case c.Keys > MaxKeys:
-		return bad("keys", "must be <= %d (got %d)", MaxKeys, c.Keys)
-	case c.Distribution != Uniform && c.Distribution != Zipf && c.Distribution != Sequential:
-		return bad("distribution", "must be %q, %q or %q (got %q)", Uniform, Zipf, Sequential, c.Distribution)
-	case c.BatchSize < 1 || c.BatchSize > MaxBatchSize:
-		return bad("batch_size", "must be in [1, %d] (got %d)", MaxBatchSize, c.BatchSize)
+		bad("keys", "must be <= %d (got %d)", MaxKeys, c.Keys)
 	}
-	return nil
+	if c.Distribution != Uniform && c.Distribution != Zipf && c.Distribution != Sequential {
+		bad("distribution", "must be %q, %q or %q (got %q)", Uniform, Zipf, Sequential, c.Distribution)
+	}
+	if c.BatchSize < 1 || c.BatchSize > MaxBatchSize {
+		bad("batch-size", "must be in [1, %d] (got %d)", MaxBatchSize, c.BatchSize)
+	}
+	return errors.Join(errs...)
 }
 
 // KeyOf returns the key of record seq of split: what a reader emits there,

@@ -599,14 +599,14 @@ func TestValidate(t *testing.T) {
 		{Config{Splits: 8, RatePerSecond: 1e6, RecordsPerSplit: 5, Keys: 7, Distribution: Zipf, BatchSize: 1}, ""},
 		{Config{Splits: -1}, "datagen.splits: must be in [1, 65536] (got -1)"},
 		{Config{Splits: MaxSplits + 1}, "datagen.splits: must be in [1, 65536] (got 65537)"},
-		{Config{RatePerSecond: -1}, "datagen.rate_per_second: must be a finite number >= 0"},
-		{Config{RatePerSecond: math.NaN()}, "datagen.rate_per_second: must be a finite number >= 0"},
-		{Config{RatePerSecond: math.Inf(1)}, "datagen.rate_per_second: must be a finite number >= 0"},
-		{Config{RecordsPerSplit: -5}, "datagen.records_per_split: must be >= 0, 0 meaning endless (got -5)"},
+		{Config{RatePerSecond: -1}, "datagen.rate-per-second: must be a finite number >= 0"},
+		{Config{RatePerSecond: math.NaN()}, "datagen.rate-per-second: must be a finite number >= 0"},
+		{Config{RatePerSecond: math.Inf(1)}, "datagen.rate-per-second: must be a finite number >= 0"},
+		{Config{RecordsPerSplit: -5}, "datagen.records-per-split: must be >= 0, 0 meaning endless (got -5)"},
 		{Config{Keys: -5}, "datagen.keys: must be >= 1 (got -5)"},
 		{Config{Keys: MaxKeys + 1}, "datagen.keys: must be <= 10000000 (got 10000001)"},
 		{Config{Distribution: "normal"}, `datagen.distribution: must be "uniform", "zipf" or "sequential" (got "normal")`},
-		{Config{BatchSize: -1}, "datagen.batch_size: must be in [1, 1048576] (got -1)"},
+		{Config{BatchSize: -1}, "datagen.batch-size: must be in [1, 1048576] (got -1)"},
 	} {
 		err := tc.cfg.Validate()
 		switch {
@@ -615,6 +615,11 @@ func TestValidate(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)):
 			t.Errorf("%+v: error %v, want %q", tc.cfg, err, tc.want)
 		}
+	}
+	// Every problem is reported, not only the first.
+	err := Config{Splits: -1, Keys: -1, Distribution: "normal", BatchSize: -1}.Validate()
+	if got := errorKeys(err); got != "datagen.splits datagen.keys datagen.distribution datagen.batch-size" {
+		t.Errorf("keys of %v: %s", err, got)
 	}
 	// An invalid config surfaces when the job starts.
 	src := New(Config{Keys: -1})
@@ -721,4 +726,17 @@ func (r *reader) totalPosition() int64 {
 		n += s.next
 	}
 	return n
+}
+
+// errorKeys returns the keys of err's lines, space separated.
+func errorKeys(err error) string {
+	if err == nil {
+		return ""
+	}
+	var keys []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		k, _, _ := strings.Cut(line, ":")
+		keys = append(keys, k)
+	}
+	return strings.Join(keys, " ")
 }

@@ -45,7 +45,7 @@ func TestExactlyOnceUnderFailures(t *testing.T) {
 		Parallelism:   2,
 		Checkpoint:    checkpoint.Config{Interval: 10 * time.Millisecond, MinPause: time.Millisecond},
 		CheckpointDir: filepath.Join(dir, "checkpoints"),
-		Restart:       restart.Config{Strategy: restart.StrategyFixedDelay, Attempts: 100, Delay: time.Millisecond},
+		Restart:       restart.FixedDelay{Attempts: 100, Delay: time.Millisecond},
 		Faults:        inj,
 	})
 	countjob.Build(env, datagen.New(gen), file.NewSink(file.Config[countjob.Count]{Dir: out, Encode: countjob.AppendLine}), 2)

@@ -85,21 +85,24 @@ func (c Config[T]) withDefaults() Config[T] {
 	return c
 }
 
-// Validate checks the configuration after defaults and names the first
-// offending key.
+// Validate checks the configuration after defaults and reports every
+// offending field, each prefixed with its key, joined with errors.Join.
 func (c Config[T]) Validate() error {
 	c = c.withDefaults()
-	switch {
-	case c.Dir == "":
-		return errors.New("file.dir: required")
-	case c.Encode == nil:
-		return errors.New("file.encode: required")
-	case !isWord(c.Prefix):
-		return fmt.Errorf("file.prefix: must be letters, digits and underscores (got %q)", c.Prefix)
-	case c.BufferSize < 1:
-		return fmt.Errorf("file.buffer_size: must be >= 1 (got %d)", c.BufferSize)
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("file.dir: required"))
 	}
-	return nil
+	if c.Encode == nil {
+		errs = append(errs, errors.New("file.encode: required"))
+	}
+	if !isWord(c.Prefix) {
+		errs = append(errs, fmt.Errorf("file.prefix: must be letters, digits and underscores (got %q)", c.Prefix))
+	}
+	if c.BufferSize < 1 {
+		errs = append(errs, fmt.Errorf("file.buffer-size: must be >= 1 (got %d)", c.BufferSize))
+	}
+	return errors.Join(errs...)
 }
 
 func isWord(s string) bool {

@@ -402,7 +402,8 @@ func TestValidate(t *testing.T) {
 		{Config[int]{Dir: "d"}, "file.encode: required"},
 		{Config[int]{Dir: "d", Encode: line, Prefix: "part-x"}, `file.prefix: must be letters, digits and underscores (got "part-x")`},
 		{Config[int]{Dir: "d", Encode: line, Prefix: ".part"}, "file.prefix"},
-		{Config[int]{Dir: "d", Encode: line, BufferSize: -1}, "file.buffer_size: must be >= 1 (got -1)"},
+		{Config[int]{Dir: "d", Encode: line, BufferSize: -1}, "file.buffer-size: must be >= 1 (got -1)"},
+		{Config[int]{Prefix: "a-b", BufferSize: -1}, "file.dir: required\nfile.encode: required\nfile.prefix: must be letters, digits and underscores (got \"a-b\")\nfile.buffer-size: must be >= 1 (got -1)"},
 	} {
 		err := tc.cfg.Validate()
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)) {

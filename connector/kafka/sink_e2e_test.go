@@ -108,7 +108,7 @@ func (j e2eJob) run(tb testing.TB, addrs []string, topic, prefix, dir string) *s
 			Interval: interval, MinPause: time.Millisecond, TolerableFailures: 100,
 		},
 		CheckpointDir: filepath.Join(dir, "checkpoints"),
-		Restart:       restart.Config{Strategy: restart.StrategyFixedDelay, Attempts: 1000, Delay: time.Millisecond},
+		Restart:       restart.FixedDelay{Attempts: 1000, Delay: time.Millisecond},
 		Faults:        j.inj,
 		Logger:        sinkTestLogger(),
 	})

@@ -17,7 +17,6 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/broker"
-	"github.com/sluicehq/sluice/internal/runtime"
 )
 
 // sinkTestSeed returns the random seed of a test: SLUICE_SEED if set,
@@ -183,7 +182,7 @@ func sinkOpCtx(uid string, sub, par int, log *slog.Logger, restored ...*Txn) *sl
 			e := []byte{byte(2 * (i + 7))} // zig-zag varint of i+7
 			entries = append(entries, TxnCodec.Append(e, t))
 		}
-		oc.Restored = &runtime.RestoredState{CheckpointID: 7, Operator: map[string][][]byte{"pending-transactions": entries}}
+		oc.Restored = &sluice.RestoredState{CheckpointID: 7, Operator: map[string][][]byte{"pending-transactions": entries}}
 	}
 	return oc
 }

@@ -133,7 +133,7 @@ func TestSourceRestartKeepsStartOffsets(t *testing.T) {
 	j := srcNewJob(t, cfg, t.TempDir(), 1, 0, func(jc *sluice.Config) {
 		jc.Faults = inj
 		jc.Checkpoint = checkpoint.Config{Interval: time.Hour}
-		jc.Restart = restart.Config{Strategy: restart.StrategyFixedDelay, Attempts: 3, Delay: time.Millisecond}
+		jc.Restart = restart.FixedDelay{Attempts: 3, Delay: time.Millisecond}
 	})
 	done := make(chan error, 1)
 	go func() { _, err := j.run(t, 30*time.Second); done <- err }()

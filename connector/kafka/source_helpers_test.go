@@ -144,7 +144,7 @@ func srcNewJobOf[T any](t testing.TB, cfg kafka.SourceConfig[T], dir string, par
 		Parallelism:   parallelism,
 		CheckpointDir: filepath.Join(dir, "checkpoints"),
 		Checkpoint:    checkpoint.Config{Interval: 50 * time.Millisecond, MinPause: 10 * time.Millisecond},
-		Restart:       restart.Config{Strategy: restart.StrategyNone},
+		Restart:       restart.None{},
 		BufferTimeout: sluice.FlushAlways,
 		Logger:        srcLogger(),
 	}

@@ -48,7 +48,7 @@ func run(ctx context.Context) error {
 		Parallelism:   2,
 		Checkpoint:    checkpoint.Config{Interval: time.Second}, // exactly-once by default
 		CheckpointDir: "data/checkpoints/count",
-		Restart:       restart.Config{Strategy: "exponential-delay"},
+		Restart:       restart.ExponentialDelay{MaxBackoff: 30 * time.Second}, // the default policy, capped lower
 	})
 	in := sluice.FromSource(env, "datagen", datagen.New(datagen.Config{Keys: 1000, RatePerSecond: 1e5}))
 	keyed := sluice.KeyBy(in, func(r datagen.Record) string { return r.Key })

@@ -75,14 +75,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		BatchSize:     1024,
 		Checkpoint:    checkpoint.Config{Interval: interval},
 		CheckpointDir: o.Dir,
-		Restart:       restart.Config{Strategy: "none"},
+		Restart:       restart.None{},
 		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 	}
 	if o.FailAfter > 0 {
 		inj := fault.New(1)
 		inj.Arm(fault.Target{Point: fault.OnRecord, UID: "sum", Subtask: 0, Skip: o.FailAfter})
 		cfg.Faults = inj
-		cfg.Restart = restart.Config{Strategy: "fixed-delay", Attempts: 1, Delay: -1}
+		cfg.Restart = restart.FixedDelay{Attempts: 1, Delay: -1}
 	}
 	env := sluice.New(cfg)
 	src := sluice.FromSource(env, "datagen", datagen.New(gen))

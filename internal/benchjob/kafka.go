@@ -58,7 +58,7 @@ func RunKafka(ctx context.Context, o KafkaOptions) (float64, error) {
 	env := sluice.New(sluice.Config{
 		JobName: "bench-" + o.Pipeline, Parallelism: o.Parallelism, BatchSize: 1024,
 		Checkpoint:    checkpoint.Config{Interval: time.Second},
-		CheckpointDir: o.Dir, Restart: restart.Config{Strategy: restart.StrategyNone}, Logger: quiet,
+		CheckpointDir: o.Dir, Restart: restart.None{}, Logger: quiet,
 	})
 	value := make([]byte, 100)
 	for i := range value {

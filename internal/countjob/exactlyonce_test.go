@@ -90,7 +90,7 @@ func runJob(t *testing.T, rng *rand.Rand, r run, dir string) *sluice.Result {
 		},
 		CheckpointDir:  filepath.Join(dir, "checkpoints"),
 		FromCheckpoint: r.from,
-		Restart:        restart.Config{Strategy: "fixed-delay", Attempts: 1000, Delay: time.Millisecond},
+		Restart:        restart.FixedDelay{Attempts: 1000, Delay: time.Millisecond},
 		Faults:         inj,
 		Logger:         quietLogger(),
 	})
@@ -217,7 +217,7 @@ func TestVerifierCatchesDuplicates(t *testing.T) {
 		JobName: "count", BufferTimeout: time.Millisecond,
 		Checkpoint:    checkpoint.Config{Interval: time.Hour},
 		CheckpointDir: filepath.Join(dir, "checkpoints"),
-		Restart:       restart.Config{Strategy: "fixed-delay", Attempts: 10, Delay: time.Millisecond},
+		Restart:       restart.FixedDelay{Attempts: 10, Delay: time.Millisecond},
 		Faults:        inj, Logger: quietLogger(),
 	})
 	inj.Arm(fault.Target{Point: fault.OnRecord, UID: SinkUID, Subtask: -1, Skip: 4000})

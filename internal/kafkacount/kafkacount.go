@@ -47,14 +47,17 @@ type Options struct {
 	Parallelism        int
 	CheckpointInterval time.Duration
 	MinPause           time.Duration
+	// BufferTimeout is sluice.Config.BufferTimeout. Default 100ms.
+	BufferTimeout time.Duration
 	// Delivery is exactly-once (default) or at-least-once; it sets both
 	// the checkpointing mode and the sink's guarantee.
 	Delivery      string
 	CheckpointDir string
-	Restart       restart.Config
-	Faults        *fault.Injector
-	Logger        *slog.Logger
-	Seed          int64
+	// Restart is the restart policy; nil means restart.Default().
+	Restart restart.Policy
+	Faults  *fault.Injector
+	Logger  *slog.Logger
+	Seed    int64
 }
 
 // New builds the job.
@@ -64,6 +67,9 @@ func New(o Options) (*sluice.Environment, error) {
 	}
 	if o.TxnPrefix == "" {
 		o.TxnPrefix = "sluice-count-" + o.Output
+	}
+	if o.Input != "" && o.Input == o.Output {
+		return nil, fmt.Errorf("output: the output topic must differ from the input topic %q (the job would read its own output)", o.Input)
 	}
 	if o.Delivery == "" {
 		o.Delivery = kafka.DeliveryExactlyOnce
@@ -79,6 +85,7 @@ func New(o Options) (*sluice.Environment, error) {
 	env := sluice.New(sluice.Config{
 		JobName:       "count",
 		Parallelism:   o.Parallelism,
+		BufferTimeout: o.BufferTimeout,
 		Checkpoint:    checkpoint.Config{Interval: o.CheckpointInterval, MinPause: o.MinPause, Mode: mode},
 		CheckpointDir: o.CheckpointDir,
 		Restart:       o.Restart,
@@ -93,11 +100,7 @@ func New(o Options) (*sluice.Environment, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs := o.Restart.WithDefaults()
-	maxDelay := rs.MaxBackoff
-	if rs.Strategy != restart.StrategyExponentialDelay {
-		maxDelay = rs.Delay
-	}
+	maxDelay := maxRestartDelay(o.Restart)
 	sink, err := kafka.NewSink(kafka.SinkConfig[countjob.Count]{
 		Brokers: o.Brokers, Topic: o.Output,
 		Serializer: kafka.KeyValueSerializer(
@@ -116,6 +119,24 @@ func New(o Options) (*sluice.Environment, error) {
 	counts := sluice.Process(keyed, CountUID, countjob.NewCounter[kafka.Record])
 	sluice.Sink(counts, SinkUID, sink)
 	return env, nil
+}
+
+// maxRestartDelay is the longest wait between a failure and the next
+// attempt under p: how long the sink's transactions must outlive a failure.
+func maxRestartDelay(p restart.Policy) time.Duration {
+	switch p := p.(type) {
+	case restart.FixedDelay:
+		return p.WithDefaults().Delay
+	case restart.FailureRate:
+		return p.WithDefaults().Delay
+	case restart.None:
+		return 0
+	case restart.ExponentialDelay:
+		return p.WithDefaults().MaxBackoff
+	case nil:
+		return restart.ExponentialDelay{}.WithDefaults().MaxBackoff
+	}
+	return restart.ExponentialDelay{}.WithDefaults().MaxBackoff // a user's own policy: assume the default's bound
 }
 
 // EnsureTopics creates the topics that do not exist yet, with partitions

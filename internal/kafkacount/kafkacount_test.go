@@ -83,7 +83,7 @@ func TestKafkaCountExactlyOnceUnderFailures(t *testing.T) {
 		Brokers: brokers, Input: in, Output: out, TxnPrefix: "test-" + out, Parallelism: 1 + rng.IntN(3),
 		CheckpointInterval: 50 * time.Millisecond, MinPause: 10 * time.Millisecond,
 		CheckpointDir: filepath.Join(t.TempDir(), "checkpoints"),
-		Restart:       restart.Config{Strategy: restart.StrategyFixedDelay, Attempts: 100, Delay: 10 * time.Millisecond},
+		Restart:       restart.FixedDelay{Attempts: 100, Delay: 10 * time.Millisecond},
 		Faults:        inj, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Seed: int64(seed),
 	})
 	if err != nil {

@@ -224,6 +224,11 @@ func (j *Job) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if meta != nil {
+			j.log.Info("restoring checkpoint", "job", j.plan.JobName, "attempt", attempt,
+				"checkpoint", meta.meta.CheckpointID, "location", meta.src.Location(),
+				"age", j.clock.Now().Sub(meta.meta.CompletedAt).Round(time.Millisecond))
+		}
 		err = j.runAttempt(ctx, attempt, meta, failedAt)
 		if err == nil {
 			return nil

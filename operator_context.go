@@ -1,0 +1,88 @@
+package sluice
+
+import (
+	"log/slog"
+
+	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/clock"
+	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/internal/runtime"
+)
+
+// OperatorContext describes where an operator instance (one subtask of one
+// operator, in one attempt of the job) runs. Sources get it in
+// Source.NewReader, two-phase-commit sinks in TwoPhaseCommitConfig.New, keyed
+// functions through RuntimeContext.Operator.
+type OperatorContext struct {
+	// UID is the operator's stable id, under which its state is stored in
+	// checkpoints (by default its name).
+	UID string
+	// Name is the operator's name as given to the builder.
+	Name string
+	// Subtask is this instance's index, in [0, Parallelism).
+	Subtask int
+	// Parallelism is the operator's number of subtasks.
+	Parallelism int
+	// MaxParallelism is the job's number of key groups.
+	MaxParallelism int
+	// KeyGroups is the range of key groups this subtask owns (keyed
+	// operators; docs/design.md §4).
+	KeyGroups checkpoint.KeyGroupRange
+	// Restored is this operator's state in the checkpoint the attempt
+	// restores, nil on a fresh start or when the checkpoint holds no state
+	// for the uid.
+	Restored *RestoredState
+	// Attempt counts the restarts of this job run: 0 for the first attempt.
+	Attempt int
+	// RunID is unique per attempt, also across processes: operators use it
+	// to name things (files, transactions) that must never collide with the
+	// leftovers of an earlier attempt.
+	RunID string
+	// Clock is the job's time source (a fake one in tests).
+	Clock clock.Clock
+	// Logger is the job's logger with the operator's uid and subtask.
+	Logger *slog.Logger
+	// Faults injects failures in tests and chaos runs; nil otherwise.
+	Faults *fault.Injector
+}
+
+// RestoredState is the state of one operator uid in a checkpoint, as this
+// subtask restores it.
+type RestoredState struct {
+	// CheckpointID is the id of the checkpoint restored.
+	CheckpointID int64
+	// Keyed holds the keyed state files whose key-group range overlaps this
+	// subtask's range.
+	Keyed []RestoredKeyed
+	// Operator holds the operator (list) state of every old subtask, by
+	// state name: union redistribution, so each subtask picks what it owns
+	// (source splits, a sink's pending transactions).
+	Operator map[string][][]byte
+}
+
+// RestoredKeyed is one keyed state file of a checkpoint, read and
+// checksum-verified.
+type RestoredKeyed struct {
+	// Data is the file's content.
+	Data []byte
+	// KeyGroups is the range of key groups the file holds.
+	KeyGroups checkpoint.KeyGroupRange
+	// Offsets holds where each key group of KeyGroups starts in Data.
+	Offsets []int64
+}
+
+// operatorContext converts the runtime's context once per Open; the
+// restored data is shared, not copied.
+func operatorContext(rc *runtime.OperatorContext) *OperatorContext {
+	c := &OperatorContext{
+		UID: rc.UID, Name: rc.Name, Subtask: rc.Subtask, Parallelism: rc.Parallelism, MaxParallelism: rc.MaxParallelism,
+		KeyGroups: rc.KeyGroups, Attempt: rc.Attempt, RunID: rc.RunID, Clock: rc.Clock, Logger: rc.Logger, Faults: rc.Faults,
+	}
+	if rs := rc.Restored; rs != nil {
+		c.Restored = &RestoredState{CheckpointID: rs.CheckpointID, Operator: rs.Operator}
+		for _, k := range rs.Keyed {
+			c.Restored.Keyed = append(c.Restored.Keyed, RestoredKeyed{Data: k.Data, KeyGroups: k.KeyGroups, Offsets: k.Offsets})
+		}
+	}
+	return c
+}
