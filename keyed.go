@@ -138,7 +138,14 @@ func (k *keyedCore[K, OUT]) Open(ctx *OperatorContext) error {
 		return err
 	}
 	k.pc.backend, k.pc.op = k.backend, ctx
-	return k.open(&RuntimeContext[K]{backend: k.backend, op: ctx})
+	if err := k.open(&RuntimeContext[K]{backend: k.backend, op: ctx}); err != nil {
+		return err
+	}
+	for _, name := range k.backend.Unregistered() {
+		ctx.Logger.Warn("restored keyed state not registered in Open: kept unchanged in checkpoints, but the function does not see it (was the state renamed?)",
+			"operator", ctx.UID, "state", name, "checkpoint", ctx.Restored.CheckpointID)
+	}
+	return nil
 }
 
 // Snapshot freezes the keyed state (the synchronous part).

@@ -2,6 +2,8 @@ package state
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/sluicehq/sluice/checkpoint"
@@ -162,6 +164,15 @@ func (b *HeapBackend[K]) NumKeys() int {
 		s.keys(func(k K) { seen[k] = struct{}{} })
 	}
 	return len(seen)
+}
+
+// Unregistered returns, sorted, the names of restored states that have not
+// been registered (yet). Their entries are kept as they were restored and
+// written unchanged into every snapshot, so nothing is lost; but an operator
+// that renamed a state starts the new name empty, which is why the runtime
+// logs them after Open (docs/design.md §10).
+func (b *HeapBackend[K]) Unregistered() []string {
+	return slices.Sorted(maps.Keys(b.raw))
 }
 
 // CopyOnWriteClones returns how many key-group maps the backend has cloned
