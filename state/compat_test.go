@@ -38,7 +38,10 @@ func TestRestoreWithOtherCodecIsIncompatible(t *testing.T) {
 			`list state "seen" was written with element codec string@v1, the job now uses float64-le@v1`},
 		{func() error { _, err := Map(b2, "last", codec.String, codec.Bool); return err },
 			`map state "last" was written with user value codec zigzag-varint@v1, the job now uses bool@v1`},
-		{func() error { _, err := Reducing(b2, "count", codec.Int64, func(a, b int64) int64 { return a + b }); return err },
+		{func() error {
+			_, err := Reducing(b2, "count", codec.Int64, func(a, b int64) int64 { return a + b })
+			return err
+		},
 			`state "count" was written as value state, the job registers it as reducing state`},
 	} {
 		err := tc.register()
