@@ -2,6 +2,8 @@ package state
 
 import (
 	"errors"
+	"io"
+	"math"
 	"strings"
 	"testing"
 
@@ -114,5 +116,25 @@ func TestSnapshotStates(t *testing.T) {
 	got := s.States()
 	if len(got) != 1 || got[0].String() != "count (value state, zigzag-varint@v1)" || s.KeyCodec() != "string@v1" {
 		t.Fatalf("States = %v, KeyCodec = %s", got, s.KeyCodec())
+	}
+}
+
+// A value a format codec cannot encode fails the snapshot write with an
+// error naming the state, instead of crashing the writer.
+func TestSnapshotEncodeErrorNamesState(t *testing.T) {
+	t.Parallel()
+	b := NewHeapBackend(codec.String, 8, checkpoint.KeyGroupRange{Start: 0, End: 7}, nil)
+	v, err := Value(b, "ratio", codec.JSON[float64]())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetCurrentKey("a")
+	v.Update(math.NaN())
+	s := b.Snapshot(1)
+	defer s.Release()
+	_, err = s.WriteKeyGroups(io.Discard)
+	var ee *codec.EncodeError
+	if !errors.As(err, &ee) || !strings.Contains(err.Error(), `state "ratio"`) || !strings.Contains(err.Error(), "json@v1") {
+		t.Fatalf("err = %v", err)
 	}
 }
