@@ -62,6 +62,20 @@ type Config struct {
 	// FromCheckpoint restores the job from this checkpoint or savepoint
 	// directory instead of the latest checkpoint in CheckpointDir.
 	FromCheckpoint string
+	// AllowNonRestoredState lets the job restore a checkpoint that holds
+	// state of operator uids the job no longer has (an operator removed or
+	// its uid renamed), dropping that state with a WARN per state, as
+	// Flink's --allowNonRestoredState. Default false: such a restore is
+	// refused with an error naming the uids and their states
+	// (docs/design.md §10).
+	AllowNonRestoredState bool
+	// AllowSourceChange lets the job restore a checkpoint whose sources
+	// read something else (other Kafka topics, other datagen parameters):
+	// positions of splits the sources still read are restored, the others
+	// dropped with a WARN, new splits start at the configured start
+	// offsets. Default false: refused, naming the source uid and both
+	// identities (docs/design.md §10).
+	AllowSourceChange bool
 	// Seed makes random choices (restart jitter) repeatable.
 	Seed int64
 	// Clock is the time source; default the wall clock.
@@ -218,6 +232,7 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 	job, err := runtime.NewJob(plan, runtime.Config{
 		Checkpoint: e.cfg.Checkpoint, Restart: strategy, Store: store.NewCheckpoints(st),
 		FromCheckpoint: e.cfg.FromCheckpoint, Clock: e.cfg.Clock, Logger: e.cfg.Logger, Faults: e.cfg.Faults,
+		AllowNonRestoredState: e.cfg.AllowNonRestoredState, AllowSourceChange: e.cfg.AllowSourceChange,
 	})
 	if err != nil {
 		return nil, err
@@ -289,6 +304,12 @@ func (e *Environment) plan() (*runtime.Plan, error) {
 		for _, m := range members {
 			v.UIDs = append(v.UIDs, m.uid)
 			vid[m] = v.ID
+			if m.source != nil {
+				if p.Sources == nil {
+					p.Sources = map[string]checkpoint.SourceIdentity{}
+				}
+				p.Sources[m.uid] = *m.source
+			}
 		}
 		head := n
 		v.Instantiate = func(w *runtime.Wiring) (*runtime.Chain, error) { return instantiate(head, w) }

@@ -79,16 +79,16 @@ func ExampleMap() {
 	// final checkpoint: true
 }
 
-// counter counts the records of each key in keyed ValueState: the state is
+// exampleCounter counts the records of each key in keyed ValueState: the state is
 // per key, checkpointed, and restored after a failure.
-type counter struct{ n state.ValueState[int64] }
+type exampleCounter struct{ n state.ValueState[int64] }
 
-func (c *counter) Open(rc *sluice.RuntimeContext[string]) (err error) {
+func (c *exampleCounter) Open(rc *sluice.RuntimeContext[string]) (err error) {
 	c.n, err = sluice.NewValueState(rc, "count", codec.Int64)
 	return err
 }
 
-func (c *counter) ProcessElement(_ datagen.Record, pc *sluice.ProcessContext[string, string]) error {
+func (c *exampleCounter) ProcessElement(_ datagen.Record, pc *sluice.ProcessContext[string, string]) error {
 	n, _ := c.n.Value()
 	c.n.Update(n + 1)
 	pc.Collect(fmt.Sprintf("%s=%d", pc.CurrentKey(), n+1))
@@ -101,7 +101,7 @@ func ExampleProcess() {
 	defer cleanup()
 	keyed := sluice.KeyBy(exampleInput(env), func(r datagen.Record) string { return r.Key })
 	counts := sluice.Process(keyed, "count", func() sluice.KeyedProcessFunction[string, datagen.Record, string] {
-		return &counter{} // one per subtask: the state handle is not shared
+		return &exampleCounter{} // one per subtask: the state handle is not shared
 	})
 	var out collect[string]
 	sluice.Sink(counts, "print", out.sink())

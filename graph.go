@@ -3,6 +3,7 @@ package sluice
 import (
 	"fmt"
 
+	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/internal/runtime"
 	"github.com/sluicehq/sluice/keygroup"
 )
@@ -22,6 +23,8 @@ type node struct {
 	make func(sub int, out any) (instance, error)
 	// fanout joins the typed Emitters of the outgoing edges into one.
 	fanout func(outs []any) any
+	// source is what a source node reads, if its source describes itself.
+	source *checkpoint.SourceIdentity
 }
 
 // instance is one subtask of an operator: an operator with its typed input

@@ -140,7 +140,14 @@ func (k *keyedCore[K, OUT]) Open(ctx context.Context, rc *runtime.OperatorContex
 		return err
 	}
 	k.pc.backend, k.pc.op = k.backend, oc
-	return k.open(&RuntimeContext[K]{backend: k.backend, op: oc})
+	if err := k.open(&RuntimeContext[K]{backend: k.backend, op: oc}); err != nil {
+		return err
+	}
+	for _, name := range k.backend.Unregistered() {
+		oc.Logger.Warn("restored keyed state not registered in Open: kept unchanged in checkpoints, but the function does not see it (was the state renamed?)",
+			"operator", oc.UID, "state", name, "checkpoint", oc.Restored.CheckpointID)
+	}
+	return nil
 }
 
 // Snapshot freezes the keyed state (the synchronous part).

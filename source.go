@@ -49,6 +49,18 @@ type Source[T any] interface {
 	NewReader(ctx context.Context, oc *OperatorContext) (SourceReader[T], error)
 }
 
+// SourceDescriber is implemented by sources that can say what they read
+// (the Kafka source: its topics; datagen: its parameters). The identity is
+// recorded in every checkpoint, and a job whose source reads something else
+// refuses to restore the checkpoint's positions, naming both, unless
+// Config.AllowSourceChange is set (docs/design.md §10). Sources that do not
+// implement it are not checked.
+type SourceDescriber interface {
+	// DescribeSource returns what the source reads. It must depend on the
+	// source's configuration only, not on what the cluster holds.
+	DescribeSource() checkpoint.SourceIdentity
+}
+
 // SplitAssigner decides which subtask reads a split. Sources that do not
 // implement it get a stable hash of the split id modulo the parallelism.
 type SplitAssigner interface {
@@ -85,6 +97,10 @@ type SourceReader[T any] interface {
 func FromSource[T any](e *Environment, name string, src Source[T], opts ...OpOption) Stream[T] {
 	n := e.addNode(name, opts, e.cfg.Parallelism)
 	setFanout[T](n)
+	if d, ok := any(src).(SourceDescriber); ok {
+		id := d.DescribeSource()
+		n.source = &id
+	}
 	n.make = func(sub int, out any) (instance, error) {
 		return instance{src: &sourceDriver[T]{src: src, out: out.(Emitter[T])}}, nil
 	}

@@ -192,7 +192,9 @@ func Union[T any](name string, first Stream[T], more []Stream[T], opts ...OpOpti
 }
 
 // KeyBy partitions s by key. K needs a KeyCodec: built-in for strings,
-// integers and the like; otherwise pass WithKeyCodec.
+// integers, floats and bools, and for every type whose underlying type is
+// one of them (`type UserID string`, `type Shard int32`: codec.KeyFor);
+// otherwise, as for a struct key, pass WithKeyCodec.
 func KeyBy[T any, K comparable](s Stream[T], key func(T) K, opts ...KeyOption[K]) KeyedStream[K, T] {
 	kc, _ := codec.KeyFor[K]()
 	for _, o := range opts {

@@ -15,6 +15,9 @@ import (
 type CoordinatorOptions struct {
 	// JobName is written into every Metadata.
 	JobName string
+	// Sources is written into every Metadata: what each source reads
+	// (docs/design.md §10).
+	Sources map[string]SourceIdentity
 	// MaxParallelism is the job's number of key groups, written into every
 	// Metadata so that a restore can redistribute keyed state. Must be
 	// positive; the runtime resolves the default (docs/design.md §1).
@@ -455,6 +458,7 @@ func (c *Coordinator) metadata(p *pending) *Metadata {
 		CompletedAt:    c.now,
 		MaxParallelism: c.opts.MaxParallelism,
 		Operators:      make(map[string]*OperatorState, len(p.states)),
+		Sources:        c.opts.Sources,
 	}
 	for uid, bySubtask := range p.states {
 		subs := make([]*SubtaskState, 0, len(bySubtask))

@@ -67,6 +67,7 @@ var (
 	errInt32Range     = fmt.Errorf("%w: value out of int32 range", ErrCorrupt)
 	errUint32Range    = fmt.Errorf("%w: value out of uint32 range", ErrCorrupt)
 	errIntRange       = fmt.Errorf("%w: value out of int range", ErrCorrupt)
+	errUintRange      = fmt.Errorf("%w: value out of the unsigned type's range", ErrCorrupt)
 	errBool           = fmt.Errorf("%w: bool byte is neither 0 nor 1", ErrCorrupt)
 	errLength         = fmt.Errorf("%w: length exceeds input", ErrCorrupt)
 )
@@ -330,9 +331,14 @@ func (l listCodec[T]) Decode(src []byte) ([]T, int, error) {
 	return out, n, nil
 }
 
-// For returns the built-in codec for T, and false if there is none. It
-// matches exact types only: a named type such as `type UserID string` has no
-// built-in codec (wrap String in a small adapter for it).
+// For returns the built-in codec for T, and false if there is none. Besides
+// the built-in types it matches every type whose underlying type is one of
+// them or another integer width (`type UserID string`, `type Shard int16`,
+// `type Blob []byte`), with the encoding, hash and ID of the underlying
+// type's codec; a named type is inspected once, with package reflect, and
+// its codec then converts values without reflection or allocation. Struct,
+// map and other composite types have no built-in codec: see Struct, JSON
+// and List.
 func For[T any]() (Codec[T], bool) {
 	var c any
 	// Switching on a typed nil pointer rather than on a zero T works for
@@ -357,14 +363,14 @@ func For[T any]() (Codec[T], bool) {
 	case *[]byte:
 		c = Bytes
 	default:
-		return nil, false
+		return underlying[T]()
 	}
 	return c.(Codec[T]), true
 }
 
 // KeyFor returns the built-in key codec for K, and false if there is none.
-// Like For it matches exact types only; every built-in codec of a
-// comparable type is a KeyCodec.
+// Like For it also matches named types whose underlying type is a built-in
+// one; every built-in codec of a comparable type is a KeyCodec.
 func KeyFor[K comparable]() (KeyCodec[K], bool) {
 	c, ok := For[K]()
 	if !ok {

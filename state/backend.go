@@ -2,6 +2,8 @@ package state
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/sluicehq/sluice/checkpoint"
@@ -16,6 +18,7 @@ import (
 // package comment).
 type HeapBackend[K comparable] struct {
 	kc   codec.KeyCodec[K]
+	kcID codec.ID
 	maxP int
 	r    checkpoint.KeyGroupRange
 	clk  clock.Clock
@@ -29,7 +32,9 @@ type HeapBackend[K comparable] struct {
 	states map[string]registered[K]
 	// raw holds restored state not yet registered, by name (Flink's lazy
 	// heap restore: it cannot be decoded before its codecs are known).
-	raw      map[string]*rawState
+	raw map[string]*rawState
+	// rcodecs are the codecs the restored files recorded, by state name.
+	rcodecs  map[string][]codec.ID
 	timers   timerService[K]
 	restored bool
 }
@@ -51,6 +56,10 @@ type base[K comparable] struct {
 	name string
 	kind kind
 	ttl  int64 // nanoseconds, 0 for none
+	// codecs are the identities of the state's codecs, in the order of
+	// codecRoles (value; element; user key and user value), recorded in
+	// snapshots and checked on restore (docs/design.md §10).
+	codecs []codec.ID
 }
 
 func (s *base[K]) info() *base[K] { return s }
@@ -85,14 +94,16 @@ func NewHeapBackend[K comparable](kc codec.KeyCodec[K], maxParallelism int, r ch
 		clk = clock.Real{}
 	}
 	b := &HeapBackend[K]{
-		kc:     kc,
-		maxP:   maxParallelism,
-		r:      r,
-		clk:    clk,
-		kg:     r.Start,
-		cow:    cow{rel: &releaser{}},
-		states: make(map[string]registered[K]),
-		raw:    make(map[string]*rawState),
+		kc:      kc,
+		kcID:    codec.IDOf[K](kc),
+		maxP:    maxParallelism,
+		r:       r,
+		clk:     clk,
+		kg:      r.Start,
+		cow:     cow{rel: &releaser{}},
+		states:  make(map[string]registered[K]),
+		raw:     make(map[string]*rawState),
+		rcodecs: make(map[string][]codec.ID),
 	}
 	b.timers.init(r.Len())
 	return b
@@ -153,6 +164,15 @@ func (b *HeapBackend[K]) NumKeys() int {
 		s.keys(func(k K) { seen[k] = struct{}{} })
 	}
 	return len(seen)
+}
+
+// Unregistered returns, sorted, the names of restored states that have not
+// been registered (yet). Their entries are kept as they were restored and
+// written unchanged into every snapshot, so nothing is lost; but an operator
+// that renamed a state starts the new name empty, which is why the runtime
+// logs them after Open (docs/design.md §10).
+func (b *HeapBackend[K]) Unregistered() []string {
+	return slices.Sorted(maps.Keys(b.raw))
 }
 
 // CopyOnWriteClones returns how many key-group maps the backend has cloned

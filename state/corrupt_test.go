@@ -110,6 +110,16 @@ type failing struct{ codec.Codec[int64] }
 
 func (failing) Decode([]byte) (int64, int, error) { return 0, 0, codec.ErrCorrupt }
 
+// CodecID claims Int64's identity, so a decoding failure is corruption, not
+// a change of codec.
+func (failing) CodecID() codec.ID { return codec.IDOf(codec.Int64) }
+
+// undeclared fails to decode and declares no identity, like a hand-written
+// codec replacing the one the state was written with.
+type undeclared struct{ codec.Codec[int64] }
+
+func (undeclared) Decode([]byte) (int64, int, error) { return 0, 0, codec.ErrCorrupt }
+
 // Content that passes the checksums but does not decode with the registered
 // codec is reported with the state and the key group.
 func TestDecodeErrorNamesStateAndKeyGroup(t *testing.T) {
@@ -128,6 +138,12 @@ func TestDecodeErrorNamesStateAndKeyGroup(t *testing.T) {
 	if !errors.Is(err, ErrCorrupt) || !errors.Is(err, codec.ErrCorrupt) ||
 		!strings.Contains(err.Error(), `state "balance"`) || !strings.Contains(err.Error(), "key group "+strconv.Itoa(kg)) {
 		t.Fatalf("err = %v", err)
+	}
+	// A codec without a declared ID that cannot read the entries is
+	// reported as a change of codec, naming both.
+	_, err = Value[string, int64](b2, "balance", undeclared{codec.Int64})
+	if !errors.Is(err, ErrIncompatible) || !strings.Contains(err.Error(), `written with value codec zigzag-varint@v1, the job now uses go:int64@v0`) {
+		t.Fatalf("undeclared codec: err = %v", err)
 	}
 	// The raw state is kept: a registration with the right codec succeeds.
 	v2, err := Value(b2, "balance", codec.Int64)
@@ -172,7 +188,7 @@ func FuzzRestore(f *testing.F) {
 // the decoders instead of stopping at the checksum.
 func sectionFile(payload []byte) RestoreFile {
 	d := []byte(fileMagic)
-	d = append(d, formatVersion)
+	d = append(d, 1) // version 1: no state table, still read
 	d = binary.AppendUvarint(d, 1)
 	d = binary.AppendVarint(d, 0)
 	d = binary.AppendVarint(d, 0)

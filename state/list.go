@@ -28,7 +28,8 @@ func List[K comparable, V any](b *HeapBackend[K], name string, c codec.Codec[V],
 	if s.ttl != 0 {
 		s.et = newTable[K, int64](b.r.Len())
 	}
-	if err := b.adopt(name, kindList, s.decodeGroup); err != nil {
+	s.codecs = []codec.ID{codec.IDOf(c)}
+	if err := b.adopt(&s.base, s.decodeGroup); err != nil {
 		return nil, err
 	}
 	b.states[name] = s

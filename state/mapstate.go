@@ -32,7 +32,8 @@ func Map[K comparable, UK comparable, UV any](b *HeapBackend[K], name string, kc
 		ukc:  kc,
 		uvc:  vc,
 	}
-	if err := b.adopt(name, kindMap, s.decodeGroup); err != nil {
+	s.codecs = []codec.ID{codec.IDOf(kc), codec.IDOf(vc)}
+	if err := b.adopt(&s.base, s.decodeGroup); err != nil {
 		return nil, err
 	}
 	b.states[name] = s

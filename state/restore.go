@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"strings"
 
 	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/keygroup"
 )
 
@@ -82,8 +84,9 @@ func (b *HeapBackend[K]) restoreFile(fi int, f *RestoreFile, seen []bool) error 
 	if len(d) < len(fileMagic)+1 || string(d[:len(fileMagic)]) != fileMagic {
 		return fail(-1, "not a keyed-state file")
 	}
-	if v := d[len(fileMagic)]; v != formatVersion {
-		return fail(-1, "format version %d, this code reads %d", v, formatVersion)
+	version := d[len(fileMagic)]
+	if version < 1 || version > formatVersion {
+		return fail(-1, "format version %d, this code reads 1 to %d", version, formatVersion)
 	}
 	p := len(fileMagic) + 1
 	maxP, n := binary.Uvarint(d[p:])
@@ -101,12 +104,32 @@ func (b *HeapBackend[K]) restoreFile(fi int, f *RestoreFile, seen []bool) error 
 		return fail(-1, "bad header")
 	}
 	p += n
+	var keyCodec codec.ID
+	var infos []blockMeta
+	if version >= 2 {
+		var err error
+		if keyCodec, infos, n, err = readStateTable(d[p:]); err != nil || len(d)-p-n < 4 {
+			return fail(-1, "bad header: state table: %v", err)
+		}
+		p += n
+	}
 	if binary.LittleEndian.Uint32(d[p:]) != crc32.Checksum(d[:p], castagnoli) {
 		return fail(-1, "header checksum mismatch")
 	}
 	if maxP != uint64(b.maxP) {
 		return fmt.Errorf("%w: restore file %d was written with max parallelism %d, backend has %d (key groups cannot be remapped)",
 			ErrIncompatible, fi, maxP, b.maxP)
+	}
+	if version >= 2 {
+		if !codec.Compatible(keyCodec, b.kcID) {
+			return fmt.Errorf("%w: %w: keyed state was written with key codec %s, the job keys it with %s",
+				ErrIncompatible, checkpoint.ErrIncompatible, keyCodec, b.kcID)
+		}
+		for _, m := range infos {
+			if _, ok := b.rcodecs[m.name]; !ok {
+				b.rcodecs[m.name] = m.codecs
+			}
+		}
 	}
 	if start != int64(f.Range.Start) || end != int64(f.Range.End) {
 		return fail(-1, "file covers key groups [%d, %d], RestoreFile.Range says [%d, %d]", start, end, f.Range.Start, f.Range.End)
@@ -174,6 +197,7 @@ func (b *HeapBackend[K]) restoreSection(gi int, p []byte) error {
 			rs := b.raw[string(name)] // no allocation for the lookup
 			if rs == nil {
 				m.name = string(name)
+				m.codecs = b.rcodecs[m.name]
 				rs = &rawState{meta: m, groups: make([][]byte, b.r.Len())}
 				b.raw[m.name] = rs
 			}
@@ -210,15 +234,122 @@ func cutBody(p []byte) (body, rest []byte, err error) {
 	return p[n : n+int(l)], p[n+int(l):], nil
 }
 
-// adopt decodes the restored entries of a state being registered, if any,
-// with decode, and forgets the raw bytes.
-func (b *HeapBackend[K]) adopt(name string, k kind, decode func(gi int, body []byte, hasTTL bool, now int64) error) error {
+// readStateTable reads the key codec and state list of a version 2 header.
+func readStateTable(p []byte) (keyCodec codec.ID, infos []blockMeta, n int, err error) {
+	keyCodec, n, err = readID(p)
+	if err != nil {
+		return keyCodec, nil, 0, err
+	}
+	count, m := binary.Uvarint(p[n:])
+	if m <= 0 || count > uint64(len(p)-n-m) {
+		return keyCodec, nil, 0, errors.New("bad state count")
+	}
+	n += m
+	for range count {
+		var bm blockMeta
+		var name string
+		name, m, err = readString(p[n:])
+		if err != nil || len(p)-n-m < 3 {
+			return keyCodec, nil, 0, errors.New("bad state entry")
+		}
+		n += m
+		bm.name, bm.kind, bm.flags = name, kind(p[n]), p[n+1]
+		n += 2
+		nc, m := binary.Uvarint(p[n:])
+		if m <= 0 || nc > uint64(len(p)-n-m) {
+			return keyCodec, nil, 0, errors.New("bad codec count")
+		}
+		n += m
+		for range nc {
+			id, m, err := readID(p[n:])
+			if err != nil {
+				return keyCodec, nil, 0, err
+			}
+			n += m
+			bm.codecs = append(bm.codecs, id)
+		}
+		infos = append(infos, bm)
+	}
+	return keyCodec, infos, n, nil
+}
+
+func readString(p []byte) (string, int, error) {
+	l, n := binary.Uvarint(p)
+	if n <= 0 || l > uint64(len(p)-n) {
+		return "", 0, errors.New("bad string")
+	}
+	return string(p[n : n+int(l)]), n + int(l), nil
+}
+
+func readID(p []byte) (codec.ID, int, error) {
+	name, n, err := readString(p)
+	if err != nil {
+		return codec.ID{}, 0, err
+	}
+	v, m := binary.Uvarint(p[n:])
+	if m <= 0 || v > 1<<31 {
+		return codec.ID{}, 0, errors.New("bad codec version")
+	}
+	return codec.ID{Name: name, Version: int(v)}, n + m, nil
+}
+
+// codecRoles names a state's codecs, by kind, for error messages.
+func codecRoles(k kind) []string {
+	switch k {
+	case kindList:
+		return []string{"element"}
+	case kindMap:
+		return []string{"user key", "user value"}
+	}
+	return []string{"value"}
+}
+
+// codecMismatch describes how the codecs a state was written with differ
+// from those it is registered with, or returns "" if they are the same.
+func codecMismatch(k kind, written, now []codec.ID, compatible func(w, n codec.ID) bool) string {
+	if written == nil { // a version 1 file: nothing recorded
+		return ""
+	}
+	roles := codecRoles(k)
+	var diffs []string
+	for i := range max(len(written), len(now)) {
+		var w, n codec.ID
+		if i < len(written) {
+			w = written[i]
+		}
+		if i < len(now) {
+			n = now[i]
+		}
+		if !compatible(w, n) {
+			role := "codec"
+			if i < len(roles) {
+				role = roles[i] + " codec"
+			}
+			diffs = append(diffs, fmt.Sprintf("%s %s, the job now uses %s", role, w, n))
+		}
+	}
+	return strings.Join(diffs, "; ")
+}
+
+// adopt decodes the restored entries of state s being registered, if any,
+// with decode, and forgets the raw bytes. It first compares the codecs the
+// entries were written with to s's (docs/design.md §10): declared codec IDs
+// that differ are an incompatibility naming both, without decoding; where an
+// ID is undeclared only decoding can tell, and a failure is reported as an
+// incompatibility if the IDs differ, as corruption if they are equal.
+func (b *HeapBackend[K]) adopt(s *base[K], decode func(gi int, body []byte, hasTTL bool, now int64) error) error {
+	name := s.name
 	rs, ok := b.raw[name]
 	if !ok {
 		return nil
 	}
-	if rs.meta.kind != k {
-		return fmt.Errorf("%w: state %q was snapshotted as %s state, is registered as %s state", ErrIncompatible, name, rs.meta.kind, k)
+	if rs.meta.kind != s.kind {
+		return fmt.Errorf("%w: %w: state %q was written as %s state, the job registers it as %s state",
+			ErrIncompatible, checkpoint.ErrIncompatible, name, rs.meta.kind, s.kind)
+	}
+	if d := codecMismatch(s.kind, rs.meta.codecs, s.codecs, codec.Compatible); d != "" {
+		return fmt.Errorf("%w: %w: %s state %q was written with %s",
+			ErrIncompatible, checkpoint.ErrIncompatible, s.kind, name, d)
 	}
 	now := b.now()
 	for gi, body := range rs.groups {
@@ -226,6 +357,10 @@ func (b *HeapBackend[K]) adopt(name string, k kind, decode func(gi int, body []b
 			continue
 		}
 		if err := decode(gi, body, rs.meta.flags&flagTTL != 0, now); err != nil {
+			if d := codecMismatch(s.kind, rs.meta.codecs, s.codecs, func(w, n codec.ID) bool { return w == n }); d != "" {
+				return fmt.Errorf("%w: %w: %s state %q was written with %s, which cannot read it (key group %d: %w)",
+					ErrIncompatible, checkpoint.ErrIncompatible, s.kind, name, d, b.r.Start+gi, err)
+			}
 			return fmt.Errorf("%w: state %q, key group %d: %w", ErrCorrupt, name, b.r.Start+gi, err)
 		}
 	}

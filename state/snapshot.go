@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"slices"
@@ -12,13 +13,18 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/codec"
 )
 
-// The keyed-state file format written by WriteKeyGroups (version 1). All
+// The keyed-state file format written by WriteKeyGroups (version 2). All
 // integers are uvarints unless said otherwise.
 //
 //	file    = header section*            one section per key group, in range order
-//	header  = "SLKG" version:byte maxParallelism start:varint end:varint crc:u32le
+//	header  = "SLKG" version:byte maxParallelism start:varint end:varint
+//	          keyCodec:id count:uvarint stateInfo{count} crc:u32le
+//	stateInfo = name:string kind:byte flags:byte n:uvarint codec:id{n}
+//	id      = name:string version:uvarint              a codec.ID
+//	string  = length:uvarint bytes
 //	section = keyGroup length payload crc:u32le
 //	          crc is CRC-32C of keyGroup, length and payload
 //	payload = block*
@@ -34,12 +40,17 @@ import (
 //	timers:          key time:varint
 //
 // Keys and values use the state's codecs; expiry (Unix nanoseconds, varint)
-// is present iff flags has flagTTL. Each section has its own checksum so a
+// is present iff flags has flagTTL. The header lists every state of the
+// snapshot with the identities of its codecs (value; element; user key and
+// user value) and the key codec's, so that a restore with other codecs is
+// reported as an incompatibility naming both (docs/design.md §10).
+// Version 1, read but no longer written, had no key codec and no state
+// list in its header. Each section has its own checksum so a
 // restore that reads only some key groups still verifies what it reads, and
 // so that damage is reported with the key group it hit.
 const (
 	fileMagic     = "SLKG"
-	formatVersion = 1
+	formatVersion = 2
 
 	tagState  = 1
 	tagTimers = 2
@@ -54,10 +65,13 @@ type blockMeta struct {
 	name  string
 	kind  kind
 	flags byte
+	// codecs are the state's codec identities; nil for state restored from
+	// a version 1 file, which did not record them.
+	codecs []codec.ID
 }
 
 func (s *base[K]) meta() blockMeta {
-	m := blockMeta{name: s.name, kind: s.kind}
+	m := blockMeta{name: s.name, kind: s.kind, codecs: s.codecs}
 	if s.ttl != 0 {
 		m.flags |= flagTTL
 	}
@@ -84,6 +98,7 @@ type Snapshot struct {
 	seq    int64
 	maxP   int
 	r      checkpoint.KeyGroupRange
+	kcID   codec.ID
 	now    int64
 	states []frozenState
 	timers groupAppender
@@ -115,6 +130,7 @@ func (b *HeapBackend[K]) Snapshot(checkpointID int64) *Snapshot {
 		seq:    seq,
 		maxP:   b.maxP,
 		r:      b.r,
+		kcID:   b.kcID,
 		now:    b.now(),
 		states: make([]frozenState, 0, len(b.states)+len(b.raw)),
 		timers: b.timers.freeze(seq, b.kc),
@@ -170,6 +186,17 @@ func (s *Snapshot) WriteKeyGroups(w io.Writer) (keyGroupOffsets []int64, err err
 	head = binary.AppendUvarint(head, uint64(s.maxP))
 	head = binary.AppendVarint(head, int64(s.r.Start))
 	head = binary.AppendVarint(head, int64(s.r.End))
+	head = appendID(head, s.kcID)
+	head = binary.AppendUvarint(head, uint64(len(s.states)))
+	for _, st := range s.states {
+		m := st.header()
+		head = appendString(head, m.name)
+		head = append(head, byte(m.kind), m.flags)
+		head = binary.AppendUvarint(head, uint64(len(m.codecs)))
+		for _, id := range m.codecs {
+			head = appendID(head, id)
+		}
+	}
 	head = binary.LittleEndian.AppendUint32(head, crc32.Checksum(head, castagnoli))
 	if _, err := bw.Write(head); err != nil {
 		return nil, err
@@ -185,7 +212,9 @@ func (s *Snapshot) WriteKeyGroups(w io.Writer) (keyGroupOffsets []int64, err err
 		offsets[gi] = off
 		payload = payload[:0]
 		for _, st := range s.states {
-			body = st.appendGroup(body[:0], gi, s.now)
+			if body, err = appendGroup(st, body[:0], gi, s.now); err != nil {
+				return nil, err
+			}
 			if len(body) == 0 {
 				continue
 			}
@@ -218,6 +247,51 @@ func (s *Snapshot) WriteKeyGroups(w io.Writer) (keyGroupOffsets []int64, err err
 	}
 	return offsets, nil
 }
+
+// appendGroup appends a state's key group, turning the panic of a codec
+// whose encoding failed (codec.EncodeError: JSON, Protobuf, Avro) into an
+// error naming the state, which fails the checkpoint.
+func appendGroup(st frozenState, dst []byte, gi int, now int64) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ee, ok := r.(*codec.EncodeError)
+			if !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("state %q: %w", st.header().name, ee)
+		}
+	}()
+	return st.appendGroup(dst, gi, now), nil
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendID(dst []byte, id codec.ID) []byte {
+	dst = appendString(dst, id.Name)
+	return binary.AppendUvarint(dst, uint64(id.Version))
+}
+
+// States describes the snapshot's states, sorted by name, for the
+// checkpoint metadata (`sluice checkpoints inspect` shows them, and a
+// restore checks them: docs/design.md §10).
+func (s *Snapshot) States() []checkpoint.StateInfo {
+	out := make([]checkpoint.StateInfo, 0, len(s.states))
+	for _, st := range s.states {
+		m := st.header()
+		si := checkpoint.StateInfo{Name: m.name, Kind: m.kind.String(), TTL: m.flags&flagTTL != 0}
+		for _, id := range m.codecs {
+			si.Codecs = append(si.Codecs, id.String())
+		}
+		out = append(out, si)
+	}
+	return out
+}
+
+// KeyCodec returns the identity of the key codec, as name@vN.
+func (s *Snapshot) KeyCodec() string { return s.kcID.String() }
 
 // endWrite hands a Release that arrived during the write to the backend,
 // now that the frozen maps are no longer read.

@@ -86,7 +86,8 @@ func (s *valueCore[K, V]) adopt() error {
 	if s.vc == nil {
 		return errNil(s.name, "value codec")
 	}
-	return s.b.adopt(s.name, s.kind, s.decodeGroup)
+	s.codecs = []codec.ID{codec.IDOf(s.vc)}
+	return s.b.adopt(&s.base, s.decodeGroup)
 }
 
 func (s *valueCore[K, V]) get() (V, bool) {

@@ -434,13 +434,13 @@ func TestLatestDoesNotSkipOtherErrors(t *testing.T) {
 		t.Fatalf("canceled: Latest error %v", err)
 	}
 
-	// A _metadata from a newer Sluice (valid envelope, version 2).
+	// A _metadata from a newer Sluice (valid envelope, a higher version).
 	m := &checkpoint.Metadata{CheckpointID: 3, Kind: checkpoint.KindCheckpoint, Version: 1}
 	data, err := encodeMetadata(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data = reencode(t, bytes.Replace(data, []byte(`"version":1`), []byte(`"version":2`), 1))
+	data = reencode(t, bytes.Replace(data, []byte(`"version":1`), []byte(fmt.Sprintf(`"version":%d`, checkpoint.FormatVersion+1)), 1))
 	w, _ := c.Storage().Create(ctx, "chk-3/_metadata")
 	w.Write(data)
 	if _, _, err := w.Commit(); err != nil {

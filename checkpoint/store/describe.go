@@ -213,6 +213,14 @@ func Describe(w io.Writer, m *checkpoint.Metadata) error {
 	}
 	fmt.Fprintln(ew)
 	fmt.Fprintf(ew, "  max parallelism: %d\n", m.MaxParallelism)
+	// What the checkpoint belongs to (docs/design.md §10).
+	fmt.Fprintf(ew, "  fingerprint:     %s\n", m.Fingerprint())
+	for _, uid := range slices.Sorted(maps.Keys(m.Sources)) {
+		fmt.Fprintf(ew, "  source %q:  %s\n", uid, m.Sources[uid])
+	}
+	if m.Version < 2 {
+		fmt.Fprintln(ew, "  (format version 1: sources and state codecs not recorded)")
+	}
 	fmt.Fprintf(ew, "  state files:     %d, %s\n", len(hs), formatSize(total))
 	fmt.Fprintf(ew, "  operators:       %d\n", len(m.Operators))
 	for _, uid := range slices.Sorted(maps.Keys(m.Operators)) {
@@ -223,6 +231,14 @@ func Describe(w io.Writer, m *checkpoint.Metadata) error {
 			continue
 		}
 		fmt.Fprintf(ew, ": parallelism %d, state of %d subtasks\n", op.Parallelism, len(op.Subtasks))
+		kc, states := op.States()
+		for _, si := range states {
+			ttl := ""
+			if si.TTL {
+				ttl = ", with TTL"
+			}
+			fmt.Fprintf(ew, "  keyed state %s: %s state%s, codecs %s; keys %s\n", si.Name, si.Kind, ttl, strings.Join(si.Codecs, ", "), kc)
+		}
 		for _, st := range op.Subtasks {
 			if st == nil {
 				continue

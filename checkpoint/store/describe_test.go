@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,6 +86,11 @@ func TestDescribe(t *testing.T) {
 	c, _, _ := newMemStore(t)
 	m := writeCheckpoint(t, c.Snapshot(7), 7, checkpoint.KindCheckpoint)
 	m.Version = checkpoint.FormatVersion
+	m.Sources = map[string]checkpoint.SourceIdentity{"source": {Type: "kafka", Names: []string{"in"}}}
+	for _, st := range m.Operators["counter"].Subtasks {
+		st.KeyCodec = "string@v1"
+		st.States = []checkpoint.StateInfo{{Name: "count", Kind: "value", Codecs: []string{"zigzag-varint@v1"}}}
+	}
 	var b strings.Builder
 	if err := Describe(&b, m); err != nil {
 		t.Fatal(err)
@@ -93,7 +99,10 @@ func TestDescribe(t *testing.T) {
 	t.Logf("inspect:\n%s", out)
 	h := m.Operators["counter"].Subtasks[1].Keyed[0]
 	for _, want := range []string{
-		"checkpoint 7 (format version 1)",
+		fmt.Sprintf("checkpoint 7 (format version %d)", checkpoint.FormatVersion),
+		"fingerprint:     " + m.Fingerprint(),
+		`source "source":  kafka[in]`,
+		"keyed state count: value state, codecs zigzag-varint@v1; keys string@v1",
 		"job:             demo",
 		"completed:       2026-11-25T16:54:01.500Z (took 1.5s)",
 		"max parallelism: 8",
@@ -109,7 +118,7 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 	// Operators are printed in uid order, so output is stable.
-	if strings.Index(out, `"counter"`) > strings.Index(out, `"source"`) {
+	if strings.Index(out, `operator "counter"`) > strings.Index(out, `operator "source"`) {
 		t.Error("operators not sorted")
 	}
 }

@@ -42,6 +42,10 @@ type demoFlags struct {
 	brokers      string
 	from         string
 	resume       bool
+	// allowNonRestored and allowSource relax the restore checks
+	// (docs/design.md §10).
+	allowNonRestored bool
+	allowSource      bool
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -92,6 +96,8 @@ Flags:
 	fs.DurationVar(&f.bufTimeout, "buffer-timeout", 100*time.Millisecond, "longest time a record waits in a partly filled batch (0 = send every batch at once)")
 	fs.BoolVar(&f.verbose, "v", false, "log every restart and checkpoint failure")
 	fs.BoolVar(&f.resume, "resume", false, "resume an earlier run from the latest checkpoint in <dir>/checkpoints, keeping its output; pass that run's --seed")
+	fs.BoolVar(&f.allowNonRestored, "allow-non-restored-state", false, "with --resume/--from-checkpoint: drop state of operators the job does not have instead of refusing (logged per state)")
+	fs.BoolVar(&f.allowSource, "allow-source-change", false, "with --resume/--from-checkpoint: restore a checkpoint whose source read something else (other --keys, --splits, --distribution or --seed)")
 	fs.StringVar(&f.from, "from-checkpoint", "", "resume from this checkpoint directory (e.g. data/demo/checkpoints/chk-12) of an earlier run, keeping its output; pass that run's --seed")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -170,16 +176,18 @@ func demo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		inj = fault.New(f.seed)
 	}
 	env := sluice.New(sluice.Config{
-		JobName:        "count",
-		Parallelism:    f.parallelism,
-		BufferTimeout:  bufferTimeout(f.bufTimeout),
-		Checkpoint:     checkpoint.Config{Interval: f.interval, MinPause: noneIfZero(f.minPause), Mode: checkpoint.Mode(f.mode)},
-		CheckpointDir:  ckDir,
-		FromCheckpoint: f.from,
-		Restart:        restart.FixedDelay{Attempts: 1 << 30, Delay: 50 * time.Millisecond},
-		Seed:           int64(f.seed),
-		Logger:         logger,
-		Faults:         inj,
+		JobName:               "count",
+		Parallelism:           f.parallelism,
+		BufferTimeout:         bufferTimeout(f.bufTimeout),
+		Checkpoint:            checkpoint.Config{Interval: f.interval, MinPause: noneIfZero(f.minPause), Mode: checkpoint.Mode(f.mode)},
+		CheckpointDir:         ckDir,
+		FromCheckpoint:        f.from,
+		AllowNonRestoredState: f.allowNonRestored,
+		AllowSourceChange:     f.allowSource,
+		Restart:               restart.FixedDelay{Attempts: 1 << 30, Delay: 50 * time.Millisecond},
+		Seed:                  int64(f.seed),
+		Logger:                logger,
+		Faults:                inj,
 	})
 	countjob.Build(env, datagen.New(gen), file.NewSink(file.Config[countjob.Count]{Dir: outDir, Encode: countjob.AppendLine}), f.parallelism)
 

@@ -54,6 +54,8 @@ Flags:
 	group := fs.String("group", "sluice-count", "consumer group that receives the job's offsets after each checkpoint (monitoring only)")
 	txnPrefix := fs.String("txn-prefix", "", "transactional id prefix of the sink (default sluice-count-<output>); unique per job on the cluster")
 	partitions := fs.Int("partitions", 4, "partitions of topics that do not exist yet (created at start)")
+	allowNonRestored := fs.Bool("allow-non-restored-state", false, "restore a checkpoint holding state of operators the job does not have, dropping that state (logged per state)")
+	allowSource := fs.Bool("allow-source-change", false, "restore a checkpoint written while reading other topics: offsets of partitions still read are kept, the rest start from the earliest offset")
 	logLevel := fs.String("log-level", "info", "log level on stderr: debug, info (restores, recoveries), warn or error")
 	restartFlag := fs.String("restart", "exponential-delay", "restart strategy: fixed-delay, exponential-delay, failure-rate or none, with settings after a colon, e.g. fixed-delay:attempts=10,delay=5s")
 	fs.Usage = func() { help(fs.Output()); fs.PrintDefaults() }
@@ -112,6 +114,7 @@ Flags:
 		Brokers: bs, Input: *input, Output: *output, GroupID: *group, TxnPrefix: *txnPrefix,
 		Parallelism: *par, CheckpointInterval: *interval, MinPause: noneIfZero(*minPause), Delivery: *delivery,
 		CheckpointDir: *ckDir, Restart: policy, Logger: logger,
+		AllowNonRestoredState: *allowNonRestored, AllowSourceChange: *allowSource,
 	})
 	if err != nil {
 		return err

@@ -1,16 +1,15 @@
 package kafka
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"sync"
 	"time"
 
-	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sluicehq/sluice/codec"
+	"github.com/sluicehq/sluice/codec/avrocodec"
+	"github.com/sluicehq/sluice/codec/protocodec"
 )
 
 // Deserializer turns a Kafka record into a value of T. An error marks the
@@ -79,27 +78,30 @@ func (recordDeserializer) Deserialize(r *kgo.Record) (Record, error) {
 // without a value (a tombstone), which no structured format can decode.
 var errNullValue = errors.New("null value (tombstone)")
 
-// JSON decodes record values as JSON into T with encoding/json. A value
-// that is not valid JSON for T, a null value, or a value with trailing data
-// after the JSON document is malformed.
-func JSON[T any]() Deserializer[T] { return jsonDeserializer[T]{} }
+// FormatDeserializer decodes record values with f, one of package codec's
+// formats (codec.JSON, protocodec.New, avrocodec.New or your own), the same
+// value that can encode state: a record without a value (a tombstone) is
+// malformed, as is a value f cannot decode.
+func FormatDeserializer[T any](f codec.Format[T]) Deserializer[T] { return formatDeserializer[T]{f} }
 
-type jsonDeserializer[T any] struct{}
+type formatDeserializer[T any] struct{ f codec.Format[T] }
 
-func (jsonDeserializer[T]) Deserialize(r *kgo.Record) (T, error) {
-	var v T
+func (d formatDeserializer[T]) Deserialize(r *kgo.Record) (T, error) {
 	if r.Value == nil {
-		return v, errNullValue
-	}
-	if err := json.Unmarshal(r.Value, &v); err != nil {
 		var zero T
-		return zero, fmt.Errorf("json: %w", err)
+		return zero, errNullValue
 	}
-	return v, nil
+	return d.f.Unmarshal(r.Value)
 }
 
+// JSON decodes record values as JSON into T with encoding/json (the
+// codec.JSON format). A value that is not valid JSON for T, a null value, or
+// a value with trailing data after the JSON document is malformed.
+func JSON[T any]() Deserializer[T] { return FormatDeserializer[T](codec.JSON[T]()) }
+
 // Protobuf decodes record values as binary protobuf messages (no
-// Confluent schema-registry framing) into a fresh message from newMsg each:
+// Confluent schema-registry framing) into a fresh message from newMsg each
+// (the protocodec format):
 //
 //	kafka.Protobuf(func() *orderpb.Order { return new(orderpb.Order) })
 //
@@ -107,65 +109,20 @@ func (jsonDeserializer[T]) Deserialize(r *kgo.Record) (T, error) {
 // malformed; a null value decodes to an empty message, as protobuf's
 // encoding of an all-default message is empty.
 func Protobuf[T proto.Message](newMsg func() T) Deserializer[T] {
-	return protobufDeserializer[T]{newMsg: newMsg}
-}
-
-type protobufDeserializer[T proto.Message] struct{ newMsg func() T }
-
-func (d protobufDeserializer[T]) Deserialize(r *kgo.Record) (T, error) {
-	m := d.newMsg()
-	if err := proto.Unmarshal(r.Value, m); err != nil {
-		var zero T
-		return zero, fmt.Errorf("protobuf %s: %w", m.ProtoReflect().Descriptor().FullName(), err)
-	}
-	return m, nil
+	f := protocodec.New(newMsg)
+	return DeserializerFunc[T](func(r *kgo.Record) (T, error) { return f.Unmarshal(r.Value) })
 }
 
 // Avro decodes record values as Avro binary data of the given writer schema
 // (no container-file header, no schema-registry framing) into T with
-// github.com/hamba/avro/v2; T is typically a struct with `avro:"field"`
-// tags, or map[string]any. It fails if the schema does not parse. A value
-// that is truncated, does not match the schema, or has trailing bytes after
-// the datum is malformed.
+// github.com/hamba/avro/v2 (the avrocodec format); T is typically a struct
+// with `avro:"field"` tags, or map[string]any. It fails if the schema does
+// not parse. A value that is truncated, does not match the schema, or has
+// trailing bytes after the datum is malformed.
 func Avro[T any](schema string) (Deserializer[T], error) {
-	s, err := avro.Parse(schema)
+	f, err := avrocodec.New[T](schema)
 	if err != nil {
-		return nil, fmt.Errorf("avro schema: %w", err)
+		return nil, err
 	}
-	return &avroDeserializer[T]{schema: s, readers: sync.Pool{New: func() any { return avro.NewReader(nil, 0) }}}, nil
-}
-
-type avroDeserializer[T any] struct {
-	schema  avro.Schema
-	readers sync.Pool // *avro.Reader; readers are not safe for concurrent use
-}
-
-func (d *avroDeserializer[T]) Deserialize(r *kgo.Record) (T, error) {
-	var v T
-	if r.Value == nil {
-		return v, errNullValue
-	}
-	rd := d.readers.Get().(*avro.Reader)
-	defer func() {
-		rd.Reset(nil)
-		rd.Error = nil
-		d.readers.Put(rd)
-	}()
-	rd.Reset(r.Value)
-	rd.Error = nil
-	rd.ReadVal(d.schema, &v)
-	// avro.Unmarshal treats running out of input as success; decoding
-	// through a Reader lets a truncated value count as malformed.
-	if rd.Error != nil {
-		var zero T
-		if errors.Is(rd.Error, io.EOF) {
-			return zero, errors.New("avro: value truncated")
-		}
-		return zero, fmt.Errorf("avro: %w", rd.Error)
-	}
-	if rd.Peek(); rd.Error == nil {
-		var zero T
-		return zero, errors.New("avro: trailing bytes after the datum")
-	}
-	return v, nil
+	return FormatDeserializer[T](f), nil
 }

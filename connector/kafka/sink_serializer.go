@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/codec"
 )
 
 // Serializer turns a value into an outgoing Kafka record.
@@ -71,6 +73,21 @@ func SerializerOf[T any](f func(v T) (key, value []byte, headers []kgo.RecordHea
 		}
 		rec.Headers = append(rec.Headers, headers...)
 		rec.Timestamp = ts
+		return nil
+	})
+}
+
+// FormatSerializer writes records without key whose value f encodes: one of
+// package codec's formats (codec.JSON, protocodec.New, avrocodec.New), the
+// same value that can decode them in a FormatDeserializer or encode state.
+// A value f cannot encode fails the task with f's error.
+func FormatSerializer[T any](f codec.Format[T]) Serializer[T] {
+	return SerializerFunc[T](func(rec *kgo.Record, v T) error {
+		out, err := f.Marshal(rec.Value, v)
+		if err != nil {
+			return err
+		}
+		rec.Value = out
 		return nil
 	})
 }

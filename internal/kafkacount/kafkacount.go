@@ -53,6 +53,11 @@ type Options struct {
 	// the checkpointing mode and the sink's guarantee.
 	Delivery      string
 	CheckpointDir string
+	// AllowNonRestoredState and AllowSourceChange relax the restore
+	// compatibility checks, as sluice.Config's fields of those names
+	// (docs/design.md §10).
+	AllowNonRestoredState bool
+	AllowSourceChange     bool
 	// Restart is the restart policy; nil means restart.Default().
 	Restart restart.Policy
 	Faults  *fault.Injector
@@ -83,15 +88,17 @@ func New(o Options) (*sluice.Environment, error) {
 		return nil, fmt.Errorf("delivery: must be exactly-once or at-least-once, got %q", o.Delivery)
 	}
 	env := sluice.New(sluice.Config{
-		JobName:       "count",
-		Parallelism:   o.Parallelism,
-		BufferTimeout: o.BufferTimeout,
-		Checkpoint:    checkpoint.Config{Interval: o.CheckpointInterval, MinPause: o.MinPause, Mode: mode},
-		CheckpointDir: o.CheckpointDir,
-		Restart:       o.Restart,
-		Faults:        o.Faults,
-		Logger:        o.Logger,
-		Seed:          o.Seed,
+		JobName:               "count",
+		Parallelism:           o.Parallelism,
+		BufferTimeout:         o.BufferTimeout,
+		Checkpoint:            checkpoint.Config{Interval: o.CheckpointInterval, MinPause: o.MinPause, Mode: mode},
+		CheckpointDir:         o.CheckpointDir,
+		AllowNonRestoredState: o.AllowNonRestoredState,
+		AllowSourceChange:     o.AllowSourceChange,
+		Restart:               o.Restart,
+		Faults:                o.Faults,
+		Logger:                o.Logger,
+		Seed:                  o.Seed,
 	})
 	src, err := kafka.NewSource(kafka.SourceConfig[kafka.Record]{
 		Brokers: o.Brokers, Topics: []string{o.Input}, GroupID: o.GroupID,

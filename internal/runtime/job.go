@@ -36,6 +36,9 @@ type Plan struct {
 	// Vertices in topological order.
 	Vertices []*Vertex
 	Edges    []*EdgeSpec
+	// Sources says what each source operator reads, by uid, for the
+	// sources that describe themselves (docs/design.md §10).
+	Sources map[string]checkpoint.SourceIdentity
 }
 
 // Vertex is one chain of operators with its parallelism.
@@ -76,9 +79,13 @@ type Config struct {
 	// FromCheckpoint restores the first attempt from this checkpoint or
 	// savepoint directory instead of the latest in Store.
 	FromCheckpoint string
-	Clock          clock.Clock
-	Logger         *slog.Logger
-	Faults         *fault.Injector
+	// AllowNonRestoredState and AllowSourceChange relax the restore
+	// compatibility checks (docs/design.md §10; see sluice.Config).
+	AllowNonRestoredState bool
+	AllowSourceChange     bool
+	Clock                 clock.Clock
+	Logger                *slog.Logger
+	Faults                *fault.Injector
 }
 
 // Job runs a Plan with restarts until it finishes, fails for good, or its
@@ -219,10 +226,18 @@ func (j *Job) stopping() bool {
 func (j *Job) Run(ctx context.Context) error {
 	from := j.cfg.FromCheckpoint
 	var failedAt time.Time
+	var checked *checkpoint.Metadata
 	for attempt := 0; ; attempt++ {
 		meta, err := j.pickRestore(ctx, from)
 		if err != nil {
 			return err
+		}
+		if meta != nil && meta.meta != checked {
+			if err := j.checkRestore(meta, from != ""); err != nil {
+				j.log.Error("checkpoint not restored", "job", j.plan.JobName, "checkpoint", meta.src.Location(), "err", err)
+				return err
+			}
+			checked = meta.meta
 		}
 		if meta != nil {
 			j.log.Info("restoring checkpoint", "job", j.plan.JobName, "attempt", attempt,
@@ -235,6 +250,12 @@ func (j *Job) Run(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, checkpoint.ErrIncompatible) {
+			// Another attempt would restore the same checkpoint into
+			// the same job.
+			j.log.Error("checkpoint not restored", "job", j.plan.JobName, "err", err)
+			return fmt.Errorf("job %s: %w", j.plan.JobName, err)
 		}
 		failedAt = j.clock.Now()
 		ok, delay := j.cfg.Restart.OnFailure(failedAt, err)
@@ -423,6 +444,9 @@ func (a *attempt) writeSnapshot(id checkpoint.TaskID, b Barrier, snaps []pending
 		for _, p := range snaps {
 			a.faults.Hit(fault.InSnapshotWrite, p.uid, id.Subtask)
 			st := &checkpoint.SubtaskState{Subtask: id.Subtask, KeyGroups: kgs, Operator: p.snap.Operator}
+			if d, ok := p.snap.Keyed.(describedSnapshot); ok {
+				st.KeyCodec, st.States = d.KeyCodec(), d.States()
+			}
 			if p.snap.Keyed != nil {
 				h, err := a.writeKeyed(b.ID, p.uid, id.Subtask, p.snap.Keyed)
 				if err != nil {
@@ -520,7 +544,7 @@ func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failed
 	}
 	coord, err := checkpoint.NewCoordinator(j.cfg.Checkpoint, checkpoint.CoordinatorOptions{
 		JobName: j.plan.JobName, MaxParallelism: j.plan.MaxParallelism, Tasks: ids,
-		FirstID: firstID, Start: j.clock.Now(), Completed: completed,
+		FirstID: firstID, Start: j.clock.Now(), Completed: completed, Sources: j.plan.Sources,
 	})
 	if err != nil {
 		a.closeAll()
