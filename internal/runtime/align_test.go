@@ -312,7 +312,7 @@ func scripted(t *testing.T, n int) *alignHarness {
 		id:    checkpoint.TaskID{Vertex: "rec", Subtask: 0},
 		chain: &Chain{Ops: []OpInstance{{UID: "rec", Name: "rec", Op: rec}}, Inputs: NewInputs(c, 0, Rebalance, Emitter[int](rec), stats)},
 		job:   a, stats: stats, parallelism: 1,
-		seen: make([]bool, n), ended: make([]bool, n), gates: make([]chan struct{}, n),
+		align: newAligner(n, true), gates: make([]chan struct{}, n),
 	}
 	for i := range h.tk.gates {
 		h.tk.gates[i] = make(chan struct{}, 1)
