@@ -40,7 +40,7 @@ func TestFlushAlways(t *testing.T) {
 	x := start(t, env)
 	src.Append(1, 2, 3)
 	src.WaitIdle(t, 3)
-	if sent := vertex(t, env.Status(), "src").RecordsOut; sent != 3 {
+	if sent := vertex(t, env.Status(), "src").RecordsOutTotal; sent != 3 {
 		t.Fatalf("source sent %d records before going idle, want 3", sent)
 	}
 	out.WaitLen(t, 3)
@@ -63,7 +63,7 @@ func TestBufferTimeoutFlushesAtBarrierAndEnd(t *testing.T) {
 	x := start(t, env)
 	src.Append(1, 2, 3)
 	src.WaitIdle(t, 3)
-	if sent := vertex(t, env.Status(), "src").RecordsOut; sent != 0 {
+	if sent := vertex(t, env.Status(), "src").RecordsOutTotal; sent != 0 {
 		t.Fatalf("source sent %d records of a partly filled batch before any flush", sent)
 	}
 
@@ -78,7 +78,7 @@ func TestBufferTimeoutFlushesAtBarrierAndEnd(t *testing.T) {
 
 	src.Append(4, 5)
 	src.WaitIdle(t, 5)
-	if sent := vertex(t, env.Status(), "src").RecordsOut; sent != 3 {
+	if sent := vertex(t, env.Status(), "src").RecordsOutTotal; sent != 3 {
 		t.Fatalf("source sent %d records, want the 3 of checkpoint 1 only", sent)
 	}
 	src.Close()
@@ -99,13 +99,13 @@ func TestBufferTimeoutExpires(t *testing.T) {
 	x := start(t, env)
 	src.Append(1, 2)
 	src.WaitIdle(t, 2)
-	if sent := vertex(t, env.Status(), "src").RecordsOut; sent != 0 {
+	if sent := vertex(t, env.Status(), "src").RecordsOutTotal; sent != 0 {
 		t.Fatalf("source sent %d records before the buffer timeout", sent)
 	}
 	// The source task's flush timer is the clock's only one.
 	waitTimers(t, clk, 1)
 	clk.Advance(49 * time.Millisecond)
-	if sent := vertex(t, env.Status(), "src").RecordsOut; sent != 0 || clk.Pending() != 1 {
+	if sent := vertex(t, env.Status(), "src").RecordsOutTotal; sent != 0 || clk.Pending() != 1 {
 		t.Fatalf("source sent %d records 1ms before the buffer timeout", sent)
 	}
 	clk.Advance(time.Millisecond)
@@ -124,6 +124,8 @@ func TestBackpressure(t *testing.T) {
 	cfg := testConfig(t, 1)
 	cfg.BatchSize = 1
 	cfg.ChannelCapacity = 1
+	// Time counters read the job's clock; the wait below is real.
+	cfg.Clock = clock.Real{}
 	env := sluice.New(cfg)
 	src := newLogSource[int]()
 	release := make(chan struct{})

@@ -309,7 +309,8 @@ func TestCheckpointFailuresFailJob(t *testing.T) {
 // TestCheckpointFailuresRestart: the attempt that failed on checkpoint
 // failures is restarted; the new attempt numbers its checkpoints past the
 // blocked ids, and since no checkpoint completed it replays the input from
-// the start: nothing lost.
+// the start: nothing lost. The status tells the last attempt's record
+// counts from those of all attempts (docs/design.md §8).
 func TestCheckpointFailuresRestart(t *testing.T) {
 	t.Parallel()
 	src, out, clk, env, dir := unwritableJob(t, 1, restart.Config{Strategy: restart.StrategyFixedDelay, Attempts: 1, Delay: -1})
@@ -338,6 +339,15 @@ func TestCheckpointFailuresRestart(t *testing.T) {
 	}
 	if got, want := finalCounts(out.Records()), map[string]int64{"a": 3, "b": 1, "c": 1}; !maps.Equal(got, want) {
 		t.Fatalf("final counts %v, want %v", got, want)
+	}
+	// Defect: the counters counted replays as new input. The first attempt
+	// counted a, b, a; the second replays them and adds c, a.
+	if v := vertex(t, res.Status, "count"); v.RecordsInAttempt != 5 || v.RecordsInTotal != 8 {
+		t.Fatalf("count vertex received %d records in the last attempt and %d in all; want 5 (the input, once) and 8 (3 replayed)",
+			v.RecordsInAttempt, v.RecordsInTotal)
+	}
+	if v := vertex(t, res.Status, "src"); v.RecordsOutAttempt != 5 || v.RecordsOutTotal != 8 {
+		t.Fatalf("source sent %d records in the last attempt and %d in all; want 5 and 8", v.RecordsOutAttempt, v.RecordsOutTotal)
 	}
 }
 

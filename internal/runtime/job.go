@@ -143,26 +143,59 @@ func NewJob(plan *Plan, cfg Config) (*Job, error) {
 // commit it, and Run returns nil.
 func (j *Job) Stop() { j.stopOnce.Do(func() { close(j.stopCh) }) }
 
-// Status is a point-in-time view of a running job.
+// Status is a point-in-time view of a running job (docs/design.md §8).
 type Status struct {
-	Restarts             int64
+	// Restarts counts the attempts after the first.
+	Restarts int64
+	// CheckpointsCompleted and CheckpointsFailed count over every attempt.
 	CheckpointsCompleted int64
 	CheckpointsFailed    int64
-	LastCheckpointID     int64
-	LastRecovery         time.Duration
-	Vertices             []VertexStatus
-	Checkpoints          *checkpoint.Stats
+	// LastCheckpointID is the newest checkpoint this run completed, 0 if none.
+	LastCheckpointID int64
+	// LastRecovery is the time from the last failure to the restarted
+	// attempt's tasks running.
+	LastRecovery time.Duration
+	// Vertices has one entry per vertex, in plan order.
+	Vertices []VertexStatus
+	// Checkpoints is the current attempt's coordinator statistics, nil
+	// before its first step. The Duration of a checkpoint in progress is
+	// the time since its trigger as of this Status call.
+	Checkpoints *checkpoint.Stats
 }
 
 // VertexStatus sums the counters of a vertex's subtasks.
+//
+// Record counts come in two kinds. The Attempt counts start from zero when
+// an attempt starts, so after a restore they count each record the attempt
+// handled once: what the job did since the checkpoint it restored. The Total
+// counts add up every attempt, so records replayed after a restore are
+// counted again each time: the work done, not the input size.
+//
+// The time counters add up every subtask and every attempt. A subtask's
+// running time is split into three disjoint parts, as Flink defines them
+// (busyTimeMsPerSecond, idleTimeMsPerSecond, backPressuredTimeMsPerSecond):
+// BusyNanos + IdleNanos + BackpressuredNanos is the time the subtasks ran.
 type VertexStatus struct {
-	Name               string
-	Parallelism        int
-	RecordsIn          int64
-	RecordsOut         int64
-	BusyNanos          int64
+	Name        string
+	Parallelism int
+	// RecordsInAttempt and RecordsOutAttempt count the current attempt.
+	RecordsInAttempt  int64
+	RecordsOutAttempt int64
+	// RecordsInTotal and RecordsOutTotal count every attempt, replays
+	// included.
+	RecordsInTotal  int64
+	RecordsOutTotal int64
+	// BusyNanos is the time spent processing (records, timers, snapshots),
+	// backpressured time excluded.
+	BusyNanos int64
+	// IdleNanos is the time spent waiting for input, control mail or a
+	// timer.
+	IdleNanos int64
+	// BackpressuredNanos is the time spent blocked on a full output channel.
 	BackpressuredNanos int64
-	AlignmentNanos     int64
+	// AlignmentNanos is the time from the first barrier of a checkpoint to
+	// the last, summed over checkpoints; it overlaps the other three.
+	AlignmentNanos int64
 }
 
 // Status returns the job's counters.
@@ -173,15 +206,21 @@ func (j *Job) Status() Status {
 		CheckpointsFailed:    j.failedCP.Load(),
 		LastCheckpointID:     j.lastCompleted.Load(),
 		LastRecovery:         time.Duration(j.lastRecovery.Load()),
-		Checkpoints:          j.coordStats.Load(),
+	}
+	if cs := j.coordStats.Load(); cs != nil {
+		st := cs.At(j.clock.Now())
+		s.Checkpoints = &st
 	}
 	for _, v := range j.plan.Vertices {
 		vs := VertexStatus{Name: v.Name, Parallelism: v.Parallelism}
 		for i := 0; i < v.Parallelism; i++ {
 			st := j.taskStats(checkpoint.TaskID{Vertex: v.UID, Subtask: i})
-			vs.RecordsIn += st.RecordsIn.Load()
-			vs.RecordsOut += st.RecordsOut.Load()
+			vs.RecordsInAttempt += st.AttemptRecordsIn()
+			vs.RecordsOutAttempt += st.AttemptRecordsOut()
+			vs.RecordsInTotal += st.RecordsIn.Load()
+			vs.RecordsOutTotal += st.RecordsOut.Load()
 			vs.BusyNanos += st.BusyNanos.Load()
+			vs.IdleNanos += st.IdleNanos.Load()
 			vs.BackpressuredNanos += st.BackpressuredNanos.Load()
 			vs.AlignmentNanos += st.AlignmentNanos.Load()
 		}
@@ -199,7 +238,7 @@ func (j *Job) taskStats(id checkpoint.TaskID) *TaskStats {
 	defer j.mu.Unlock()
 	st, ok := j.stats[id]
 	if !ok {
-		st = &TaskStats{}
+		st = &TaskStats{clk: j.clock}
 		j.stats[id] = st
 	}
 	return st
@@ -562,6 +601,7 @@ func (a *attempt) build(n int, rp *restorePoint) error {
 		for sub := 0; sub < v.Parallelism; sub++ {
 			id := checkpoint.TaskID{Vertex: v.UID, Subtask: sub}
 			stats := a.j.taskStats(id)
+			stats.beginAttempt()
 			chain, err := v.Instantiate(&Wiring{Subtask: sub, Channels: channels, Done: a.ctx.Done(), Stats: stats, BatchSize: a.plan.BatchSize})
 			if err != nil {
 				return fmt.Errorf("build %s/%d: %w", v.Name, sub, err)

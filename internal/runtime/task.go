@@ -97,12 +97,16 @@ type task struct {
 
 	flushAt     time.Time
 	parallelism int
+	// split attributes the task's time to busy, idle and backpressured.
+	split timeSplit
 }
 
 func (t *task) ops() []OpInstance { return t.chain.Ops }
 
 // run is the task goroutine. Any error or panic fails the attempt.
 func (t *task) run(ctx context.Context) (err error) {
+	t.split = newTimeSplit(t.stats, t.job.clock)
+	defer t.split.idle() // the last busy stretch
 	defer func() {
 		if r := recover(); r != nil {
 			var inj *fault.Injected
@@ -230,9 +234,7 @@ func (t *task) runSource(ctx context.Context) error {
 			return t.endAndWait(ctx)
 		}
 		if !exhausted {
-			start := time.Now()
 			st, err := src.Poll(ctx)
-			t.stats.BusyNanos.Add(int64(time.Since(start)))
 			if err != nil {
 				return fmt.Errorf("source %s: %w", t.chain.SourceUID, err)
 			}
@@ -256,19 +258,24 @@ func (t *task) runSource(ctx context.Context) error {
 			avail = src.Available()
 		}
 		wake, stop := t.wakeTimer()
+		t.split.idle()
 		select {
 		case c := <-t.ctl:
+			t.split.busy()
 			stop()
 			if done, err := handle(c); err != nil || done {
 				return err
 			}
 		case <-avail:
+			t.split.busy()
 			stop()
 		case <-wake:
+			t.split.busy()
 			if err := t.onWake(); err != nil {
 				return err
 			}
 		case <-ctx.Done():
+			t.split.busy()
 			stop()
 			return ctx.Err()
 		}
@@ -300,13 +307,16 @@ func (t *task) endAndWait(ctx context.Context) error {
 	}
 	t.job.taskEnded(t.id)
 	for {
+		t.split.idle()
 		select {
 		case c := <-t.ctl:
+			t.split.busy()
 			done, err := t.handleCtl(c)
 			if err != nil || done {
 				return err
 			}
 		case <-ctx.Done():
+			t.split.busy()
 			return ctx.Err()
 		}
 	}
@@ -370,14 +380,17 @@ func (t *task) runInputs(ctx context.Context) error {
 		default:
 		}
 		wake, stop := t.wakeTimer()
+		t.split.idle()
 		select {
 		case c := <-t.ctl:
+			t.split.busy()
 			stop()
 			done, err := t.handleCtl(c)
 			if err != nil || done {
 				return err
 			}
 		case m := <-t.mailbox:
+			t.split.busy()
 			stop()
 			if err := t.handleMail(m); err != nil {
 				return err
@@ -386,10 +399,12 @@ func (t *task) runInputs(ctx context.Context) error {
 				return t.endAndWait(ctx)
 			}
 		case <-wake:
+			t.split.busy()
 			if err := t.onWake(); err != nil {
 				return err
 			}
 		case <-ctx.Done():
+			t.split.busy()
 			stop()
 			return ctx.Err()
 		}
@@ -399,11 +414,9 @@ func (t *task) runInputs(ctx context.Context) error {
 func (t *task) handleMail(m mail) error {
 	switch m.kind {
 	case mailData:
-		start := time.Now()
 		if err := t.chain.Inputs[m.channel].process(m.data); err != nil {
 			return err
 		}
-		t.stats.BusyNanos.Add(int64(time.Since(start)))
 		return t.afterWork()
 	case mailBarrier:
 		return t.applyAlign(t.align.Barrier(m.channel, m.barrier))
