@@ -119,23 +119,23 @@ Flags:
 
 // demoSummary is the last line of the demo: the verification result.
 type demoSummary struct {
-	Produced    int64   `json:"produced"`
-	Committed   int64   `json:"committed"`
-	Lost        int64   `json:"lost"`
-	Duplicated  int64   `json:"duplicated"`
-	Restarts    int64   `json:"restarts"`
-	Checkpoints int64   `json:"checkpoints"`
-	Keys        int     `json:"keys"`
+	Produced    int64 `json:"produced"`
+	Committed   int64 `json:"committed"`
+	Lost        int64 `json:"lost"`
+	Duplicated  int64 `json:"duplicated"`
+	Restarts    int64 `json:"restarts"`
+	Checkpoints int64 `json:"checkpoints"`
+	Keys        int   `json:"keys"`
 	// ProcessedTotal is the records the count operator received over
 	// every attempt: after a restore the replayed ones count again, so it
 	// exceeds Produced when the job restarted.
 	ProcessedTotal int64 `json:"processedTotal"`
 	// ProcessedLastAttempt is the records the count operator received in
 	// the last attempt, since the checkpoint it restored.
-	ProcessedLastAttempt int64 `json:"processedLastAttempt"`
-	Seed        uint64  `json:"seed"`
-	Mode        string  `json:"mode"`
-	Seconds     float64 `json:"seconds"`
+	ProcessedLastAttempt int64   `json:"processedLastAttempt"`
+	Seed                 uint64  `json:"seed"`
+	Mode                 string  `json:"mode"`
+	Seconds              float64 `json:"seconds"`
 }
 
 func demo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
