@@ -6,9 +6,9 @@ package sluice_test
 
 import (
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sluicehq/sluice"
@@ -121,49 +121,48 @@ func TestBufferTimeoutExpires(t *testing.T) {
 // BackpressuredNanos (docs/design.md §2), and none of it is the sink's.
 func TestBackpressure(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t, 1)
-	cfg.BatchSize = 1
-	cfg.ChannelCapacity = 1
-	// Time counters read the job's clock; the wait below is real.
-	cfg.Clock = clock.Real{}
-	env := sluice.New(cfg)
-	src := newLogSource[int]()
-	release := make(chan struct{})
-	var got atomic.Int64
-	var once sync.Once
-	gid := make(chan string, 1)
-	// Runs on the source task's goroutine: note which one it is.
-	tagged := sluice.Map(sluice.FromSource(env, "src", src), "tag", func(v int) int {
-		once.Do(func() { gid <- goroutineID() })
-		return v
+	// In a synctest bubble the clock is fake and moves only when every
+	// goroutine is blocked: the time the source is blocked is exact.
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(t, 1)
+		cfg.BatchSize = 1
+		cfg.ChannelCapacity = 1
+		cfg.Clock = clock.Real{} // the bubble's fake time
+		env := sluice.New(cfg)
+		src := newLogSource[int]()
+		release := make(chan struct{})
+		var got atomic.Int64
+		tagged := sluice.Map(sluice.FromSource(env, "src", src), "tag", func(v int) int { return v })
+		sluice.Sink(tagged, "slow-sink", sluice.SinkFunc[int](func(int) error {
+			<-release
+			got.Add(1)
+			return nil
+		}), sluice.StartNewChain())
+		x := start(t, env)
+		// Far more records than the edge, the sink's reader and its mailbox
+		// hold: the source must block.
+		const n = 100
+		recs := make([]int, n)
+		src.Append(recs...)
+		// Every goroutine is blocked now: the sink on release, the source
+		// on the full edge (nothing else could block it).
+		synctest.Wait()
+		time.Sleep(2 * time.Second)
+		close(release)
+		src.Close()
+		res, err := x.wait(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Load() != n {
+			t.Fatalf("sink got %d records, want %d", got.Load(), n)
+		}
+		// Blocked for the 2 s the sink was stuck, and for no time after.
+		if bp := time.Duration(vertex(t, res.Status, "src").BackpressuredNanos); bp != 2*time.Second {
+			t.Fatalf("source BackpressuredNanos = %v, want 2s", bp)
+		}
+		if bp := vertex(t, res.Status, "slow-sink").BackpressuredNanos; bp != 0 {
+			t.Fatalf("sink BackpressuredNanos = %d, want 0 (it has no output)", bp)
+		}
 	})
-	sluice.Sink(tagged, "slow-sink", sluice.SinkFunc[int](func(int) error {
-		<-release
-		got.Add(1)
-		return nil
-	}), sluice.StartNewChain())
-	x := start(t, env)
-	// Far more records than the edge, the sink's reader and its mailbox
-	// hold: the source must block.
-	const n = 100
-	recs := make([]int, n)
-	src.Append(recs...)
-	// Certain, not probable: the producer is parked in the edge writer's
-	// blocking send (it only parks there when the channel is full).
-	waitParked(t, <-gid, "internal/runtime.(*Writer[...]).send")
-	close(release)
-	src.Close()
-	res, err := x.wait(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Load() != n {
-		t.Fatalf("sink got %d records, want %d", got.Load(), n)
-	}
-	if bp := vertex(t, res.Status, "src").BackpressuredNanos; bp <= 0 {
-		t.Fatalf("source BackpressuredNanos = %d, want > 0", bp)
-	}
-	if bp := vertex(t, res.Status, "slow-sink").BackpressuredNanos; bp != 0 {
-		t.Fatalf("sink BackpressuredNanos = %d, want 0 (it has no output)", bp)
-	}
 }
