@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -114,43 +116,145 @@ func (h *alignScript) exec(t *testing.T, d *datadriven.TestData) string {
 		d.Fatalf(t, "unknown directive %q", d.Cmd)
 	}
 	var out []string
+	fail := func(format string, args ...any) { d.Fatalf(t, format, args...) }
 	for _, a := range acts {
-		h.check(t, d, a)
+		h.check(fail, a)
 		out = append(out, a.String())
 	}
-	if h.snapshot != 0 {
-		d.Fatalf(t, "snapshot %d without its barrier emitted", h.snapshot)
-	}
+	h.checkSettled(fail)
 	return strings.Join(out, "\n")
 }
 
 // check enforces the aligner's invariants on one action.
-func (h *alignScript) check(t *testing.T, d *datadriven.TestData, a alignAction) {
+func (h *alignScript) check(fail func(string, ...any), a alignAction) {
 	switch a.Op {
 	case alignBlock:
 		if h.blocked[a.Input] {
-			d.Fatalf(t, "%v: input %d already blocked", a, a.Input)
+			fail("%v: input %d already blocked", a, a.Input)
 		}
 		h.blocked[a.Input] = true
 	case alignRelease:
 		if !h.blocked[a.Input] {
-			d.Fatalf(t, "%v: input %d is not blocked (a stale gate token would break the next alignment)", a, a.Input)
+			fail("%v: input %d is not blocked (a stale gate token would break the next alignment)", a, a.Input)
 		}
 		if h.snapshot != 0 {
-			d.Fatalf(t, "%v: input released between snapshot %d and its barrier", a, h.snapshot)
+			fail("%v: input released between snapshot %d and its barrier", a, h.snapshot)
 		}
 		h.blocked[a.Input] = false
 	case alignSnapshot:
 		if h.snapshotted[a.ID] {
-			d.Fatalf(t, "%v: checkpoint %d snapshotted twice", a, a.ID)
+			fail("%v: checkpoint %d snapshotted twice", a, a.ID)
 		}
 		h.snapshotted[a.ID] = true
 		h.snapshot = a.ID
 	case alignEmit:
 		if h.snapshot != a.ID {
-			d.Fatalf(t, "%v: barrier emitted before its snapshot", a)
+			fail("%v: barrier emitted before its snapshot", a)
 		}
 		h.snapshot = 0
+	}
+}
+
+// checkSettled enforces what holds between two calls: no snapshot without
+// its barrier, and an input is blocked exactly while the aligner aligns
+// with its barrier (exactly-once), so nothing stays blocked once no
+// alignment is in progress.
+func (h *alignScript) checkSettled(fail func(string, ...any)) {
+	if h.snapshot != 0 {
+		fail("snapshot %d without its barrier emitted", h.snapshot)
+	}
+	for i, b := range h.blocked {
+		if b != (h.a.exactlyOnce && h.a.seen[i]) {
+			fail("input %d blocked=%v while the aligner has seen=%v (aligning %d)", i, b, h.a.seen[i], h.a.aligning)
+		}
+	}
+	if _, ok := h.a.Aligning(); !ok && slices.Contains(h.blocked, true) {
+		fail("inputs %v blocked with no alignment in progress", indexes(h.blocked))
+	}
+}
+
+// TestAlignerRandom drives aligners with random sequences of barriers
+// (ids mostly increasing, with stale and duplicate ones), ends and aborts,
+// as the readers could deliver them, and checks the invariants after every
+// step: released inputs were blocked, nothing stays blocked without an
+// alignment, no checkpoint is snapshotted twice, and in exactly-once mode
+// a snapshot of n comes only after barrier n on every input not ended.
+func TestAlignerRandom(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(300) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		n := 1 + rng.IntN(4)
+		exactlyOnce := rng.IntN(3) != 0
+		h := &alignScript{a: newAligner(n, exactlyOnce), blocked: make([]bool, n), ended: make([]bool, n), snapshotted: map[int64]bool{}}
+		// next[i] is the next barrier id input i delivers: ids increase per
+		// input, as a producer emits them.
+		next := make([]int64, n)
+		for i := range next {
+			next[i] = 1
+		}
+		delivered := map[int64]int{} // barrier id -> inputs that delivered it
+		var trace []string
+		fail := func(format string, args ...any) {
+			t.Fatalf("seed %d, %d inputs, exactly-once %v: %s\ntrace:\n%s", seed, n, exactlyOnce, fmt.Sprintf(format, args...), strings.Join(trace, "\n"))
+		}
+		for range 60 {
+			var acts []alignAction
+			i := rng.IntN(n)
+			switch r := rng.IntN(10); {
+			case r < 7:
+				if h.blocked[i] || h.ended[i] {
+					continue
+				}
+				id := next[i]
+				next[i] += int64(rng.IntN(2)) // sometimes repeat (a duplicate)
+				if rng.IntN(4) == 0 {
+					next[i]++ // skip one (declined upstream)
+				}
+				next[i] = max(next[i], id)
+				if rng.IntN(3) != 0 {
+					next[i] = id + 1
+				}
+				trace = append(trace, fmt.Sprintf("barrier %d on %d", id, i))
+				delivered[id]++
+				if exactlyOnce {
+					h.blocked[i] = true
+				}
+				acts = h.a.Barrier(i, Barrier{ID: id})
+				if exactlyOnce {
+					h.blocked[i] = false
+					if !slices.ContainsFunc(acts, func(a alignAction) bool { return a.Op == alignBlock && a.Input == i }) {
+						h.blocked[i] = true
+					}
+				}
+			case r < 8:
+				if h.blocked[i] || h.ended[i] {
+					continue
+				}
+				trace = append(trace, fmt.Sprintf("end %d", i))
+				h.ended[i] = true
+				acts = h.a.End(i)
+			default:
+				id := int64(1 + rng.IntN(int(slices.Max(next))+1))
+				trace = append(trace, fmt.Sprintf("abort %d", id))
+				acts = h.a.Abort(id)
+			}
+			for _, a := range acts {
+				trace = append(trace, "  "+a.String())
+				h.check(fail, a)
+				if a.Op == alignSnapshot && exactlyOnce {
+					live := 0
+					for k := range n {
+						if !h.ended[k] {
+							live++
+						}
+					}
+					if delivered[a.ID] < live {
+						fail("snapshot %d after its barrier on %d inputs of %d live", a.ID, delivered[a.ID], live)
+					}
+				}
+			}
+			h.checkSettled(fail)
+		}
 	}
 }
 
