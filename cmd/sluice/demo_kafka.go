@@ -30,6 +30,8 @@ import (
 // the count job Kafka → Kafka with transactions, and verification by
 // reading the output read_committed.
 func demoKafka(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
+	// The progress lines and the stop goroutine both print.
+	stdout = &lockedWriter{w: stdout}
 	level := slog.LevelError
 	if f.verbose {
 		level = slog.LevelDebug
@@ -252,4 +254,16 @@ func waitCaughtUp(brokers []string, topic, group string, timeout time.Duration) 
 			return fmt.Errorf("the job's group %s is still behind the end of %s after %v", group, topic, timeout)
 		}
 	}
+}
+
+// lockedWriter serializes the writes of several goroutines to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
