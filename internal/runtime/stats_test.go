@@ -105,3 +105,67 @@ func TestStatusCheckpointDurationFromClock(t *testing.T) {
 		t.Fatalf("Status changed the coordinator's stored statistics (duration %v)", d)
 	}
 }
+
+// slowSource emits n records, taking a second for each, then has nothing.
+type slowSource struct {
+	out   *Writer[int]
+	n     int
+	avail chan struct{}
+}
+
+func (s *slowSource) Open(*OperatorContext) error { return nil }
+func (s *slowSource) Poll(context.Context) (PollStatus, error) {
+	if s.n == 0 {
+		return NothingAvailable, nil
+	}
+	s.n--
+	time.Sleep(time.Second)
+	return MoreAvailable, s.out.Emit(s.n)
+}
+func (s *slowSource) Available() <-chan struct{}                    { return s.avail }
+func (s *slowSource) Snapshot(Barrier) (map[string][][]byte, error) { return nil, nil }
+func (s *slowSource) NotifyComplete(int64) error                    { return nil }
+func (s *slowSource) Close() error                                  { return nil }
+
+// TestSourceBusyIdleBackpressured: the same split for a source task: Poll
+// is busy except while its emit is blocked on a full channel, and waiting
+// for records to become available is idle.
+func TestSourceBusyIdleBackpressured(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		plan := &Plan{JobName: "split", MaxParallelism: 128, BatchSize: 1, ChannelCapacity: 1}
+		a := &attempt{
+			plan: plan, cfg: checkpoint.Config{}.WithDefaults(), clock: clock.Real{}, ctx: ctx,
+			byID:   map[checkpoint.TaskID]*task{},
+			events: make(chan checkpoint.Event, 8), errs: make(chan error, 8),
+			exhaust: make(chan checkpoint.TaskID, 8), endedCh: make(chan checkpoint.TaskID, 8),
+		}
+		out := NewChannels[int](1, 1, 1)
+		stats := &TaskStats{}
+		w := NewWriter(out, 0, Forward, nil, 1, ctx.Done(), stats)
+		src := &slowSource{out: w, n: 2, avail: make(chan struct{})}
+		tk := &task{
+			id:    checkpoint.TaskID{Vertex: "src", Subtask: 0},
+			chain: &Chain{SourceUID: "src", Source: src, Outputs: []OutputWriter{w}},
+			job:   a, ctl: make(chan taskCtl, 8), stats: stats, parallelism: 1,
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- tk.run(ctx) }()
+		// Record 1 takes 1s and fits the channel; record 0 takes 1s and
+		// blocks until the read at 10s.
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		<-out.Chans[0][0]
+		time.Sleep(5 * time.Second) // nothing available: idle
+		synctest.Wait()
+		tk.ctl <- taskCtl{kind: ctlFinish}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		busy, idle, bp := time.Duration(stats.BusyNanos.Load()), time.Duration(stats.IdleNanos.Load()), time.Duration(stats.BackpressuredNanos.Load())
+		if busy != 2*time.Second || bp != 8*time.Second || idle != 5*time.Second {
+			t.Fatalf("busy %v, backpressured %v, idle %v; want 2s, 8s, 5s (15s in all)", busy, bp, idle)
+		}
+	})
+}
