@@ -6,9 +6,9 @@ package sluice_test
 
 import (
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sluicehq/sluice"
@@ -40,7 +40,7 @@ func TestFlushAlways(t *testing.T) {
 	x := start(t, env)
 	src.Append(1, 2, 3)
 	src.WaitIdle(t, 3)
-	if sent := vertex(t, env.Status(), "src").RecordsOut; sent != 3 {
+	if sent := vertex(t, env.Status(), "src").RecordsOutTotal; sent != 3 {
 		t.Fatalf("source sent %d records before going idle, want 3", sent)
 	}
 	out.WaitLen(t, 3)
@@ -63,7 +63,7 @@ func TestBufferTimeoutFlushesAtBarrierAndEnd(t *testing.T) {
 	x := start(t, env)
 	src.Append(1, 2, 3)
 	src.WaitIdle(t, 3)
-	if sent := vertex(t, env.Status(), "src").RecordsOut; sent != 0 {
+	if sent := vertex(t, env.Status(), "src").RecordsOutTotal; sent != 0 {
 		t.Fatalf("source sent %d records of a partly filled batch before any flush", sent)
 	}
 
@@ -78,7 +78,7 @@ func TestBufferTimeoutFlushesAtBarrierAndEnd(t *testing.T) {
 
 	src.Append(4, 5)
 	src.WaitIdle(t, 5)
-	if sent := vertex(t, env.Status(), "src").RecordsOut; sent != 3 {
+	if sent := vertex(t, env.Status(), "src").RecordsOutTotal; sent != 3 {
 		t.Fatalf("source sent %d records, want the 3 of checkpoint 1 only", sent)
 	}
 	src.Close()
@@ -99,13 +99,13 @@ func TestBufferTimeoutExpires(t *testing.T) {
 	x := start(t, env)
 	src.Append(1, 2)
 	src.WaitIdle(t, 2)
-	if sent := vertex(t, env.Status(), "src").RecordsOut; sent != 0 {
+	if sent := vertex(t, env.Status(), "src").RecordsOutTotal; sent != 0 {
 		t.Fatalf("source sent %d records before the buffer timeout", sent)
 	}
 	// The source task's flush timer is the clock's only one.
 	waitTimers(t, clk, 1)
 	clk.Advance(49 * time.Millisecond)
-	if sent := vertex(t, env.Status(), "src").RecordsOut; sent != 0 || clk.Pending() != 1 {
+	if sent := vertex(t, env.Status(), "src").RecordsOutTotal; sent != 0 || clk.Pending() != 1 {
 		t.Fatalf("source sent %d records 1ms before the buffer timeout", sent)
 	}
 	clk.Advance(time.Millisecond)
@@ -121,47 +121,48 @@ func TestBufferTimeoutExpires(t *testing.T) {
 // BackpressuredNanos (docs/design.md §2), and none of it is the sink's.
 func TestBackpressure(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t, 1)
-	cfg.BatchSize = 1
-	cfg.ChannelCapacity = 1
-	env := sluice.New(cfg)
-	src := newLogSource[int]()
-	release := make(chan struct{})
-	var got atomic.Int64
-	var once sync.Once
-	gid := make(chan string, 1)
-	// Runs on the source task's goroutine: note which one it is.
-	tagged := sluice.Map(sluice.FromSource(env, "src", src), "tag", func(v int) int {
-		once.Do(func() { gid <- goroutineID() })
-		return v
+	// In a synctest bubble the clock is fake and moves only when every
+	// goroutine is blocked: the time the source is blocked is exact.
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(t, 1)
+		cfg.BatchSize = 1
+		cfg.ChannelCapacity = 1
+		cfg.Clock = clock.Real{} // the bubble's fake time
+		env := sluice.New(cfg)
+		src := newLogSource[int]()
+		release := make(chan struct{})
+		var got atomic.Int64
+		tagged := sluice.Map(sluice.FromSource(env, "src", src), "tag", func(v int) int { return v })
+		sluice.Sink(tagged, "slow-sink", sluice.SinkFunc[int](func(int) error {
+			<-release
+			got.Add(1)
+			return nil
+		}), sluice.StartNewChain())
+		x := start(t, env)
+		// Far more records than the edge, the sink's reader and its mailbox
+		// hold: the source must block.
+		const n = 100
+		recs := make([]int, n)
+		src.Append(recs...)
+		// Every goroutine is blocked now: the sink on release, the source
+		// on the full edge (nothing else could block it).
+		synctest.Wait()
+		time.Sleep(2 * time.Second)
+		close(release)
+		src.Close()
+		res, err := x.wait(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Load() != n {
+			t.Fatalf("sink got %d records, want %d", got.Load(), n)
+		}
+		// Blocked for the 2 s the sink was stuck, and for no time after.
+		if bp := time.Duration(vertex(t, res.Status, "src").BackpressuredNanos); bp != 2*time.Second {
+			t.Fatalf("source BackpressuredNanos = %v, want 2s", bp)
+		}
+		if bp := vertex(t, res.Status, "slow-sink").BackpressuredNanos; bp != 0 {
+			t.Fatalf("sink BackpressuredNanos = %d, want 0 (it has no output)", bp)
+		}
 	})
-	sluice.Sink(tagged, "slow-sink", sluice.SinkFunc[int](func(int) error {
-		<-release
-		got.Add(1)
-		return nil
-	}), sluice.StartNewChain())
-	x := start(t, env)
-	// Far more records than the edge, the sink's reader and its mailbox
-	// hold: the source must block.
-	const n = 100
-	recs := make([]int, n)
-	src.Append(recs...)
-	// Certain, not probable: the producer is parked in the edge writer's
-	// blocking send (it only parks there when the channel is full).
-	waitParked(t, <-gid, "internal/runtime.(*Writer[...]).send")
-	close(release)
-	src.Close()
-	res, err := x.wait(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Load() != n {
-		t.Fatalf("sink got %d records, want %d", got.Load(), n)
-	}
-	if bp := vertex(t, res.Status, "src").BackpressuredNanos; bp <= 0 {
-		t.Fatalf("source BackpressuredNanos = %d, want > 0", bp)
-	}
-	if bp := vertex(t, res.Status, "slow-sink").BackpressuredNanos; bp != 0 {
-		t.Fatalf("sink BackpressuredNanos = %d, want 0 (it has no output)", bp)
-	}
 }

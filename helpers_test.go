@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -372,38 +371,6 @@ func advanceUntil(t *testing.T, clk *clock.Fake, step time.Duration, what string
 			runtime.Gosched()
 		}
 	}
-}
-
-// goroutineID returns the id of the calling goroutine, as tracebacks print
-// it ("goroutine 7 [running]:"). Tests use it to find one goroutine in a
-// dump of all of them.
-func goroutineID() string {
-	buf := make([]byte, 64)
-	buf = buf[:runtime.Stack(buf, false)]
-	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
-	return id
-}
-
-// waitParked waits until goroutine gid is parked (blocked, not merely
-// running) in a function whose traceback frame contains fn. It is how a test
-// knows for certain that a sender is blocked on a full channel, without
-// sleeping and hoping. (The goroutine is named because parallel tests have
-// blocked senders of their own.)
-func waitParked(t *testing.T, gid, fn string) {
-	t.Helper()
-	buf := make([]byte, 1<<20)
-	until(t, "goroutine "+gid+" parked in "+fn, func() bool {
-		n := runtime.Stack(buf, true)
-		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-			header, _, _ := strings.Cut(g, "\n")
-			// "goroutine 7 [select]:" or "[chan send]:": parked.
-			if strings.HasPrefix(header, "goroutine "+gid+" [") &&
-				(strings.Contains(header, "[select") || strings.Contains(header, "[chan send")) && strings.Contains(g, fn) {
-				return true
-			}
-		}
-		return false
-	})
 }
 
 // lastTriggered returns the id of the newest checkpoint the current

@@ -444,7 +444,7 @@ func TestRebalance(t *testing.T) {
 		want = append(want, id(r))
 	}
 	sameMultiset(t, "rebalance", all, want, func(s string) string { return s })
-	if v := vertex(t, res.Status, "rebalance"); v.Parallelism != 3 || v.RecordsIn != 300 {
+	if v := vertex(t, res.Status, "rebalance"); v.Parallelism != 3 || v.RecordsInTotal != 300 || v.RecordsInAttempt != 300 {
 		t.Fatalf("rebalance vertex %+v, want parallelism 3 and 300 records in", v)
 	}
 }
@@ -512,7 +512,7 @@ func TestSinkParallelism(t *testing.T) {
 			t.Fatalf("records per sink subtask %v, want about 200 each", per)
 		}
 	}
-	if v := vertex(t, res.Status, "sink"); v.Parallelism != 3 || v.RecordsIn != int64(len(want)) {
+	if v := vertex(t, res.Status, "sink"); v.Parallelism != 3 || v.RecordsInTotal != int64(len(want)) {
 		t.Fatalf("sink vertex %+v, want parallelism 3 and %d records in", v, len(want))
 	}
 }
@@ -538,8 +538,8 @@ func TestOperatorParallelism(t *testing.T) {
 		if v.Parallelism != par {
 			t.Errorf("vertex %s: parallelism %d, want %d", name, v.Parallelism, par)
 		}
-		if name != "src" && v.RecordsIn != n {
-			t.Errorf("vertex %s: %d records in, want %d", name, v.RecordsIn, n)
+		if name != "src" && v.RecordsInTotal != n {
+			t.Errorf("vertex %s: %d records in, want %d", name, v.RecordsInTotal, n)
 		}
 	}
 }

@@ -206,10 +206,13 @@ func (f *keyCounter) ProcessElement(k string, pc *sluice.ProcessContext[string, 
 
 // unwritableJob is log → key by record → running count → sink, with a fake
 // clock that triggers a checkpoint per second and the given tolerance and
-// restart strategy.
-func unwritableJob(t *testing.T, tolerable int, rc restart.Policy) (*logSource[string], *collector[counted], *clock.Fake, *sluice.Environment, string) {
+// restart strategy. A non-nil logs receives the job's log.
+func unwritableJob(t *testing.T, tolerable int, rc restart.Policy, logs *logBuffer) (*logSource[string], *collector[counted], *clock.Fake, *sluice.Environment, string) {
 	clk := clock.NewFake(t0)
 	cfg := testConfig(t, 1)
+	if logs != nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	}
 	cfg.Clock = clk
 	cfg.BufferTimeout = sluice.FlushAlways
 	cfg.Checkpoint = checkpoint.Config{Interval: time.Second, MinPause: time.Millisecond, TolerableFailures: tolerable, Timeout: time.Hour}
@@ -251,7 +254,7 @@ func finalCounts(out []counted) map[string]int64 {
 // checkpoint that can be written completes, and no record is lost.
 func TestCheckpointFailuresTolerated(t *testing.T) {
 	t.Parallel()
-	src, out, clk, env, dir := unwritableJob(t, 3, restart.None{})
+	src, out, clk, env, dir := unwritableJob(t, 3, restart.None{}, nil)
 	x := start(t, env)
 	src.Append("a", "b", "a")
 	// The sink saw records: the attempt runs, its first checkpoint id is 1.
@@ -288,7 +291,8 @@ func TestCheckpointFailuresTolerated(t *testing.T) {
 // job's error.
 func TestCheckpointFailuresFailJob(t *testing.T) {
 	t.Parallel()
-	src, out, clk, env, dir := unwritableJob(t, 1, restart.None{})
+	var logs logBuffer
+	src, out, clk, env, dir := unwritableJob(t, 1, restart.None{}, &logs)
 	x := start(t, env)
 	src.Append("a")
 	out.WaitLen(t, 1)
@@ -305,15 +309,31 @@ func TestCheckpointFailuresFailJob(t *testing.T) {
 	if n := env.Status().CheckpointsFailed; n != 2 {
 		t.Fatalf("%d checkpoints failed, want 2 (1 tolerated)", n)
 	}
+	// The failure that fails the attempt is an error; the tolerated one
+	// before it only a warning.
+	var failLine, warned bool
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "level=ERROR") && strings.Contains(line, checkpoint.KeyTolerableFailures) {
+			failLine = true
+		}
+		if strings.Contains(line, "level=WARN") && strings.Contains(line, "checkpoint aborted") {
+			warned = true
+		}
+	}
+	if !failLine || !warned {
+		t.Fatalf("want a WARN per aborted checkpoint and an ERROR naming %s for the attempt; logs:\n%s", checkpoint.KeyTolerableFailures, logs.String())
+	}
 }
 
 // TestCheckpointFailuresRestart: the attempt that failed on checkpoint
 // failures is restarted; the new attempt numbers its checkpoints past the
 // blocked ids, and since no checkpoint completed it replays the input from
-// the start: nothing lost.
+// the start: nothing lost. The status tells the last attempt's record
+// counts from those of all attempts (docs/design.md §8).
 func TestCheckpointFailuresRestart(t *testing.T) {
 	t.Parallel()
-	src, out, clk, env, dir := unwritableJob(t, 1, restart.FixedDelay{Attempts: 1, Delay: -1})
+	var logs logBuffer
+	src, out, clk, env, dir := unwritableJob(t, 1, restart.FixedDelay{Attempts: 1, Delay: -1}, &logs)
 	x := start(t, env)
 	src.Append("a", "b", "a")
 	out.WaitLen(t, 3)
@@ -339,6 +359,19 @@ func TestCheckpointFailuresRestart(t *testing.T) {
 	}
 	if got, want := finalCounts(out.Records()), map[string]int64{"a": 3, "b": 1, "c": 1}; !maps.Equal(got, want) {
 		t.Fatalf("final counts %v, want %v", got, want)
+	}
+	// Defect: the counters counted replays as new input. The first attempt
+	// counted a, b, a; the second replays them and adds c, a.
+	if v := vertex(t, res.Status, "count"); v.RecordsInAttempt != 5 || v.RecordsInTotal != 8 {
+		t.Fatalf("count vertex received %d records in the last attempt and %d in all; want 5 (the input, once) and 8 (3 replayed)",
+			v.RecordsInAttempt, v.RecordsInTotal)
+	}
+	if v := vertex(t, res.Status, "src"); v.RecordsOutAttempt != 5 || v.RecordsOutTotal != 8 {
+		t.Fatalf("source sent %d records in the last attempt and %d in all; want 5 and 8", v.RecordsOutAttempt, v.RecordsOutTotal)
+	}
+	// A failed attempt is an error, even though a restart follows.
+	if !strings.Contains(logs.String(), `level=ERROR msg="job attempt failed, restarting"`) {
+		t.Fatalf("no ERROR for the failed attempt; logs:\n%s", logs.String())
 	}
 }
 

@@ -65,17 +65,33 @@ type VertexStatus struct {
 	Name string
 	// Parallelism is the task's number of subtasks.
 	Parallelism int
-	// RecordsIn counts the records the task received.
-	RecordsIn int64
-	// RecordsOut counts the records the task emitted downstream.
-	RecordsOut int64
-	// BusyNanos is the time the subtasks spent processing, summed.
+	// RecordsInAttempt counts the records the task received in the current
+	// attempt: since the restored checkpoint, each record once.
+	RecordsInAttempt int64
+	// RecordsOutAttempt counts the records the task emitted downstream in
+	// the current attempt.
+	RecordsOutAttempt int64
+	// RecordsInTotal counts the records the task received over every
+	// attempt of this run: replayed records are counted again, so after a
+	// restart it exceeds the input (docs/design.md §8).
+	RecordsInTotal int64
+	// RecordsOutTotal counts the records the task emitted over every
+	// attempt, replays included.
+	RecordsOutTotal int64
+	// BusyNanos is the time the subtasks spent processing (records,
+	// timers, snapshots), summed; backpressured time is not included.
+	// Busy, idle and backpressured time are disjoint and add up to the
+	// subtasks' running time, as Flink defines them.
 	BusyNanos int64
+	// IdleNanos is the time the subtasks waited for input, control mail or
+	// a timer, summed.
+	IdleNanos int64
 	// BackpressuredNanos is the time the subtasks were blocked on a full
 	// output edge, summed.
 	BackpressuredNanos int64
 	// AlignmentNanos is the time the subtasks spent aligning checkpoint
-	// barriers, summed.
+	// barriers (first barrier to last), summed; it overlaps the other
+	// three.
 	AlignmentNanos int64
 }
 
@@ -91,8 +107,11 @@ func jobStatus(s runtime.Status) JobStatus {
 	}
 	for _, v := range s.Vertices {
 		js.Vertices = append(js.Vertices, VertexStatus{
-			Name: v.Name, Parallelism: v.Parallelism, RecordsIn: v.RecordsIn, RecordsOut: v.RecordsOut,
-			BusyNanos: v.BusyNanos, BackpressuredNanos: v.BackpressuredNanos, AlignmentNanos: v.AlignmentNanos,
+			Name: v.Name, Parallelism: v.Parallelism,
+			RecordsInAttempt: v.RecordsInAttempt, RecordsOutAttempt: v.RecordsOutAttempt,
+			RecordsInTotal: v.RecordsInTotal, RecordsOutTotal: v.RecordsOutTotal,
+			BusyNanos: v.BusyNanos, IdleNanos: v.IdleNanos, BackpressuredNanos: v.BackpressuredNanos,
+			AlignmentNanos: v.AlignmentNanos,
 		})
 	}
 	return js

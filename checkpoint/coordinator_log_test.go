@@ -37,30 +37,3 @@ func TestActionsLogReadably(t *testing.T) {
 		}
 	}
 }
-
-// TestNegativeMinPauseIsNone: a negative MinPause means no pause (a command
-// line's --min-pause 0): the next checkpoint is due at the interval, even
-// right after the previous one ended.
-func TestNegativeMinPauseIsNone(t *testing.T) {
-	t.Parallel()
-	cfg := scriptConfig()
-	cfg.MinPause = -1
-	c, err := NewCoordinator(cfg, testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	runScript(t, c, `
-tick 10s
-  trigger 1 checkpoint @10s
-ackall 1
-  persist 1
-tick 19s900ms
-persisted 1
-  complete 1 checkpoint
-# 10s+10s = 20s; with the base pause of 2s it would be 21s900ms.
-deadline
-  deadline 20s
-tick 20s
-  trigger 2 checkpoint @20s
-`)
-}

@@ -7,13 +7,27 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/datadriven"
 )
 
-// This file holds a small interpreter for scripted coordinator interactions,
-// in the spirit of etcd raft's rafttest and Pebble's datadriven tests: a
-// script is a list of events (one per unindented line), each followed by the
-// actions it must produce (the indented lines below it, in order). An event
-// with no indented lines must produce nothing. '#' starts a comment.
+// TestScripts replays the scripted coordinator interactions in
+// testdata/coordinator, one file per case, with the datadriven format that
+// etcd raft and Pebble use: each directive is an event or a query, and the
+// text below its "----" line is the actions it must produce, in order (an
+// event with nothing below must produce nothing). Run with -rewrite to
+// regenerate the expected output after an intended change, then read the
+// diff. Each file starts with the step of docs/design.md §3 it checks.
+//
+// Every file begins with
+//
+//	init [interval=<d>] [timeout=<d>] [min-pause=<d>] [max-concurrent=<n>]
+//	     [tolerable-failures=<n>] [retained=<n>] [mode=<mode>]
+//	     [first-id=<n>] [completed=(<id>, ...)] [tasks=(<vertex/subtask>, ...)]
+//
+// which makes a coordinator from scriptConfig and testOptions with those
+// fields changed (tasks a/0 and b/0 unless given; Interval 10s, Timeout 30s,
+// MinPause 2s, other fields at their defaults).
 //
 // Events (times are offsets from CoordinatorOptions.Start):
 //
@@ -25,7 +39,7 @@ import (
 //	decline <id> <task> [msg...]  DeclineEvent (Err = msg, nil if none)
 //	persisted <id> [msg...]       PersistedEvent (Err = msg, nil if none)
 //
-// Queries, whose output is checked the same way:
+// Queries:
 //
 //	deadline    "deadline <t>" or "deadline none"
 //	pending     "pending [ids]"
@@ -40,6 +54,99 @@ import (
 //	abort: <reason>
 //	discard <id>
 //	fail-job: <error>
+func TestScripts(t *testing.T) {
+	t.Parallel()
+	datadriven.Walk(t, "testdata/coordinator", func(t *testing.T, path string) {
+		t.Parallel()
+		var c *Coordinator
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			if d.Cmd == "init" {
+				var err error
+				c, err = newScriptCoordinator(t, d)
+				if err != nil {
+					return "error: " + err.Error()
+				}
+				if a := c.Ready(); len(a) != 0 {
+					t.Fatalf("%s: actions before any event: %v", d.Pos, a)
+				}
+				return ""
+			}
+			if c == nil {
+				t.Fatalf("%s: %s before init", d.Pos, d.Cmd)
+			}
+			return strings.Join(execScript(t, c, d), "\n")
+		})
+	})
+}
+
+// newScriptCoordinator makes the coordinator of an init directive.
+func newScriptCoordinator(t *testing.T, d *datadriven.TestData) (*Coordinator, error) {
+	cfg := scriptConfig()
+	opts := testOptions()
+	for _, a := range d.CmdArgs {
+		val := func() string {
+			if len(a.Vals) != 1 {
+				t.Fatalf("%s: %s wants one value", d.Pos, a.Key)
+			}
+			return a.Vals[0]
+		}
+		dur := func() time.Duration {
+			v, err := time.ParseDuration(val())
+			if err != nil {
+				t.Fatalf("%s: %s: %v", d.Pos, a.Key, err)
+			}
+			return v
+		}
+		num := func(s string) int64 {
+			v, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", d.Pos, a.Key, err)
+			}
+			return v
+		}
+		switch a.Key {
+		case "interval":
+			cfg.Interval = dur()
+		case "timeout":
+			cfg.Timeout = dur()
+		case "min-pause":
+			cfg.MinPause = dur()
+		case "max-concurrent":
+			cfg.MaxConcurrent = int(num(val()))
+		case "tolerable-failures":
+			cfg.TolerableFailures = int(num(val()))
+		case "retained":
+			cfg.Retained = int(num(val()))
+		case "mode":
+			cfg.Mode = Mode(val())
+		case "first-id":
+			opts.FirstID = num(val())
+		case "completed":
+			opts.Completed = nil
+			for _, v := range a.Vals {
+				opts.Completed = append(opts.Completed, num(v))
+			}
+		case "tasks":
+			opts.Tasks = nil
+			for _, v := range a.Vals {
+				opts.Tasks = append(opts.Tasks, parseTask(t, d.Pos, v))
+			}
+		default:
+			t.Fatalf("%s: unknown init argument %q", d.Pos, a.Key)
+		}
+	}
+	return NewCoordinator(cfg, opts)
+}
+
+func parseTask(t *testing.T, pos, s string) TaskID {
+	t.Helper()
+	v, sub, ok := strings.Cut(s, "/")
+	n, err := strconv.Atoi(sub)
+	if !ok || err != nil {
+		t.Fatalf("%s: bad task %q, want vertex/subtask", pos, s)
+	}
+	return TaskID{Vertex: v, Subtask: n}
+}
 
 // t0 is the Start of every test coordinator.
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -96,57 +203,18 @@ func formatAction(a Action) string {
 	return fmt.Sprintf("BAD action %#v", a)
 }
 
-// scriptStep is one event line of a script and the output it must produce.
-type scriptStep struct {
-	line int
-	cmd  string
-	want []string
-}
-
-func parseScript(t *testing.T, script string) []scriptStep {
+// execScript carries out one directive and returns its output lines.
+func execScript(t *testing.T, c *Coordinator, d *datadriven.TestData) []string {
 	t.Helper()
-	var steps []scriptStep
-	for i, raw := range strings.Split(script, "\n") {
-		text := raw
-		if j := strings.Index(text, "#"); j >= 0 {
-			text = text[:j]
+	f := []string{d.Cmd}
+	for _, a := range d.CmdArgs {
+		if len(a.Vals) != 0 {
+			t.Fatalf("%s: %s: arguments of events are words, not key=value", d.Pos, a.Key)
 		}
-		if strings.TrimSpace(text) == "" {
-			continue
-		}
-		if text[0] == ' ' || text[0] == '\t' {
-			if len(steps) == 0 {
-				t.Fatalf("script line %d: output before any event: %q", i+1, raw)
-			}
-			steps[len(steps)-1].want = append(steps[len(steps)-1].want, strings.TrimSpace(text))
-			continue
-		}
-		steps = append(steps, scriptStep{line: i + 1, cmd: strings.TrimSpace(text)})
+		f = append(f, a.Key)
 	}
-	return steps
-}
-
-// runScript drives c through script and reports every step whose output
-// differs from what the script expects.
-func runScript(t *testing.T, c *Coordinator, script string) {
-	t.Helper()
-	if a := c.Ready(); len(a) != 0 {
-		t.Fatalf("actions before any event: %v", a)
-	}
-	for _, st := range parseScript(t, script) {
-		got := execScript(t, c, st)
-		if strings.Join(got, "\n") != strings.Join(st.want, "\n") {
-			t.Errorf("script line %d: %s\n got:\n\t%s\nwant:\n\t%s", st.line, st.cmd,
-				strings.Join(got, "\n\t"), strings.Join(st.want, "\n\t"))
-		}
-	}
-}
-
-func execScript(t *testing.T, c *Coordinator, st scriptStep) []string {
-	t.Helper()
-	f := strings.Fields(st.cmd)
 	fail := func(format string, args ...any) []string {
-		t.Fatalf("script line %d: %s: %s", st.line, st.cmd, fmt.Sprintf(format, args...))
+		t.Fatalf("%s: %s: %s", d.Pos, d.Cmd, fmt.Sprintf(format, args...))
 		return nil
 	}
 	dur := func(s string) time.Duration {
@@ -163,14 +231,7 @@ func execScript(t *testing.T, c *Coordinator, st scriptStep) []string {
 		}
 		return n
 	}
-	task := func(s string) TaskID {
-		v, sub, ok := strings.Cut(s, "/")
-		n, err := strconv.Atoi(sub)
-		if !ok || err != nil {
-			fail("bad task %q, want vertex/subtask", s)
-		}
-		return TaskID{Vertex: v, Subtask: n}
-	}
+	task := func(s string) TaskID { return parseTask(t, d.Pos, s) }
 	msgErr := func(words []string) error {
 		if len(words) == 0 {
 			return nil

@@ -66,7 +66,8 @@ type CheckpointStats struct {
 	// progress.
 	CompletedAt time.Time `json:"completedAt"`
 	// Duration is CompletedAt-TriggeredAt, or, while in progress, the time
-	// since the trigger as of the coordinator's latest tick.
+	// since the trigger as of the coordinator's latest event (Stats.At
+	// brings it to a given time).
 	Duration time.Duration `json:"duration"`
 	// Bytes is the total state size reported in the acks so far.
 	Bytes int64 `json:"bytes"`
@@ -96,6 +97,24 @@ func (c *Coordinator) Stats() Stats {
 		}
 	}
 	return s
+}
+
+// At returns a copy of s in which the Duration of every snapshot in
+// progress is the time from its trigger to now: the coordinator learns the
+// time only from its events, so between two of them its own figure stands
+// still while the checkpoint goes on. A now before the coordinator's time
+// changes nothing.
+func (s Stats) At(now time.Time) Stats {
+	out := s
+	out.Retained = slices.Clone(s.Retained)
+	out.History = slices.Clone(s.History)
+	for i := range out.History {
+		h := &out.History[i]
+		if h.Status == StatusInProgress {
+			h.Duration = max(h.Duration, now.Sub(h.TriggeredAt))
+		}
+	}
+	return out
 }
 
 // record adds a freshly triggered snapshot to the history, dropping the

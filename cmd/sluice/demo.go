@@ -140,16 +140,23 @@ Flags:
 
 // demoSummary is the last line of the demo: the verification result.
 type demoSummary struct {
-	Produced    int64   `json:"produced"`
-	Committed   int64   `json:"committed"`
-	Lost        int64   `json:"lost"`
-	Duplicated  int64   `json:"duplicated"`
-	Restarts    int64   `json:"restarts"`
-	Checkpoints int64   `json:"checkpoints"`
-	Keys        int     `json:"keys"`
-	Seed        uint64  `json:"seed"`
-	Mode        string  `json:"mode"`
-	Seconds     float64 `json:"seconds"`
+	Produced    int64 `json:"produced"`
+	Committed   int64 `json:"committed"`
+	Lost        int64 `json:"lost"`
+	Duplicated  int64 `json:"duplicated"`
+	Restarts    int64 `json:"restarts"`
+	Checkpoints int64 `json:"checkpoints"`
+	Keys        int   `json:"keys"`
+	// ProcessedTotal is the records the count operator received over
+	// every attempt: after a restore the replayed ones count again, so it
+	// exceeds Produced when the job restarted.
+	ProcessedTotal int64 `json:"processedTotal"`
+	// ProcessedLastAttempt is the records the count operator received in
+	// the last attempt, since the checkpoint it restored.
+	ProcessedLastAttempt int64   `json:"processedLastAttempt"`
+	Seed                 uint64  `json:"seed"`
+	Mode                 string  `json:"mode"`
+	Seconds              float64 `json:"seconds"`
 }
 
 func demo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
@@ -269,16 +276,11 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 			}
 		case now := <-progress.C:
 			st := env.Status()
-			var in int64
-			for _, v := range st.Vertices {
-				if v.Name == countUID {
-					in = v.RecordsIn
-				}
-			}
-			rate := float64(in-last) / now.Sub(lastAt).Seconds()
-			last, lastAt = in, now
-			fmt.Fprintf(stdout, "%5.0fs  %9.0f records/s  %10d records  checkpoints %d (failed %d)  restarts %d\n",
-				now.Sub(start).Seconds(), rate, in, st.CheckpointsCompleted, st.CheckpointsFailed, st.Restarts)
+			attempt, total := processed(st, countUID)
+			rate := float64(total-last) / now.Sub(lastAt).Seconds()
+			last, lastAt = total, now
+			fmt.Fprintf(stdout, "%5.0fs  %9.0f records/s  %10d records this attempt  %10d in all attempts (replays included)  checkpoints %d (failed %d)  restarts %d\n",
+				now.Sub(start).Seconds(), rate, attempt, total, st.CheckpointsCompleted, st.CheckpointsFailed, st.Restarts)
 		}
 	}
 }
@@ -289,6 +291,17 @@ func bufferTimeout(d time.Duration) time.Duration {
 		return sluice.FlushAlways
 	}
 	return d
+}
+
+// processed returns the records vertex name received in the current
+// attempt and over every attempt (replays included).
+func processed(st sluice.JobStatus, name string) (attempt, total int64) {
+	for _, v := range st.Vertices {
+		if v.Name == name {
+			return v.RecordsInAttempt, v.RecordsInTotal
+		}
+	}
+	return 0, 0
 }
 
 func rateString(r float64) string {
@@ -319,12 +332,15 @@ func demoFinish(res *sluice.Result, runErr error, f demoFlags, gen datagen.Confi
 		Restarts: res.Restarts, Checkpoints: res.Checkpoints, Keys: rep.Keys, Seed: f.seed, Mode: f.mode,
 		Seconds: took.Seconds(),
 	}
+	sum.ProcessedLastAttempt, sum.ProcessedTotal = processed(res.Status, countjob.CountUID)
 	verdict := "EXACTLY ONCE: every input record is reflected in the committed output once"
 	if rep.Lost > 0 || rep.Duplicated > 0 {
 		verdict = fmt.Sprintf("NOT EXACTLY ONCE: %d lost, %d duplicated (examples: %s)", rep.Lost, rep.Duplicated, strings.Join(rep.Examples, "; "))
 	}
-	fmt.Fprintf(stdout, "verified final checkpoint %d: produced %d, committed %d, %d keys, %d restarts, %d checkpoints\n%s\n",
-		res.LastCheckpoint.CheckpointID, rep.Produced, rep.Committed, rep.Keys, res.Restarts, res.Checkpoints, verdict)
+	fmt.Fprintf(stdout, "verified final checkpoint %d: produced %d, committed %d, %d keys, %d restarts, %d checkpoints\n",
+		res.LastCheckpoint.CheckpointID, rep.Produced, rep.Committed, rep.Keys, res.Restarts, res.Checkpoints)
+	fmt.Fprintf(stdout, "count processed %d records in all attempts (replays after restores included), %d in the last attempt\n%s\n",
+		sum.ProcessedTotal, sum.ProcessedLastAttempt, verdict)
 	line, _ := json.Marshal(sum)
 	fmt.Fprintln(stdout, string(line))
 	if rep.Lost > 0 || (rep.Duplicated > 0 && f.mode == string(checkpoint.ExactlyOnce)) {

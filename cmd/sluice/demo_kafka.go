@@ -30,6 +30,8 @@ import (
 // the count job Kafka → Kafka with transactions, and verification by
 // reading the output read_committed.
 func demoKafka(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
+	// The progress lines and the stop goroutine both print.
+	stdout = &lockedWriter{w: stdout}
 	level := slog.LevelError
 	if f.verbose {
 		level = slog.LevelDebug
@@ -112,12 +114,15 @@ func demoKafka(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error
 		Produced: rep.Produced, Committed: rep.Committed, Lost: rep.Lost, Duplicated: rep.Duplicated,
 		Restarts: res.Restarts, Checkpoints: res.Checkpoints, Keys: rep.Keys, Seed: f.seed, Mode: f.mode, Seconds: took.Seconds(),
 	}
+	sum.ProcessedLastAttempt, sum.ProcessedTotal = processed(res.Status, kafkacount.CountUID)
 	verdict := "EXACTLY ONCE: every input record is reflected in the committed output once"
 	if !rep.ExactlyOnce() {
 		verdict = fmt.Sprintf("NOT EXACTLY ONCE: %d lost, %d duplicated (examples: %s)", rep.Lost, rep.Duplicated, strings.Join(rep.Examples, "; "))
 	}
-	fmt.Fprintf(stdout, "verified %s against %s (read_committed): input %d, output %d, %d keys, %d restarts, %d checkpoints\n%s\n",
-		output, input, rep.Produced, rep.Committed, rep.Keys, res.Restarts, res.Checkpoints, verdict)
+	fmt.Fprintf(stdout, "verified %s against %s (read_committed): input %d, output %d, %d keys, %d restarts, %d checkpoints\n",
+		output, input, rep.Produced, rep.Committed, rep.Keys, res.Restarts, res.Checkpoints)
+	fmt.Fprintf(stdout, "count processed %d records in all attempts (replays after restores included), %d in the last attempt\n%s\n",
+		sum.ProcessedTotal, sum.ProcessedLastAttempt, verdict)
 	line, _ := json.Marshal(sum)
 	fmt.Fprintln(stdout, string(line))
 	if rep.Lost > 0 || (rep.Duplicated > 0 && f.mode == string(checkpoint.ExactlyOnce)) {
@@ -247,4 +252,16 @@ func waitCaughtUp(brokers []string, topic, group string, timeout time.Duration) 
 			return fmt.Errorf("the job's group %s is still behind the end of %s after %v", group, topic, timeout)
 		}
 	}
+}
+
+// lockedWriter serializes the writes of several goroutines to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -49,6 +49,14 @@ func demoWithFailures(t *testing.T, pipeline string) {
 	if s.Checkpoints < 2 {
 		t.Fatalf("only %d checkpoints", s.Checkpoints)
 	}
+	// Every record reached the count operator at least once; replays after
+	// restores count again in the total, never in the last attempt's count.
+	if s.ProcessedTotal < s.Produced || s.ProcessedLastAttempt <= 0 || s.ProcessedLastAttempt > s.ProcessedTotal {
+		t.Fatalf("processed %d in all attempts, %d in the last, for %d produced", s.ProcessedTotal, s.ProcessedLastAttempt, s.Produced)
+	}
+	if s.Restarts == 0 && s.ProcessedTotal != s.ProcessedLastAttempt {
+		t.Fatalf("no restart, yet %d processed in all attempts and %d in the last", s.ProcessedTotal, s.ProcessedLastAttempt)
+	}
 }
 
 func TestSubcommandHelp(t *testing.T) {

@@ -144,13 +144,14 @@ Flags:
 			ctx = context.Background()
 		case <-tick.C:
 			st := env.Status()
-			var in int64
+			var attempt, total int64
 			for _, v := range st.Vertices {
 				if v.Name == kafkacount.SourceUID {
-					in = v.RecordsOut
+					attempt, total = v.RecordsOutAttempt, v.RecordsOutTotal
 				}
 			}
-			fmt.Fprintf(stdout, "records read %d, checkpoints %d (failed %d), restarts %d\n", in, st.CheckpointsCompleted, st.CheckpointsFailed, st.Restarts)
+			fmt.Fprintf(stdout, "records read %d this attempt, %d in all attempts (replays included), checkpoints %d (failed %d), restarts %d\n",
+				attempt, total, st.CheckpointsCompleted, st.CheckpointsFailed, st.Restarts)
 		}
 	}
 }

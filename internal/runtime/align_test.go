@@ -3,7 +3,11 @@ package runtime
 // Barrier alignment (docs/design.md §3 step 3, architecture.md "How a barrier
 // travels"): a task with several input channels, driven through real
 // writers, input reader goroutines and its mailbox, with a fake attempt
-// whose coordinator events the test reads.
+// whose coordinator events the test reads. The decisions themselves are
+// the aligner's, scripted in testdata/aligner; these tests check that the
+// task carries them out. The goroutine tests run in synctest bubbles: their
+// waits are bounded in fake time, so a hang fails at once instead of after
+// 30 s, and the machine's load cannot make them time out.
 
 import (
 	"context"
@@ -12,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sluicehq/sluice/checkpoint"
@@ -199,29 +204,33 @@ func (h *alignHarness) noEvent(t *testing.T) {
 // meanwhile (docs/design.md §3 step 3).
 func TestAlignmentExactlyOnce(t *testing.T) {
 	t.Parallel()
-	h := newAlignHarness(t, 2, checkpoint.ExactlyOnce)
-	h.send(t, 0, 1, Barrier{ID: 1}, 2, 3)
-	h.send(t, 1, 10)
-	h.rec.waitFor(t, "1")
-	// 10 was sent after 2 and is processed while A is blocked.
-	log := h.rec.waitFor(t, "10")
-	if slices.Contains(log, "2") {
-		t.Fatalf("record 2, after barrier 1 on channel 0, processed before the barrier arrived on channel 1: %v", log)
-	}
-	h.send(t, 1, 11, Barrier{ID: 1}, 12)
-	h.expectAck(t, 1)
-	log = h.rec.waitFor(t, "3")
-	log = h.rec.waitFor(t, "12")
-	for _, r := range []string{"1", "10", "11"} {
-		before(t, log, r, "snapshot 1")
-	}
-	for _, r := range []string{"2", "3", "12"} {
-		before(t, log, "snapshot 1", r)
-	}
-	if n := strings.Count(strings.Join(log, ","), "snapshot"); n != 1 {
-		t.Fatalf("%d snapshots: %v", n, log)
-	}
-	h.noEvent(t)
+	synctest.Test(t, func(t *testing.T) {
+		h := newAlignHarness(t, 2, checkpoint.ExactlyOnce)
+		h.send(t, 0, 1, Barrier{ID: 1}, 2, 3)
+		h.send(t, 1, 10)
+		// 10 was sent after 2 and is processed while A is blocked. Once
+		// every goroutine of the bubble is blocked, nothing more can happen
+		// until the test acts: the log is exactly what alignment allows.
+		synctest.Wait()
+		// (The two channels' readers race: either order.)
+		if log := h.rec.snapshot(); !slices.Equal(slices.Sorted(slices.Values(log)), []string{"1", "10"}) {
+			t.Fatalf("log %v, want 1 and 10: record 2, after barrier 1 on channel 0, waits for the barrier on channel 1", log)
+		}
+		h.send(t, 1, 11, Barrier{ID: 1}, 12)
+		h.expectAck(t, 1)
+		h.rec.waitFor(t, "3")
+		log := h.rec.waitFor(t, "12")
+		for _, r := range []string{"1", "10", "11"} {
+			before(t, log, r, "snapshot 1")
+		}
+		for _, r := range []string{"2", "3", "12"} {
+			before(t, log, "snapshot 1", r)
+		}
+		if n := strings.Count(strings.Join(log, ","), "snapshot"); n != 1 {
+			t.Fatalf("%d snapshots: %v", n, log)
+		}
+		h.noEvent(t)
+	})
 }
 
 // TestAlignmentAtLeastOnce: without alignment, records after barrier n on
@@ -229,15 +238,17 @@ func TestAlignmentExactlyOnce(t *testing.T) {
 // replayed after a restore: duplicates, never loss).
 func TestAlignmentAtLeastOnce(t *testing.T) {
 	t.Parallel()
-	h := newAlignHarness(t, 2, checkpoint.AtLeastOnce)
-	h.send(t, 0, 1, Barrier{ID: 1}, 2)
-	// Not blocked: 2 is processed although channel 1 has no barrier yet.
-	h.rec.waitFor(t, "2")
-	h.send(t, 1, 10, Barrier{ID: 1})
-	h.expectAck(t, 1)
-	log := h.rec.waitFor(t, "snapshot 1")
-	before(t, log, "2", "snapshot 1")
-	before(t, log, "10", "snapshot 1")
+	synctest.Test(t, func(t *testing.T) {
+		h := newAlignHarness(t, 2, checkpoint.AtLeastOnce)
+		h.send(t, 0, 1, Barrier{ID: 1}, 2)
+		// Not blocked: 2 is processed although channel 1 has no barrier yet.
+		h.rec.waitFor(t, "2")
+		h.send(t, 1, 10, Barrier{ID: 1})
+		h.expectAck(t, 1)
+		log := h.rec.waitFor(t, "snapshot 1")
+		before(t, log, "2", "snapshot 1")
+		before(t, log, "10", "snapshot 1")
+	})
 }
 
 // TestEndedChannelCompletesAlignment: a channel that ended counts as
@@ -246,46 +257,50 @@ func TestAlignmentAtLeastOnce(t *testing.T) {
 // end.
 func TestEndedChannelCompletesAlignment(t *testing.T) {
 	t.Parallel()
-	h := newAlignHarness(t, 3, checkpoint.ExactlyOnce)
-	h.send(t, 2, 9, "end")
-	h.rec.waitFor(t, "9")
-	h.send(t, 0, Barrier{ID: 1}, "end")
-	h.send(t, 1, Barrier{ID: 1}, "end")
-	h.expectAck(t, 1)
-	log := h.rec.waitFor(t, "end input")
-	before(t, log, "snapshot 1", "end input")
-	select {
-	case id := <-h.a.endedCh:
-		if id != h.tk.id {
-			t.Fatalf("ended task %v", id)
+	synctest.Test(t, func(t *testing.T) {
+		h := newAlignHarness(t, 3, checkpoint.ExactlyOnce)
+		h.send(t, 2, 9, "end")
+		h.rec.waitFor(t, "9")
+		h.send(t, 0, Barrier{ID: 1}, "end")
+		h.send(t, 1, Barrier{ID: 1}, "end")
+		h.expectAck(t, 1)
+		log := h.rec.waitFor(t, "end input")
+		before(t, log, "snapshot 1", "end input")
+		select {
+		case id := <-h.a.endedCh:
+			if id != h.tk.id {
+				t.Fatalf("ended task %v", id)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatal("task did not report its end")
 		}
-	case <-time.After(waitTimeout):
-		t.Fatal("task did not report its end")
-	}
-	h.noEvent(t)
+		h.noEvent(t)
+	})
 }
 
 // TestSingleInputBarrier: with one input there is nothing to align; the
 // barrier snapshots at once and the channel goes on.
 func TestSingleInputBarrier(t *testing.T) {
 	t.Parallel()
-	h := newAlignHarness(t, 1, checkpoint.ExactlyOnce)
-	h.send(t, 0, 1, Barrier{ID: 1}, 2, Barrier{ID: 2}, 3)
-	// Each snapshot is written (and acked) by a goroutine of its own: the
-	// acks may come in either order.
-	acked := map[int64]bool{}
-	for range 2 {
-		if ev, ok := h.event(t).(checkpoint.AckEvent); ok {
-			acked[ev.CheckpointID] = true
+	synctest.Test(t, func(t *testing.T) {
+		h := newAlignHarness(t, 1, checkpoint.ExactlyOnce)
+		h.send(t, 0, 1, Barrier{ID: 1}, 2, Barrier{ID: 2}, 3)
+		// Each snapshot is written (and acked) by a goroutine of its own: the
+		// acks may come in either order.
+		acked := map[int64]bool{}
+		for range 2 {
+			if ev, ok := h.event(t).(checkpoint.AckEvent); ok {
+				acked[ev.CheckpointID] = true
+			}
 		}
-	}
-	if !acked[1] || !acked[2] {
-		t.Fatalf("acked %v, want checkpoints 1 and 2", acked)
-	}
-	log := h.rec.waitFor(t, "3")
-	if want := []string{"1", "snapshot 1", "2", "snapshot 2", "3"}; !slices.Equal(log, want) {
-		t.Fatalf("log %v, want %v", log, want)
-	}
+		if !acked[1] || !acked[2] {
+			t.Fatalf("acked %v, want checkpoints 1 and 2", acked)
+		}
+		log := h.rec.waitFor(t, "3")
+		if want := []string{"1", "snapshot 1", "2", "snapshot 2", "3"}; !slices.Equal(log, want) {
+			t.Fatalf("log %v, want %v", log, want)
+		}
+	})
 }
 
 // scripted returns a task set up as runInputs sets it up, but with no input
@@ -312,7 +327,7 @@ func scripted(t *testing.T, n int) *alignHarness {
 		id:    checkpoint.TaskID{Vertex: "rec", Subtask: 0},
 		chain: &Chain{Ops: []OpInstance{{UID: "rec", Name: "rec", Op: rec}}, Inputs: NewInputs(c, 0, Rebalance, Emitter[int](rec), stats)},
 		job:   a, stats: stats, parallelism: 1,
-		seen: make([]bool, n), ended: make([]bool, n), gates: make([]chan struct{}, n),
+		align: newAligner(n, true), gates: make([]chan struct{}, n),
 	}
 	for i := range h.tk.gates {
 		h.tk.gates[i] = make(chan struct{}, 1)

@@ -6,14 +6,16 @@ package runtime
 import (
 	"context"
 	"errors"
-	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
+// waitTimeout bounds the waits of the goroutine tests. They run in synctest
+// bubbles, where it is fake time: a hang fails as soon as every goroutine
+// is blocked, and load never makes a test time out.
 const waitTimeout = 30 * time.Second
 
 // drain returns what is queued on ch now, without blocking: data batches as
@@ -231,60 +233,63 @@ func equalItem(a, b any) bool {
 
 // TestWriterBackpressure: a sender that finds its channel full blocks until
 // the consumer takes a batch, and the time it was blocked is counted as
-// backpressure (docs/design.md §2).
+// backpressure (docs/design.md §2). In a synctest bubble the blocked time is
+// exact.
 func TestWriterBackpressure(t *testing.T) {
 	t.Parallel()
-	c := NewChannels[int](1, 1, 1)
-	w, st := newTestWriter(c, 0, Forward, nil, 1)
-	if err := w.Emit(1); err != nil { // fills the channel
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	gid := make(chan string, 1)
-	go func() {
-		gid <- goroutineID()
-		errc <- w.Emit(2)
-	}()
-	// The sender is parked in the blocking send, certainly: nothing drains.
-	waitParked(t, <-gid, "internal/runtime.(*Writer[...]).send")
-	if st.BackpressuredNanos.Load() != 0 {
-		t.Fatal("backpressure counted before the send completed")
-	}
-	if b := <-c.Chans[0][0]; !slices.Equal(b.records, []int{1}) {
-		t.Fatalf("channel held %v, want [1]", b.records)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	if st.BackpressuredNanos.Load() <= 0 {
-		t.Fatal("BackpressuredNanos = 0 after a blocked send")
-	}
-	if got := records(drain(c.Chans[0][0])); !slices.Equal(got, []int{2}) {
-		t.Fatalf("channel holds %v after the blocked send, want [2]", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		c := NewChannels[int](1, 1, 1)
+		w, st := newTestWriter(c, 0, Forward, nil, 1)
+		if err := w.Emit(1); err != nil { // fills the channel
+			t.Fatal(err)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- w.Emit(2) }()
+		// The sender is blocked in its send: nothing drains.
+		synctest.Wait()
+		if st.BackpressuredNanos.Load() != 0 {
+			t.Fatal("backpressure counted before the send completed")
+		}
+		time.Sleep(3 * time.Second)
+		if b := <-c.Chans[0][0]; !slices.Equal(b.records, []int{1}) {
+			t.Fatalf("channel held %v, want [1]", b.records)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if bp := time.Duration(st.BackpressuredNanos.Load()); bp != 3*time.Second {
+			t.Fatalf("BackpressuredNanos = %v after a send blocked for 3s", bp)
+		}
+		if got := records(drain(c.Chans[0][0])); !slices.Equal(got, []int{2}) {
+			t.Fatalf("channel holds %v after the blocked send, want [2]", got)
+		}
+	})
 }
 
 // TestWriterCancelled: a sender blocked on a full channel returns once the
 // attempt is cancelled, and so do control events.
 func TestWriterCancelled(t *testing.T) {
 	t.Parallel()
-	c := NewChannels[int](1, 1, 1)
-	done := make(chan struct{})
-	w := NewWriter(c, 0, Forward, nil, 1, done, &TaskStats{})
-	if err := w.Emit(1); err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 2)
-	go func() {
-		errc <- w.Emit(2)
-		errc <- w.Broadcast(Barrier{ID: 1})
-	}()
-	close(done)
-	for range 2 {
-		if err := <-errc; !errors.Is(err, errCancelled) {
-			t.Fatalf("blocked writer returned %v, want errCancelled", err)
+	synctest.Test(t, func(t *testing.T) {
+		c := NewChannels[int](1, 1, 1)
+		done := make(chan struct{})
+		w := NewWriter(c, 0, Forward, nil, 1, done, &TaskStats{})
+		if err := w.Emit(1); err != nil {
+			t.Fatal(err)
 		}
-	}
+		errc := make(chan error, 2)
+		go func() {
+			errc <- w.Emit(2)
+			errc <- w.Broadcast(Barrier{ID: 1})
+		}()
+		synctest.Wait() // blocked on the full channel
+		close(done)
+		for range 2 {
+			if err := <-errc; !errors.Is(err, errCancelled) {
+				t.Fatalf("blocked writer returned %v, want errCancelled", err)
+			}
+		}
+	})
 }
 
 // TestInputChannelForwardsInOrder: a reader goroutine hands data, barriers
@@ -339,40 +344,3 @@ func TestInputChannelForwardsInOrder(t *testing.T) {
 type emitFunc func(int) error
 
 func (f emitFunc) Emit(v int) error { return f(v) }
-
-// goroutineID returns the id of the calling goroutine, as tracebacks print
-// it ("goroutine 7 [running]:").
-func goroutineID() string {
-	buf := make([]byte, 64)
-	buf = buf[:runtime.Stack(buf, false)]
-	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
-	return id
-}
-
-// waitParked waits until goroutine gid is parked (blocked) in a function
-// whose traceback frame contains fn: certain knowledge that a sender is
-// blocked, without sleeping and hoping. (The goroutine is named because
-// parallel tests have blocked senders of their own.)
-func waitParked(t *testing.T, gid, fn string) {
-	t.Helper()
-	buf := make([]byte, 1<<20)
-	deadline := time.Now().Add(waitTimeout)
-	for i := 0; ; i++ {
-		n := runtime.Stack(buf, true)
-		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-			header, _, _ := strings.Cut(g, "\n")
-			if strings.HasPrefix(header, "goroutine "+gid+" [") &&
-				(strings.Contains(header, "[select") || strings.Contains(header, "[chan send")) && strings.Contains(g, fn) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutine %s not parked in %s", gid, fn)
-		}
-		if i < 100 {
-			runtime.Gosched()
-		} else {
-			time.Sleep(100 * time.Microsecond)
-		}
-	}
-}

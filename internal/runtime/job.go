@@ -150,26 +150,59 @@ func NewJob(plan *Plan, cfg Config) (*Job, error) {
 // commit it, and Run returns nil.
 func (j *Job) Stop() { j.stopOnce.Do(func() { close(j.stopCh) }) }
 
-// Status is a point-in-time view of a running job.
+// Status is a point-in-time view of a running job (docs/design.md §8).
 type Status struct {
-	Restarts             int64
+	// Restarts counts the attempts after the first.
+	Restarts int64
+	// CheckpointsCompleted and CheckpointsFailed count over every attempt.
 	CheckpointsCompleted int64
 	CheckpointsFailed    int64
-	LastCheckpointID     int64
-	LastRecovery         time.Duration
-	Vertices             []VertexStatus
-	Checkpoints          *checkpoint.Stats
+	// LastCheckpointID is the newest checkpoint this run completed, 0 if none.
+	LastCheckpointID int64
+	// LastRecovery is the time from the last failure to the restarted
+	// attempt's tasks running.
+	LastRecovery time.Duration
+	// Vertices has one entry per vertex, in plan order.
+	Vertices []VertexStatus
+	// Checkpoints is the current attempt's coordinator statistics, nil
+	// before its first step. The Duration of a checkpoint in progress is
+	// the time since its trigger as of this Status call.
+	Checkpoints *checkpoint.Stats
 }
 
 // VertexStatus sums the counters of a vertex's subtasks.
+//
+// Record counts come in two kinds. The Attempt counts start from zero when
+// an attempt starts, so after a restore they count each record the attempt
+// handled once: what the job did since the checkpoint it restored. The Total
+// counts add up every attempt, so records replayed after a restore are
+// counted again each time: the work done, not the input size.
+//
+// The time counters add up every subtask and every attempt. A subtask's
+// running time is split into three disjoint parts, as Flink defines them
+// (busyTimeMsPerSecond, idleTimeMsPerSecond, backPressuredTimeMsPerSecond):
+// BusyNanos + IdleNanos + BackpressuredNanos is the time the subtasks ran.
 type VertexStatus struct {
-	Name               string
-	Parallelism        int
-	RecordsIn          int64
-	RecordsOut         int64
-	BusyNanos          int64
+	Name        string
+	Parallelism int
+	// RecordsInAttempt and RecordsOutAttempt count the current attempt.
+	RecordsInAttempt  int64
+	RecordsOutAttempt int64
+	// RecordsInTotal and RecordsOutTotal count every attempt, replays
+	// included.
+	RecordsInTotal  int64
+	RecordsOutTotal int64
+	// BusyNanos is the time spent processing (records, timers, snapshots),
+	// backpressured time excluded.
+	BusyNanos int64
+	// IdleNanos is the time spent waiting for input, control mail or a
+	// timer.
+	IdleNanos int64
+	// BackpressuredNanos is the time spent blocked on a full output channel.
 	BackpressuredNanos int64
-	AlignmentNanos     int64
+	// AlignmentNanos is the time from the first barrier of a checkpoint to
+	// the last, summed over checkpoints; it overlaps the other three.
+	AlignmentNanos int64
 }
 
 // Status returns the job's counters.
@@ -180,15 +213,21 @@ func (j *Job) Status() Status {
 		CheckpointsFailed:    j.failedCP.Load(),
 		LastCheckpointID:     j.lastCompleted.Load(),
 		LastRecovery:         time.Duration(j.lastRecovery.Load()),
-		Checkpoints:          j.coordStats.Load(),
+	}
+	if cs := j.coordStats.Load(); cs != nil {
+		st := cs.At(j.clock.Now())
+		s.Checkpoints = &st
 	}
 	for _, v := range j.plan.Vertices {
 		vs := VertexStatus{Name: v.Name, Parallelism: v.Parallelism}
 		for i := 0; i < v.Parallelism; i++ {
 			st := j.taskStats(checkpoint.TaskID{Vertex: v.UID, Subtask: i})
-			vs.RecordsIn += st.RecordsIn.Load()
-			vs.RecordsOut += st.RecordsOut.Load()
+			vs.RecordsInAttempt += st.AttemptRecordsIn()
+			vs.RecordsOutAttempt += st.AttemptRecordsOut()
+			vs.RecordsInTotal += st.RecordsIn.Load()
+			vs.RecordsOutTotal += st.RecordsOut.Load()
 			vs.BusyNanos += st.BusyNanos.Load()
+			vs.IdleNanos += st.IdleNanos.Load()
 			vs.BackpressuredNanos += st.BackpressuredNanos.Load()
 			vs.AlignmentNanos += st.AlignmentNanos.Load()
 		}
@@ -206,7 +245,7 @@ func (j *Job) taskStats(id checkpoint.TaskID) *TaskStats {
 	defer j.mu.Unlock()
 	st, ok := j.stats[id]
 	if !ok {
-		st = &TaskStats{}
+		st = &TaskStats{clk: j.clock}
 		j.stats[id] = st
 	}
 	return st
@@ -260,9 +299,11 @@ func (j *Job) Run(ctx context.Context) error {
 		failedAt = j.clock.Now()
 		ok, delay := j.cfg.Restart.OnFailure(failedAt, err)
 		if !ok {
+			j.log.Error("job attempt failed, not restarting", "job", j.plan.JobName, "attempt", attempt, "err", err)
 			return fmt.Errorf("job %s failed after %d restarts: %w", j.plan.JobName, j.restarts.Load(), err)
 		}
-		j.log.Warn("job attempt failed, restarting", "job", j.plan.JobName, "attempt", attempt, "delay", delay, "err", err)
+		// The attempt failed: an error, whether or not a restart follows.
+		j.log.Error("job attempt failed, restarting", "job", j.plan.JobName, "attempt", attempt, "delay", delay, "err", err)
 		if delay > 0 {
 			tm := j.clock.NewTimer(delay)
 			select {
@@ -329,11 +370,13 @@ type attempt struct {
 	byID    map[checkpoint.TaskID]*task
 	sources []*task
 
-	events  chan checkpoint.Event
-	errs    chan error
-	exhaust chan checkpoint.TaskID
-	endedCh chan checkpoint.TaskID
-	wg      sync.WaitGroup
+	events chan checkpoint.Event
+	errs   chan error
+	// discarded carries the outcomes of checkpoint deletions.
+	discarded chan discarded
+	exhaust   chan checkpoint.TaskID
+	endedCh   chan checkpoint.TaskID
+	wg        sync.WaitGroup
 
 	// writes counts the asynchronous snapshot writers still running per
 	// checkpoint; an aborted checkpoint's files are deleted once its last
@@ -380,10 +423,23 @@ func (a *attempt) markAborted(cp int64) {
 	}
 }
 
-func (a *attempt) discardAborted(cp int64) {
-	if err := a.j.cfg.Store.Discard(a.ctx, cp); err != nil && a.ctx.Err() == nil {
-		a.j.log.Warn("could not delete the files of an aborted checkpoint", "checkpoint", cp, "err", err)
-	}
+func (a *attempt) discardAborted(cp int64) { a.discardAsync(cp, true) }
+
+// discardAsync deletes checkpoint cp's files on a goroutine of its own and
+// reports the outcome to the job master loop.
+func (a *attempt) discardAsync(cp int64, aborted bool) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		r := discarded{id: cp, err: a.j.cfg.Store.Discard(a.ctx, cp), aborted: aborted}
+		select {
+		case a.discarded <- r:
+		default:
+			// The loop is not reading (the attempt is finishing, and waits
+			// for this goroutine): report it here.
+			a.j.reportDiscard(a.ctx, r)
+		}
+	}()
 }
 
 func (a *attempt) sourceExhausted(id checkpoint.TaskID) {
@@ -501,11 +557,12 @@ func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failed
 	ctx, cancel := context.WithCancel(parent)
 	a := &attempt{
 		j: j, plan: j.plan, cfg: j.cfg.Checkpoint, clock: j.clock, faults: j.cfg.Faults, ctx: ctx, runID: newRunID(),
-		byID:    map[checkpoint.TaskID]*task{},
-		events:  make(chan checkpoint.Event, 1024),
-		errs:    make(chan error, 64),
-		exhaust: make(chan checkpoint.TaskID, 1024),
-		endedCh: make(chan checkpoint.TaskID, 1024),
+		byID:      map[checkpoint.TaskID]*task{},
+		events:    make(chan checkpoint.Event, 1024),
+		errs:      make(chan error, 64),
+		discarded: make(chan discarded, 64),
+		exhaust:   make(chan checkpoint.TaskID, 1024),
+		endedCh:   make(chan checkpoint.TaskID, 1024),
 	}
 	defer func() {
 		cancel()
@@ -597,6 +654,7 @@ func (a *attempt) build(n int, rp *restorePoint) error {
 		for sub := 0; sub < v.Parallelism; sub++ {
 			id := checkpoint.TaskID{Vertex: v.UID, Subtask: sub}
 			stats := a.j.taskStats(id)
+			stats.beginAttempt()
 			chain, err := v.Instantiate(&Wiring{Subtask: sub, Channels: channels, Done: a.ctx.Done(), Stats: stats, BatchSize: a.plan.BatchSize})
 			if err != nil {
 				return fmt.Errorf("build %s/%d: %w", v.Name, sub, err)
@@ -649,155 +707,269 @@ func (a *attempt) opContext(n int, t *task, uid, name string, r *restorer) (*Ope
 }
 
 // drive is the job master loop: it feeds the coordinator and carries out
-// its actions (docs/design.md §3).
+// its actions (docs/design.md §3). Nothing on it blocks on I/O: _metadata
+// writes and checkpoint deletions run on goroutines of their own and report
+// back as events, so a slow disk delays no trigger, timeout or notification.
 func (a *attempt) drive(coord *checkpoint.Coordinator) error {
-	j := a.j
-	exhausted := map[checkpoint.TaskID]bool{}
-	ended := map[checkpoint.TaskID]bool{}
-	var stopID int64
-	stopAsked, stopDone := false, false
-	askStop := func() {
-		if !stopAsked {
-			stopAsked = true
-			coord.Step(checkpoint.TriggerFinalCheckpointEvent{Now: a.clock.Now()})
-		}
+	d := &driver{
+		a: a, j: a.j, coord: coord,
+		exhausted: map[checkpoint.TaskID]bool{},
+		ended:     map[checkpoint.TaskID]bool{},
+		stopCh:    a.j.stopCh,
 	}
-	stopCh := j.stopCh
 	for {
-		// Carry out what the coordinator decided; carrying out an action
-		// (persisting metadata) can step it again, so drain until empty.
-		for acts := coord.Ready(); len(acts) > 0; acts = coord.Ready() {
-			for _, act := range acts {
-				j.log.Debug("checkpoint coordinator action", "action", fmt.Sprintf("%T", act), "detail", act)
-				switch act := act.(type) {
-				case checkpoint.TriggerAction:
-					j.lastTriggered.Store(max(j.lastTriggered.Load(), act.CheckpointID))
-					if act.Stop {
-						stopID = act.CheckpointID
-					}
-					b := Barrier{ID: act.CheckpointID, Kind: act.Kind, Timestamp: act.Timestamp, Stop: act.Stop}
-					for _, t := range a.sources {
-						if err := a.sendCtl(t, taskCtl{kind: ctlTrigger, barrier: b}); err != nil {
-							return err
-						}
-					}
-				case checkpoint.PersistAction:
-					err := j.cfg.Store.WriteMetadata(a.ctx, act.Metadata)
-					if err != nil {
-						j.log.Error("checkpoint metadata not written", "checkpoint", act.Metadata.CheckpointID, "err", err)
-					}
-					coord.Step(checkpoint.TickEvent{Now: a.clock.Now()})
-					coord.Step(checkpoint.PersistedEvent{CheckpointID: act.Metadata.CheckpointID, Err: err})
-				case checkpoint.CompleteAction:
-					j.completed.Add(1)
-					j.lastCompleted.Store(act.CheckpointID)
-					j.lastMeta.Store(act.Metadata)
-					if act.Kind == checkpoint.KindSavepoint && !act.Stop {
-						// A savepoint does not commit sink transactions (as in
-						// Flink ≥ 1.15): a later restore from an older
-						// checkpoint would replay output already visible. Its
-						// transactions are committed with the next checkpoint.
-						break
-					}
-					for _, t := range a.tasks {
-						if err := a.sendCtl(t, taskCtl{kind: ctlComplete, id: act.CheckpointID}); err != nil {
-							return err
-						}
-					}
-					if act.Stop {
-						stopDone = true
-					}
-				case checkpoint.AbortAction:
-					j.failedCP.Add(1)
-					j.log.Warn("checkpoint aborted", "checkpoint", act.CheckpointID, "reason", act.Reason)
-					if act.Kind == checkpoint.KindCheckpoint {
-						a.markAborted(act.CheckpointID)
-					}
-					for _, t := range a.tasks {
-						if err := a.sendCtl(t, taskCtl{kind: ctlAborted, id: act.CheckpointID}); err != nil {
-							return err
-						}
-					}
-					if act.CheckpointID == stopID {
-						// The sources already ended their input after this
-						// barrier; only a restart can take another one.
-						return fmt.Errorf("final checkpoint %d failed: %w", act.CheckpointID, act.Reason)
-					}
-				case checkpoint.DiscardAction:
-					if err := j.cfg.Store.Discard(a.ctx, act.CheckpointID); err != nil {
-						j.log.Warn("could not discard old checkpoint", "checkpoint", act.CheckpointID, "err", err)
-					}
-				case checkpoint.FailJobAction:
-					return act.Err
-				}
-			}
+		if err := d.carryOut(); err != nil {
+			return err
 		}
 		st := coord.Stats()
-		j.coordStats.Store(&st)
-		if stopDone && len(ended) == len(a.tasks) {
-			for _, t := range a.tasks {
-				if err := a.sendCtl(t, taskCtl{kind: ctlFinish}); err != nil {
-					return err
-				}
-			}
-			a.wg.Wait()
-			select {
-			case err := <-a.errs:
-				return err
-			default:
-			}
-			if err := a.ctx.Err(); err != nil {
-				// Cancelled while the tasks finished: a commit of the final
-				// checkpoint may have been interrupted (its task's error
-				// is not reported once the context is done), so this is
-				// not a clean stop.
-				return err
-			}
-			return nil
+		d.j.coordStats.Store(&st)
+		if d.stopDone && len(d.ended) == len(a.tasks) {
+			return d.finish()
 		}
-		var wake <-chan time.Time
-		var tm clock.Timer
-		if at, ok := coord.NextDeadline(); ok {
-			tm = clock.TimerAt(a.clock, at)
-			wake = tm.C()
-		}
-		select {
-		case ev := <-a.events:
-			// Tell the coordinator the time first, so that completion
-			// times and durations are those of the ack, not of the last
-			// periodic tick.
-			coord.Step(checkpoint.TickEvent{Now: a.clock.Now()})
-			coord.Step(ev)
-		case now := <-wake:
-			coord.Step(checkpoint.TickEvent{Now: now})
-		case id := <-a.exhaust:
-			exhausted[id] = true
-			if len(exhausted) == len(a.sources) {
-				askStop()
-			}
-		case id := <-a.endedCh:
-			ended[id] = true
-		case <-stopCh:
-			stopCh = nil
-			askStop()
-		case err := <-a.errs:
-			if tm != nil {
-				tm.Stop()
-			}
+		if err := d.wait(); err != nil {
 			return err
-		case <-a.ctx.Done():
-			if tm != nil {
-				tm.Stop()
+		}
+	}
+}
+
+// driver is the state of one attempt's job master loop. Only the loop's
+// goroutine uses it.
+type driver struct {
+	a     *attempt
+	j     *Job
+	coord *checkpoint.Coordinator
+	// exhausted and ended are the sources whose input ran out and the tasks
+	// that ended their input.
+	exhausted map[checkpoint.TaskID]bool
+	ended     map[checkpoint.TaskID]bool
+	// stopID is the final checkpoint's id once triggered.
+	stopID    int64
+	stopAsked bool
+	// stopDone: the final checkpoint completed.
+	stopDone bool
+	stopCh   <-chan struct{}
+}
+
+// discarded reports the end of a checkpoint deletion started by the loop.
+type discarded struct {
+	id  int64
+	err error
+	// aborted: the files of an aborted checkpoint, not a retired one.
+	aborted bool
+}
+
+// carryOut carries out what the coordinator decided, until it has nothing
+// more to say.
+func (d *driver) carryOut() error {
+	for acts := d.coord.Ready(); len(acts) > 0; acts = d.coord.Ready() {
+		for _, act := range acts {
+			d.j.log.Debug("checkpoint coordinator action", "action", fmt.Sprintf("%T", act), "detail", act)
+			var err error
+			switch act := act.(type) {
+			case checkpoint.TriggerAction:
+				err = d.trigger(act)
+			case checkpoint.PersistAction:
+				d.persist(act)
+			case checkpoint.CompleteAction:
+				err = d.complete(act)
+			case checkpoint.AbortAction:
+				err = d.abort(act)
+			case checkpoint.DiscardAction:
+				d.discard(act)
+			case checkpoint.FailJobAction:
+				err = d.failJob(act)
 			}
-			return a.ctx.Err()
+			if err != nil {
+				return err
+			}
 		}
-		if tm != nil {
-			tm.Stop()
+	}
+	return nil
+}
+
+// trigger injects the barrier at every source.
+func (d *driver) trigger(act checkpoint.TriggerAction) error {
+	d.j.lastTriggered.Store(max(d.j.lastTriggered.Load(), act.CheckpointID))
+	if act.Stop {
+		d.stopID = act.CheckpointID
+	}
+	b := Barrier{ID: act.CheckpointID, Kind: act.Kind, Timestamp: act.Timestamp, Stop: act.Stop}
+	for _, t := range d.a.sources {
+		if err := d.a.sendCtl(t, taskCtl{kind: ctlTrigger, barrier: b}); err != nil {
+			return err
 		}
-		if stopCh != nil && j.stopping() {
-			stopCh = nil
-			askStop()
+	}
+	return nil
+}
+
+// persist writes the checkpoint's _metadata off the loop; the outcome comes
+// back as a PersistedEvent. The write counts as a writer of the checkpoint,
+// so that if the coordinator aborts it meanwhile (it expired or was
+// subsumed while persisting) its files are deleted only after the write
+// returned, never recreated by it.
+func (d *driver) persist(act checkpoint.PersistAction) {
+	a, id := d.a, act.Metadata.CheckpointID
+	a.wg.Add(1)
+	a.beginWrite(id)
+	go func() {
+		defer a.wg.Done()
+		defer a.endWrite(id)
+		err := a.j.cfg.Store.WriteMetadata(a.ctx, act.Metadata)
+		if err != nil && a.ctx.Err() == nil {
+			// The abort that follows says whether it is tolerated.
+			a.j.log.Warn("checkpoint metadata not written", "checkpoint", id, "err", err)
 		}
+		a.event(checkpoint.PersistedEvent{CheckpointID: id, Err: err})
+	}()
+}
+
+// complete counts a completed checkpoint and tells every task, so that
+// two-phase-commit sinks commit.
+func (d *driver) complete(act checkpoint.CompleteAction) error {
+	d.j.completed.Add(1)
+	d.j.lastCompleted.Store(act.CheckpointID)
+	d.j.lastMeta.Store(act.Metadata)
+	if act.Kind == checkpoint.KindSavepoint && !act.Stop {
+		// A savepoint does not commit sink transactions (as in Flink ≥
+		// 1.15): a later restore from an older checkpoint would replay
+		// output already visible. Its transactions are committed with the
+		// next checkpoint.
+		return nil
+	}
+	for _, t := range d.a.tasks {
+		if err := d.a.sendCtl(t, taskCtl{kind: ctlComplete, id: act.CheckpointID}); err != nil {
+			return err
+		}
+	}
+	if act.Stop {
+		d.stopDone = true
+	}
+	return nil
+}
+
+// abort counts a failed checkpoint, has its files deleted (off the loop,
+// once no writer is busy with them) and tells every task.
+func (d *driver) abort(act checkpoint.AbortAction) error {
+	d.j.failedCP.Add(1)
+	d.j.log.Warn("checkpoint aborted", "checkpoint", act.CheckpointID, "reason", act.Reason)
+	if act.Kind == checkpoint.KindCheckpoint {
+		d.a.markAborted(act.CheckpointID)
+	}
+	for _, t := range d.a.tasks {
+		if err := d.a.sendCtl(t, taskCtl{kind: ctlAborted, id: act.CheckpointID}); err != nil {
+			return err
+		}
+	}
+	if act.CheckpointID == d.stopID {
+		// The sources already ended their input after this barrier; only a
+		// restart can take another one.
+		return fmt.Errorf("final checkpoint %d failed: %w", act.CheckpointID, act.Reason)
+	}
+	return nil
+}
+
+// discard deletes a checkpoint that retention no longer keeps, off the
+// loop.
+func (d *driver) discard(act checkpoint.DiscardAction) {
+	d.a.discardAsync(act.CheckpointID, false)
+}
+
+// failJob fails the attempt: more checkpoints failed in a row than
+// tolerated.
+func (d *driver) failJob(act checkpoint.FailJobAction) error {
+	d.j.log.Error("checkpoint failures beyond tolerance fail the attempt", "job", d.j.plan.JobName, "err", act.Err)
+	return act.Err
+}
+
+// askStop asks the coordinator for the final checkpoint, once.
+func (d *driver) askStop() {
+	if !d.stopAsked {
+		d.stopAsked = true
+		d.coord.Step(checkpoint.TriggerFinalCheckpointEvent{Now: d.a.clock.Now()})
+	}
+}
+
+// finish ends an attempt whose final checkpoint completed and whose tasks
+// all ended their input.
+func (d *driver) finish() error {
+	for _, t := range d.a.tasks {
+		if err := d.a.sendCtl(t, taskCtl{kind: ctlFinish}); err != nil {
+			return err
+		}
+	}
+	d.a.wg.Wait()
+	select {
+	case err := <-d.a.errs:
+		return err
+	default:
+	}
+	if err := d.a.ctx.Err(); err != nil {
+		// Cancelled while the tasks finished: a commit of the final
+		// checkpoint may have been interrupted (its task's error is not
+		// reported once the context is done), so this is not a clean stop.
+		return err
+	}
+	return nil
+}
+
+// wait waits for the next event, or for the coordinator's next deadline,
+// and hands it on.
+func (d *driver) wait() error {
+	a := d.a
+	var wake <-chan time.Time
+	if at, ok := d.coord.NextDeadline(); ok {
+		tm := clock.TimerAt(a.clock, at)
+		defer tm.Stop()
+		wake = tm.C()
+	}
+	select {
+	case ev := <-a.events:
+		// Tell the coordinator the time first, so that completion times
+		// and durations are those of the event, not of the last periodic
+		// tick.
+		d.coord.Step(checkpoint.TickEvent{Now: a.clock.Now()})
+		d.coord.Step(ev)
+	case now := <-wake:
+		d.coord.Step(checkpoint.TickEvent{Now: now})
+	case r := <-a.discarded:
+		d.onDiscarded(r)
+	case id := <-a.exhaust:
+		d.exhausted[id] = true
+		if len(d.exhausted) == len(a.sources) {
+			d.askStop()
+		}
+	case id := <-a.endedCh:
+		d.ended[id] = true
+	case <-d.stopCh:
+		d.stopCh = nil
+		d.askStop()
+	case err := <-a.errs:
+		return err
+	case <-a.ctx.Done():
+		return a.ctx.Err()
+	}
+	if d.stopCh != nil && d.j.stopping() {
+		d.stopCh = nil
+		d.askStop()
+	}
+	return nil
+}
+
+// onDiscarded reports the outcome of a checkpoint deletion.
+func (d *driver) onDiscarded(r discarded) { d.j.reportDiscard(d.a.ctx, r) }
+
+// reportDiscard logs a deletion that failed. The leftovers of an aborted
+// checkpoint are cleaned up by the next attempt (or, if its _metadata write
+// succeeded after the abort, form a consistent checkpoint: every task
+// acked it); an old checkpoint left behind only takes space.
+func (j *Job) reportDiscard(ctx context.Context, r discarded) {
+	if r.err == nil || ctx.Err() != nil {
+		return
+	}
+	if r.aborted {
+		j.log.Warn("could not delete the files of an aborted checkpoint", "checkpoint", r.id, "err", r.err)
+	} else {
+		j.log.Warn("could not discard old checkpoint", "checkpoint", r.id, "err", r.err)
 	}
 }
 

@@ -87,25 +87,27 @@ type task struct {
 	gates   []chan struct{}
 	stats   *TaskStats
 
-	// Alignment state (docs/design.md §3 step 3).
-	aligning       int64
-	pendingBarrier Barrier
-	maxStarted     int64
-	alignStart     time.Time
-	seen           []bool
-	nSeen          int
-	ended          []bool
-	nEnded         int
-	inputDone      bool
+	// Alignment (docs/design.md §3 step 3): the decisions are the
+	// aligner's; the task carries them out.
+	align      *aligner
+	alignStart time.Time
+	// snap is the synchronous snapshot taken for an alignSnapshot action,
+	// written out at the alignEmit that follows it.
+	snap      takenSnapshot
+	inputDone bool
 
 	flushAt     time.Time
 	parallelism int
+	// split attributes the task's time to busy, idle and backpressured.
+	split timeSplit
 }
 
 func (t *task) ops() []OpInstance { return t.chain.Ops }
 
 // run is the task goroutine. Any error or panic fails the attempt.
 func (t *task) run(ctx context.Context) (err error) {
+	t.split = newTimeSplit(t.stats, t.job.clock)
+	defer t.split.idle() // the last busy stretch
 	defer func() {
 		if r := recover(); r != nil {
 			var inj *fault.Injected
@@ -236,9 +238,7 @@ func (t *task) runSource(ctx context.Context) error {
 			return t.endAndWait(ctx)
 		}
 		if !exhausted {
-			start := time.Now()
 			st, err := src.Poll(ctx)
-			t.stats.BusyNanos.Add(int64(time.Since(start)))
 			if err != nil {
 				return fmt.Errorf("source %s: %w", t.chain.SourceUID, err)
 			}
@@ -262,19 +262,24 @@ func (t *task) runSource(ctx context.Context) error {
 			avail = src.Available()
 		}
 		wake, stop := t.wakeTimer()
+		t.split.idle()
 		select {
 		case c := <-t.ctl:
+			t.split.busy()
 			stop()
 			if done, err := handle(c); err != nil || done {
 				return err
 			}
 		case <-avail:
+			t.split.busy()
 			stop()
 		case <-wake:
+			t.split.busy()
 			if err := t.onWake(); err != nil {
 				return err
 			}
 		case <-ctx.Done():
+			t.split.busy()
 			stop()
 			return ctx.Err()
 		}
@@ -306,13 +311,16 @@ func (t *task) endAndWait(ctx context.Context) error {
 	}
 	t.job.taskEnded(t.id)
 	for {
+		t.split.idle()
 		select {
 		case c := <-t.ctl:
+			t.split.busy()
 			done, err := t.handleCtl(c)
 			if err != nil || done {
 				return err
 			}
 		case <-ctx.Done():
+			t.split.busy()
 			return ctx.Err()
 		}
 	}
@@ -338,10 +346,11 @@ func (t *task) handleCtl(c taskCtl) (done bool, err error) {
 	case ctlAborted:
 		// Stop aligning an aborted checkpoint, and remember it, so that its
 		// barriers still on their way only release their channels.
-		if t.aligning == c.id {
-			t.releaseGates()
+		if t.align != nil {
+			if err := t.applyAlign(t.align.Abort(c.id)); err != nil {
+				return false, err
+			}
 		}
-		t.maxStarted = max(t.maxStarted, c.id)
 		for _, op := range t.ops() {
 			if err := op.Op.NotifyAborted(t.job.ctx, c.id); err != nil {
 				return false, fmt.Errorf("%s: checkpoint %d aborted: %w", op.UID, c.id, err)
@@ -355,10 +364,9 @@ func (t *task) handleCtl(c taskCtl) (done bool, err error) {
 
 func (t *task) runInputs(ctx context.Context) error {
 	n := len(t.chain.Inputs)
-	t.seen = make([]bool, n)
-	t.ended = make([]bool, n)
 	t.gates = make([]chan struct{}, n)
 	aligned := t.job.cfg.Mode != checkpoint.AtLeastOnce
+	t.align = newAligner(n, aligned)
 	for i, in := range t.chain.Inputs {
 		t.gates[i] = make(chan struct{}, 1)
 		go in.run(ctx, i, t.mailbox, t.gates[i], aligned)
@@ -376,14 +384,17 @@ func (t *task) runInputs(ctx context.Context) error {
 		default:
 		}
 		wake, stop := t.wakeTimer()
+		t.split.idle()
 		select {
 		case c := <-t.ctl:
+			t.split.busy()
 			stop()
 			done, err := t.handleCtl(c)
 			if err != nil || done {
 				return err
 			}
 		case m := <-t.mailbox:
+			t.split.busy()
 			stop()
 			if err := t.handleMail(m); err != nil {
 				return err
@@ -392,10 +403,12 @@ func (t *task) runInputs(ctx context.Context) error {
 				return t.endAndWait(ctx)
 			}
 		case <-wake:
+			t.split.busy()
 			if err := t.onWake(); err != nil {
 				return err
 			}
 		case <-ctx.Done():
+			t.split.busy()
 			stop()
 			return ctx.Err()
 		}
@@ -405,83 +418,54 @@ func (t *task) runInputs(ctx context.Context) error {
 func (t *task) handleMail(m mail) error {
 	switch m.kind {
 	case mailData:
-		start := time.Now()
 		if err := t.chain.Inputs[m.channel].process(m.data); err != nil {
 			return err
 		}
-		t.stats.BusyNanos.Add(int64(time.Since(start)))
 		return t.afterWork()
 	case mailBarrier:
-		return t.onBarrier(m.channel, m.barrier)
+		return t.applyAlign(t.align.Barrier(m.channel, m.barrier))
 	case mailEnd:
-		t.ended[m.channel] = true
-		t.nEnded++
-		if t.nEnded == len(t.ended) {
-			// Everything ended; an alignment in progress can never finish.
-			if t.aligning != 0 {
-				t.job.decline(t.id, t.aligning, errors.New("input ended during alignment"))
-				t.aligning = 0
-			}
-			t.inputDone = true
-			return nil
-		}
-		return t.maybeAligned()
+		return t.applyAlign(t.align.End(m.channel))
 	}
 	return nil
 }
 
-// onBarrier implements barrier alignment (docs/design.md §3 step 3). A newer barrier
-// than the one being aligned abandons the older checkpoint (it was aborted
-// or will time out); an older one is stale and ignored.
-func (t *task) onBarrier(ch int, b Barrier) error {
-	switch {
-	case b.ID < t.aligning || (b.ID != t.aligning && b.ID <= t.maxStarted):
-		// A barrier of a checkpoint this task already snapshotted or
-		// abandoned: let the channel go on.
-		t.release(ch)
-		return nil
-	case b.ID > t.aligning:
-		t.maxStarted = b.ID
-		if t.aligning != 0 {
-			t.job.decline(t.id, t.aligning, fmt.Errorf("barrier %d overtook barrier %d", b.ID, t.aligning))
-			t.releaseGates()
-		}
-		t.aligning = b.ID
-		t.alignStart = time.Now()
-	}
-	if !t.seen[ch] {
-		t.seen[ch] = true
-		t.nSeen++
-	}
-	return t.maybeAlignedWith(b)
-}
-
-func (t *task) maybeAligned() error {
-	if t.aligning == 0 {
-		return nil
-	}
-	return t.maybeAlignedWith(t.pendingBarrier)
-}
-
-func (t *task) maybeAlignedWith(b Barrier) error {
-	t.pendingBarrier = b
-	live := 0
-	for i := range t.seen {
-		if t.seen[i] || t.ended[i] {
-			live++
+// applyAlign carries out the aligner's actions, in order.
+func (t *task) applyAlign(acts []alignAction) error {
+	for _, act := range acts {
+		switch act.Op {
+		case alignBegin:
+			t.alignStart = t.job.clock.Now()
+		case alignBlock, alignStale:
+			// The input's reader blocked itself behind the barrier; a stale
+			// barrier is dropped (its release follows).
+		case alignRelease:
+			t.release(act.Input)
+		case alignSnapshot:
+			align := t.job.clock.Now().Sub(t.alignStart)
+			t.stats.AlignmentNanos.Add(int64(align))
+			snap, err := t.snapshot(act.Barrier)
+			if err != nil {
+				return err
+			}
+			snap.align = align
+			t.snap = snap
+		case alignEmit:
+			snap := t.snap
+			t.snap = takenSnapshot{}
+			if err := t.emit(act.Barrier, snap); err != nil {
+				return err
+			}
+		case alignDecline:
+			t.job.decline(t.id, act.ID, errors.New(act.Reason))
+		case alignInputsEnded:
+			t.inputDone = true
 		}
 	}
-	if live < len(t.seen) {
-		return nil
-	}
-	t.stats.AlignmentNanos.Add(int64(time.Since(t.alignStart)))
-	align := time.Since(t.alignStart)
-	t.aligning = 0
-	err := t.checkpointAligned(b, align)
-	t.releaseGates()
-	return err
+	return nil
 }
 
+// release opens the gate of input ch, whose reader waits behind a barrier.
 func (t *task) release(ch int) {
 	select {
 	case t.gates[ch] <- struct{}{}:
@@ -489,36 +473,40 @@ func (t *task) release(ch int) {
 	}
 }
 
-func (t *task) releaseGates() {
-	for i := range t.seen {
-		if t.seen[i] {
-			t.seen[i] = false
-			t.release(i)
-		}
+// checkpoint takes a source task's snapshot for a triggered barrier b and
+// emits the barrier.
+func (t *task) checkpoint(b Barrier) error {
+	snap, err := t.snapshot(b)
+	if err != nil || snap.declined {
+		return err
 	}
-	t.nSeen = 0
-	t.aligning = 0
+	return t.emit(b, snap)
 }
 
-func (t *task) checkpoint(b Barrier) error { return t.checkpointAligned(b, 0) }
+// takenSnapshot is the synchronous part of a task's snapshot.
+type takenSnapshot struct {
+	snaps       []pendingSnap
+	align, sync time.Duration
+	// declined: the source declined the checkpoint; nothing to emit.
+	declined bool
+}
 
-// checkpointAligned takes the task's snapshot for barrier b: the synchronous
-// part now, on the task goroutine; the barrier goes downstream; the state
-// files are written asynchronously and the task acks (docs/design.md §3 step 4).
-func (t *task) checkpointAligned(b Barrier, align time.Duration) error {
+// snapshot takes the synchronous part of the task's snapshot for barrier b,
+// on the task goroutine (docs/design.md §3 step 4).
+func (t *task) snapshot(b Barrier) (takenSnapshot, error) {
 	if t.chain.Source != nil {
 		t.job.faults.Hit(fault.OnBarrier, t.chain.SourceUID, t.id.Subtask)
 	}
 	for _, op := range t.ops() {
 		t.job.faults.Hit(fault.OnBarrier, op.UID, t.id.Subtask)
 	}
-	start := time.Now()
+	start := t.job.clock.Now()
 	snaps := make([]pendingSnap, 0, len(t.ops())+1)
 	if src := t.chain.Source; src != nil {
 		st, err := src.Snapshot(t.job.ctx, b)
 		if err != nil {
 			t.job.decline(t.id, b.ID, fmt.Errorf("source %s snapshot: %w", t.chain.SourceUID, err))
-			return nil
+			return takenSnapshot{declined: true}, nil
 		}
 		snaps = append(snaps, pendingSnap{uid: t.chain.SourceUID, snap: &OperatorSnapshot{Operator: st}})
 	}
@@ -530,20 +518,30 @@ func (t *task) checkpointAligned(b Barrier, align time.Duration) error {
 					p.snap.Keyed.Release()
 				}
 			}
-			return fmt.Errorf("%s: snapshot for checkpoint %d: %w", op.UID, b.ID, err)
+			return takenSnapshot{}, fmt.Errorf("%s: snapshot for checkpoint %d: %w", op.UID, b.ID, err)
 		}
 		if s == nil {
 			s = &OperatorSnapshot{}
 		}
 		snaps = append(snaps, pendingSnap{uid: op.UID, snap: s})
 	}
-	sync := time.Since(start)
+	return takenSnapshot{snaps: snaps, sync: t.job.clock.Now().Sub(start)}, nil
+}
+
+// emit sends barrier b downstream and hands the snapshot to the
+// asynchronous writer, which acks (docs/design.md §3 step 4).
+func (t *task) emit(b Barrier, s takenSnapshot) error {
 	for _, o := range t.chain.Outputs {
 		if err := o.Broadcast(b); err != nil {
+			for _, p := range s.snaps {
+				if p.snap.Keyed != nil {
+					p.snap.Keyed.Release()
+				}
+			}
 			return err
 		}
 	}
-	t.job.writeSnapshot(t.id, b, snaps, align, sync)
+	t.job.writeSnapshot(t.id, b, s.snaps, s.align, s.sync)
 	return nil
 }
 
