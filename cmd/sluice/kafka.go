@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/connector/kafka"
 	"github.com/sluicehq/sluice/internal/kafkacount"
 	"github.com/sluicehq/sluice/restart"
 	"github.com/sluicehq/sluice/verify"
@@ -59,6 +60,8 @@ Flags:
 	delivery := fs.String("delivery", "exactly-once", "exactly-once or at-least-once")
 	group := fs.String("group", "sluice-count", "consumer group that receives the job's offsets after each checkpoint (monitoring only)")
 	txnPrefix := fs.String("txn-prefix", "", "transactional id prefix of the sink (default sluice-count-<output>); unique per job on the cluster")
+	txnTimeout := fs.Duration("transaction-timeout", kafka.DefaultTransactionTimeout, "transaction timeout of the sink (kafka.sink.transaction-timeout); at most the broker's transaction.max.timeout.ms")
+	acceptLost := fs.Bool("accept-lost-transactions", false, "restore even if transactions of the checkpoint can no longer be committed (their records are lost; see docs/operations.md)")
 	partitions := fs.Int("partitions", 4, "partitions of topics that do not exist yet (created at start)")
 	fs.Usage = func() { help(stderr); fs.PrintDefaults() }
 	if err := parseFlags(fs, args[1:]); err != nil {
@@ -82,6 +85,7 @@ Flags:
 	env, err := kafkacount.New(kafkacount.Options{
 		Brokers: bs, Input: *input, Output: *output, GroupID: *group, TxnPrefix: *txnPrefix,
 		Parallelism: *par, CheckpointInterval: *interval, MinPause: *minPause, Delivery: *delivery,
+		TransactionTimeout: *txnTimeout, AcceptLostTransactions: *acceptLost,
 		CheckpointDir: *ckDir, Restart: restart.Config{Strategy: restart.StrategyExponentialDelay}, Logger: logger,
 	})
 	if err != nil {

@@ -49,12 +49,18 @@ type Options struct {
 	MinPause           time.Duration
 	// Delivery is exactly-once (default) or at-least-once; it sets both
 	// the checkpointing mode and the sink's guarantee.
-	Delivery      string
-	CheckpointDir string
-	Restart       restart.Config
-	Faults        *fault.Injector
-	Logger        *slog.Logger
-	Seed          int64
+	Delivery string
+	// TransactionTimeout is the sink's transaction timeout
+	// (kafka.sink.transaction-timeout). Default the sink's, 15m.
+	TransactionTimeout time.Duration
+	// AcceptLostTransactions goes on after restored transactions that
+	// can no longer be committed (kafka.SinkConfig.AcceptLostTransactionsOnRestore).
+	AcceptLostTransactions bool
+	CheckpointDir          string
+	Restart                restart.Config
+	Faults                 *fault.Injector
+	Logger                 *slog.Logger
+	Seed                   int64
 }
 
 // New builds the job.
@@ -107,6 +113,9 @@ func New(o Options) (*sluice.Environment, error) {
 		TransactionalIDPrefix: o.TxnPrefix,
 		CheckpointInterval:    o.CheckpointInterval,
 		MaxRestartDelay:       max(maxDelay, 0),
+		TransactionTimeout:    o.TransactionTimeout,
+
+		AcceptLostTransactionsOnRestore: o.AcceptLostTransactions,
 	})
 	if err != nil {
 		return nil, err
