@@ -39,8 +39,8 @@ func (e *DataLossError) Error() string {
 		"the records it held are lost and no restart can commit it. Possible causes: "+
 		"the transaction timeout passed before the commit (%s); "+
 		"another producer with the same transactional id fenced it (is %s unique to this job?); "+
-		"the broker lost an open transaction (the embedded broker does when it crashes; Apache Kafka does not; "+
-		"a restarted embedded broker also refuses to commit again a transaction it had committed before the crash). "+
+		"the broker lost an open transaction (the embedded broker does when it crashes; Apache Kafka does not) "+
+		"or, after an embedded broker crashed, the transaction had been committed before the crash (kfake forgets that and refuses the repeated commit). "+
 		"To go on from this checkpoint, accept the loss with AcceptLostTransactionsOnRestore "+
 		"(sluice run count --accept-lost-transactions), or start over from an empty checkpoint directory and output topic; "+
 		"see docs/operations.md",
