@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -127,6 +128,9 @@ Flags:
 	}
 }
 
+// verifyCheckTimeout bounds a check of `sluice verify` without --wait.
+const verifyCheckTimeout = 30 * time.Second
+
 // runVerify is `sluice verify`: checks an output topic of the count job
 // against its input topic.
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -135,7 +139,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	brokers := fs.String("brokers", "", "Kafka bootstrap servers (required)")
 	input := fs.String("input", "", "input topic (required)")
 	output := fs.String("output", "", "output topic (required)")
-	wait := fs.Duration("wait", 0, "keep re-checking until nothing is lost or duplicated, at most this long (for a job still catching up)")
+	wait := fs.Duration("wait", 0, "keep re-checking until nothing is lost or duplicated, at most this long (for a job still catching up); every read ends by then (default: one check, at most 30s)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: sluice verify --brokers B --input T --output U [--wait 30s]
 
@@ -144,7 +148,9 @@ decimal count n of that key's records so far) against its input topic,
 both read to their last stable offset with read_committed: for every key
 the outputs must be exactly 1..n_k, once each, n_k being how many input
 records have that key. Prints what is lost and duplicated, and a JSON
-summary as the last line. Exits 1 when anything is lost or duplicated.
+summary as the last line. Exits 1 when anything is lost or duplicated, or
+when a topic could not be read to its end by the deadline (--wait, or 30s
+without it); that error names each such partition and the offset reached.
 
 Flags:
 `)
@@ -159,7 +165,23 @@ Flags:
 	}
 	deadline := time.Now().Add(*wait)
 	for {
-		rep, err := kafkacount.Check(ctx, splitBrokers(*brokers), *input, *output)
+		// Every check ends by the deadline (or after verifyCheckTimeout
+		// without --wait): a partition whose last stable offset a
+		// read_committed reader never reaches would hold it for ever.
+		end := deadline
+		if *wait <= 0 {
+			end = time.Now().Add(verifyCheckTimeout)
+		}
+		cctx, cancel := context.WithDeadline(ctx, end)
+		rep, err := kafkacount.Check(cctx, splitBrokers(*brokers), *input, *output)
+		cancel()
+		if _, ok := errors.AsType[*kafkacount.IncompleteReadError](err); ok && ctx.Err() == nil {
+			bound := *wait
+			if bound <= 0 {
+				bound = verifyCheckTimeout
+			}
+			return fmt.Errorf("could not read the topics to their end within %v: %w", bound, err)
+		}
 		if err != nil {
 			return err
 		}

@@ -186,3 +186,66 @@ func TestKafkaBrokerCrashBeforeCommitFailsJob(t *testing.T) {
 		t.Errorf("no DATA LOSS line at ERROR; errors logged: %q", errs.msgs)
 	}
 }
+
+// TestVerifyBoundedByDeadline is defect 8 of issue 6: after the embedded
+// broker crashed with a transaction open, the transaction is aborted
+// without a marker, so a read_committed reader never sees an offset at or
+// past the last stable offset of that partition. `sluice verify --wait`
+// must still end by its deadline, and say which partition it could not
+// read and how far it got.
+func TestVerifyBoundedByDeadline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs and kills a broker process")
+	}
+	bin := buildBinary(t)
+	b := &brokerProc{t: t, bin: bin, dir: filepath.Join(t.TempDir(), "broker"), port: freePort(t)}
+	b.start()
+	t.Cleanup(b.stop)
+	addr := "127.0.0.1:" + strconv.Itoa(b.port)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := kafkacount.EnsureTopics(ctx, []string{addr}, 1, "in", "out"); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		r := &kgo.Record{Topic: "in", Key: []byte("k"), Value: []byte(strconv.Itoa(i))}
+		if err := cl.ProduceSync(ctx, r, &kgo.Record{Topic: "out", Key: []byte("k"), Value: []byte(strconv.Itoa(i + 1))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.Close()
+	tx, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID("verify-open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.ProduceSync(ctx, &kgo.Record{Topic: "out", Key: []byte("k"), Value: []byte("4")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	tx.Close()
+	b.kill9() // the open transaction is aborted on load, without a marker
+	b.start()
+
+	var stdout, stderr strings.Builder
+	start := time.Now()
+	err = runVerify(ctx, []string{"--brokers", addr, "--input", "in", "--output", "out", "--wait", "3s"}, &stdout, &stderr)
+	took := time.Since(start)
+	t.Logf("verify took %v: %v", took, err)
+	if took > 15*time.Second {
+		t.Errorf("verify --wait 3s took %v", took)
+	}
+	if _, ok := errors.AsType[*kafkacount.IncompleteReadError](err); !ok {
+		t.Fatalf("verify: %v, want an incomplete read\nstdout:\n%s", err, stdout.String())
+	}
+	for _, w := range []string{"read out", "partition 0 up to offset 3 of 4", "within 3s"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+}
