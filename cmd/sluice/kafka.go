@@ -89,6 +89,9 @@ Flags:
 		TransactionTimeout: *txnTimeout, AcceptLostTransactions: *acceptLost,
 		CheckpointDir: *ckDir, Restart: restart.Config{Strategy: restart.StrategyExponentialDelay}, Logger: logger,
 	})
+	if err != nil && strings.Contains(err.Error(), kafka.KeySinkTransactionTimeout) {
+		return fmt.Errorf("%w (%s is --transaction-timeout here)", err, kafka.KeySinkTransactionTimeout)
+	}
 	if err != nil {
 		return err
 	}

@@ -249,3 +249,26 @@ func TestVerifyBoundedByDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestRunCountTransactionTimeoutFlag: `sluice run count` sets the sink's
+// transaction timeout from --transaction-timeout, and the startup check's
+// advice names the flag.
+func TestRunCountTransactionTimeoutFlag(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a broker process")
+	}
+	bin := buildBinary(t)
+	b := &brokerProc{t: t, bin: bin, dir: filepath.Join(t.TempDir(), "broker"), port: freePort(t)}
+	b.start()
+	t.Cleanup(b.stop)
+	addr := "127.0.0.1:" + strconv.Itoa(b.port)
+	var stdout, stderr strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := runRun(ctx, []string{"count", "--brokers", addr, "--input", "in", "--output", "out",
+		"--checkpoint-dir", t.TempDir(), "--transaction-timeout", "30s"}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "kafka.sink.transaction-timeout: 30s does not exceed") ||
+		!strings.Contains(err.Error(), "--transaction-timeout") {
+		t.Fatalf("run count --transaction-timeout 30s: %v, want the startup check naming the flag\n%s", err, stderr.String())
+	}
+}
