@@ -36,7 +36,12 @@ func TestKafkaCountFallbackRestore(t *testing.T) {
 	if err := EnsureTopics(ctx, brokers, 2, in, out); err != nil {
 		t.Fatal(err)
 	}
-	const n = 10_000
+	// The input flows until run 1 crashed and at least minRecords were
+	// written, so that run 1 sees data in every checkpoint however slowly
+	// it starts.
+	const minRecords = 10_000
+	inj := fault.New(1)
+	total := make(chan int, 1)
 	produced := make(chan error, 1)
 	go func() {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(in))
@@ -47,12 +52,14 @@ func TestKafkaCountFallbackRestore(t *testing.T) {
 		defer cl.Close()
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
-		for i := 0; i < n; i++ {
+		i := 0
+		for ; (i < minRecords || inj.Fired() == 0) && ctx.Err() == nil; i++ {
 			if i%50 == 0 {
 				<-tick.C
 			}
 			cl.Produce(ctx, &kgo.Record{Key: []byte("k" + strconv.Itoa(i%50)), Value: []byte(strconv.Itoa(i))}, nil)
 		}
+		total <- i
 		produced <- cl.Flush(ctx)
 	}()
 	dir := filepath.Join(t.TempDir(), "checkpoints")
@@ -67,7 +74,6 @@ func TestKafkaCountFallbackRestore(t *testing.T) {
 
 	// Run 1 crashes (its context is cancelled: nothing more is committed)
 	// right before the 8th commit of sink subtask 0.
-	inj := fault.New(1)
 	inj.Arm(fault.Target{Point: fault.BeforeCommit, UID: SinkUID, Subtask: 0, Skip: 8})
 	runCtx, crash := context.WithCancel(ctx)
 	defer crash()
@@ -114,6 +120,7 @@ func TestKafkaCountFallbackRestore(t *testing.T) {
 	if err := <-produced; err != nil {
 		t.Fatal(err)
 	}
+	n := int64(<-total)
 	for {
 		rep, err := Check(ctx, brokers, in, out)
 		if err != nil {
