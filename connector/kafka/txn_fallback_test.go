@@ -108,7 +108,7 @@ func TestSinkTxnFallbackRestore(t *testing.T) {
 }
 
 // TestSinkFallbackRestoreJob runs the job of defect 6 end to end on the
-// embedded broker: a run crashes right before a commit, its two newest
+// embedded broker: a run crashes right after a pre-commit, its two newest complete
 // checkpoints are then corrupted, and the next run falls back to the
 // oldest retained one, whose transactions were committed long ago and
 // whose ids were reused since. The run must complete (not loop on
@@ -125,10 +125,12 @@ func TestSinkFallbackRestoreJob(t *testing.T) {
 	dir := t.TempDir()
 	gen := datagen.Config{Splits: 2, RecordsPerSplit: 4000, Keys: 20, Seed: 9, BatchSize: 16}
 
-	// Run 1: crash (cancel, nothing more committed) at the 8th commit of
-	// subtask 0, after 8 checkpoints at least.
+	// Run 1: crash (cancel, nothing more committed) right after the 9th
+	// pre-commit of subtask 0, for checkpoint K. K-3 is restored below; its
+	// transaction's slot was freed by the commit for K-2 and reused by the
+	// transaction just pre-committed, which the crash leaves open.
 	inj := fault.New(9)
-	inj.Arm(fault.Target{Point: fault.BeforeCommit, UID: e2eSinkUID, Subtask: 0, Skip: 8})
+	inj.Arm(fault.Target{Point: fault.AfterPreCommit, UID: e2eSinkUID, Subtask: 0, Skip: 8})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	inj.OnFire(func(fault.Injected) { cancel() })

@@ -20,7 +20,7 @@ import (
 
 // TestKafkaCountFallbackRestore is defect 6 of issue 6 on the count job,
 // on the embedded broker or on real Kafka (SLUICE_KAFKA_BROKERS): a run
-// crashes right before a commit; its two newest checkpoints are then
+// crashes right after a pre-commit; its two newest complete checkpoints are then
 // corrupted, so the next run restores the oldest retained one, whose
 // transactional ids were reused since (PRODUCER_FENCED on re-commit). The
 // next run must not loop or fail: it aborts what the crash left open (or
@@ -73,8 +73,11 @@ func TestKafkaCountFallbackRestore(t *testing.T) {
 	}
 
 	// Run 1 crashes (its context is cancelled: nothing more is committed)
-	// right before the 8th commit of sink subtask 0.
-	inj.Arm(fault.Target{Point: fault.BeforeCommit, UID: SinkUID, Subtask: 0, Skip: 8})
+	// right after the 9th pre-commit of sink subtask 0, for checkpoint K.
+	// K-3 is restored below; its transaction's slot was freed by the
+	// commit for K-2 and reused by the transaction just pre-committed,
+	// which the crash leaves open.
+	inj.Arm(fault.Target{Point: fault.AfterPreCommit, UID: SinkUID, Subtask: 0, Skip: 8})
 	runCtx, crash := context.WithCancel(ctx)
 	defer crash()
 	inj.OnFire(func(fault.Injected) { crash() })
