@@ -74,7 +74,7 @@ const commitAttemptTimeout = 15 * time.Second
 // CONCURRENT_TRANSACTIONS with backoff for up to RetryTimeout: the
 // checkpoint is complete, so the commit must happen, and a commit repeated
 // with the same epoch is answered OK. A definitive refusal is a
-// DataLossError, logged at Error and marked restart.Unrecoverable.
+// DataLossError marked restart.Unrecoverable.
 func commitTxn[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger, cl *kgo.Client, t *Txn) error {
 	bo := newSinkBackoff(cfg.RetryBackoff, cfg.RetryTimeout)
 	for {
@@ -98,7 +98,8 @@ func commitTxn[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger,
 		case lostTxn(err):
 			dl := &DataLossError{Txn: *t, Err: err}
 			dl.Txn.live = nil
-			log.Error("DATA LOSS: pre-committed transaction could not be committed", "txn", t.String(), "err", err)
+			// Logged at ERROR by the caller, unless it is tolerated
+			// (RecoverAndCommit after a fallback).
 			return restart.Unrecoverable(dl)
 		case ctx.Err() != nil:
 			return fmt.Errorf("kafka sink: commit transaction %s: %w (it stays pending and is committed on restore)", t, ctx.Err())

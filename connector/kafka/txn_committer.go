@@ -229,6 +229,9 @@ func (c *txnCommitter[T]) Commit(ctx context.Context, t *Txn) error {
 		return nil
 	}
 	err := c.endTxn(ctx, t)
+	if errors.Is(err, ErrDataLoss) {
+		c.log.Error("DATA LOSS: pre-committed transaction could not be committed", "txn", t.String(), "err", err)
+	}
 	var seq uint64
 	if ok && s < len(c.pool) {
 		seq = c.pool[s].seq
@@ -272,10 +275,14 @@ func (c *txnCommitter[T]) RecoverAndCommit(ctx context.Context, t *Txn) error {
 			c.forget(t.TransactionalID)
 			return nil
 		case c.cfg.AcceptLostTransactionsOnRestore:
-			c.log.Warn("going on after the loss of a restored transaction because AcceptLostTransactionsOnRestore is set", "txn", t.String())
+			c.log.Error("DATA LOSS accepted: going on after the loss of a restored transaction because AcceptLostTransactionsOnRestore is set",
+				"txn", t.String(), "err", dl.Err)
 			c.forget(t.TransactionalID)
 			return nil
 		}
+	}
+	if dl != nil {
+		c.log.Error("DATA LOSS: restored pre-committed transaction could not be committed", "txn", t.String(), "err", err)
 	}
 	if err == nil {
 		c.log.Debug("committed restored transaction", "txn", t.String())

@@ -63,12 +63,16 @@ func TestKafkaCountFallbackRestore(t *testing.T) {
 		produced <- cl.Flush(ctx)
 	}()
 	dir := filepath.Join(t.TempDir(), "checkpoints")
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("SLUICE_TEST_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
 	opts := func(inj *fault.Injector) Options {
 		return Options{
 			Brokers: brokers, Input: in, Output: out, TxnPrefix: "test-" + out, Parallelism: 2,
 			CheckpointInterval: 50 * time.Millisecond, MinPause: 10 * time.Millisecond, CheckpointDir: dir,
 			Restart: restart.Config{Strategy: restart.StrategyFixedDelay, Attempts: 100, Delay: 10 * time.Millisecond},
-			Faults:  inj, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Faults:  inj, Logger: logger,
 		}
 	}
 
