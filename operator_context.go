@@ -51,6 +51,13 @@ type OperatorContext struct {
 type RestoredState struct {
 	// CheckpointID is the id of the checkpoint restored.
 	CheckpointID int64
+	// Superseded lists, in ascending order, the complete checkpoints newer
+	// than CheckpointID that the restore skipped because they are corrupt
+	// (a fallback); nil when the newest checkpoint or an explicit path is
+	// restored. A two-phase-commit sink learns from it that the
+	// transactions of CheckpointID may already be committed under a newer
+	// checkpoint, their ids reused (docs/adr/0003-two-phase-commit-recovery.md).
+	Superseded []int64
 	// Keyed holds the keyed state files whose key-group range overlaps this
 	// subtask's range.
 	Keyed []RestoredKeyed
@@ -79,7 +86,7 @@ func operatorContext(rc *runtime.OperatorContext) *OperatorContext {
 		KeyGroups: rc.KeyGroups, Attempt: rc.Attempt, RunID: rc.RunID, Clock: rc.Clock, Logger: rc.Logger, Faults: rc.Faults,
 	}
 	if rs := rc.Restored; rs != nil {
-		c.Restored = &RestoredState{CheckpointID: rs.CheckpointID, Operator: rs.Operator}
+		c.Restored = &RestoredState{CheckpointID: rs.CheckpointID, Superseded: rs.Superseded, Operator: rs.Operator}
 		for _, k := range rs.Keyed {
 			c.Restored.Keyed = append(c.Restored.Keyed, RestoredKeyed{Data: k.Data, KeyGroups: k.KeyGroups, Offsets: k.Offsets})
 		}

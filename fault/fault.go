@@ -56,12 +56,13 @@ type Target struct {
 
 // Injector fails operators on demand. A nil *Injector never fails.
 type Injector struct {
-	seed  uint64
-	mu    sync.Mutex
-	rng   *rand.Rand
-	queue []Target
-	armed atomic.Pointer[armed]
-	fired atomic.Int64
+	seed   uint64
+	mu     sync.Mutex
+	rng    *rand.Rand
+	queue  []Target
+	armed  atomic.Pointer[armed]
+	fired  atomic.Int64
+	onFire atomic.Pointer[func(Injected)]
 }
 
 type armed struct {
@@ -179,6 +180,18 @@ func (i *Injector) Fired() int64 {
 	return i.fired.Load()
 }
 
+// OnFire sets a function that Hit calls, on the goroutine that hit the
+// point, right before it panics with an injected failure: a test uses it to
+// act at that exact moment (kill a broker between a pre-commit and its
+// commit, say). nil removes it.
+func (i *Injector) OnFire(f func(Injected)) {
+	if f == nil {
+		i.onFire.Store(nil)
+		return
+	}
+	i.onFire.Store(&f)
+}
+
 // Hit panics with *Injected when an armed target matches; otherwise it
 // returns at the cost of one atomic load.
 func (i *Injector) Hit(p Point, uid string, subtask int) {
@@ -201,5 +214,9 @@ func (i *Injector) Hit(p Point, uid string, subtask int) {
 	}
 	i.fired.Add(1)
 	i.armNext()
-	panic(&Injected{Point: p, UID: uid, Subtask: subtask})
+	inj := &Injected{Point: p, UID: uid, Subtask: subtask}
+	if f := i.onFire.Load(); f != nil {
+		(*f)(*inj)
+	}
+	panic(inj)
 }

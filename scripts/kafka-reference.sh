@@ -14,23 +14,23 @@
 # Needs java (17+) and mvn. Without them it prints a SKIP line and exits 0.
 #
 # Environment:
-#   KAFKA_VERSION   Apache Kafka version from Maven Central (default 4.1.0)
+#   KAFKA_VERSION   Apache Kafka version from Maven Central (default 4.4.0)
 #   SLUICE_CACHE    cache root (default ~/.cache/sluice); the jars go to
 #                   $SLUICE_CACHE/kafka-$KAFKA_VERSION-log4j-$LOG4J_VERSION/libs
 #   KAFKA_PORT      client port (default: a free port from 19092 up);
 #                   the controller listens on the next free port
 #   LOG4J_VERSION   log4j-slf4j-impl version for the server log (default
-#                   2.24.3, what Kafka 4.1 uses)
+#                   2.25.5, what Kafka 4.4 uses)
 #   KAFKA_HEAP      JVM heap options (default "-Xms256m -Xmx1g")
 #   KAFKA_START_TIMEOUT  seconds to wait for the broker (default 120)
 #   KAFKA_KEEP_DIR  set to 1 to keep the log dir and server log afterwards
 set -euo pipefail
 
-KAFKA_VERSION=${KAFKA_VERSION:-4.1.0}
+KAFKA_VERSION=${KAFKA_VERSION:-4.4.0}
 SLUICE_CACHE=${SLUICE_CACHE:-$HOME/.cache/sluice}
 KAFKA_HEAP=${KAFKA_HEAP:--Xms256m -Xmx1g}
-# The log4j version Kafka 4.1 depends on; the SLF4J binding must match it.
-LOG4J_VERSION=${LOG4J_VERSION:-2.24.3}
+# The log4j version Kafka 4.4 depends on; the SLF4J binding must match it.
+LOG4J_VERSION=${LOG4J_VERSION:-2.25.5}
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-120}
 
 log() { echo "kafka-reference: $*" >&2; }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/connector/kafka"
 	"github.com/sluicehq/sluice/internal/kafkacount"
 	"github.com/sluicehq/sluice/restart"
 	"github.com/sluicehq/sluice/verify"
@@ -53,6 +54,8 @@ Flags:
 	delivery := fs.String("delivery", "exactly-once", "exactly-once or at-least-once")
 	group := fs.String("group", "sluice-count", "consumer group that receives the job's offsets after each checkpoint (monitoring only)")
 	txnPrefix := fs.String("txn-prefix", "", "transactional id prefix of the sink (default sluice-count-<output>); unique per job on the cluster")
+	txnTimeout := fs.Duration("transaction-timeout", kafka.DefaultTransactionTimeout, "transaction timeout of the sink (kafka.sink.transaction-timeout); at most the broker's transaction.max.timeout.ms")
+	acceptLost := fs.Bool("accept-lost-transactions", false, "restore even if transactions of the checkpoint can no longer be committed (their records are lost; see docs/operations.md)")
 	partitions := fs.Int("partitions", 4, "partitions of topics that do not exist yet (created at start)")
 	allowNonRestored := fs.Bool("allow-non-restored-state", false, "restore a checkpoint holding state of operators the job does not have, dropping that state (logged per state)")
 	allowSource := fs.Bool("allow-source-change", false, "restore a checkpoint written while reading other topics: offsets of partitions still read are kept, the rest start from the earliest offset")
@@ -115,7 +118,11 @@ Flags:
 		Parallelism: *par, CheckpointInterval: *interval, MinPause: noneIfZero(*minPause), Delivery: *delivery,
 		CheckpointDir: *ckDir, Restart: policy, Logger: logger,
 		AllowNonRestoredState: *allowNonRestored, AllowSourceChange: *allowSource,
+		TransactionTimeout: *txnTimeout, AcceptLostTransactions: *acceptLost,
 	})
+	if err != nil && strings.Contains(err.Error(), kafka.KeySinkTransactionTimeout) {
+		return fmt.Errorf("%w (%s is --transaction-timeout here)", err, kafka.KeySinkTransactionTimeout)
+	}
 	if err != nil {
 		return err
 	}
@@ -173,6 +180,9 @@ func stopSummary(st sluice.JobStatus) (string, error) {
 	return fmt.Sprintf("stopped cleanly after %d checkpoints, %d restarts", st.CheckpointsCompleted, st.Restarts), nil
 }
 
+// verifyCheckTimeout bounds a check of `sluice verify` without --wait.
+const verifyCheckTimeout = 30 * time.Second
+
 // runVerify is `sluice verify`: checks an output topic of the count job
 // against its input topic.
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -181,7 +191,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	brokers := fs.String("brokers", "", "Kafka bootstrap servers (required)")
 	input := fs.String("input", "", "input topic (required)")
 	output := fs.String("output", "", "output topic (required)")
-	wait := fs.Duration("wait", 0, "keep re-checking until nothing is lost or duplicated, at most this long (for a job still catching up; 0 = check once)")
+	wait := fs.Duration("wait", 0, "keep re-checking until nothing is lost or duplicated, at most this long (for a job still catching up; 0 = check once); every read ends by then (a check without --wait ends after 30s)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: sluice verify --brokers B --input T --output U [--wait 30s]
 
@@ -190,7 +200,9 @@ decimal count n of that key's records so far) against its input topic,
 both read to their last stable offset with read_committed: for every key
 the outputs must be exactly 1..n_k, once each, n_k being how many input
 records have that key. Prints what is lost and duplicated, and a JSON
-summary as the last line. Exits 1 when anything is lost or duplicated.
+summary as the last line. Exits 1 when anything is lost or duplicated, or
+when a topic could not be read to its end by the deadline (--wait, or 30s
+without it); that error names each such partition and the offset reached.
 
 Flags:
 `)
@@ -210,7 +222,23 @@ Flags:
 	}
 	deadline := time.Now().Add(*wait)
 	for {
-		rep, err := kafkacount.Check(ctx, splitBrokers(*brokers), *input, *output)
+		// Every check ends by the deadline (or after verifyCheckTimeout
+		// without --wait): a partition whose last stable offset a
+		// read_committed reader never reaches would hold it for ever.
+		end := deadline
+		if *wait <= 0 {
+			end = time.Now().Add(verifyCheckTimeout)
+		}
+		cctx, cancel := context.WithDeadline(ctx, end)
+		rep, err := kafkacount.Check(cctx, splitBrokers(*brokers), *input, *output)
+		cancel()
+		if _, ok := errors.AsType[*kafkacount.IncompleteReadError](err); ok && ctx.Err() == nil {
+			bound := *wait
+			if bound <= 0 {
+				bound = verifyCheckTimeout
+			}
+			return fmt.Errorf("could not read the topics to their end within %v: %w", bound, err)
+		}
 		if err != nil {
 			return err
 		}

@@ -17,8 +17,8 @@ import (
 // The source's sentinel errors. Errors the source returns wrap them (test
 // with errors.Is) and name the topic, partition and offset concerned.
 var (
-	// ErrUnknownTopic means a topic of SourceConfig.Topics does not exist
-	// when the job starts.
+	// ErrUnknownTopic means a topic of SourceConfig.Topics, or
+	// SinkConfig.Topic, does not exist when the job starts.
 	ErrUnknownTopic = errors.New("topic does not exist")
 	// ErrNoOffset means a partition has no offset to start from (no
 	// committed offset, or its position is out of range) and

@@ -70,6 +70,7 @@ const (
 	KeySinkPoolSize              = "kafka.sink.pool-size"
 	KeySinkRetryTimeout          = "kafka.sink.retry-timeout"
 	KeySinkRetryBackoff          = "kafka.sink.retry-backoff"
+	KeySinkCreateTopic           = "kafka.sink.create-topic"
 )
 
 // SinkConfig configures a Kafka sink. The zero value of a field means its
@@ -156,6 +157,13 @@ type SinkConfig[T any] struct {
 	// recover sooner from short faults. franz-go retries produce requests
 	// with its own backoff.
 	RetryBackoff time.Duration
+	// CreateTopic, when set, lets the sink create Topic with these
+	// settings if it does not exist when the job starts. Default nil: a
+	// missing Topic fails the job at start, terminally, with an error
+	// naming the topic and how to create it (a producer would otherwise
+	// retry UNKNOWN_TOPIC_OR_PARTITION until RetryTimeout, and every
+	// restart the same). Topics picked by TopicSelector are not checked.
+	CreateTopic *TopicSpec
 	// AcceptLostTransactionsOnRestore makes a restored pre-committed
 	// transaction that can no longer be committed a logged error instead
 	// of a failure. Default false: such a transaction means data loss (it
@@ -255,6 +263,17 @@ func (c SinkConfig[T]) Validate() error {
 	default:
 		bad(KeySinkDeliveryGuarantee, "must be %q, %q or %q, got %q", DeliveryNone, DeliveryAtLeastOnce, DeliveryExactlyOnce, c.DeliveryGuarantee)
 	}
+	if ct := c.CreateTopic; ct != nil {
+		if c.Topic == "" {
+			bad(KeySinkCreateTopic, "set %s: only that topic is created", KeySinkTopic)
+		}
+		if ct.Partitions < 0 {
+			bad(KeySinkCreateTopic+".partitions", "must be positive or 0 for the broker's default, got %d", ct.Partitions)
+		}
+		if ct.ReplicationFactor < 0 {
+			bad(KeySinkCreateTopic+".replication-factor", "must be positive or 0 for the broker's default, got %d", ct.ReplicationFactor)
+		}
+	}
 	if c.RetryTimeout < 0 {
 		bad(KeySinkRetryTimeout, "must be positive, got %v", c.RetryTimeout)
 	}
@@ -312,7 +331,12 @@ func NewSink[T any](cfg SinkConfig[T]) (sluice.SinkProvider[T], error) {
 	cfg.Brokers = append([]string(nil), cfg.Brokers...)
 	cfg.ClientOpts = append([]kgo.Opt(nil), cfg.ClientOpts...)
 	return sluice.TwoPhaseCommitSink(sluice.TwoPhaseCommitConfig[T, *Txn]{
-		New: func(_ context.Context, oc *sluice.OperatorContext) (sluice.TwoPhaseCommitter[T, *Txn], error) {
+		New: func(ctx context.Context, oc *sluice.OperatorContext) (sluice.TwoPhaseCommitter[T, *Txn], error) {
+			if oc.Subtask == 0 {
+				if err := checkSinkTopic(ctx, &cfg, oc.Logger); err != nil {
+					return nil, err
+				}
+			}
 			if cfg.DeliveryGuarantee == DeliveryExactlyOnce {
 				return newTxnCommitter(cfg, oc)
 			}

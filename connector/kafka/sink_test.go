@@ -40,6 +40,14 @@ func TestSinkConfigValidate(t *testing.T) {
 		{"short timeout", func(c *SinkConfig[string]) { c.TransactionTimeout = time.Minute }, []string{"kafka.sink.transaction-timeout:", "does not exceed"}},
 		{"negative retry", func(c *SinkConfig[string]) { c.RetryTimeout = -1 }, []string{"kafka.sink.retry-timeout:"}},
 		{"negative backoff", func(c *SinkConfig[string]) { c.RetryBackoff = -1 }, []string{"kafka.sink.retry-backoff:"}},
+		{"create topic", func(c *SinkConfig[string]) { c.CreateTopic = &TopicSpec{Partitions: 3} }, nil},
+		{"create topic negative partitions", func(c *SinkConfig[string]) { c.CreateTopic = &TopicSpec{Partitions: -1} },
+			[]string{"kafka.sink.create-topic.partitions:", "-1"}},
+		{"create topic negative replication", func(c *SinkConfig[string]) { c.CreateTopic = &TopicSpec{ReplicationFactor: -2} },
+			[]string{"kafka.sink.create-topic.replication-factor:", "-2"}},
+		{"create topic with selector", func(c *SinkConfig[string]) {
+			c.Topic, c.TopicSelector, c.CreateTopic = "", func(string) string { return "x" }, &TopicSpec{}
+		}, []string{"kafka.sink.create-topic:", "kafka.sink.topic"}},
 	} {
 		cfg := good
 		c.mod(&cfg)

@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicehq/sluice/restart"
 )
 
 // ErrDataLoss is wrapped by every error that reports records lost by the
@@ -18,9 +20,11 @@ var ErrDataLoss = errors.New("kafka sink: DATA LOSS")
 
 // DataLossError reports a pre-committed transaction whose commit the broker
 // refused because the transaction no longer exists in that form: it was
-// aborted by the transaction timeout or fenced by another producer with
-// the same transactional id. Its records are lost. errors.Is(err,
-// ErrDataLoss) holds.
+// aborted by the transaction timeout, fenced by another producer with the
+// same transactional id, or lost by the broker. Its records are lost, and
+// no retry or restart can commit it, so it is returned marked
+// restart.Unrecoverable: the job fails at once. errors.Is(err, ErrDataLoss)
+// holds.
 type DataLossError struct {
 	// Txn is the transaction that could not be committed.
 	Txn Txn
@@ -29,11 +33,17 @@ type DataLossError struct {
 	Err error
 }
 
-// Error says what was lost, the likely causes and what to check.
+// Error says what was lost, the possible causes and what to do.
 func (e *DataLossError) Error() string {
 	return fmt.Sprintf("kafka sink: DATA LOSS: transaction %s could not be committed: %v; "+
-		"the broker aborted it before the commit (the transaction timeout passed, see %s) or another producer "+
-		"with the same transactional id fenced it (is %s unique to this job?), so the records it held are lost",
+		"the records it held are lost and no restart can commit it. Possible causes: "+
+		"the transaction timeout passed before the commit (%s); "+
+		"another producer with the same transactional id fenced it (is %s unique to this job?); "+
+		"the broker lost an open transaction (the embedded broker does when it crashes; Apache Kafka does not) "+
+		"or, after an embedded broker crashed, the transaction had been committed before the crash (kfake forgets that and refuses the repeated commit). "+
+		"To go on from this checkpoint, accept the loss with AcceptLostTransactionsOnRestore "+
+		"(sluice run count --accept-lost-transactions), or start over from an empty checkpoint directory and output topic; "+
+		"see docs/operations.md",
 		&e.Txn, e.Err, KeySinkTransactionTimeout, KeySinkTransactionalIDPrefix)
 }
 
@@ -64,10 +74,10 @@ const commitAttemptTimeout = 15 * time.Second
 // CONCURRENT_TRANSACTIONS with backoff for up to RetryTimeout: the
 // checkpoint is complete, so the commit must happen, and a commit repeated
 // with the same epoch is answered OK. A definitive refusal is a
-// DataLossError, logged at Error. Every attempt and every wait observes
-// ctx: once it is done (the attempt was cancelled) the commit returns an
-// error wrapping ctx.Err(), and the transaction stays pending for the
-// restore to commit.
+// DataLossError marked restart.Unrecoverable. Every attempt and every wait
+// observes ctx: once it is done (the attempt was cancelled) the commit
+// returns an error wrapping ctx.Err(), and the transaction stays pending for
+// the restore to commit.
 func commitTxn[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger, cl *kgo.Client, t *Txn) error {
 	bo := newSinkBackoff(cfg.RetryBackoff, cfg.RetryTimeout)
 	for {
@@ -91,8 +101,9 @@ func commitTxn[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger,
 		case lostTxn(err):
 			dl := &DataLossError{Txn: *t, Err: err}
 			dl.Txn.live = nil
-			log.Error("DATA LOSS: pre-committed transaction could not be committed", "txn", t.String(), "err", err)
-			return dl
+			// Logged at ERROR by the caller, unless it is tolerated
+			// (RecoverAndCommit after a fallback).
+			return restart.Unrecoverable(dl)
 		case ctx.Err() != nil:
 			return fmt.Errorf("kafka sink: commit transaction %s: %w (it stays pending and is committed on restore)", t, ctx.Err())
 		case !sinkRetriable(err):

@@ -76,6 +76,16 @@ type txnCommitter[T any] struct {
 
 	version int16              // transaction.version of the cluster, 0 until known
 	maxV    *kversion.Versions // the user's MaxVersions, if any
+
+	// superseded are the complete checkpoints newer than the restored
+	// one, skipped as corrupt (RestoredState.Superseded): the restored
+	// transactions may have been committed under them and their ids
+	// reused since.
+	superseded []int64
+	// gone are the transactional ids of restored transactions that could
+	// not be committed (tolerated: superseded or accepted as lost): the id
+	// has moved on, and CleanUp aborts whatever is open under it now.
+	gone map[string]bool
 }
 
 var _ sluice.TwoPhaseCommitter[int, *Txn] = (*txnCommitter[int])(nil)
@@ -109,6 +119,9 @@ func newTxnCommitter[T any](cfg SinkConfig[T], oc *sluice.OperatorContext) (*txn
 	restored, err := sluice.RestoredTransactions(oc, TxnCodec)
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink: %w", err)
+	}
+	if oc.Restored != nil {
+		c.superseded = oc.Restored.Superseded
 	}
 	{
 		for _, t := range restored {
@@ -217,6 +230,9 @@ func (c *txnCommitter[T]) Commit(ctx context.Context, t *Txn) error {
 		return nil
 	}
 	err := c.endTxn(ctx, t)
+	if errors.Is(err, ErrDataLoss) {
+		c.log.Error("DATA LOSS: pre-committed transaction could not be committed", "txn", t.String(), "err", err)
+	}
 	var seq uint64
 	if ok && s < len(c.pool) {
 		seq = c.pool[s].seq
@@ -236,6 +252,14 @@ func (c *txnCommitter[T]) Commit(ctx context.Context, t *Txn) error {
 }
 
 // RecoverAndCommit implements sluice.TwoPhaseCommitter.
+//
+// A restored transaction that can no longer be committed is data loss and
+// fails the job terminally, with two exceptions (ADR 0003). When the
+// restore fell back past newer complete checkpoints, the transaction was
+// committed under one of them, and its id reused, unless it timed out: the
+// job cannot tell, so it logs that and goes on. With
+// AcceptLostTransactionsOnRestore the user has accepted the loss. Either
+// way CleanUp then aborts whatever is open under the id now.
 func (c *txnCommitter[T]) RecoverAndCommit(ctx context.Context, t *Txn) error {
 	if !t.HasData || t.TransactionalID == "" {
 		// Empty, or the flush of an earlier at-least-once run.
@@ -243,14 +267,37 @@ func (c *txnCommitter[T]) RecoverAndCommit(ctx context.Context, t *Txn) error {
 	}
 	err := c.endTxn(ctx, t)
 	var dl *DataLossError
-	if errors.As(err, &dl) && c.cfg.AcceptLostTransactionsOnRestore {
-		c.log.Warn("going on after the loss of a restored transaction because AcceptLostTransactionsOnRestore is set", "txn", t.String())
-		return nil
+	if errors.As(err, &dl) {
+		switch {
+		case len(c.superseded) > 0:
+			c.log.Warn("restoring an older checkpoint because newer ones are corrupt: a transaction it names can no longer be committed; "+
+				"it was committed under a newer checkpoint and its id reused (or, if the job was down longer than the transaction timeout, aborted); going on",
+				"txn", t.String(), "newer_checkpoints", c.superseded, "err", dl.Err)
+			c.forget(t.TransactionalID)
+			return nil
+		case c.cfg.AcceptLostTransactionsOnRestore:
+			c.log.Error("DATA LOSS accepted: going on after the loss of a restored transaction because AcceptLostTransactionsOnRestore is set",
+				"txn", t.String(), "err", dl.Err)
+			c.forget(t.TransactionalID)
+			return nil
+		}
+	}
+	if dl != nil {
+		c.log.Error("DATA LOSS: restored pre-committed transaction could not be committed", "txn", t.String(), "err", err)
 	}
 	if err == nil {
 		c.log.Debug("committed restored transaction", "txn", t.String())
 	}
 	return err
+}
+
+// forget marks a restored transaction's id as moved on: CleanUp aborts
+// what is open under it.
+func (c *txnCommitter[T]) forget(id string) {
+	if c.gone == nil {
+		c.gone = make(map[string]bool)
+	}
+	c.gone[id] = true
 }
 
 // endTxn commits t with a raw EndTxn from a plain client (see commitTxn).
@@ -305,7 +352,7 @@ func (c *txnCommitter[T]) Abort(ctx context.Context, t *Txn) error {
 func (c *txnCommitter[T]) CleanUp(ctx context.Context, recovered []*Txn) error {
 	keep := make(map[string]bool, len(recovered))
 	for _, t := range recovered {
-		keep[t.TransactionalID] = true
+		keep[t.TransactionalID] = !c.gone[t.TransactionalID]
 	}
 	cl, err := kgo.NewClient(sinkClientOpts(c.cfg, c.log)...)
 	if err != nil {

@@ -51,8 +51,14 @@ type Options struct {
 	BufferTimeout time.Duration
 	// Delivery is exactly-once (default) or at-least-once; it sets both
 	// the checkpointing mode and the sink's guarantee.
-	Delivery      string
-	CheckpointDir string
+	Delivery string
+	// TransactionTimeout is the sink's transaction timeout
+	// (kafka.sink.transaction-timeout). Default the sink's, 15m.
+	TransactionTimeout time.Duration
+	// AcceptLostTransactions goes on after restored transactions that
+	// can no longer be committed (kafka.SinkConfig.AcceptLostTransactionsOnRestore).
+	AcceptLostTransactions bool
+	CheckpointDir          string
 	// AllowNonRestoredState and AllowSourceChange relax the restore
 	// compatibility checks, as sluice.Config's fields of those names
 	// (docs/design.md §10).
@@ -117,6 +123,9 @@ func New(o Options) (*sluice.Environment, error) {
 		TransactionalIDPrefix: o.TxnPrefix,
 		CheckpointInterval:    o.CheckpointInterval,
 		MaxRestartDelay:       max(maxDelay, 0),
+		TransactionTimeout:    o.TransactionTimeout,
+
+		AcceptLostTransactionsOnRestore: o.AcceptLostTransactions,
 	})
 	if err != nil {
 		return nil, err

@@ -339,12 +339,25 @@ func (j *Job) pickRestore(ctx context.Context, from string) (*restorePoint, erro
 	if err != nil {
 		return nil, fmt.Errorf("find latest checkpoint: %w", err)
 	}
-	return &restorePoint{meta: m, src: j.cfg.Store.Snapshot(m.CheckpointID)}, nil
+	rp := &restorePoint{meta: m, src: j.cfg.Store.Snapshot(m.CheckpointID)}
+	ids, err := j.cfg.Store.Completed(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	for _, id := range ids {
+		if id > m.CheckpointID {
+			rp.superseded = append(rp.superseded, id)
+		}
+	}
+	return rp, nil
 }
 
 type restorePoint struct {
 	meta *checkpoint.Metadata
 	src  *store.Snapshot
+	// superseded are the complete checkpoints newer than meta that
+	// Latest skipped as corrupt.
+	superseded []int64
 }
 
 func newRunID() string {
@@ -1005,7 +1018,7 @@ func (r *restorer) forSubtask(uid string, kgs checkpoint.KeyGroupRange) (*Restor
 	if !ok {
 		return nil, nil
 	}
-	rs := &RestoredState{CheckpointID: r.rp.meta.CheckpointID, Operator: map[string][][]byte{}}
+	rs := &RestoredState{CheckpointID: r.rp.meta.CheckpointID, Superseded: r.rp.superseded, Operator: map[string][][]byte{}}
 	subs := append([]*checkpoint.SubtaskState(nil), os.Subtasks...)
 	sort.Slice(subs, func(i, k int) bool { return subs[i].Subtask < subs[k].Subtask })
 	for _, s := range subs {

@@ -130,6 +130,13 @@ type OperatorContext struct {
 // selected for one subtask.
 type RestoredState struct {
 	CheckpointID int64
+	// Superseded lists the complete checkpoints newer than CheckpointID
+	// that the restore skipped because they are corrupt (a fallback), in
+	// ascending order; nil for a restore of the newest one or of an
+	// explicit path. A two-phase-commit sink uses it to know that the
+	// transactions of CheckpointID may have been committed and their ids
+	// reused under a newer checkpoint (docs/adr/0003-two-phase-commit-recovery.md).
+	Superseded []int64
 	// Keyed holds the keyed state files whose key-group range overlaps this
 	// subtask's range.
 	Keyed []RestoredKeyed
