@@ -336,7 +336,7 @@ func (j *Job) fenced(ctx context.Context, attemptErr error) error {
 func (j *Job) stoppedErr(cause error) error {
 	j.log.Warn("job stopped without a final checkpoint; it resumes from its latest checkpoint when started again",
 		"job", j.plan.JobName, "latest checkpoint", j.lastCompleted.Load(), "last attempt", cause)
-	return fmt.Errorf("job %s %w (last attempt: %v)", j.plan.JobName, ErrStopped, cause)
+	return fmt.Errorf("job %s %w (last attempt: %w)", j.plan.JobName, ErrStopped, cause)
 }
 
 // pickRestore finds the checkpoint to restore: an explicit path, else the
@@ -407,10 +407,9 @@ type attempt struct {
 	aborted  map[int64]bool
 
 	// running is set once the tasks run and drive takes over (a Stop then
-	// takes a final checkpoint); stopTimedOut once Stop gave up on it.
-	running      atomic.Bool
-	runningCh    chan struct{} // closed with running
-	stopTimedOut atomic.Bool
+	// takes a final checkpoint).
+	running   atomic.Bool
+	runningCh chan struct{} // closed with running
 }
 
 // watchStop bounds a Stop of the attempt: before the attempt runs it
@@ -443,7 +442,6 @@ func (a *attempt) watchStop(cancel context.CancelFunc) {
 	defer tm.Stop()
 	select {
 	case <-tm.C():
-		a.stopTimedOut.Store(true)
 		a.j.log.Error("stop: the final checkpoint did not end the job in time; cancelling it",
 			"job", a.plan.JobName, "stop timeout", a.j.cfg.StopTimeout)
 		cancel()
@@ -649,8 +647,7 @@ func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failed
 	if err := j.cfg.Store.CleanIncomplete(ctx); err != nil {
 		return fmt.Errorf("checkpoint storage: clean incomplete checkpoints: %w", err)
 	}
-	if err := a.build(n, rp); err != nil {
-		a.closeAll()
+	if err := a.buildBounded(n, rp); err != nil {
 		return err
 	}
 	firstID := int64(1)
@@ -701,6 +698,35 @@ func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failed
 	a.running.Store(true)
 	close(a.runningCh)
 	return a.drive(coord)
+}
+
+// buildBounded runs build, closing what it opened if it fails. When the
+// attempt is cancelled while build is stuck (an Open that waits on an
+// unreachable system and ignores cancellation), it waits stopGrace more and
+// then abandons the build, so that Stop and cancellation stay bounded.
+func (a *attempt) buildBounded(n int, rp *restorePoint) error {
+	done := make(chan error, 1)
+	go func() {
+		err := a.build(n, rp)
+		if err != nil {
+			a.closeAll()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-a.ctx.Done():
+	}
+	tm := a.clock.NewTimer(stopGrace)
+	defer tm.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-tm.C():
+		a.j.log.Error("attempt cancelled while starting, and the start did not end; abandoning it", "job", a.plan.JobName, "grace", stopGrace)
+		return fmt.Errorf("start of the attempt did not end within %v of cancellation (abandoned): %w", stopGrace, a.ctx.Err())
+	}
 }
 
 // closeAll closes operators of tasks that never started.
@@ -878,7 +904,15 @@ func (a *attempt) drive(coord *checkpoint.Coordinator) error {
 					return err
 				}
 			}
-			a.wg.Wait()
+			// The tasks commit the final checkpoint and end; a commit
+			// that hangs is cut off by Stop's bound (watchStop).
+			done := make(chan struct{})
+			go func() { a.wg.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-a.ctx.Done():
+				return a.ctx.Err()
+			}
 			select {
 			case err := <-a.errs:
 				return err
