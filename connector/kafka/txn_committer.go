@@ -142,7 +142,7 @@ func (c *txnCommitter[T]) BeginTransaction(ctx context.Context) (*Txn, error) {
 	// this job (a zombie) must not take it back from the one that took over
 	// (docs/design.md §9).
 	if err := c.octx.CheckFenced(ctx, "initialise transactional id "+id); err != nil {
-		return nil, fmt.Errorf("kafka sink: begin transaction: %w", err)
+		return nil, fmt.Errorf("kafka sink: %w", err)
 	}
 	cl, err := kgo.NewClient(sinkClientOpts(c.cfg, c.log, kgo.TransactionalID(id), kgo.TransactionTimeout(c.cfg.TransactionTimeout))...)
 	if err != nil {

@@ -319,16 +319,21 @@ func (j *Job) Run(ctx context.Context) error {
 // that took over, and restarting would fight it. The error it returns is
 // terminal (restart.Unrecoverable), logged at ERROR.
 func (j *Job) fenced(ctx context.Context, attemptErr error) error {
-	err := j.cfg.Store.CheckOwnership(ctx, "restart")
-	if err == nil && !errors.Is(attemptErr, store.ErrFenced) {
-		return nil
+	if errors.Is(attemptErr, store.ErrFenced) {
+		err := fmt.Errorf("job %s: %w", j.plan.JobName, attemptErr)
+		j.log.Error("job fenced: another instance took over its checkpoints; stopping without committing anything more",
+			"job", j.plan.JobName, "err", attemptErr)
+		return restart.Unrecoverable(err)
 	}
-	if err == nil || !errors.Is(err, store.ErrFenced) {
-		err = attemptErr
+	err := j.cfg.Store.CheckOwnership(ctx, "restart after a failure")
+	if !errors.Is(err, store.ErrFenced) {
+		// Still the owner (or the check itself failed, which the next
+		// attempt's checks see again): restart as usual.
+		return nil
 	}
 	j.log.Error("job fenced: another instance took over its checkpoints; stopping without committing anything more",
 		"job", j.plan.JobName, "err", err, "attempt error", attemptErr)
-	return restart.Unrecoverable(fmt.Errorf("job %s: %w (attempt failed with: %v)", j.plan.JobName, err, attemptErr))
+	return restart.Unrecoverable(fmt.Errorf("job %s: %w (the attempt failed with: %w)", j.plan.JobName, err, attemptErr))
 }
 
 // stoppedErr is what Run returns when Stop ended the job without a final
