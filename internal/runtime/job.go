@@ -285,7 +285,6 @@ func (j *Job) Run(ctx context.Context) error {
 		failedAt = j.clock.Now()
 		ok, delay := j.cfg.Restart.OnFailure(failedAt, err)
 		if !ok {
-			j.log.Error("job failed", "job", j.plan.JobName, "restarts", j.restarts.Load(), "err", err)
 			return fmt.Errorf("job %s failed after %d restarts: %w", j.plan.JobName, j.restarts.Load(), err)
 		}
 		j.log.Warn("job attempt failed, restarting", "job", j.plan.JobName, "attempt", attempt, "delay", delay, "err", err)
