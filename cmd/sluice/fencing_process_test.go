@@ -283,3 +283,44 @@ func TestKafkaZombieFenced(t *testing.T) {
 	}
 	t.Logf("final: %+v\nzombie said:\n%s", rep, a.out.String())
 }
+
+// TestRunCountSIGTERMWhileRestarting is defect 7 of issue 6 as a user met
+// it: `sluice run count` whose broker died goes into its restart loop (the
+// attempts fail, the next ones hang while starting); SIGTERM must end it
+// within a bound instead of being ignored. The broker runs in its own
+// process so that it can be killed. The first failure takes the sink's and
+// source's retry timeout (1m), so the test is slow.
+func TestRunCountSIGTERMWhileRestarting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real processes for over a minute")
+	}
+	bin := buildBinary(t)
+	br := startProc(t, bin, "broker", "--port", "0", "--data-dir", filepath.Join(t.TempDir(), "broker"), "--log-level", "error")
+	br.waitOutput(t, "broker listening on ", 30*time.Second)
+	_, rest, _ := strings.Cut(br.out.String(), "broker listening on ")
+	brokers := []string{strings.Fields(rest)[0]}
+	in, out := topicsForTest("sigterm")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if err := kafkacount.EnsureTopics(ctx, brokers, 4, in, out); err != nil {
+		t.Fatal(err)
+	}
+	job := startProc(t, bin, countArgs(brokers, in, out, filepath.Join(t.TempDir(), "checkpoints"))...)
+	produceKeys(t, ctx, brokers, in, 0, 200)
+	waitExactlyOnce(t, ctx, brokers, in, out, 200, job)
+	if err := br.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	job.waitOutput(t, "job attempt failed, restarting", 3*time.Minute)
+	if err := job.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	// Bound: 5s for the starting attempt, 10s before what ignores the
+	// cancellation is abandoned, and slack for a loaded machine.
+	err := job.wait(t, "run count after SIGTERM", 45*time.Second)
+	t.Logf("exited %v after SIGTERM: %v", time.Since(began), err)
+	if msg := job.out.String(); !strings.Contains(msg, "stopped without a final checkpoint") {
+		t.Fatalf("no stop message in the output:\n%s", msg)
+	}
+}
