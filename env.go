@@ -84,7 +84,17 @@ type Config struct {
 	Logger *slog.Logger
 	// Faults injects failures (tests, chaos runs, `sluice demo --fail-every`).
 	Faults *fault.Injector
+	// StopTimeout bounds Stop: how long the final checkpoint and its
+	// commits may take before the job is cancelled and Execute returns an
+	// error wrapping ErrStopped. Default the checkpoint timeout plus 10s.
+	StopTimeout time.Duration
 }
+
+// ErrStopped is wrapped by the error Execute returns when Stop ended the
+// job without a final checkpoint: during a restart delay, while an attempt
+// was starting, or after StopTimeout. Nothing is lost: the job resumes from
+// its latest checkpoint when it is started again.
+var ErrStopped = runtime.ErrStopped
 
 func (c Config) withDefaults() Config {
 	if c.JobName == "" {
@@ -153,6 +163,9 @@ func (c Config) Validate() error {
 	if err := c.Restart.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.StopTimeout < 0 {
+		errs = append(errs, fmt.Errorf("stop-timeout: must not be negative, got %v", c.StopTimeout))
+	}
 	return errors.Join(errs...)
 }
 
@@ -199,6 +212,12 @@ type Result struct {
 // Execute runs the job until its sources are exhausted and a final
 // checkpoint is committed, Stop is called, the job fails past its restart
 // strategy, or ctx is cancelled (a hard cancel: nothing more is committed).
+//
+// The job owns its CheckpointDir while it runs (docs/design.md §9): a second
+// job on the same directory fails at once with an error wrapping
+// store.ErrLocked that names the holder, and a job that finds another took
+// over its checkpoints since it started (it was paused or cut off) fails for
+// good with an error wrapping store.ErrFenced, committing nothing more.
 func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 	if e.executed.Swap(true) {
 		// A second run would replace the job that Status and Stop refer
@@ -233,6 +252,7 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 		Checkpoint: e.cfg.Checkpoint, Restart: strategy, Store: store.NewCheckpoints(st),
 		FromCheckpoint: e.cfg.FromCheckpoint, Clock: e.cfg.Clock, Logger: e.cfg.Logger, Faults: e.cfg.Faults,
 		AllowNonRestoredState: e.cfg.AllowNonRestoredState, AllowSourceChange: e.cfg.AllowSourceChange,
+		StopTimeout: e.cfg.StopTimeout,
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/sluicehq/sluice/checkpoint"
@@ -44,6 +45,24 @@ type OperatorContext struct {
 	Logger *slog.Logger
 	// Faults injects failures in tests and chaos runs; nil otherwise.
 	Faults *fault.Injector
+	// Fence, when set, reports whether another instance of the job has
+	// taken over its checkpoints (docs/design.md §9); see CheckFenced. The
+	// runtime sets it; tests of a sink may set their own.
+	Fence func(ctx context.Context, op string) error
+}
+
+// CheckFenced returns an error for which errors.Is(err, store.ErrFenced)
+// holds when another instance of the job has taken over its checkpoints
+// (docs/design.md §9), naming op; nil while this instance still owns them,
+// or when nothing owns them (Fence unset). It reads a small file: a sink
+// calls it before it takes over an external resource, as the Kafka sink
+// does before it initialises a transactional producer, so that a zombie
+// never fences the instance that replaced it.
+func (c *OperatorContext) CheckFenced(ctx context.Context, op string) error {
+	if c == nil || c.Fence == nil {
+		return nil
+	}
+	return c.Fence(ctx, op)
 }
 
 // RestoredState is the state of one operator uid in a checkpoint, as this
@@ -84,6 +103,7 @@ func operatorContext(rc *runtime.OperatorContext) *OperatorContext {
 	c := &OperatorContext{
 		UID: rc.UID, Name: rc.Name, Subtask: rc.Subtask, Parallelism: rc.Parallelism, MaxParallelism: rc.MaxParallelism,
 		KeyGroups: rc.KeyGroups, Attempt: rc.Attempt, RunID: rc.RunID, Clock: rc.Clock, Logger: rc.Logger, Faults: rc.Faults,
+		Fence: rc.Fence,
 	}
 	if rs := rc.Restored; rs != nil {
 		c.Restored = &RestoredState{CheckpointID: rs.CheckpointID, Superseded: rs.Superseded, Operator: rs.Operator}

@@ -8,9 +8,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/sluicehq/sluice/checkpoint"
 )
@@ -41,7 +43,8 @@ func parseCheckpointDir(name string) (int64, bool) {
 // chk-<id> directory per checkpoint. It is safe for concurrent use, except
 // CleanIncomplete (see there).
 type Checkpoints struct {
-	s Storage
+	s   Storage
+	own atomic.Pointer[Ownership] // set by Acquire
 }
 
 // NewCheckpoints returns the checkpoints kept in s, typically an FS rooted
@@ -85,7 +88,32 @@ func (c *Checkpoints) WriteMetadata(ctx context.Context, m *checkpoint.Metadata)
 	if err := checkID(m.CheckpointID); err != nil {
 		return err
 	}
-	return c.Snapshot(m.CheckpointID).WriteMetadata(ctx, m)
+	op := fmt.Sprintf("write checkpoint %d metadata", m.CheckpointID)
+	if err := c.CheckOwnership(ctx, op); err != nil {
+		return err
+	}
+	if err := c.Snapshot(m.CheckpointID).WriteMetadata(ctx, m); err != nil {
+		return err
+	}
+	// Checked again after the write: an instance that was paused between
+	// the first check and the write must not go on to commit what the
+	// checkpoint covers (docs/design.md §9). The file stays: the new owner
+	// may already have restored it.
+	return c.CheckOwnership(ctx, fmt.Sprintf("complete checkpoint %d", m.CheckpointID))
+}
+
+// Ownership returns the ownership Acquire took, or nil.
+func (c *Checkpoints) Ownership() *Ownership { return c.own.Load() }
+
+// CheckOwnership returns a *FencedError naming op if this instance took
+// ownership with Acquire and another instance has taken it since; nil if
+// it still owns the checkpoints or never took ownership (readers, tests).
+func (c *Checkpoints) CheckOwnership(ctx context.Context, op string) error {
+	o := c.own.Load()
+	if o == nil {
+		return nil
+	}
+	return o.Check(ctx, op)
 }
 
 // ReadMetadata reads and verifies chk-<id>/_metadata. A damaged file, or one
@@ -152,12 +180,29 @@ func (c *Checkpoints) Completed(ctx context.Context) ([]int64, error) {
 // Latest reads every state file of the checkpoint it returns once to verify
 // it; restoring reads them again.
 func (c *Checkpoints) Latest(ctx context.Context, log *slog.Logger) (*checkpoint.Metadata, error) {
+	return c.LatestUpTo(ctx, log, math.MaxInt64)
+}
+
+// LatestUpTo is Latest among the checkpoints with ids up to maxID. A job
+// restarting before it completed a checkpoint of its own restores at most
+// the one it started from: a newer _metadata can only have been written
+// since by a fenced instance (docs/design.md §9).
+func (c *Checkpoints) LatestUpTo(ctx context.Context, log *slog.Logger, maxID int64) (*checkpoint.Metadata, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	ids, err := c.Completed(ctx)
+	all, err := c.Completed(ctx)
 	if err != nil {
 		return nil, err
+	}
+	var ids []int64
+	for _, id := range all {
+		if id <= maxID {
+			ids = append(ids, id)
+		} else {
+			log.WarnContext(ctx, "checkpoint store: ignoring a checkpoint completed since this run started, not by it (written by a fenced instance)",
+				"checkpoint", id, "restoring at most", maxID)
+		}
 	}
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("store: %w in %s", ErrNoCheckpoint, location(c.s))

@@ -86,6 +86,7 @@ type txnCommitter[T any] struct {
 	// not be committed (tolerated: superseded or accepted as lost): the id
 	// has moved on, and CleanUp aborts whatever is open under it now.
 	gone map[string]bool
+	octx *sluice.OperatorContext
 }
 
 var _ sluice.TwoPhaseCommitter[int, *Txn] = (*txnCommitter[int])(nil)
@@ -105,6 +106,7 @@ func newTxnCommitter[T any](cfg SinkConfig[T], oc *sluice.OperatorContext) (*txn
 		sub:  oc.Subtask,
 		par:  oc.Parallelism,
 		pool: make([]slot, cfg.PoolSize),
+		octx: oc,
 		w:    sinkWriter[T]{ser: cfg.Serializer, topic: cfg.Topic, sel: cfg.TopicSelector, pool: newSinkRecordPool()},
 	}
 	// The user's MaxVersions caps the commits of transactions written
@@ -150,6 +152,12 @@ func (c *txnCommitter[T]) BeginTransaction(ctx context.Context) (*Txn, error) {
 			len(c.pool), c.sub, KeySinkPoolSize)
 	}
 	id := c.ids.id(c.sub, s)
+	// Initialising the id fences whoever holds it: a fenced instance of
+	// this job (a zombie) must not take it back from the one that took over
+	// (docs/design.md §9).
+	if err := c.octx.CheckFenced(ctx, "initialise transactional id "+id); err != nil {
+		return nil, fmt.Errorf("kafka sink: %w", err)
+	}
 	cl, err := kgo.NewClient(sinkClientOpts(c.cfg, c.log, kgo.TransactionalID(id), kgo.TransactionTimeout(c.cfg.TransactionTimeout))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink: client for transactional id %s: %w", id, err)
@@ -172,7 +180,7 @@ func (c *txnCommitter[T]) BeginTransaction(ctx context.Context) (*Txn, error) {
 // Write implements sluice.TwoPhaseCommitter.
 func (c *txnCommitter[T]) Write(t *Txn, v T) error {
 	if err := c.w.write(t.live, v); err != nil {
-		return fmt.Errorf("kafka sink: transaction %s: %w", t.TransactionalID, err)
+		return fmt.Errorf("kafka sink: transaction %s: %w", t.TransactionalID, asFenced(t.TransactionalID, err))
 	}
 	return nil
 }
@@ -182,7 +190,7 @@ func (c *txnCommitter[T]) Write(t *Txn, v T) error {
 func (c *txnCommitter[T]) PreCommit(ctx context.Context, t *Txn) error {
 	l := t.live
 	if err := flushTxn(ctx, l); err != nil {
-		return fmt.Errorf("kafka sink: pre-commit transaction %s: %w", t, err)
+		return fmt.Errorf("kafka sink: pre-commit transaction %s: %w", t, asFenced(t.TransactionalID, err))
 	}
 	// The stored id and epoch must be the ones the records were written
 	// with. franz-go reloads them only after errors that also fail

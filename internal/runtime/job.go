@@ -86,7 +86,27 @@ type Config struct {
 	Clock                 clock.Clock
 	Logger                *slog.Logger
 	Faults                *fault.Injector
+	// StopTimeout bounds Stop: how long the final checkpoint and the
+	// commits after it may take before the attempt is cancelled and Run
+	// returns ErrStopped. Default the checkpoint timeout plus 10s.
+	StopTimeout time.Duration
 }
+
+// ErrStopped is wrapped by the error Run returns when Stop ended the job
+// without a final checkpoint: while it was restarting, while an attempt was
+// starting, or when the final checkpoint did not finish within
+// Config.StopTimeout. The job resumes from its latest checkpoint when it is
+// started again.
+var ErrStopped = errors.New("stopped without a final checkpoint")
+
+// stopGrace is how long a stopping job waits for its tasks to end after it
+// cancelled them; a task stuck in a call that ignores cancellation is then
+// abandoned so that Stop stays bounded.
+const stopGrace = 10 * time.Second
+
+// stopWhileStarting is how long a Stop waits for a starting attempt to run
+// (and take a final checkpoint) before it cancels the start.
+const stopWhileStarting = 5 * time.Second
 
 // Job runs a Plan with restarts until it finishes, fails for good, or its
 // context is cancelled.
@@ -132,6 +152,9 @@ func NewJob(plan *Plan, cfg Config) (*Job, error) {
 	}
 	if cfg.Restart == nil {
 		cfg.Restart = restart.NoRestart()
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = cfg.Checkpoint.Timeout + 10*time.Second
 	}
 	if plan.BatchSize <= 0 {
 		plan.BatchSize = 512
@@ -262,28 +285,50 @@ func (j *Job) stopping() bool {
 
 // Run runs the job: attempts, restarts per the restart strategy, restores
 // from the latest complete checkpoint (docs/design.md §5).
+//
+// Run first takes the ownership of the checkpoint storage (docs/design.md
+// §9): a second instance on the same checkpoint directory fails at once
+// with a store.LockedError naming the holder, and an instance that finds
+// another took over since (store.ErrFenced) fails for good, without a
+// restart.
 func (j *Job) Run(ctx context.Context) error {
+	own, err := j.cfg.Store.Acquire(ctx, j.plan.JobName)
+	if err != nil {
+		j.log.Error("job not started: cannot take the checkpoints", "job", j.plan.JobName, "err", err)
+		return fmt.Errorf("job %s: %w", j.plan.JobName, err)
+	}
+	defer own.Release()
+	j.log.Debug("took ownership of the checkpoints", "job", j.plan.JobName, "epoch", own.Owner().Epoch)
 	from := j.cfg.FromCheckpoint
+	// pinned is the newest checkpoint a restart may restore until this run
+	// completed one of its own: the one the run started from (0: none).
+	pinned := int64(-1)
 	var failedAt time.Time
 	var checked *checkpoint.Metadata
 	for attempt := 0; ; attempt++ {
-		meta, err := j.pickRestore(ctx, from)
+		rp, err := j.pickRestore(ctx, from, pinned)
 		if err != nil {
 			return err
 		}
-		if meta != nil && meta.meta != checked {
-			if err := j.checkRestore(meta, from != ""); err != nil {
-				j.log.Error("checkpoint not restored", "job", j.plan.JobName, "checkpoint", meta.src.Location(), "err", err)
+		if pinned < 0 {
+			pinned = 0
+			if rp != nil {
+				pinned = rp.meta.CheckpointID
+			}
+		}
+		if rp != nil && rp.meta != checked {
+			if err := j.checkRestore(rp, from != ""); err != nil {
+				j.log.Error("checkpoint not restored", "job", j.plan.JobName, "checkpoint", rp.src.Location(), "err", err)
 				return err
 			}
-			checked = meta.meta
+			checked = rp.meta
 		}
-		if meta != nil {
+		if rp != nil {
 			j.log.Info("restoring checkpoint", "job", j.plan.JobName, "attempt", attempt,
-				"checkpoint", meta.meta.CheckpointID, "location", meta.src.Location(),
-				"age", j.clock.Now().Sub(meta.meta.CompletedAt).Round(time.Millisecond))
+				"checkpoint", rp.meta.CheckpointID, "location", rp.src.Location(),
+				"age", j.clock.Now().Sub(rp.meta.CompletedAt).Round(time.Millisecond))
 		}
-		err = j.runAttempt(ctx, attempt, meta, failedAt)
+		err = j.runAttempt(ctx, attempt, rp, failedAt)
 		if err == nil {
 			return nil
 		}
@@ -295,6 +340,12 @@ func (j *Job) Run(ctx context.Context) error {
 			// the same job.
 			j.log.Error("checkpoint not restored", "job", j.plan.JobName, "err", err)
 			return fmt.Errorf("job %s: %w", j.plan.JobName, err)
+		}
+		if ferr := j.fenced(ctx, err); ferr != nil {
+			return ferr
+		}
+		if j.stopping() {
+			return j.stoppedErr(err)
 		}
 		failedAt = j.clock.Now()
 		ok, delay := j.cfg.Restart.OnFailure(failedAt, err)
@@ -308,10 +359,16 @@ func (j *Job) Run(ctx context.Context) error {
 			tm := j.clock.NewTimer(delay)
 			select {
 			case <-tm.C():
+			case <-j.stopCh:
+				tm.Stop()
+				return j.stoppedErr(err)
 			case <-ctx.Done():
 				tm.Stop()
 				return ctx.Err()
 			}
+		}
+		if j.stopping() {
+			return j.stoppedErr(err)
 		}
 		j.restarts.Add(1)
 		// Once this run completed a checkpoint, that one is newer than the
@@ -322,9 +379,43 @@ func (j *Job) Run(ctx context.Context) error {
 	}
 }
 
+// fenced checks, after a failed attempt, whether this instance lost the
+// ownership of its checkpoints: then whatever the attempt failed with
+// (often the Kafka sink's fenced producer) is the doing of the instance
+// that took over, and restarting would fight it. The error it returns is
+// terminal (restart.Unrecoverable), logged at ERROR.
+func (j *Job) fenced(ctx context.Context, attemptErr error) error {
+	if errors.Is(attemptErr, store.ErrFenced) {
+		err := fmt.Errorf("job %s: %w", j.plan.JobName, attemptErr)
+		j.log.Error("job fenced: another instance took over its checkpoints; stopping without committing anything more",
+			"job", j.plan.JobName, "err", attemptErr)
+		return restart.Unrecoverable(err)
+	}
+	err := j.cfg.Store.CheckOwnership(ctx, "restart after a failure")
+	if !errors.Is(err, store.ErrFenced) {
+		// Still the owner (or the check itself failed, which the next
+		// attempt's checks see again): restart as usual.
+		return nil
+	}
+	j.log.Error("job fenced: another instance took over its checkpoints; stopping without committing anything more",
+		"job", j.plan.JobName, "err", err, "attempt error", attemptErr)
+	return restart.Unrecoverable(fmt.Errorf("job %s: %w (the attempt failed with: %w)", j.plan.JobName, err, attemptErr))
+}
+
+// stoppedErr is what Run returns when Stop ended the job without a final
+// checkpoint; cause is why the last attempt ended.
+func (j *Job) stoppedErr(cause error) error {
+	j.log.Warn("job stopped without a final checkpoint; it resumes from its latest checkpoint when started again",
+		"job", j.plan.JobName, "latest checkpoint", j.lastCompleted.Load(), "last attempt", cause)
+	return fmt.Errorf("job %s %w (last attempt: %w)", j.plan.JobName, ErrStopped, cause)
+}
+
 // pickRestore finds the checkpoint to restore: an explicit path, else the
-// newest complete one in storage (corrupt ones skipped, loudly).
-func (j *Job) pickRestore(ctx context.Context, from string) (*restorePoint, error) {
+// newest complete one in storage (corrupt ones skipped, loudly). A restart
+// before this run completed a checkpoint restores at most pinned (if
+// non-negative), the checkpoint the run started from: a newer one can only
+// be a fenced instance's (docs/design.md §9).
+func (j *Job) pickRestore(ctx context.Context, from string, pinned int64) (*restorePoint, error) {
 	if from != "" {
 		m, src, err := store.LoadPath(ctx, from)
 		if err != nil {
@@ -332,7 +423,13 @@ func (j *Job) pickRestore(ctx context.Context, from string) (*restorePoint, erro
 		}
 		return &restorePoint{meta: m, src: src}, nil
 	}
-	m, err := j.cfg.Store.Latest(ctx, j.log)
+	var m *checkpoint.Metadata
+	var err error
+	if pinned >= 0 && j.lastCompleted.Load() == 0 {
+		m, err = j.cfg.Store.LatestUpTo(ctx, j.log, pinned)
+	} else {
+		m, err = j.cfg.Store.Latest(ctx, j.log)
+	}
 	if errors.Is(err, store.ErrNoCheckpoint) {
 		return nil, nil
 	}
@@ -397,6 +494,69 @@ type attempt struct {
 	writesMu sync.Mutex
 	writes   map[int64]int
 	aborted  map[int64]bool
+
+	// running is set once the tasks run and drive takes over (a Stop then
+	// takes a final checkpoint).
+	running   atomic.Bool
+	runningCh chan struct{} // closed with running
+}
+
+// watchStop bounds a Stop of the attempt: before the attempt runs it
+// cancels it at once; after, it cancels it when the final checkpoint has
+// not ended the attempt within StopTimeout.
+func (a *attempt) watchStop(cancel context.CancelFunc) {
+	select {
+	case <-a.j.stopCh:
+	case <-a.ctx.Done():
+		return
+	}
+	if !a.running.Load() {
+		// Starting (restoring, committing restored transactions, opening
+		// connections): a final checkpoint follows if it is up soon, but
+		// a start that hangs on an unreachable system is cancelled.
+		tm := a.clock.NewTimer(stopWhileStarting)
+		select {
+		case <-a.runningCh:
+			tm.Stop()
+		case <-tm.C():
+			a.j.log.Warn("stop asked while the attempt is starting; cancelling it", "job", a.plan.JobName, "waited", stopWhileStarting)
+			cancel()
+			return
+		case <-a.ctx.Done():
+			tm.Stop()
+			return
+		}
+	}
+	tm := a.clock.NewTimer(a.j.cfg.StopTimeout)
+	defer tm.Stop()
+	select {
+	case <-tm.C():
+		a.j.log.Error("stop: the final checkpoint did not end the job in time; cancelling it",
+			"job", a.plan.JobName, "stop timeout", a.j.cfg.StopTimeout)
+		cancel()
+	case <-a.ctx.Done():
+	}
+}
+
+// waitTasks waits for the attempt's goroutines after it was cancelled. A
+// stopping job waits at most stopGrace, then abandons what is stuck (in a
+// call that ignores cancellation, such as a hung commit) and reports it.
+func (a *attempt) waitTasks() error {
+	if !a.j.stopping() {
+		a.wg.Wait()
+		return nil
+	}
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	tm := a.clock.NewTimer(stopGrace)
+	defer tm.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-tm.C():
+		a.j.log.Error("stop: tasks did not end after cancellation; abandoning them", "job", a.plan.JobName, "grace", stopGrace)
+		return fmt.Errorf("tasks did not end within %v of cancellation (abandoned)", stopGrace)
+	}
 }
 
 func (a *attempt) beginWrite(cp int64) {
@@ -566,7 +726,7 @@ func (a *attempt) parallelism(id checkpoint.TaskID) int {
 // recover before any source reads: docs/design.md §11 "Order on restore"), starts
 // the tasks and drives the checkpoint coordinator until the job finishes
 // or fails.
-func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failedAt time.Time) error {
+func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failedAt time.Time) (err error) {
 	ctx, cancel := context.WithCancel(parent)
 	a := &attempt{
 		j: j, plan: j.plan, cfg: j.cfg.Checkpoint, clock: j.clock, faults: j.cfg.Faults, ctx: ctx, runID: newRunID(),
@@ -576,18 +736,24 @@ func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failed
 		discarded: make(chan discarded, 64),
 		exhaust:   make(chan checkpoint.TaskID, 1024),
 		endedCh:   make(chan checkpoint.TaskID, 1024),
+		runningCh: make(chan struct{}),
 	}
 	defer func() {
 		cancel()
-		a.wg.Wait()
+		if werr := a.waitTasks(); werr != nil {
+			err = errors.Join(err, werr)
+		}
 	}()
+	// Stop is bounded (docs/design.md §5): while the attempt starts there
+	// is nothing to take a final checkpoint of, so it is cancelled at once;
+	// once it runs, the final checkpoint has StopTimeout.
+	go a.watchStop(cancel)
 	// Leftovers of checkpoints that a crash or a failed attempt interrupted
 	// are never restorable; no writer of this job is running now.
 	if err := j.cfg.Store.CleanIncomplete(ctx); err != nil {
 		return fmt.Errorf("checkpoint storage: clean incomplete checkpoints: %w", err)
 	}
-	if err := a.build(n, rp); err != nil {
-		a.closeAll()
+	if err := a.buildBounded(n, rp); err != nil {
 		return err
 	}
 	firstID := int64(1)
@@ -635,7 +801,38 @@ func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failed
 	if !failedAt.IsZero() {
 		j.lastRecovery.Store(int64(j.clock.Now().Sub(failedAt)))
 	}
+	a.running.Store(true)
+	close(a.runningCh)
 	return a.drive(coord)
+}
+
+// buildBounded runs build, closing what it opened if it fails. When the
+// attempt is cancelled while build is stuck (an Open that waits on an
+// unreachable system and ignores cancellation), it waits stopGrace more and
+// then abandons the build, so that Stop and cancellation stay bounded.
+func (a *attempt) buildBounded(n int, rp *restorePoint) error {
+	done := make(chan error, 1)
+	go func() {
+		err := a.build(n, rp)
+		if err != nil {
+			a.closeAll()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-a.ctx.Done():
+	}
+	tm := a.clock.NewTimer(stopGrace)
+	defer tm.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-tm.C():
+		a.j.log.Error("attempt cancelled while starting, and the start did not end; abandoning it", "job", a.plan.JobName, "grace", stopGrace)
+		return fmt.Errorf("start of the attempt did not end within %v of cancellation (abandoned): %w", stopGrace, a.ctx.Err())
+	}
 }
 
 // closeAll closes operators of tasks that never started, with a context of
@@ -716,6 +913,7 @@ func (a *attempt) opContext(n int, t *task, uid, name string, r *restorer) (*Ope
 		UID: uid, Name: name, Subtask: t.id.Subtask, Parallelism: t.parallelism, MaxParallelism: a.plan.MaxParallelism,
 		KeyGroups: kgs, Restored: rs, Attempt: n, RunID: a.runID, Clock: a.clock,
 		Logger: a.j.log.With("operator", uid, "subtask", t.id.Subtask), Faults: a.faults,
+		Fence: a.j.cfg.Store.CheckOwnership,
 	}, nil
 }
 
@@ -828,6 +1026,14 @@ func (d *driver) persist(act checkpoint.PersistAction) {
 		defer a.wg.Done()
 		defer a.endWrite(id)
 		err := a.j.cfg.Store.WriteMetadata(a.ctx, act.Metadata)
+		if errors.Is(err, store.ErrFenced) {
+			// Nothing of this checkpoint may be committed (docs/design.md
+			// §9): fail the attempt; Run makes it terminal.
+			select {
+			case a.errs <- err:
+			default:
+			}
+		}
 		if err != nil && a.ctx.Err() == nil {
 			// The abort that follows says whether it is tolerated.
 			a.j.log.Warn("checkpoint metadata not written", "checkpoint", id, "err", err)
@@ -910,7 +1116,15 @@ func (d *driver) finish() error {
 			return err
 		}
 	}
-	d.a.wg.Wait()
+	// The tasks commit the final checkpoint and end; a commit that hangs
+	// is cut off by Stop's bound (watchStop).
+	done := make(chan struct{})
+	go func() { d.a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-d.a.ctx.Done():
+		return d.a.ctx.Err()
+	}
 	select {
 	case err := <-d.a.errs:
 		return err

@@ -124,6 +124,22 @@ type OperatorContext struct {
 	Clock  clock.Clock
 	Logger *slog.Logger
 	Faults *fault.Injector
+	// Fence reports whether another instance of the job has taken over
+	// its checkpoints (docs/design.md §9): it returns an error for which
+	// errors.Is(err, store.ErrFenced) holds, naming op, or nil while this
+	// instance still owns them. It reads a small file; sinks call it before
+	// they take over an external resource, such as a Kafka sink before it
+	// initialises a transactional producer. Nil where no job owns the
+	// checkpoints (tests): call CheckFenced, which handles that.
+	Fence func(ctx context.Context, op string) error
+}
+
+// CheckFenced calls c.Fence if it is set; see Fence.
+func (c *OperatorContext) CheckFenced(ctx context.Context, op string) error {
+	if c == nil || c.Fence == nil {
+		return nil
+	}
+	return c.Fence(ctx, op)
 }
 
 // RestoredState is the state of one operator uid from a checkpoint,

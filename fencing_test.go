@@ -1,0 +1,177 @@
+package sluice_test
+
+// Tests of checkpoint-directory ownership (docs/design.md §9) and of Stop's
+// bound (docs/design.md §5) through the public API.
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/checkpoint/store"
+	"github.com/sluicehq/sluice/clock"
+	"github.com/sluicehq/sluice/codec"
+	"github.com/sluicehq/sluice/restart"
+)
+
+// TestSecondJobOnCheckpointDirRefused: while a job runs, a second one on
+// its checkpoint directory fails at once, naming the first; the first goes
+// on undisturbed.
+func TestSecondJobOnCheckpointDirRefused(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, 1)
+	envA := sluice.New(cfg)
+	src := newLogSource[int]()
+	out := newCollector[int]()
+	sluice.Sink(sluice.FromSource(envA, "src", src), "sink", out.Sink())
+	x := start(t, envA)
+	src.Append(1)
+	out.WaitLen(t, 1)
+
+	cfgB := cfg
+	cfgB.JobName = "second"
+	envB := sluice.New(cfgB)
+	sluice.Sink(sluice.FromSource(envB, "src", newLogSource[int]()), "sink", sluice.DiscardSink[int]())
+	began := time.Now()
+	_, err := envB.Execute(ctxTimeout(t))
+	if took := time.Since(began); took > 5*time.Second {
+		t.Fatalf("second job took %v to refuse", took)
+	}
+	var le *store.LockedError
+	if !errors.As(err, &le) || !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("second job: %v, want a LockedError", err)
+	}
+	for _, want := range []string{cfg.CheckpointDir, "pid " + strconv.Itoa(os.Getpid()), strconv.Quote(cfg.JobName)} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	src.Append(2)
+	out.WaitLen(t, 2)
+	envA.Stop()
+	if _, err := x.wait(t); err != nil {
+		t.Fatalf("first job: %v", err)
+	}
+	// Released: the directory can be used again.
+	envC := sluice.New(cfg)
+	srcC := newLogSource[int]()
+	srcC.Append(1, 2) // the restored position is 2
+	sluice.Sink(sluice.FromSource(envC, "src", srcC), "sink", sluice.DiscardSink[int]())
+	envC.Stop()
+	if _, err := envC.Execute(ctxTimeout(t)); err != nil {
+		t.Fatalf("job after the first released the directory: %v", err)
+	}
+}
+
+// captureLog returns a config option that sends the job's log to a buffer.
+func captureLog(buf *logBuffer) func(*sluice.Config) {
+	return func(c *sluice.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+}
+
+// TestStopDuringRestartDelay: Stop ends a job waiting out its restart delay
+// at once (the clock never moves), with an error wrapping ErrStopped that
+// carries the last attempt's failure.
+func TestStopDuringRestartDelay(t *testing.T) {
+	t.Parallel()
+	var log logBuffer
+	rc := restart.FixedDelay{Attempts: 100, Delay: time.Hour}
+	env, attempts, clk := failingJob(t, rc, func(int64) error { return errBoom }, captureLog(&log))
+	x := start(t, env)
+	until(t, "the restart delay", func() bool { return strings.Contains(log.String(), "restarting") })
+	waitTimers(t, clk, 1) // the restart delay's timer, and nothing else
+	env.Stop()
+	res, err := x.wait(t)
+	if !errors.Is(err, sluice.ErrStopped) || !errors.Is(err, errBoom) {
+		t.Fatalf("Execute: %v, want ErrStopped with the attempt's error\nlog:\n%s", err, log.String())
+	}
+	if n := attempts.Load(); n != 1 || res.Restarts != 0 {
+		t.Fatalf("%d attempts, %d restarts after Stop in the delay; want 1, 0", n, res.Restarts)
+	}
+}
+
+// blockingCommitter is a two-phase-commit committer whose New or Commit
+// blocks until release is closed, ignoring cancellation: a start or a
+// commit hung on an unreachable system.
+type blockingCommitter struct {
+	noteCommitter[int]
+	commitBlocks bool
+	entered      chan struct{}
+	release      chan struct{}
+}
+
+func (c *blockingCommitter) Commit(context.Context, int) error {
+	if c.commitBlocks {
+		close(c.entered)
+		<-c.release
+	}
+	return nil
+}
+
+// TestStopBounded: Stop ends the job, by the clock alone, while an
+// attempt's start hangs and while the commit after the final checkpoint
+// hangs, in calls that ignore cancellation.
+func TestStopBounded(t *testing.T) {
+	t.Parallel()
+	for _, hang := range []string{"start", "commit"} {
+		t.Run(hang, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t, 1)
+			cfg.StopTimeout = time.Minute
+			env := sluice.New(cfg)
+			clk := cfg.Clock.(*clock.Fake)
+			c := &blockingCommitter{commitBlocks: hang == "commit", entered: make(chan struct{}), release: make(chan struct{})}
+			c.add = func(subtaskRecord[int]) error { return nil }
+			defer close(c.release)
+			src := newLogSource[int]()
+			sink := sluice.TwoPhaseCommitSink(sluice.TwoPhaseCommitConfig[int, int]{
+				New: func(context.Context, *sluice.OperatorContext) (sluice.TwoPhaseCommitter[int, int], error) {
+					if hang == "start" {
+						close(c.entered)
+						<-c.release
+					}
+					return c, nil
+				},
+				TxnCodec: codec.Int,
+			})
+			sluice.Sink(sluice.FromSource(env, "src", src), "sink", sink)
+			x := start(t, env)
+			if hang == "commit" {
+				src.Append(1) // a transaction for the final checkpoint to commit
+				src.WaitIdle(t, 1)
+			}
+			env.Stop()
+			<-c.entered
+			advanceUntil(t, clk, time.Second, "Execute to return", func() bool {
+				select {
+				case <-x.done:
+					return true
+				default:
+					return false
+				}
+			})
+			_, err := x.wait(t)
+			if !errors.Is(err, sluice.ErrStopped) || !strings.Contains(err.Error(), "abandoned") {
+				t.Fatalf("Execute: %v, want ErrStopped after abandoning the hung %s", err, hang)
+			}
+			// Only the clock ended the wait: a hung start gets 5s, a hung
+			// final commit StopTimeout, then 10s before it is abandoned.
+			// (The clock may run past while timers are armed, so only the
+			// lower bound is exact.)
+			least := 5*time.Second + 10*time.Second
+			if hang == "commit" {
+				least = cfg.StopTimeout + 10*time.Second
+			}
+			if elapsed := clk.Now().Sub(t0); elapsed < least {
+				t.Fatalf("stopped after %v of clock time, before the bound %v", elapsed, least)
+			}
+		})
+	}
+}
