@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/connector/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -49,7 +50,12 @@ func TestSourceRestoreResumesExactly(t *testing.T) {
 			cfg := srcConfig(c, kafka.Records(), "in")
 			cfg.MaxPollRecords = 7
 
-			first := srcNewJob(t, cfg, dir, 2, 300)
+			// The first run reads 150 records per reader and no more:
+			// its only checkpoint is the final one of the stop (a
+			// periodic one would open the gate again), so it cannot
+			// read everything however slowly the stop arrives.
+			gate := func(s sluice.Source[kafka.Record]) sluice.Source[kafka.Record] { return kafka.GatedSource(s, 150) }
+			first := srcNewJobWrapped(t, cfg, dir, 2, 300, gate, func(c *sluice.Config) { c.Checkpoint.Interval = time.Hour })
 			if _, err := first.run(t, 30*time.Second); err != nil {
 				t.Fatal(err)
 			}

@@ -134,6 +134,14 @@ func srcNewOrderJob(t testing.TB, cfg kafka.SourceConfig[srcOrder], want int) *s
 // srcNewJobOf builds the job.
 func srcNewJobOf[T any](t testing.TB, cfg kafka.SourceConfig[T], dir string, parallelism, want int, mods ...func(*sluice.Config)) *srcJob[T] {
 	t.Helper()
+	return srcNewJobWrapped(t, cfg, dir, parallelism, want, nil, mods...)
+}
+
+// srcNewJobWrapped builds the job with the source wrapped by wrap (nil: as
+// it is); j.src stays the Kafka source.
+func srcNewJobWrapped[T any](t testing.TB, cfg kafka.SourceConfig[T], dir string, parallelism, want int,
+	wrap func(sluice.Source[T]) sluice.Source[T], mods ...func(*sluice.Config)) *srcJob[T] {
+	t.Helper()
 	src, err := kafka.NewSource(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +160,11 @@ func srcNewJobOf[T any](t testing.TB, cfg kafka.SourceConfig[T], dir string, par
 		m(&jc)
 	}
 	j.env = sluice.New(jc)
-	in := sluice.FromSource(j.env, "kafka", src)
+	var source sluice.Source[T] = src
+	if wrap != nil {
+		source = wrap(src)
+	}
+	in := sluice.FromSource(j.env, "kafka", source)
 	sluice.Sink(in, "collect", sluice.SinkFunc[T](func(r T) error {
 		j.mu.Lock()
 		j.got = append(j.got, r)
