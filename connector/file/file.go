@@ -40,6 +40,7 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/restart"
 )
 
 // DefaultPrefix is the default Config.Prefix.
@@ -335,8 +336,9 @@ func (c *Committer[T]) Commit(ctx context.Context, txn Txn) error {
 		}
 		if _, serr := os.Stat(final); serr != nil {
 			if errors.Is(serr, fs.ErrNotExist) {
-				return fmt.Errorf("%w: committing transaction %s found neither its pre-committed file %s nor its committed file %s: the records of a complete checkpoint are gone",
-					ErrDataLoss, txn.Final, temp, final)
+				// No restart can bring the files back: terminal.
+				return restart.Unrecoverable(fmt.Errorf("%w: committing transaction %s found neither its pre-committed file %s nor its committed file %s: the records of a complete checkpoint are gone",
+					ErrDataLoss, txn.Final, temp, final))
 			}
 			return fmt.Errorf("file sink: commit %s: %w", txn.Final, serr)
 		}

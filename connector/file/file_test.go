@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/codec"
+	"github.com/sluicehq/sluice/restart"
 )
 
 var bg = context.Background()
@@ -257,6 +258,9 @@ func TestDataLoss(t *testing.T) {
 		err := commit(bg, txn)
 		if !errors.Is(err, ErrDataLoss) {
 			t.Fatalf("commit of a vanished transaction: %v, want ErrDataLoss", err)
+		}
+		if !restart.IsUnrecoverable(err) {
+			t.Errorf("data-loss error %q is not marked unrecoverable: a restart would only repeat it", err)
 		}
 		for _, name := range []string{txn.Temp, txn.Final} {
 			if !strings.Contains(err.Error(), name) {
