@@ -7,6 +7,7 @@ import (
 
 	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/internal/runtime"
+	"github.com/sluicehq/sluice/internal/state/heap"
 	"github.com/sluicehq/sluice/state"
 )
 
@@ -29,7 +30,7 @@ type TimerFunction[K comparable, OUT any] interface {
 
 // RuntimeContext gives a keyed function its state and where it runs.
 type RuntimeContext[K comparable] struct {
-	backend *state.HeapBackend[K]
+	backend *heap.HeapBackend[K]
 	op      *OperatorContext
 }
 
@@ -38,28 +39,28 @@ func (rc *RuntimeContext[K]) Operator() *OperatorContext { return rc.op }
 
 // NewValueState registers (or returns the restored) value state name.
 func NewValueState[K comparable, V any](rc *RuntimeContext[K], name string, c codec.Codec[V], opts ...state.Option) (state.ValueState[V], error) {
-	return state.Value(rc.backend, name, c, opts...)
+	return heap.Value(rc.backend, name, c, opts...)
 }
 
 // NewListState registers (or returns the restored) list state name.
 func NewListState[K comparable, V any](rc *RuntimeContext[K], name string, c codec.Codec[V], opts ...state.Option) (state.ListState[V], error) {
-	return state.List(rc.backend, name, c, opts...)
+	return heap.List(rc.backend, name, c, opts...)
 }
 
 // NewMapState registers (or returns the restored) map state name.
 func NewMapState[K, UK comparable, UV any](rc *RuntimeContext[K], name string, kc codec.Codec[UK], vc codec.Codec[UV], opts ...state.Option) (state.MapState[UK, UV], error) {
-	return state.Map(rc.backend, name, kc, vc, opts...)
+	return heap.Map(rc.backend, name, kc, vc, opts...)
 }
 
 // NewReducingState registers (or returns the restored) reducing state name.
 func NewReducingState[K comparable, V any](rc *RuntimeContext[K], name string, c codec.Codec[V], reduce func(a, b V) V, opts ...state.Option) (state.ReducingState[V], error) {
-	return state.Reducing(rc.backend, name, c, reduce, opts...)
+	return heap.Reducing(rc.backend, name, c, reduce, opts...)
 }
 
 // ProcessContext is what a keyed function sees per record or timer.
 type ProcessContext[K comparable, OUT any] struct {
 	Collector[OUT]
-	backend *state.HeapBackend[K]
+	backend *heap.HeapBackend[K]
 	op      *OperatorContext
 	// noTimers is set when the function is not a TimerFunction: its timers
 	// could never fire.
@@ -115,7 +116,7 @@ type keyedCore[K comparable, OUT any] struct {
 	kc      codec.KeyCodec[K]
 	timers  TimerFunction[K, OUT]
 	open    func(*RuntimeContext[K]) error
-	backend *state.HeapBackend[K]
+	backend *heap.HeapBackend[K]
 	pc      ProcessContext[K, OUT]
 }
 
@@ -135,7 +136,7 @@ func (k *keyedCore[K, OUT]) Open(ctx context.Context, rc *runtime.OperatorContex
 		return err
 	}
 	oc := k.oc
-	k.backend = state.NewHeapBackend(k.kc, oc.MaxParallelism, oc.KeyGroups, oc.Clock)
+	k.backend = heap.NewHeapBackend(k.kc, oc.MaxParallelism, oc.KeyGroups, oc.Clock)
 	if err := restoreKeyed(k.backend, oc); err != nil {
 		return err
 	}
@@ -207,13 +208,13 @@ type keyedOp[K comparable, IN, OUT any] struct {
 	key func(IN) K
 }
 
-func restoreKeyed[K comparable](b *state.HeapBackend[K], oc *OperatorContext) error {
+func restoreKeyed[K comparable](b *heap.HeapBackend[K], oc *OperatorContext) error {
 	if oc.Restored == nil || len(oc.Restored.Keyed) == 0 {
 		return nil
 	}
-	files := make([]state.RestoreFile, len(oc.Restored.Keyed))
+	files := make([]heap.RestoreFile, len(oc.Restored.Keyed))
 	for i, f := range oc.Restored.Keyed {
-		files[i] = state.RestoreFile{Data: f.Data, Range: f.KeyGroups, Offsets: f.Offsets}
+		files[i] = heap.RestoreFile{Data: f.Data, Range: f.KeyGroups, Offsets: f.Offsets}
 	}
 	if err := b.Restore(files); err != nil {
 		return fmt.Errorf("%s/%d: restore keyed state from checkpoint %d: %w", oc.UID, oc.Subtask, oc.Restored.CheckpointID, err)

@@ -490,7 +490,7 @@ func (r flakyReader) SnapshotSplits(ctx context.Context, id int64) ([]sluice.Spl
 
 // TestDeclinedCheckpointFilesDiscarded: when a checkpoint is aborted (here a
 // source declines it) after other tasks wrote their state files, those
-// files are deleted (checkpoint.AbortAction: "its files may be deleted"),
+// files are deleted (internal/coordinator.AbortAction: "its files may be deleted"),
 // not left behind for the life of the process: a job whose checkpoints keep
 // failing would otherwise fill the disk with partial copies of its state.
 func TestDeclinedCheckpointFilesDiscarded(t *testing.T) {

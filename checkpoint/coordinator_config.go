@@ -6,6 +6,45 @@ import (
 	"time"
 )
 
+// Mode is the checkpointing guarantee.
+type Mode string
+
+// The checkpointing modes.
+const (
+	// ExactlyOnce aligns barriers: an input that delivered barrier n is not
+	// read again until n arrived on every input.
+	ExactlyOnce Mode = "exactly-once"
+	// AtLeastOnce does not align: records after barrier n on one input may
+	// be processed before the snapshot, and so be replayed after a restore.
+	// Nothing is lost, but keyed state then counts the replayed records
+	// twice: a running count over-counts after a restart. That is the
+	// price of not blocking inputs; use ExactlyOnce where state must be
+	// exact (docs/operations.md).
+	AtLeastOnce Mode = "at-least-once"
+)
+
+// Config configures checkpointing. The zero value of a field means its
+// default, as docs/design.md §3 explains unless said otherwise.
+type Config struct {
+	// Interval between the triggers of periodic checkpoints. Default 5s.
+	// Negative disables periodic checkpoints (savepoints still work).
+	Interval time.Duration
+	// Timeout after which a pending checkpoint is aborted. Default 60s.
+	Timeout time.Duration
+	// MinPause is the least time between the end of one checkpoint and the
+	// trigger of the next. Default 500ms; negative means no pause.
+	MinPause time.Duration
+	// MaxConcurrent is how many checkpoints may be pending at once. Default 1.
+	MaxConcurrent int
+	// TolerableFailures is how many checkpoint failures in a row are
+	// tolerated; one more fails the job. Default 3. Use -1 for zero.
+	TolerableFailures int
+	// Mode is exactly-once (default) or at-least-once.
+	Mode Mode
+	// Retained is how many completed checkpoints are kept. Default 3.
+	Retained int
+}
+
 // The defaults of Config, (docs/design.md §3).
 const (
 	DefaultInterval          = 5 * time.Second
@@ -106,11 +145,7 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// tolerable is the number of consecutive checkpoint failures tolerated, with
-// the -1 sentinel resolved to zero.
-func (c Config) tolerable() int {
-	if c.TolerableFailures < 0 {
-		return 0
-	}
-	return c.TolerableFailures
-}
+// ErrTooManyFailures is wrapped by the error that fails a job attempt when
+// more checkpoints failed in a row than Config.TolerableFailures allows; the
+// error Execute returns once the restart strategy gives up wraps it too.
+var ErrTooManyFailures = errors.New("too many consecutive checkpoint failures")

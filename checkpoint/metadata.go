@@ -1,6 +1,7 @@
-// Package checkpoint holds the checkpoint coordinator (a deterministic state
-// machine, docs/design.md §3) and the metadata that describes a completed checkpoint
-// or savepoint.
+// Package checkpoint holds what a user configures and reads about
+// checkpoints: their Config (docs/design.md §3), the statistics a job's
+// status reports, and the metadata that describes a completed checkpoint or
+// savepoint. The coordinator that drives them is internal.
 package checkpoint
 
 import (

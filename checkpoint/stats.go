@@ -43,7 +43,7 @@ type Stats struct {
 	// savepoint; zero if none completed in this coordinator's lifetime.
 	LastCompletedID int64 `json:"lastCompletedId"`
 	// Retained lists the completed checkpoints that retention keeps, oldest
-	// first, including those given in CoordinatorOptions.Completed. The last
+	// first, including those already in storage when the attempt started. The last
 	// one is what a restore would use.
 	Retained []int64 `json:"retained"`
 	// History holds the last HistorySize snapshots triggered, oldest first.
@@ -84,21 +84,6 @@ type CheckpointStats struct {
 	FailureReason string `json:"failureReason,omitempty"`
 }
 
-// Stats returns a copy of the counters and the recent history.
-func (c *Coordinator) Stats() Stats {
-	s := c.stats
-	s.InProgress = len(c.pending)
-	s.Retained = slices.Clone(c.retained)
-	s.History = make([]CheckpointStats, len(c.history))
-	for i, h := range c.history {
-		s.History[i] = *h
-		if h.Status == StatusInProgress {
-			s.History[i].Duration = c.now.Sub(h.TriggeredAt)
-		}
-	}
-	return s
-}
-
 // At returns a copy of s in which the Duration of every snapshot in
 // progress is the time from its trigger to now: the coordinator learns the
 // time only from its events, so between two of them its own figure stands
@@ -115,16 +100,4 @@ func (s Stats) At(now time.Time) Stats {
 		}
 	}
 	return out
-}
-
-// record adds a freshly triggered snapshot to the history, dropping the
-// oldest entry beyond HistorySize.
-func (c *Coordinator) record(st *CheckpointStats) {
-	if len(c.history) == HistorySize {
-		// Shift rather than reslice so the backing array does not grow
-		// forever under the ever-advancing window.
-		copy(c.history, c.history[1:])
-		c.history = c.history[:HistorySize-1]
-	}
-	c.history = append(c.history, st)
 }

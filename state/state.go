@@ -1,29 +1,19 @@
-// Package state is Sluice's keyed state (docs/design.md §4): Flink-style ValueState,
-// ListState, MapState and ReducingState with optional TTL, processing-time
-// timers per key, and a heap backend that keeps everything in Go maps, one
-// map per key group, so that a snapshot can be split by key group and
-// restored at another parallelism.
+// Package state is the keyed state a user function sees (docs/design.md §4):
+// Flink-style ValueState, ListState, MapState and ReducingState, with an
+// optional TTL. A keyed function registers its states with the sluice
+// package's NewValueState, NewListState, NewMapState and NewReducingState;
+// the heap backend that keeps them, one Go map per key group so that a
+// snapshot can be split by key group and restored at another parallelism, is
+// internal.
 //
 // # The current key
 //
-// As in Flink, state handles are not indexed by key: the runtime calls
-// HeapBackend.SetCurrentKey before it hands a record or a timer to the user's
-// function, and every handle reads and writes the current key's entry. All
-// methods of a backend and of its state handles belong to the task goroutine
-// (docs/design.md §2: a task is one goroutine and a mailbox, so state needs no
-// locks). The only exceptions are Snapshot.WriteKeyGroups and
-// Snapshot.Release, which run on the asynchronous snapshot writer.
-//
-// # Snapshots: short synchronous part, asynchronous write (docs/design.md §11)
-//
-// HeapBackend.Snapshot freezes the current map of every key group of every
-// state and returns at once: it copies map references, never entries, so its
-// pause does not grow with the number of keys. The task then keeps
-// processing; the first write to a frozen key group clones that group's map
-// (about keys/maxParallelism entries) and writes the clone, so the frozen map
-// the writer is serializing never changes. Release tells the backend, through
-// an atomic watermark, that the frozen maps may be written in place again.
-// This is the per-key-group flavour of Flink's CopyOnWriteStateMap.
+// As in Flink, state handles are not indexed by key: the runtime sets the
+// current key before it hands a record or a timer to the user's function,
+// and every handle reads and writes the current key's entry. Handles belong
+// to the task goroutine (docs/design.md §2: a task is one goroutine and a
+// mailbox, so state needs no locks): use them only from the function's
+// methods, never from a goroutine of its own.
 //
 // # Aliasing
 //
@@ -36,7 +26,6 @@ package state
 
 import (
 	"errors"
-	"fmt"
 	"iter"
 	"time"
 )
@@ -101,15 +90,30 @@ type ReducingState[V any] interface {
 }
 
 // Option configures one state at registration.
-type Option interface{ apply(*options) }
+type Option interface{ apply(*Options) }
 
-type options struct {
-	ttl time.Duration
+// Options are the settings that a registration's Option values make. A
+// state backend reads them with Settings; user code passes Option values
+// (WithTTL) instead.
+type Options struct {
+	// TTL is the time to live given by WithTTL; 0 means none.
+	TTL time.Duration
 }
 
-type optionFunc func(*options)
+// Settings returns the Options that opts make, applied in order to the zero
+// Options (a later WithTTL overrides an earlier one). It is how a state
+// backend reads a registration's options.
+func Settings(opts ...Option) Options {
+	var o Options
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	return o
+}
 
-func (f optionFunc) apply(o *options) { f(o) }
+type optionFunc func(*Options)
+
+func (f optionFunc) apply(o *Options) { f(o) }
 
 // WithTTL gives the state a time to live, as Flink's StateTtlConfig with
 // UpdateType.OnCreateAndWrite and StateVisibility.NeverReturnExpired: an
@@ -125,50 +129,18 @@ func (f optionFunc) apply(o *options) { f(o) }
 // Default: no TTL (0). Use it to bound state whose keys stop arriving, such
 // as sessions or de-duplication sets; it costs one clock read per access.
 func WithTTL(ttl time.Duration) Option {
-	return optionFunc(func(o *options) { o.ttl = ttl })
+	return optionFunc(func(o *Options) { o.TTL = ttl })
 }
 
 // Errors, to test with errors.Is; the errors returned wrap them with the
 // state, the key group or the key-group range involved.
 var (
-	// ErrKeyGroupOutOfRange is returned by SetCurrentKey for a key whose key
-	// group this backend does not own: records were routed to the wrong
-	// subtask, a runtime bug that must fail the task rather than corrupt
-	// another subtask's state.
-	ErrKeyGroupOutOfRange = errors.New("state: key group not in the backend's range")
 	// ErrIncompatible is returned when a state name is registered again as
 	// another kind, value type or TTL, or when restored state does not fit
 	// the registration.
 	ErrIncompatible = errors.New("state: incompatible state registration")
-	// ErrCorrupt is returned by Restore and by the registration that decodes
-	// restored state when the snapshot content is damaged or does not match
-	// the codecs.
+	// ErrCorrupt is returned by a restore, and by the registration that
+	// decodes restored state, when the snapshot content is damaged or does
+	// not match the codecs.
 	ErrCorrupt = errors.New("state: corrupt snapshot")
-	// ErrReleased is returned by WriteKeyGroups on a released snapshot,
-	// whose frozen maps may already have been overwritten.
-	ErrReleased = errors.New("state: snapshot already released")
 )
-
-// kind is a state's kind, as recorded in snapshots.
-type kind uint8
-
-const (
-	kindValue    kind = 1
-	kindList     kind = 2
-	kindMap      kind = 3
-	kindReducing kind = 4
-)
-
-func (k kind) String() string {
-	switch k {
-	case kindValue:
-		return "value"
-	case kindList:
-		return "list"
-	case kindMap:
-		return "map"
-	case kindReducing:
-		return "reducing"
-	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
-}

@@ -19,8 +19,8 @@ import (
 	"github.com/sluicehq/sluice/connector/file"
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/countjob"
+	"github.com/sluicehq/sluice/internal/verify"
 	"github.com/sluicehq/sluice/restart"
-	"github.com/sluicehq/sluice/verify"
 )
 
 type demoFlags struct {

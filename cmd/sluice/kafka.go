@@ -14,8 +14,8 @@ import (
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/connector/kafka"
 	"github.com/sluicehq/sluice/internal/kafkacount"
+	"github.com/sluicehq/sluice/internal/verify"
 	"github.com/sluicehq/sluice/restart"
-	"github.com/sluicehq/sluice/verify"
 )
 
 func splitBrokers(s string) []string {

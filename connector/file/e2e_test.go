@@ -12,8 +12,8 @@ import (
 	"github.com/sluicehq/sluice/connector/file"
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/countjob"
+	"github.com/sluicehq/sluice/internal/verify"
 	"github.com/sluicehq/sluice/restart"
-	"github.com/sluicehq/sluice/verify"
 )
 
 // TestExactlyOnceUnderFailures runs the count job (datagen → keyBy → count

@@ -16,8 +16,8 @@ import (
 	"github.com/sluicehq/sluice/connector/datagen"
 	"github.com/sluicehq/sluice/connector/file"
 	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/internal/verify"
 	"github.com/sluicehq/sluice/restart"
-	"github.com/sluicehq/sluice/verify"
 )
 
 // testSeed returns the random seed of a test: SLUICE_SEED if set, else

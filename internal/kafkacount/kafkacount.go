@@ -23,8 +23,8 @@ import (
 	"github.com/sluicehq/sluice/connector/kafka"
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/countjob"
+	"github.com/sluicehq/sluice/internal/verify"
 	"github.com/sluicehq/sluice/restart"
-	"github.com/sluicehq/sluice/verify"
 )
 
 // Operator uids of the job.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/clock"
+	"github.com/sluicehq/sluice/internal/coordinator"
 )
 
 // recorder is the task's only operator: it logs every record it gets and
@@ -107,7 +108,7 @@ func newAlignHarness(t *testing.T, n int, mode checkpoint.Mode) *alignHarness {
 	a := &attempt{
 		plan: plan, cfg: checkpoint.Config{Mode: mode}.WithDefaults(), clock: clock.NewFake(time.Unix(0, 0)), ctx: ctx,
 		byID:    map[checkpoint.TaskID]*task{},
-		events:  make(chan checkpoint.Event, 64),
+		events:  make(chan coordinator.Event, 64),
 		errs:    make(chan error, 8),
 		exhaust: make(chan checkpoint.TaskID, 8),
 		endedCh: make(chan checkpoint.TaskID, 8),
@@ -161,7 +162,7 @@ func (h *alignHarness) send(t *testing.T, ch int, items ...any) {
 }
 
 // event returns the next coordinator event of the task.
-func (h *alignHarness) event(t *testing.T) checkpoint.Event {
+func (h *alignHarness) event(t *testing.T) coordinator.Event {
 	t.Helper()
 	select {
 	case ev := <-h.a.events:
@@ -176,7 +177,7 @@ func (h *alignHarness) event(t *testing.T) checkpoint.Event {
 func (h *alignHarness) expectAck(t *testing.T, id int64) {
 	t.Helper()
 	switch ev := h.event(t).(type) {
-	case checkpoint.AckEvent:
+	case coordinator.AckEvent:
 		if ev.CheckpointID != id {
 			t.Fatalf("ack of checkpoint %d, want %d", ev.CheckpointID, id)
 		}
@@ -289,7 +290,7 @@ func TestSingleInputBarrier(t *testing.T) {
 		// acks may come in either order.
 		acked := map[int64]bool{}
 		for range 2 {
-			if ev, ok := h.event(t).(checkpoint.AckEvent); ok {
+			if ev, ok := h.event(t).(coordinator.AckEvent); ok {
 				acked[ev.CheckpointID] = true
 			}
 		}
@@ -317,7 +318,7 @@ func scripted(t *testing.T, n int) *alignHarness {
 	a := &attempt{
 		plan: plan, cfg: checkpoint.Config{}.WithDefaults(), clock: clock.NewFake(time.Unix(0, 0)), ctx: ctx,
 		byID:   map[checkpoint.TaskID]*task{},
-		events: make(chan checkpoint.Event, 64),
+		events: make(chan coordinator.Event, 64),
 	}
 	c := NewChannels[int](n, 1, plan.ChannelCapacity)
 	rec := newRecorder()
@@ -381,7 +382,7 @@ func TestBarrierOvertakingDeclinesOlder(t *testing.T) {
 	// Channel 1 never carries barrier 1 (its producer declined it).
 	h.barrier(t, 1, 2)
 	switch ev := h.event(t).(type) {
-	case checkpoint.DeclineEvent:
+	case coordinator.DeclineEvent:
 		if ev.CheckpointID != 1 || !strings.Contains(ev.Err.Error(), "overtook") {
 			t.Fatalf("decline %d: %v; want checkpoint 1 declined as overtaken", ev.CheckpointID, ev.Err)
 		}

@@ -11,7 +11,7 @@ import (
 )
 
 // describedSnapshot is implemented by keyed snapshots that describe their
-// states (state.Snapshot), so that the metadata records them
+// states (heap.Snapshot), so that the metadata records them
 // (docs/design.md §10).
 type describedSnapshot interface {
 	KeyCodec() string

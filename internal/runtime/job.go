@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/checkpoint/store"
 	"github.com/sluicehq/sluice/clock"
 	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/internal/coordinator"
 	"github.com/sluicehq/sluice/keygroup"
 	"github.com/sluicehq/sluice/restart"
 )
@@ -480,7 +481,7 @@ type attempt struct {
 	byID    map[checkpoint.TaskID]*task
 	sources []*task
 
-	events chan checkpoint.Event
+	events chan coordinator.Event
 	errs   chan error
 	// discarded carries the outcomes of checkpoint deletions.
 	discarded chan discarded
@@ -630,10 +631,10 @@ func (a *attempt) taskEnded(id checkpoint.TaskID) {
 }
 
 func (a *attempt) decline(id checkpoint.TaskID, cp int64, err error) {
-	a.event(checkpoint.DeclineEvent{CheckpointID: cp, Task: id, Err: err})
+	a.event(coordinator.DeclineEvent{CheckpointID: cp, Task: id, Err: err})
 }
 
-func (a *attempt) event(ev checkpoint.Event) {
+func (a *attempt) event(ev coordinator.Event) {
 	select {
 	case a.events <- ev:
 	case <-a.ctx.Done():
@@ -692,7 +693,7 @@ func (a *attempt) writeSnapshot(id checkpoint.TaskID, b Barrier, snaps []pending
 			}
 			states[p.uid] = st
 		}
-		a.event(checkpoint.AckEvent{CheckpointID: b.ID, Task: id, States: states, Bytes: total, AlignmentDuration: align, SyncDuration: sync})
+		a.event(coordinator.AckEvent{CheckpointID: b.ID, Task: id, States: states, Bytes: total, AlignmentDuration: align, SyncDuration: sync})
 	}()
 }
 
@@ -731,7 +732,7 @@ func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failed
 	a := &attempt{
 		j: j, plan: j.plan, cfg: j.cfg.Checkpoint, clock: j.clock, faults: j.cfg.Faults, ctx: ctx, runID: newRunID(),
 		byID:      map[checkpoint.TaskID]*task{},
-		events:    make(chan checkpoint.Event, 1024),
+		events:    make(chan coordinator.Event, 1024),
 		errs:      make(chan error, 64),
 		discarded: make(chan discarded, 64),
 		exhaust:   make(chan checkpoint.TaskID, 1024),
@@ -778,7 +779,7 @@ func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failed
 	for _, t := range a.tasks {
 		ids = append(ids, t.id)
 	}
-	coord, err := checkpoint.NewCoordinator(j.cfg.Checkpoint, checkpoint.CoordinatorOptions{
+	coord, err := coordinator.NewCoordinator(j.cfg.Checkpoint, coordinator.CoordinatorOptions{
 		JobName: j.plan.JobName, MaxParallelism: j.plan.MaxParallelism, Tasks: ids,
 		FirstID: firstID, Start: j.clock.Now(), Completed: completed, Sources: j.plan.Sources,
 	})
@@ -921,7 +922,7 @@ func (a *attempt) opContext(n int, t *task, uid, name string, r *restorer) (*Ope
 // its actions (docs/design.md §3). Nothing on it blocks on I/O: _metadata
 // writes and checkpoint deletions run on goroutines of their own and report
 // back as events, so a slow disk delays no trigger, timeout or notification.
-func (a *attempt) drive(coord *checkpoint.Coordinator) error {
+func (a *attempt) drive(coord *coordinator.Coordinator) error {
 	d := &driver{
 		a: a, j: a.j, coord: coord,
 		exhausted: map[checkpoint.TaskID]bool{},
@@ -948,7 +949,7 @@ func (a *attempt) drive(coord *checkpoint.Coordinator) error {
 type driver struct {
 	a     *attempt
 	j     *Job
-	coord *checkpoint.Coordinator
+	coord *coordinator.Coordinator
 	// exhausted and ended are the sources whose input ran out and the tasks
 	// that ended their input.
 	exhausted map[checkpoint.TaskID]bool
@@ -977,17 +978,17 @@ func (d *driver) carryOut() error {
 			d.j.log.Debug("checkpoint coordinator action", "action", fmt.Sprintf("%T", act), "detail", act)
 			var err error
 			switch act := act.(type) {
-			case checkpoint.TriggerAction:
+			case coordinator.TriggerAction:
 				err = d.trigger(act)
-			case checkpoint.PersistAction:
+			case coordinator.PersistAction:
 				d.persist(act)
-			case checkpoint.CompleteAction:
+			case coordinator.CompleteAction:
 				err = d.complete(act)
-			case checkpoint.AbortAction:
+			case coordinator.AbortAction:
 				err = d.abort(act)
-			case checkpoint.DiscardAction:
+			case coordinator.DiscardAction:
 				d.discard(act)
-			case checkpoint.FailJobAction:
+			case coordinator.FailJobAction:
 				err = d.failJob(act)
 			}
 			if err != nil {
@@ -999,7 +1000,7 @@ func (d *driver) carryOut() error {
 }
 
 // trigger injects the barrier at every source.
-func (d *driver) trigger(act checkpoint.TriggerAction) error {
+func (d *driver) trigger(act coordinator.TriggerAction) error {
 	d.j.lastTriggered.Store(max(d.j.lastTriggered.Load(), act.CheckpointID))
 	if act.Stop {
 		d.stopID = act.CheckpointID
@@ -1018,7 +1019,7 @@ func (d *driver) trigger(act checkpoint.TriggerAction) error {
 // so that if the coordinator aborts it meanwhile (it expired or was
 // subsumed while persisting) its files are deleted only after the write
 // returned, never recreated by it.
-func (d *driver) persist(act checkpoint.PersistAction) {
+func (d *driver) persist(act coordinator.PersistAction) {
 	a, id := d.a, act.Metadata.CheckpointID
 	a.wg.Add(1)
 	a.beginWrite(id)
@@ -1038,13 +1039,13 @@ func (d *driver) persist(act checkpoint.PersistAction) {
 			// The abort that follows says whether it is tolerated.
 			a.j.log.Warn("checkpoint metadata not written", "checkpoint", id, "err", err)
 		}
-		a.event(checkpoint.PersistedEvent{CheckpointID: id, Err: err})
+		a.event(coordinator.PersistedEvent{CheckpointID: id, Err: err})
 	}()
 }
 
 // complete counts a completed checkpoint and tells every task, so that
 // two-phase-commit sinks commit.
-func (d *driver) complete(act checkpoint.CompleteAction) error {
+func (d *driver) complete(act coordinator.CompleteAction) error {
 	d.j.completed.Add(1)
 	d.j.lastCompleted.Store(act.CheckpointID)
 	d.j.lastMeta.Store(act.Metadata)
@@ -1068,7 +1069,7 @@ func (d *driver) complete(act checkpoint.CompleteAction) error {
 
 // abort counts a failed checkpoint, has its files deleted (off the loop,
 // once no writer is busy with them) and tells every task.
-func (d *driver) abort(act checkpoint.AbortAction) error {
+func (d *driver) abort(act coordinator.AbortAction) error {
 	d.j.failedCP.Add(1)
 	d.j.log.Warn("checkpoint aborted", "checkpoint", act.CheckpointID, "reason", act.Reason)
 	if act.Kind == checkpoint.KindCheckpoint {
@@ -1089,13 +1090,13 @@ func (d *driver) abort(act checkpoint.AbortAction) error {
 
 // discard deletes a checkpoint that retention no longer keeps, off the
 // loop.
-func (d *driver) discard(act checkpoint.DiscardAction) {
+func (d *driver) discard(act coordinator.DiscardAction) {
 	d.a.discardAsync(act.CheckpointID, false)
 }
 
 // failJob fails the attempt: more checkpoints failed in a row than
 // tolerated.
-func (d *driver) failJob(act checkpoint.FailJobAction) error {
+func (d *driver) failJob(act coordinator.FailJobAction) error {
 	d.j.log.Error("checkpoint failures beyond tolerance fail the attempt", "job", d.j.plan.JobName, "err", act.Err)
 	return act.Err
 }
@@ -1104,7 +1105,7 @@ func (d *driver) failJob(act checkpoint.FailJobAction) error {
 func (d *driver) askStop() {
 	if !d.stopAsked {
 		d.stopAsked = true
-		d.coord.Step(checkpoint.TriggerFinalCheckpointEvent{Now: d.a.clock.Now()})
+		d.coord.Step(coordinator.TriggerFinalCheckpointEvent{Now: d.a.clock.Now()})
 	}
 }
 
@@ -1154,10 +1155,10 @@ func (d *driver) wait() error {
 		// Tell the coordinator the time first, so that completion times
 		// and durations are those of the event, not of the last periodic
 		// tick.
-		d.coord.Step(checkpoint.TickEvent{Now: a.clock.Now()})
+		d.coord.Step(coordinator.TickEvent{Now: a.clock.Now()})
 		d.coord.Step(ev)
 	case now := <-wake:
-		d.coord.Step(checkpoint.TickEvent{Now: now})
+		d.coord.Step(coordinator.TickEvent{Now: now})
 	case r := <-a.discarded:
 		d.onDiscarded(r)
 	case id := <-a.exhaust:

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/clock"
+	"github.com/sluicehq/sluice/internal/coordinator"
 )
 
 // slowForward is an operator that takes a second per record (time.Sleep:
@@ -38,7 +39,7 @@ func TestBusyIdleBackpressuredDisjoint(t *testing.T) {
 		a := &attempt{
 			plan: plan, cfg: checkpoint.Config{}.WithDefaults(), clock: clock.Real{}, ctx: ctx,
 			byID:   map[checkpoint.TaskID]*task{},
-			events: make(chan checkpoint.Event, 8), errs: make(chan error, 8),
+			events: make(chan coordinator.Event, 8), errs: make(chan error, 8),
 			exhaust: make(chan checkpoint.TaskID, 8), endedCh: make(chan checkpoint.TaskID, 8),
 		}
 		in := NewChannels[int](1, 1, 4)
@@ -138,7 +139,7 @@ func TestSourceBusyIdleBackpressured(t *testing.T) {
 		a := &attempt{
 			plan: plan, cfg: checkpoint.Config{}.WithDefaults(), clock: clock.Real{}, ctx: ctx,
 			byID:   map[checkpoint.TaskID]*task{},
-			events: make(chan checkpoint.Event, 8), errs: make(chan error, 8),
+			events: make(chan coordinator.Event, 8), errs: make(chan error, 8),
 			exhaust: make(chan checkpoint.TaskID, 8), endedCh: make(chan checkpoint.TaskID, 8),
 		}
 		out := NewChannels[int](1, 1, 1)

@@ -1,4 +1,4 @@
-package state
+package heap
 
 import (
 	"bytes"
@@ -13,16 +13,17 @@ import (
 	"github.com/sluicehq/sluice/clock"
 	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/keygroup"
+	"github.com/sluicehq/sluice/state"
 )
 
 // harness is a backend with one state of every kind, driven in lockstep with
 // a model made of plain maps.
 type harness struct {
 	b      *HeapBackend[string]
-	sum    ValueState[int64]
-	events ListState[string]
-	counts MapState[string, int64]
-	max    ReducingState[int64]
+	sum    state.ValueState[int64]
+	events state.ListState[string]
+	counts state.MapState[string, int64]
+	max    state.ReducingState[int64]
 }
 
 var epoch = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -34,7 +35,7 @@ func newHarness(t testing.TB, maxP int, r checkpoint.KeyGroupRange, files ...Res
 
 // newHarnessWith registers the states with opts, such as a TTL that the
 // fake clock never reaches, which exercises the expiry-time tables.
-func newHarnessWith(t testing.TB, maxP int, r checkpoint.KeyGroupRange, opts []Option, files ...RestoreFile) *harness {
+func newHarnessWith(t testing.TB, maxP int, r checkpoint.KeyGroupRange, opts []state.Option, files ...RestoreFile) *harness {
 	t.Helper()
 	b := NewHeapBackend(codec.String, maxP, r, clock.NewFake(epoch))
 	if len(files) > 0 {
@@ -49,7 +50,7 @@ func newHarnessWith(t testing.TB, maxP int, r checkpoint.KeyGroupRange, opts []O
 	return h
 }
 
-func register(b *HeapBackend[string], opts ...Option) (*harness, error) {
+func register(b *HeapBackend[string], opts ...state.Option) (*harness, error) {
 	h := &harness{b: b}
 	var err error
 	if h.sum, err = Value(b, "sum", codec.Int64, opts...); err != nil {

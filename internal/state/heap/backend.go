@@ -1,4 +1,4 @@
-package state
+package heap
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"github.com/sluicehq/sluice/clock"
 	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/keygroup"
+	"github.com/sluicehq/sluice/state"
 )
 
 // HeapBackend keeps one subtask's keyed state in Go maps, one map per key
@@ -185,16 +186,13 @@ func (b *HeapBackend[K]) now() int64 { return b.clk.Now().UnixNano() }
 
 // prepare validates a registration and returns the options and the state
 // already registered under name, if any.
-func (b *HeapBackend[K]) prepare(name string, k kind, opts []Option) (options, registered[K], error) {
-	var o options
-	for _, opt := range opts {
-		opt.apply(&o)
-	}
+func (b *HeapBackend[K]) prepare(name string, k kind, opts []state.Option) (state.Options, registered[K], error) {
+	o := state.Settings(opts...)
 	if name == "" {
-		return o, nil, fmt.Errorf("%w: empty state name", ErrIncompatible)
+		return o, nil, fmt.Errorf("%w: empty state name", state.ErrIncompatible)
 	}
-	if o.ttl < 0 {
-		return o, nil, fmt.Errorf("%w: state %q: negative TTL %v", ErrIncompatible, name, o.ttl)
+	if o.TTL < 0 {
+		return o, nil, fmt.Errorf("%w: state %q: negative TTL %v", state.ErrIncompatible, name, o.TTL)
 	}
 	s, ok := b.states[name]
 	if !ok {
@@ -202,18 +200,18 @@ func (b *HeapBackend[K]) prepare(name string, k kind, opts []Option) (options, r
 	}
 	in := s.info()
 	if in.kind != k {
-		return o, nil, fmt.Errorf("%w: state %q is registered as %s state, not as %s state", ErrIncompatible, name, in.kind, k)
+		return o, nil, fmt.Errorf("%w: state %q is registered as %s state, not as %s state", state.ErrIncompatible, name, in.kind, k)
 	}
-	if in.ttl != int64(o.ttl) {
-		return o, nil, fmt.Errorf("%w: state %q is registered with TTL %v, not %v", ErrIncompatible, name, time.Duration(in.ttl), o.ttl)
+	if in.ttl != int64(o.TTL) {
+		return o, nil, fmt.Errorf("%w: state %q is registered with TTL %v, not %v", state.ErrIncompatible, name, time.Duration(in.ttl), o.TTL)
 	}
 	return o, s, nil
 }
 
 func (b *HeapBackend[K]) typeConflict(name string, k kind) error {
-	return fmt.Errorf("%w: state %q is registered as %s state with other type parameters", ErrIncompatible, name, k)
+	return fmt.Errorf("%w: state %q is registered as %s state with other type parameters", state.ErrIncompatible, name, k)
 }
 
-func (b *HeapBackend[K]) newBase(name string, k kind, o options) base[K] {
-	return base[K]{b: b, name: name, kind: k, ttl: int64(o.ttl)}
+func (b *HeapBackend[K]) newBase(name string, k kind, o state.Options) base[K] {
+	return base[K]{b: b, name: name, kind: k, ttl: int64(o.TTL)}
 }

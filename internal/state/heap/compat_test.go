@@ -1,4 +1,4 @@
-package state
+package heap
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/codec"
+	"github.com/sluicehq/sluice/state"
 )
 
 // Changing a state's type (here int64 → string) is reported as an
@@ -47,7 +48,7 @@ func TestRestoreWithOtherCodecIsIncompatible(t *testing.T) {
 			`state "count" was written as value state, the job registers it as reducing state`},
 	} {
 		err := tc.register()
-		if !errors.Is(err, ErrIncompatible) || !errors.Is(err, checkpoint.ErrIncompatible) || errors.Is(err, ErrCorrupt) ||
+		if !errors.Is(err, state.ErrIncompatible) || !errors.Is(err, checkpoint.ErrIncompatible) || errors.Is(err, state.ErrCorrupt) ||
 			!strings.Contains(err.Error(), tc.want) {
 			t.Errorf("err = %v\nwant ErrIncompatible containing %q", err, tc.want)
 		}
@@ -108,7 +109,7 @@ func TestSnapshotStates(t *testing.T) {
 	if err := b3.Restore([]RestoreFile{f2}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Value(b3, "count", codec.String); !errors.Is(err, ErrIncompatible) {
+	if _, err := Value(b3, "count", codec.String); !errors.Is(err, state.ErrIncompatible) {
 		t.Fatalf("codecs lost through a raw pass: %v", err)
 	}
 	s := b.Snapshot(9)

@@ -1,20 +1,21 @@
-package state
+package heap
 
 import (
 	"encoding/binary"
 
 	"github.com/sluicehq/sluice/codec"
+	"github.com/sluicehq/sluice/state"
 )
 
-// Value registers (or returns the already registered) ValueState called
+// Value registers (or returns the already registered) state.ValueState called
 // name, whose values c encodes. Register states in the operator's Open,
 // after Restore: restored entries of the state are decoded here.
 //
 // Registering a name again with the same kind, value type and TTL returns
-// the same state; anything else is an error wrapping ErrIncompatible that
+// the same state; anything else is an error wrapping state.ErrIncompatible that
 // names the state. Restored content that c cannot decode is an error
-// wrapping ErrCorrupt that names the state and the key group.
-func Value[K comparable, V any](b *HeapBackend[K], name string, c codec.Codec[V], opts ...Option) (ValueState[V], error) {
+// wrapping state.ErrCorrupt that names the state and the key group.
+func Value[K comparable, V any](b *HeapBackend[K], name string, c codec.Codec[V], opts ...state.Option) (state.ValueState[V], error) {
 	o, old, err := b.prepare(name, kindValue, opts)
 	if err != nil {
 		return nil, err
@@ -33,10 +34,10 @@ func Value[K comparable, V any](b *HeapBackend[K], name string, c codec.Codec[V]
 	return s, nil
 }
 
-// Reducing registers (or returns the already registered) ReducingState
+// Reducing registers (or returns the already registered) state.ReducingState
 // called name, folding added values with reduce. Registration rules are
 // those of Value; a state registered again keeps its first reduce function.
-func Reducing[K comparable, V any](b *HeapBackend[K], name string, c codec.Codec[V], reduce func(a, b V) V, opts ...Option) (ReducingState[V], error) {
+func Reducing[K comparable, V any](b *HeapBackend[K], name string, c codec.Codec[V], reduce func(a, b V) V, opts ...state.Option) (state.ReducingState[V], error) {
 	o, old, err := b.prepare(name, kindReducing, opts)
 	if err != nil {
 		return nil, err
@@ -71,7 +72,7 @@ type valueCore[K comparable, V any] struct {
 	vc codec.Codec[V]
 }
 
-func newValueCore[K comparable, V any](b *HeapBackend[K], name string, k kind, o options, c codec.Codec[V]) valueCore[K, V] {
+func newValueCore[K comparable, V any](b *HeapBackend[K], name string, k kind, o state.Options, c codec.Codec[V]) valueCore[K, V] {
 	s := valueCore[K, V]{base: b.newBase(name, k, o), t: newTable[K, V](b.r.Len()), vc: c}
 	if s.ttl != 0 {
 		s.et = newTable[K, int64](b.r.Len())

@@ -1,9 +1,11 @@
-package checkpoint
+package coordinator
 
 import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/sluicehq/sluice/checkpoint"
 )
 
 // The causes of an aborted checkpoint or savepoint. An AbortAction's Reason
@@ -13,7 +15,7 @@ var (
 	// ErrDeclined: a task declined the checkpoint (docs/design.md §3 step 4 failed
 	// on that task), or sent an ack the coordinator could not accept.
 	ErrDeclined = errors.New("declined by a task")
-	// ErrExpired: the checkpoint was not complete within Config.Timeout of
+	// ErrExpired: the checkpoint was not complete within checkpoint.Config.Timeout of
 	// its trigger (docs/design.md §3 step 6). Flink calls this CHECKPOINT_EXPIRED.
 	ErrExpired = errors.New("expired")
 	// ErrPersistFailed: every task acked but writing the metadata failed
@@ -21,28 +23,24 @@ var (
 	ErrPersistFailed = errors.New("persisting metadata failed")
 	// ErrSubsumed: a newer checkpoint completed first, so this one is no
 	// longer needed. Not a failure: it does not count towards
-	// Config.TolerableFailures.
+	// checkpoint.Config.TolerableFailures.
 	ErrSubsumed = errors.New("subsumed by a newer checkpoint")
 	// ErrJobFailing: the coordinator emitted a FailJobAction, so no pending
 	// checkpoint can complete any more.
 	ErrJobFailing = errors.New("job failing")
 )
 
-// ErrTooManyFailures is wrapped by the Err of a FailJobAction: more
-// checkpoints failed in a row than Config.TolerableFailures allows.
-var ErrTooManyFailures = errors.New("too many consecutive checkpoint failures")
-
 // AbortError is the Reason of an AbortAction. Its message says which
 // snapshot was aborted and why; Unwrap yields Cause (one of the Err*
 // variables above) and Err (the task's or storage's own error, if any).
 type AbortError struct {
 	CheckpointID int64
-	Kind         Kind
+	Kind         checkpoint.Kind
 	// Cause is ErrDeclined, ErrExpired, ErrPersistFailed, ErrSubsumed or
 	// ErrJobFailing.
 	Cause error
 	// Task is the declining task; set only when Cause is ErrDeclined.
-	Task TaskID
+	Task checkpoint.TaskID
 	// Err is the underlying error: the task's decline reason, the storage
 	// error of a failed persist, or the FailJobAction's error. May be nil.
 	Err error
@@ -62,7 +60,7 @@ func (e *AbortError) Unwrap() []error {
 }
 
 // taskName renders a TaskID the way messages and logs show it: vertex/subtask.
-func taskName(t TaskID) string { return fmt.Sprintf("%s/%d", t.Vertex, t.Subtask) }
+func taskName(t checkpoint.TaskID) string { return fmt.Sprintf("%s/%d", t.Vertex, t.Subtask) }
 
 // suffix renders ": err", or nothing for a nil err.
 func suffix(err error) string {
@@ -72,7 +70,7 @@ func suffix(err error) string {
 	return ": " + err.Error()
 }
 
-func declinedError(p *pending, task TaskID, err error) *AbortError {
+func declinedError(p *pending, task checkpoint.TaskID, err error) *AbortError {
 	return &AbortError{
 		CheckpointID: p.id, Kind: p.kind, Cause: ErrDeclined, Task: task, Err: err,
 		msg: fmt.Sprintf("%s %d declined by task %s%s", p.kind, p.id, taskName(task), suffix(err)),

@@ -1,4 +1,4 @@
-package state
+package heap
 
 // Serializing a key group walks its map in the map's order, which is
 // unrelated to where the keys' bytes live: with string keys nearly every

@@ -1,47 +1,10 @@
-package checkpoint
+package coordinator
 
 import (
 	"time"
+
+	"github.com/sluicehq/sluice/checkpoint"
 )
-
-// Mode is the checkpointing guarantee.
-type Mode string
-
-// The checkpointing modes.
-const (
-	// ExactlyOnce aligns barriers: an input that delivered barrier n is not
-	// read again until n arrived on every input.
-	ExactlyOnce Mode = "exactly-once"
-	// AtLeastOnce does not align: records after barrier n on one input may
-	// be processed before the snapshot, and so be replayed after a restore.
-	// Nothing is lost, but keyed state then counts the replayed records
-	// twice: a running count over-counts after a restart. That is the
-	// price of not blocking inputs; use ExactlyOnce where state must be
-	// exact (docs/operations.md).
-	AtLeastOnce Mode = "at-least-once"
-)
-
-// Config configures checkpointing. The zero value of a field means its
-// default, as docs/design.md §3 explains unless said otherwise.
-type Config struct {
-	// Interval between the triggers of periodic checkpoints. Default 5s.
-	// Negative disables periodic checkpoints (savepoints still work).
-	Interval time.Duration
-	// Timeout after which a pending checkpoint is aborted. Default 60s.
-	Timeout time.Duration
-	// MinPause is the least time between the end of one checkpoint and the
-	// trigger of the next. Default 500ms; negative means no pause.
-	MinPause time.Duration
-	// MaxConcurrent is how many checkpoints may be pending at once. Default 1.
-	MaxConcurrent int
-	// TolerableFailures is how many checkpoint failures in a row are
-	// tolerated; one more fails the job. Default 3. Use -1 for zero.
-	TolerableFailures int
-	// Mode is exactly-once (default) or at-least-once.
-	Mode Mode
-	// Retained is how many completed checkpoints are kept. Default 3.
-	Retained int
-}
 
 // Event is an input to the Coordinator. The concrete types are the *Event
 // structs of this package.
@@ -60,8 +23,8 @@ type TickEvent struct{ Now time.Time }
 // subtask snapshotted.
 type AckEvent struct {
 	CheckpointID int64
-	Task         TaskID
-	States       map[string]*SubtaskState
+	Task         checkpoint.TaskID
+	States       map[string]*checkpoint.SubtaskState
 	// Bytes is the total size of the task's state files, for statistics.
 	Bytes int64
 	// AlignmentDuration is how long the task spent aligning barriers.
@@ -75,7 +38,7 @@ type AckEvent struct {
 // (its snapshot failed, or it was not running).
 type DeclineEvent struct {
 	CheckpointID int64
-	Task         TaskID
+	Task         checkpoint.TaskID
 	Err          error
 }
 
@@ -109,7 +72,7 @@ func (TriggerFinalCheckpointEvent) isEvent() {}
 // source. With Stop set the sources end their input after the barrier.
 type TriggerAction struct {
 	CheckpointID int64
-	Kind         Kind
+	Kind         checkpoint.Kind
 	Timestamp    time.Time
 	Stop         bool
 }
@@ -117,22 +80,22 @@ type TriggerAction struct {
 // PersistAction tells the runtime to write Metadata atomically and answer
 // with a PersistedEvent. The checkpoint is complete only once that write
 // succeeded.
-type PersistAction struct{ Metadata *Metadata }
+type PersistAction struct{ Metadata *checkpoint.Metadata }
 
 // CompleteAction tells the runtime that CheckpointID is complete (its
 // metadata is durable): it must call notifyCheckpointComplete on every task.
 type CompleteAction struct {
 	CheckpointID int64
-	Kind         Kind
+	Kind         checkpoint.Kind
 	Stop         bool
-	Metadata     *Metadata
+	Metadata     *checkpoint.Metadata
 }
 
 // AbortAction tells the runtime that CheckpointID will never complete: tasks
 // get notifyCheckpointAborted and its files may be deleted.
 type AbortAction struct {
 	CheckpointID int64
-	Kind         Kind
+	Kind         checkpoint.Kind
 	Reason       error
 }
 
@@ -141,7 +104,7 @@ type AbortAction struct {
 type DiscardAction struct{ CheckpointID int64 }
 
 // FailJobAction tells the runtime to fail the job attempt: more checkpoints
-// failed in a row than Config.TolerableFailures allows.
+// failed in a row than checkpoint.Config.TolerableFailures allows.
 type FailJobAction struct{ Err error }
 
 func (TriggerAction) isAction()  {}

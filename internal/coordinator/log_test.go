@@ -1,4 +1,4 @@
-package checkpoint
+package coordinator
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/checkpoint"
 )
 
 // TestActionsLogReadably: an action logged as a value shows its checkpoint
@@ -15,17 +17,17 @@ import (
 // "Metadata:0x16998535a000").
 func TestActionsLogReadably(t *testing.T) {
 	t.Parallel()
-	m := &Metadata{CheckpointID: 7, Kind: KindCheckpoint, Operators: map[string]*OperatorState{"count": {}}}
+	m := &checkpoint.Metadata{CheckpointID: 7, Kind: checkpoint.KindCheckpoint, Operators: map[string]*checkpoint.OperatorState{"count": {}}}
 	ts := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		act  Action
 		want string
 	}{
-		{TriggerAction{CheckpointID: 7, Kind: KindCheckpoint, Timestamp: ts, Stop: true},
+		{TriggerAction{CheckpointID: 7, Kind: checkpoint.KindCheckpoint, Timestamp: ts, Stop: true},
 			"detail.checkpoint=7 detail.kind=checkpoint detail.timestamp=2026-12-01T10:00:00.000Z detail.stop=true"},
 		{PersistAction{Metadata: m}, "detail.checkpoint=7 detail.kind=checkpoint detail.operators=1"},
-		{CompleteAction{CheckpointID: 7, Kind: KindCheckpoint, Metadata: m}, "detail.checkpoint=7 detail.kind=checkpoint detail.stop=false"},
-		{AbortAction{CheckpointID: 7, Kind: KindSavepoint, Reason: errors.New("timed out")}, `detail.checkpoint=7 detail.kind=savepoint detail.reason="timed out"`},
+		{CompleteAction{CheckpointID: 7, Kind: checkpoint.KindCheckpoint, Metadata: m}, "detail.checkpoint=7 detail.kind=checkpoint detail.stop=false"},
+		{AbortAction{CheckpointID: 7, Kind: checkpoint.KindSavepoint, Reason: errors.New("timed out")}, `detail.checkpoint=7 detail.kind=savepoint detail.reason="timed out"`},
 		{DiscardAction{CheckpointID: 7}, "detail.checkpoint=7"},
 		{FailJobAction{Err: errors.New("too many failures")}, `detail.err="too many failures"`},
 	} {

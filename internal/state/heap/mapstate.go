@@ -1,4 +1,4 @@
-package state
+package heap
 
 import (
 	"encoding/binary"
@@ -6,12 +6,13 @@ import (
 	"maps"
 
 	"github.com/sluicehq/sluice/codec"
+	"github.com/sluicehq/sluice/state"
 )
 
-// Map registers (or returns the already registered) MapState called name,
+// Map registers (or returns the already registered) state.MapState called name,
 // whose user keys kc and user values vc encode. Registration rules are those
-// of Value. With WithTTL every user key expires on its own.
-func Map[K comparable, UK comparable, UV any](b *HeapBackend[K], name string, kc codec.Codec[UK], vc codec.Codec[UV], opts ...Option) (MapState[UK, UV], error) {
+// of Value. With state.WithTTL every user key expires on its own.
+func Map[K comparable, UK comparable, UV any](b *HeapBackend[K], name string, kc codec.Codec[UK], vc codec.Codec[UV], opts ...state.Option) (state.MapState[UK, UV], error) {
 	o, old, err := b.prepare(name, kindMap, opts)
 	if err != nil {
 		return nil, err

@@ -1,15 +1,16 @@
-package state
+package heap
 
 import (
 	"encoding/binary"
 	"slices"
 
 	"github.com/sluicehq/sluice/codec"
+	"github.com/sluicehq/sluice/state"
 )
 
-// List registers (or returns the already registered) ListState called name,
+// List registers (or returns the already registered) state.ListState called name,
 // whose elements c encodes. Registration rules are those of Value.
-func List[K comparable, V any](b *HeapBackend[K], name string, c codec.Codec[V], opts ...Option) (ListState[V], error) {
+func List[K comparable, V any](b *HeapBackend[K], name string, c codec.Codec[V], opts ...state.Option) (state.ListState[V], error) {
 	o, old, err := b.prepare(name, kindList, opts)
 	if err != nil {
 		return nil, err

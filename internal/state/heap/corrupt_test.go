@@ -1,4 +1,4 @@
-package state
+package heap
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/sluicehq/sluice/clock"
 	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/keygroup"
+	"github.com/sluicehq/sluice/state"
 )
 
 // smallFile returns a snapshot with every kind of state and timers over
@@ -53,7 +54,7 @@ func TestFlippedByte(t *testing.T) {
 			d := bytes.Clone(f.Data)
 			d[i] ^= x
 			err := restoreAll(16, r, RestoreFile{Data: d, Range: f.Range, Offsets: f.Offsets})
-			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrIncompatible) {
+			if !errors.Is(err, state.ErrCorrupt) && !errors.Is(err, state.ErrIncompatible) {
 				t.Fatalf("byte %d ^ %#x: err = %v, want ErrCorrupt", i, x, err)
 			}
 		}
@@ -66,7 +67,7 @@ func TestTruncatedAndMisdirected(t *testing.T) {
 	r := checkpoint.KeyGroupRange{Start: 0, End: 15}
 	for _, n := range []int{0, 3, 5, 8, len(f.Data) / 2, len(f.Data) - 5, len(f.Data) - 1} {
 		err := restoreAll(16, r, RestoreFile{Data: f.Data[:n], Range: f.Range, Offsets: f.Offsets})
-		if !errors.Is(err, ErrCorrupt) {
+		if !errors.Is(err, state.ErrCorrupt) {
 			t.Errorf("truncated to %d: %v", n, err)
 		}
 	}
@@ -83,11 +84,11 @@ func TestTruncatedAndMisdirected(t *testing.T) {
 		"not a file":      {RestoreFile{Data: []byte("hello, world"), Range: f.Range, Offsets: f.Offsets}, "not a keyed-state file"},
 	} {
 		err := restoreAll(16, r, tc.f)
-		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+		if !errors.Is(err, state.ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want ErrCorrupt mentioning %q", name, err, tc.want)
 		}
 	}
-	if err := restoreAll(32, checkpoint.KeyGroupRange{Start: 0, End: 31}, f); !errors.Is(err, ErrIncompatible) {
+	if err := restoreAll(32, checkpoint.KeyGroupRange{Start: 0, End: 31}, f); !errors.Is(err, state.ErrIncompatible) {
 		t.Errorf("other max parallelism: %v", err)
 	}
 }
@@ -135,14 +136,14 @@ func TestDecodeErrorNamesStateAndKeyGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Value[string, int64](b2, "balance", failing{codec.Int64})
-	if !errors.Is(err, ErrCorrupt) || !errors.Is(err, codec.ErrCorrupt) ||
+	if !errors.Is(err, state.ErrCorrupt) || !errors.Is(err, codec.ErrCorrupt) ||
 		!strings.Contains(err.Error(), `state "balance"`) || !strings.Contains(err.Error(), "key group "+strconv.Itoa(kg)) {
 		t.Fatalf("err = %v", err)
 	}
 	// A codec without a declared ID that cannot read the entries is
 	// reported as a change of codec, naming both.
 	_, err = Value[string, int64](b2, "balance", undeclared{codec.Int64})
-	if !errors.Is(err, ErrIncompatible) || !strings.Contains(err.Error(), `written with value codec zigzag-varint@v1, the job now uses go:int64@v0`) {
+	if !errors.Is(err, state.ErrIncompatible) || !strings.Contains(err.Error(), `written with value codec zigzag-varint@v1, the job now uses go:int64@v0`) {
 		t.Fatalf("undeclared codec: err = %v", err)
 	}
 	// The raw state is kept: a registration with the right codec succeeds.
@@ -160,7 +161,7 @@ func TestDecodeErrorNamesStateAndKeyGroup(t *testing.T) {
 	if err := b3.Restore([]RestoreFile{f}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Value(b3, "balance", codec.Int64); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "hashes to key group") {
+	if _, err := Value(b3, "balance", codec.Int64); !errors.Is(err, state.ErrCorrupt) || !strings.Contains(err.Error(), "hashes to key group") {
 		t.Fatalf("changed hash: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package state
+package heap
 
 import (
 	"fmt"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/codec"
+	"github.com/sluicehq/sluice/state"
 )
 
 const benchKeys = 1 << 20 // "1M distinct keys"
@@ -22,7 +23,7 @@ const benchKeys = 1 << 20 // "1M distinct keys"
 // order. Shuffled, every access misses the CPU caches as under uniformly
 // random traffic; in creation order (a datagen cycling through its keys)
 // the key strings themselves are read sequentially.
-func benchBackend[K comparable](b *testing.B, kc codec.KeyCodec[K], key func(int) K, shuffle bool) (*HeapBackend[K], ValueState[int64], []K) {
+func benchBackend[K comparable](b *testing.B, kc codec.KeyCodec[K], key func(int) K, shuffle bool) (*HeapBackend[K], state.ValueState[int64], []K) {
 	b.Helper()
 	be := NewHeapBackend(kc, 128, checkpoint.KeyGroupRange{Start: 0, End: 127}, nil)
 	sum, err := Value(be, "sum", codec.Int64)
@@ -49,7 +50,7 @@ func stringKey(i int) string { return "user-" + strconv.Itoa(i) }
 
 func int64Key(i int) int64 { return int64(i) }
 
-func stringBackend(b *testing.B) (*HeapBackend[string], ValueState[int64], []string) {
+func stringBackend(b *testing.B) (*HeapBackend[string], state.ValueState[int64], []string) {
 	return benchBackend(b, codec.String, stringKey, true)
 }
 
@@ -58,18 +59,18 @@ func stringBackend(b *testing.B) (*HeapBackend[string], ValueState[int64], []str
 func BenchmarkValueStateUpdate(b *testing.B) {
 	b.Run("string/random", func(b *testing.B) { runUpdate(b, stringBackend) })
 	b.Run("string/cyclic", func(b *testing.B) {
-		runUpdate(b, func(b *testing.B) (*HeapBackend[string], ValueState[int64], []string) {
+		runUpdate(b, func(b *testing.B) (*HeapBackend[string], state.ValueState[int64], []string) {
 			return benchBackend(b, codec.String, stringKey, false)
 		})
 	})
 	b.Run("int64/random", func(b *testing.B) {
-		runUpdate(b, func(b *testing.B) (*HeapBackend[int64], ValueState[int64], []int64) {
+		runUpdate(b, func(b *testing.B) (*HeapBackend[int64], state.ValueState[int64], []int64) {
 			return benchBackend(b, codec.Int64, int64Key, true)
 		})
 	})
 }
 
-func runUpdate[K comparable](b *testing.B, setup func(*testing.B) (*HeapBackend[K], ValueState[int64], []K)) {
+func runUpdate[K comparable](b *testing.B, setup func(*testing.B) (*HeapBackend[K], state.ValueState[int64], []K)) {
 	be, sum, keys := setup(b)
 	b.ReportAllocs()
 	i := 0

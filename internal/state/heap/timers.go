@@ -1,4 +1,4 @@
-package state
+package heap
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package checkpoint
+package coordinator
 
 import "log/slog"
 

@@ -1,4 +1,4 @@
-package state
+package heap
 
 import (
 	"encoding/binary"
@@ -10,6 +10,7 @@ import (
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/keygroup"
+	"github.com/sluicehq/sluice/state"
 )
 
 // RestoreFile is one keyed-state file of a checkpoint, as one old subtask
@@ -53,7 +54,7 @@ var (
 //
 // Restore must be called at most once, before any state is registered or
 // timer set. Damaged content (checksum, structure, a key in the wrong key
-// group, a key group in two files) is an error wrapping ErrCorrupt naming
+// group, a key group in two files) is an error wrapping state.ErrCorrupt naming
 // the file, the key group and, where it applies, the state; after an error
 // the backend must be discarded.
 func (b *HeapBackend[K]) Restore(files []RestoreFile) error {
@@ -77,7 +78,7 @@ func (b *HeapBackend[K]) restoreFile(fi int, f *RestoreFile, seen []bool) error 
 		if kg >= 0 {
 			where += fmt.Sprintf(", key group %d", kg)
 		}
-		return fmt.Errorf("%w: %s: %s", ErrCorrupt, where, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: %s: %s", state.ErrCorrupt, where, fmt.Sprintf(format, args...))
 	}
 	d := f.Data
 	// Header.
@@ -118,12 +119,12 @@ func (b *HeapBackend[K]) restoreFile(fi int, f *RestoreFile, seen []bool) error 
 	}
 	if maxP != uint64(b.maxP) {
 		return fmt.Errorf("%w: restore file %d was written with max parallelism %d, backend has %d (key groups cannot be remapped)",
-			ErrIncompatible, fi, maxP, b.maxP)
+			state.ErrIncompatible, fi, maxP, b.maxP)
 	}
 	if version >= 2 {
 		if !codec.Compatible(keyCodec, b.kcID) {
 			return fmt.Errorf("%w: %w: keyed state was written with key codec %s, the job keys it with %s",
-				ErrIncompatible, checkpoint.ErrIncompatible, keyCodec, b.kcID)
+				state.ErrIncompatible, checkpoint.ErrIncompatible, keyCodec, b.kcID)
 		}
 		for _, m := range infos {
 			if _, ok := b.rcodecs[m.name]; !ok {
@@ -167,7 +168,7 @@ func (b *HeapBackend[K]) restoreFile(fi int, f *RestoreFile, seen []bool) error 
 			return fail(kg, "section is for key group %d", gotKG)
 		}
 		if err := b.restoreSection(gi, payload); err != nil {
-			return fmt.Errorf("%w: restore file %d, key group %d: %w", ErrCorrupt, fi, kg, err)
+			return fmt.Errorf("%w: restore file %d, key group %d: %w", state.ErrCorrupt, fi, kg, err)
 		}
 	}
 	return nil
@@ -345,11 +346,11 @@ func (b *HeapBackend[K]) adopt(s *base[K], decode func(gi int, body []byte, hasT
 	}
 	if rs.meta.kind != s.kind {
 		return fmt.Errorf("%w: %w: state %q was written as %s state, the job registers it as %s state",
-			ErrIncompatible, checkpoint.ErrIncompatible, name, rs.meta.kind, s.kind)
+			state.ErrIncompatible, checkpoint.ErrIncompatible, name, rs.meta.kind, s.kind)
 	}
 	if d := codecMismatch(s.kind, rs.meta.codecs, s.codecs, codec.Compatible); d != "" {
 		return fmt.Errorf("%w: %w: %s state %q was written with %s",
-			ErrIncompatible, checkpoint.ErrIncompatible, s.kind, name, d)
+			state.ErrIncompatible, checkpoint.ErrIncompatible, s.kind, name, d)
 	}
 	now := b.now()
 	for gi, body := range rs.groups {
@@ -359,9 +360,9 @@ func (b *HeapBackend[K]) adopt(s *base[K], decode func(gi int, body []byte, hasT
 		if err := decode(gi, body, rs.meta.flags&flagTTL != 0, now); err != nil {
 			if d := codecMismatch(s.kind, rs.meta.codecs, s.codecs, func(w, n codec.ID) bool { return w == n }); d != "" {
 				return fmt.Errorf("%w: %w: %s state %q was written with %s, which cannot read it (key group %d: %w)",
-					ErrIncompatible, checkpoint.ErrIncompatible, s.kind, name, d, b.r.Start+gi, err)
+					state.ErrIncompatible, checkpoint.ErrIncompatible, s.kind, name, d, b.r.Start+gi, err)
 			}
-			return fmt.Errorf("%w: state %q, key group %d: %w", ErrCorrupt, name, b.r.Start+gi, err)
+			return fmt.Errorf("%w: state %q, key group %d: %w", state.ErrCorrupt, name, b.r.Start+gi, err)
 		}
 	}
 	delete(b.raw, name)
@@ -412,5 +413,5 @@ func readExpiry(src []byte, hasTTL bool) (int64, int, error) {
 func errEntry[K any](k K, err error) error { return fmt.Errorf("entry for key %v: %w", k, err) }
 
 func errNil(name, what string) error {
-	return fmt.Errorf("%w: state %q: nil %s", ErrIncompatible, name, what)
+	return fmt.Errorf("%w: state %q: nil %s", state.ErrIncompatible, name, what)
 }

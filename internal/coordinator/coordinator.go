@@ -1,4 +1,4 @@
-package checkpoint
+package coordinator
 
 import (
 	"cmp"
@@ -7,24 +7,26 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/sluicehq/sluice/checkpoint"
 )
 
 // CoordinatorOptions describe the job to a Coordinator; what is not user
-// configuration (that is Config) but comes from the job graph and from
+// configuration (that is checkpoint.Config) but comes from the job graph and from
 // checkpoint storage.
 type CoordinatorOptions struct {
 	// JobName is written into every Metadata.
 	JobName string
 	// Sources is written into every Metadata: what each source reads
 	// (docs/design.md §10).
-	Sources map[string]SourceIdentity
+	Sources map[string]checkpoint.SourceIdentity
 	// MaxParallelism is the job's number of key groups, written into every
 	// Metadata so that a restore can redistribute keyed state. Must be
 	// positive; the runtime resolves the default (docs/design.md §1).
 	MaxParallelism int
 	// Tasks lists every task that must ack each checkpoint. Acks and
 	// declines from other tasks are ignored.
-	Tasks []TaskID
+	Tasks []checkpoint.TaskID
 	// FirstID is the id of the first checkpoint or savepoint triggered, at
 	// least 1. After a restore it should exceed every id the previous
 	// attempts used (at least the restored id + 1), so that ids never repeat
@@ -77,9 +79,9 @@ type CoordinatorOptions struct {
 //     attempt needs a new Coordinator, whose FirstID is above every id used
 //     before.
 type Coordinator struct {
-	cfg   Config
+	cfg   checkpoint.Config
 	opts  CoordinatorOptions
-	tasks map[TaskID]struct{}
+	tasks map[checkpoint.TaskID]struct{}
 
 	// now is the latest time seen. It never goes back, so that a late or
 	// reordered timestamp cannot make a deadline that has passed pending
@@ -111,39 +113,39 @@ type Coordinator struct {
 	failed bool
 
 	actions []Action
-	stats   Stats // counters only; Stats() fills in the rest
-	history []*CheckpointStats
+	stats   checkpoint.Stats // counters only; Stats() fills in the rest
+	history []*checkpoint.CheckpointStats
 }
 
 // pending is a triggered snapshot that has neither completed nor been
 // aborted.
 type pending struct {
 	id          int64
-	kind        Kind
+	kind        checkpoint.Kind
 	stop        bool
 	triggeredAt time.Time
 	// acked holds the tasks whose first report was an ack. A task's first
 	// report (ack or decline) is the one that counts.
-	acked map[TaskID]struct{}
+	acked map[checkpoint.TaskID]struct{}
 	// states holds the acked subtask states by operator uid and subtask.
 	states map[string]map[int]ackedState
 	// persisting is set once every task acked and the PersistAction for
 	// metadata was emitted; the snapshot now waits for a PersistedEvent.
 	persisting bool
-	metadata   *Metadata
-	stats      *CheckpointStats
+	metadata   *checkpoint.Metadata
+	stats      *checkpoint.CheckpointStats
 }
 
 // ackedState is one operator subtask's state and the task that reported it.
 type ackedState struct {
-	task  TaskID
-	state *SubtaskState
+	task  checkpoint.TaskID
+	state *checkpoint.SubtaskState
 }
 
 // NewCoordinator returns a coordinator for one job attempt. cfg is validated
-// (see Config.Validate) and completed with its defaults; opts must name at
+// (see checkpoint.Config.Validate) and completed with its defaults; opts must name at
 // least one task, each once, and a FirstID above every id in Completed.
-func NewCoordinator(cfg Config, opts CoordinatorOptions) (*Coordinator, error) {
+func NewCoordinator(cfg checkpoint.Config, opts CoordinatorOptions) (*Coordinator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -160,7 +162,7 @@ func NewCoordinator(cfg Config, opts CoordinatorOptions) (*Coordinator, error) {
 	if len(opts.Tasks) == 0 {
 		bad("Tasks must not be empty: a checkpoint needs at least one task to ack it")
 	}
-	tasks := make(map[TaskID]struct{}, len(opts.Tasks))
+	tasks := make(map[checkpoint.TaskID]struct{}, len(opts.Tasks))
 	for _, t := range opts.Tasks {
 		if _, dup := tasks[t]; dup {
 			bad("task %s listed twice in Tasks", taskName(t))
@@ -196,7 +198,7 @@ func NewCoordinator(cfg Config, opts CoordinatorOptions) (*Coordinator, error) {
 }
 
 // Config returns the configuration in effect, defaults filled in.
-func (c *Coordinator) Config() Config { return c.cfg }
+func (c *Coordinator) Config() checkpoint.Config { return c.cfg }
 
 // Step feeds one event to the coordinator. Events that no longer matter (an
 // ack for an aborted or completed checkpoint, a second ack from a task, an
@@ -217,10 +219,10 @@ func (c *Coordinator) Step(ev Event) {
 		// interval, the minimum pause and MaxConcurrent (docs/design.md §4,
 		// Flink's "forced" checkpoint properties).
 		c.advance(ev.Now)
-		c.trigger(KindSavepoint, ev.Stop)
+		c.trigger(checkpoint.KindSavepoint, ev.Stop)
 	case TriggerFinalCheckpointEvent:
 		c.advance(ev.Now)
-		c.trigger(KindCheckpoint, true)
+		c.trigger(checkpoint.KindCheckpoint, true)
 	case AckEvent:
 		c.ack(ev)
 	case DeclineEvent:
@@ -349,12 +351,12 @@ func (c *Coordinator) nextPeriodic() (time.Time, bool) {
 func (c *Coordinator) maybeTriggerPeriodic() {
 	if at, ok := c.nextPeriodic(); ok && !c.now.Before(at) {
 		c.lastPeriodic = c.now
-		c.trigger(KindCheckpoint, false)
+		c.trigger(checkpoint.KindCheckpoint, false)
 	}
 }
 
 // trigger starts snapshot nextID now (docs/design.md §3 step 1).
-func (c *Coordinator) trigger(kind Kind, stop bool) {
+func (c *Coordinator) trigger(kind checkpoint.Kind, stop bool) {
 	id := c.nextID
 	c.nextID++
 	p := &pending{
@@ -362,10 +364,10 @@ func (c *Coordinator) trigger(kind Kind, stop bool) {
 		kind:        kind,
 		stop:        stop,
 		triggeredAt: c.now,
-		acked:       make(map[TaskID]struct{}, len(c.tasks)),
+		acked:       make(map[checkpoint.TaskID]struct{}, len(c.tasks)),
 		states:      make(map[string]map[int]ackedState),
-		stats: &CheckpointStats{
-			ID: id, Kind: kind, Stop: stop, Status: StatusInProgress,
+		stats: &checkpoint.CheckpointStats{
+			ID: id, Kind: kind, Stop: stop, Status: checkpoint.StatusInProgress,
 			TriggeredAt: c.now, Total: len(c.tasks),
 		},
 	}
@@ -448,25 +450,25 @@ func (c *Coordinator) ack(ev AckEvent) {
 
 // metadata assembles the _metadata of p from its acks. CompletedAt is the
 // coordinator's time at the last ack: acks carry no time of their own.
-func (c *Coordinator) metadata(p *pending) *Metadata {
-	m := &Metadata{
-		Version:        FormatVersion,
+func (c *Coordinator) metadata(p *pending) *checkpoint.Metadata {
+	m := &checkpoint.Metadata{
+		Version:        checkpoint.FormatVersion,
 		CheckpointID:   p.id,
 		Kind:           p.kind,
 		JobName:        c.opts.JobName,
 		TriggeredAt:    p.triggeredAt,
 		CompletedAt:    c.now,
 		MaxParallelism: c.opts.MaxParallelism,
-		Operators:      make(map[string]*OperatorState, len(p.states)),
+		Operators:      make(map[string]*checkpoint.OperatorState, len(p.states)),
 		Sources:        c.opts.Sources,
 	}
 	for uid, bySubtask := range p.states {
-		subs := make([]*SubtaskState, 0, len(bySubtask))
+		subs := make([]*checkpoint.SubtaskState, 0, len(bySubtask))
 		for _, a := range bySubtask {
 			subs = append(subs, a.state)
 		}
-		slices.SortFunc(subs, func(a, b *SubtaskState) int { return cmp.Compare(a.Subtask, b.Subtask) })
-		m.Operators[uid] = &OperatorState{Parallelism: len(subs), Subtasks: subs}
+		slices.SortFunc(subs, func(a, b *checkpoint.SubtaskState) int { return cmp.Compare(a.Subtask, b.Subtask) })
+		m.Operators[uid] = &checkpoint.OperatorState{Parallelism: len(subs), Subtasks: subs}
 	}
 	return m
 }
@@ -509,7 +511,7 @@ func (c *Coordinator) persisted(ev PersistedEvent) {
 func (c *Coordinator) complete(p *pending) {
 	delete(c.pending, p.id)
 	c.lastEnd, c.ended = c.now, true
-	p.stats.Status = StatusCompleted
+	p.stats.Status = checkpoint.StatusCompleted
 	p.stats.CompletedAt = c.now
 	p.stats.Duration = c.now.Sub(p.triggeredAt)
 	c.stats.Completed++
@@ -519,7 +521,7 @@ func (c *Coordinator) complete(p *pending) {
 	}
 	c.emit(CompleteAction{CheckpointID: p.id, Kind: p.kind, Stop: p.stop, Metadata: p.metadata})
 
-	if p.kind != KindCheckpoint {
+	if p.kind != checkpoint.KindCheckpoint {
 		// Savepoints stand outside the checkpoint lineage: they neither
 		// reset the failure count (their failures do not count either),
 		// nor subsume pending checkpoints (the runtime does not restore
@@ -537,7 +539,7 @@ func (c *Coordinator) complete(p *pending) {
 	// covers. Pending savepoints are never subsumed: the user asked for
 	// them.
 	for _, q := range c.sortedPending() {
-		if q.id < p.id && q.kind == KindCheckpoint {
+		if q.id < p.id && q.kind == checkpoint.KindCheckpoint {
 			c.abort(q, subsumedError(q, p.id))
 		}
 	}
@@ -564,7 +566,7 @@ func (c *Coordinator) complete(p *pending) {
 func (c *Coordinator) abort(p *pending, reason *AbortError) {
 	delete(c.pending, p.id)
 	c.lastEnd, c.ended = c.now, true
-	p.stats.Status = StatusFailed
+	p.stats.Status = checkpoint.StatusFailed
 	p.stats.CompletedAt = c.now
 	p.stats.Duration = c.now.Sub(p.triggeredAt)
 	p.stats.FailureReason = reason.Error()
@@ -575,11 +577,11 @@ func (c *Coordinator) abort(p *pending, reason *AbortError) {
 	case errors.Is(reason.Cause, ErrSubsumed):
 		c.stats.Subsumed++
 		return
-	case errors.Is(reason.Cause, ErrJobFailing), p.kind != KindCheckpoint:
+	case errors.Is(reason.Cause, ErrJobFailing), p.kind != checkpoint.KindCheckpoint:
 		return
 	}
 	c.stats.ConsecutiveFailures++
-	if c.stats.ConsecutiveFailures > c.cfg.tolerable() {
+	if c.stats.ConsecutiveFailures > tolerable(c.cfg) {
 		c.failJob(reason)
 	}
 }
@@ -591,9 +593,18 @@ func (c *Coordinator) abort(p *pending, reason *AbortError) {
 func (c *Coordinator) failJob(last error) {
 	c.failed = true
 	err := fmt.Errorf("%w: %d in a row, more than the %d tolerated (%s); last: %w",
-		ErrTooManyFailures, c.stats.ConsecutiveFailures, c.cfg.tolerable(), KeyTolerableFailures, last)
+		checkpoint.ErrTooManyFailures, c.stats.ConsecutiveFailures, tolerable(c.cfg), checkpoint.KeyTolerableFailures, last)
 	for _, q := range c.sortedPending() {
 		c.abort(q, jobFailingError(q, err))
 	}
 	c.emit(FailJobAction{Err: err})
+}
+
+// tolerable is the number of consecutive checkpoint failures tolerated, with
+// the -1 sentinel resolved to zero.
+func tolerable(c checkpoint.Config) int {
+	if c.TolerableFailures < 0 {
+		return 0
+	}
+	return c.TolerableFailures
 }

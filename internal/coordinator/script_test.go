@@ -1,4 +1,4 @@
-package checkpoint
+package coordinator
 
 import (
 	"errors"
@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+
+	"github.com/sluicehq/sluice/checkpoint"
 )
 
 // TestScripts replays the scripted coordinator interactions in
-// testdata/coordinator, one file per case, with the datadriven format that
+// testdata, one file per case, with the datadriven format that
 // etcd raft and Pebble use: each directive is an event or a query, and the
 // text below its "----" line is the actions it must produce, in order (an
 // event with nothing below must produce nothing). Run with -rewrite to
@@ -56,7 +58,7 @@ import (
 //	fail-job: <error>
 func TestScripts(t *testing.T) {
 	t.Parallel()
-	datadriven.Walk(t, "testdata/coordinator", func(t *testing.T, path string) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		t.Parallel()
 		var c *Coordinator
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
@@ -118,7 +120,7 @@ func newScriptCoordinator(t *testing.T, d *datadriven.TestData) (*Coordinator, e
 		case "retained":
 			cfg.Retained = int(num(val()))
 		case "mode":
-			cfg.Mode = Mode(val())
+			cfg.Mode = checkpoint.Mode(val())
 		case "first-id":
 			opts.FirstID = num(val())
 		case "completed":
@@ -138,14 +140,14 @@ func newScriptCoordinator(t *testing.T, d *datadriven.TestData) (*Coordinator, e
 	return NewCoordinator(cfg, opts)
 }
 
-func parseTask(t *testing.T, pos, s string) TaskID {
+func parseTask(t *testing.T, pos, s string) checkpoint.TaskID {
 	t.Helper()
 	v, sub, ok := strings.Cut(s, "/")
 	n, err := strconv.Atoi(sub)
 	if !ok || err != nil {
 		t.Fatalf("%s: bad task %q, want vertex/subtask", pos, s)
 	}
-	return TaskID{Vertex: v, Subtask: n}
+	return checkpoint.TaskID{Vertex: v, Subtask: n}
 }
 
 // t0 is the Start of every test coordinator.
@@ -159,7 +161,7 @@ func testOptions() CoordinatorOptions {
 	return CoordinatorOptions{
 		JobName:        "job",
 		MaxParallelism: 128,
-		Tasks:          []TaskID{{"a", 0}, {"b", 0}},
+		Tasks:          []checkpoint.TaskID{{Vertex: "a", Subtask: 0}, {Vertex: "b", Subtask: 0}},
 		FirstID:        1,
 		Start:          t0,
 	}
@@ -167,8 +169,8 @@ func testOptions() CoordinatorOptions {
 
 // scriptConfig is the base Config of scripts: round numbers, so that the
 // arithmetic of every expected time is easy to follow.
-func scriptConfig() Config {
-	return Config{Interval: 10 * time.Second, Timeout: 30 * time.Second, MinPause: 2 * time.Second}
+func scriptConfig() checkpoint.Config {
+	return checkpoint.Config{Interval: 10 * time.Second, Timeout: 30 * time.Second, MinPause: 2 * time.Second}
 }
 
 // formatAction renders an action in script form.
@@ -231,17 +233,17 @@ func execScript(t *testing.T, c *Coordinator, d *datadriven.TestData) []string {
 		}
 		return n
 	}
-	task := func(s string) TaskID { return parseTask(t, d.Pos, s) }
+	task := func(s string) checkpoint.TaskID { return parseTask(t, d.Pos, s) }
 	msgErr := func(words []string) error {
 		if len(words) == 0 {
 			return nil
 		}
 		return errors.New(strings.Join(words, " "))
 	}
-	ackOf := func(cp int64, tk TaskID) AckEvent {
+	ackOf := func(cp int64, tk checkpoint.TaskID) AckEvent {
 		return AckEvent{
 			CheckpointID: cp, Task: tk,
-			States: map[string]*SubtaskState{tk.Vertex: {Subtask: tk.Subtask}},
+			States: map[string]*checkpoint.SubtaskState{tk.Vertex: {Subtask: tk.Subtask}},
 		}
 	}
 	argc := func(n int) {

@@ -1,4 +1,4 @@
-package checkpoint
+package coordinator
 
 import (
 	"errors"
@@ -9,103 +9,43 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/checkpoint"
 )
 
-// TestConfigValidate checks that every invalid field is reported under its
-// configuration key (STYLE: "errors that name the key").
-func TestConfigValidate(t *testing.T) {
+// TestCoordinatorConfig checks that the coordinator resolves the defaults
+// of its Config and the -1 sentinel of TolerableFailures.
+func TestCoordinatorConfig(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		cfg  Config
-		want []string // substrings, one per expected error; nil = valid
-	}{
-		{name: "zero is all defaults", cfg: Config{}},
-		{name: "explicit valid", cfg: Config{
-			Interval: time.Minute, Timeout: time.Minute, MinPause: time.Second, MaxConcurrent: 2,
-			TolerableFailures: 10, Mode: AtLeastOnce, Retained: 5,
-		}},
-		{name: "negative interval disables", cfg: Config{Interval: -1}},
-		{name: "tolerable -1", cfg: Config{TolerableFailures: -1}},
-		{name: "interval too short", cfg: Config{Interval: 5},
-			want: []string{"checkpoint.interval: must be at least 10ms (or negative to disable periodic checkpoints), got 5ns"}},
-		{name: "negative timeout", cfg: Config{Timeout: -time.Second},
-			want: []string{"checkpoint.timeout: must not be negative, got -1s"}},
-		{name: "timeout too short", cfg: Config{Timeout: time.Millisecond},
-			want: []string{"checkpoint.timeout: must be at least 10ms, got 1ms"}},
-		{name: "negative min pause is none", cfg: Config{MinPause: -time.Millisecond}},
-		{name: "negative max concurrent", cfg: Config{MaxConcurrent: -1},
-			want: []string{"checkpoint.max-concurrent: must not be negative, got -1"}},
-		{name: "tolerable below -1", cfg: Config{TolerableFailures: -2},
-			want: []string{"checkpoint.tolerable-failures: must be -1 (no failure tolerated) or more, got -2"}},
-		{name: "unknown mode", cfg: Config{Mode: "exactly-twice"},
-			want: []string{`checkpoint.mode: must be "exactly-once" or "at-least-once", got "exactly-twice"`}},
-		{name: "negative retained", cfg: Config{Retained: -3},
-			want: []string{"checkpoint.retained: must not be negative, got -3"}},
-		{name: "every problem reported", cfg: Config{Timeout: -1, Retained: -1, Mode: "x"},
-			want: []string{"checkpoint.timeout:", "checkpoint.mode:", "checkpoint.retained:"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			err := tt.cfg.Validate()
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("Validate() = %v, want nil", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Validate() = nil, want %q", tt.want)
-			}
-			lines := strings.Split(err.Error(), "\n")
-			if len(lines) != len(tt.want) {
-				t.Fatalf("Validate() = %q, want %d errors", err, len(tt.want))
-			}
-			for i, w := range tt.want {
-				if !strings.Contains(lines[i], w) {
-					t.Errorf("error %d = %q, want it to contain %q", i, lines[i], w)
-				}
-			}
-			// NewCoordinator refuses the same config with the same error.
-			if _, nerr := NewCoordinator(tt.cfg, testOptions()); nerr == nil || nerr.Error() != err.Error() {
-				t.Errorf("NewCoordinator error = %v, want %v", nerr, err)
-			}
-		})
-	}
-}
-
-// TestConfigWithDefaults checks the defaults (docs/design.md §3) and
-// that WithDefaults is idempotent, keeping the -1 and negative-interval
-// sentinels.
-func TestConfigWithDefaults(t *testing.T) {
-	t.Parallel()
-	want := Config{
+	want := checkpoint.Config{
 		Interval: 5 * time.Second, Timeout: 60 * time.Second, MinPause: 500 * time.Millisecond,
-		MaxConcurrent: 1, TolerableFailures: 3, Mode: ExactlyOnce, Retained: 3,
+		MaxConcurrent: 1, TolerableFailures: 3, Mode: checkpoint.ExactlyOnce, Retained: 3,
 	}
-	if got := (Config{}).WithDefaults(); got != want {
-		t.Errorf("Config{}.WithDefaults() = %+v, want %+v", got, want)
-	}
-	set := Config{
-		Interval: -1, Timeout: time.Second, MinPause: time.Millisecond, MaxConcurrent: 4,
-		TolerableFailures: -1, Mode: AtLeastOnce, Retained: 1,
-	}
-	if got := set.WithDefaults(); got != set {
-		t.Errorf("WithDefaults changed set fields: %+v, want %+v", got, set)
-	}
-	if got := set.WithDefaults().WithDefaults(); got != set {
-		t.Errorf("WithDefaults not idempotent: %+v", got)
-	}
-	if got := set.tolerable(); got != 0 {
+	set := checkpoint.Config{TolerableFailures: -1}
+	if got := tolerable(set); got != 0 {
 		t.Errorf("tolerable() with -1 = %d, want 0", got)
 	}
-	c, err := NewCoordinator(Config{}, testOptions())
+	c, err := NewCoordinator(checkpoint.Config{}, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := c.Config(); got != want {
 		t.Errorf("Coordinator.Config() = %+v, want %+v", got, want)
+	}
+	// NewCoordinator refuses an invalid config with Validate's error
+	// (checkpoint.TestConfigValidate checks those errors).
+	for _, bad := range []checkpoint.Config{
+		{Interval: 5},
+		{TolerableFailures: -2},
+		{Mode: "sometimes", Retained: -1},
+	} {
+		verr := bad.Validate()
+		if verr == nil {
+			t.Fatalf("%+v.Validate() = nil, want an error", bad)
+		}
+		if _, err := NewCoordinator(bad, testOptions()); err == nil || err.Error() != verr.Error() {
+			t.Errorf("NewCoordinator(%+v) error = %v, want %v", bad, err, verr)
+		}
 	}
 }
 
@@ -121,7 +61,7 @@ func TestNewCoordinatorOptions(t *testing.T) {
 		{"max parallelism", func(o *CoordinatorOptions) { o.MaxParallelism = 0 }, "MaxParallelism must be positive, got 0"},
 		{"first id", func(o *CoordinatorOptions) { o.FirstID = 0 }, "FirstID must be at least 1, got 0"},
 		{"no tasks", func(o *CoordinatorOptions) { o.Tasks = nil }, "Tasks must not be empty"},
-		{"duplicate task", func(o *CoordinatorOptions) { o.Tasks = append(o.Tasks, TaskID{"a", 0}) }, "task a/0 listed twice"},
+		{"duplicate task", func(o *CoordinatorOptions) { o.Tasks = append(o.Tasks, checkpoint.TaskID{Vertex: "a", Subtask: 0}) }, "task a/0 listed twice"},
 		{"completed id zero", func(o *CoordinatorOptions) { o.Completed = []int64{0} }, "Completed[0] = 0: ids start at 1"},
 		{"completed not increasing", func(o *CoordinatorOptions) {
 			o.Completed = []int64{3, 2}
@@ -137,7 +77,7 @@ func TestNewCoordinatorOptions(t *testing.T) {
 			t.Parallel()
 			o := testOptions()
 			tt.opts(&o)
-			_, err := NewCoordinator(Config{}, o)
+			_, err := NewCoordinator(checkpoint.Config{}, o)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("NewCoordinator() error = %v, want it to contain %q", err, tt.want)
 			}
@@ -149,7 +89,7 @@ func TestNewCoordinatorOptions(t *testing.T) {
 }
 
 // newTest returns a coordinator with the script config and the given tasks.
-func newTest(t *testing.T, cfg Config, tasks ...TaskID) *Coordinator {
+func newTest(t *testing.T, cfg checkpoint.Config, tasks ...checkpoint.TaskID) *Coordinator {
 	t.Helper()
 	o := testOptions()
 	if len(tasks) > 0 {
@@ -175,41 +115,41 @@ func stepAll(c *Coordinator, evs ...Event) []Action {
 // parallelism counted, the job's identity and times filled in.
 func TestMetadata(t *testing.T) {
 	t.Parallel()
-	src0, src1, sink0 := TaskID{"src", 0}, TaskID{"src", 1}, TaskID{"sink", 0}
+	src0, src1, sink0 := checkpoint.TaskID{Vertex: "src", Subtask: 0}, checkpoint.TaskID{Vertex: "src", Subtask: 1}, checkpoint.TaskID{Vertex: "sink", Subtask: 0}
 	c := newTest(t, scriptConfig(), src0, src1, sink0)
 	if a := stepAll(c, TickEvent{Now: at(10 * time.Second)}); len(a) != 1 {
 		t.Fatalf("want one trigger, got %v", a)
 	}
 	// Task src/i is a chain of operators "src" and "map"; "sink" is alone.
-	st := func(i int, kg KeyGroupRange) *SubtaskState {
-		return &SubtaskState{Subtask: i, KeyGroups: kg, Keyed: []StateHandle{{Path: "f", Size: int64(i + 1)}}}
+	st := func(i int, kg checkpoint.KeyGroupRange) *checkpoint.SubtaskState {
+		return &checkpoint.SubtaskState{Subtask: i, KeyGroups: kg, Keyed: []checkpoint.StateHandle{{Path: "f", Size: int64(i + 1)}}}
 	}
-	s1src, s1map := st(1, KeyGroupRange{}), st(1, KeyGroupRange{64, 127})
-	s0src, s0map := st(0, KeyGroupRange{}), st(0, KeyGroupRange{0, 63})
-	sink := &SubtaskState{Subtask: 0, Operator: map[string][][]byte{"txn": {[]byte("t1")}}}
+	s1src, s1map := st(1, checkpoint.KeyGroupRange{}), st(1, checkpoint.KeyGroupRange{Start: 64, End: 127})
+	s0src, s0map := st(0, checkpoint.KeyGroupRange{}), st(0, checkpoint.KeyGroupRange{Start: 0, End: 63})
+	sink := &checkpoint.SubtaskState{Subtask: 0, Operator: map[string][][]byte{"txn": {[]byte("t1")}}}
 	acks := []Event{
 		TickEvent{Now: at(12 * time.Second)},
-		AckEvent{CheckpointID: 1, Task: src1, States: map[string]*SubtaskState{"src": s1src, "map": s1map},
+		AckEvent{CheckpointID: 1, Task: src1, States: map[string]*checkpoint.SubtaskState{"src": s1src, "map": s1map},
 			Bytes: 100, AlignmentDuration: 3 * time.Millisecond, SyncDuration: time.Millisecond},
-		AckEvent{CheckpointID: 1, Task: sink0, States: map[string]*SubtaskState{"sink": sink, "stateless": nil},
+		AckEvent{CheckpointID: 1, Task: sink0, States: map[string]*checkpoint.SubtaskState{"sink": sink, "stateless": nil},
 			Bytes: 10, AlignmentDuration: 7 * time.Millisecond, SyncDuration: 2 * time.Millisecond},
 		TickEvent{Now: at(13 * time.Second)},
-		AckEvent{CheckpointID: 1, Task: src0, States: map[string]*SubtaskState{"src": s0src, "map": s0map},
+		AckEvent{CheckpointID: 1, Task: src0, States: map[string]*checkpoint.SubtaskState{"src": s0src, "map": s0map},
 			Bytes: 1, AlignmentDuration: 5 * time.Millisecond, SyncDuration: 9 * time.Millisecond},
 	}
 	got := stepAll(c, acks...)
-	want := &Metadata{
-		Version:        FormatVersion,
+	want := &checkpoint.Metadata{
+		Version:        checkpoint.FormatVersion,
 		CheckpointID:   1,
-		Kind:           KindCheckpoint,
+		Kind:           checkpoint.KindCheckpoint,
 		JobName:        "job",
 		TriggeredAt:    at(10 * time.Second),
 		CompletedAt:    at(13 * time.Second),
 		MaxParallelism: 128,
-		Operators: map[string]*OperatorState{
-			"src":  {Parallelism: 2, Subtasks: []*SubtaskState{s0src, s1src}},
-			"map":  {Parallelism: 2, Subtasks: []*SubtaskState{s0map, s1map}},
-			"sink": {Parallelism: 1, Subtasks: []*SubtaskState{sink}},
+		Operators: map[string]*checkpoint.OperatorState{
+			"src":  {Parallelism: 2, Subtasks: []*checkpoint.SubtaskState{s0src, s1src}},
+			"map":  {Parallelism: 2, Subtasks: []*checkpoint.SubtaskState{s0map, s1map}},
+			"sink": {Parallelism: 1, Subtasks: []*checkpoint.SubtaskState{sink}},
 		},
 	}
 	if len(got) != 1 {
@@ -221,8 +161,8 @@ func TestMetadata(t *testing.T) {
 	}
 	// The stats of the pending checkpoint add up the acks.
 	h := c.Stats().History[0]
-	wantStats := CheckpointStats{
-		ID: 1, Kind: KindCheckpoint, Status: StatusInProgress, TriggeredAt: at(10 * time.Second),
+	wantStats := checkpoint.CheckpointStats{
+		ID: 1, Kind: checkpoint.KindCheckpoint, Status: checkpoint.StatusInProgress, TriggeredAt: at(10 * time.Second),
 		Duration: 3 * time.Second, Bytes: 111, MaxAlignment: 7 * time.Millisecond,
 		MaxSyncDuration: 9 * time.Millisecond, Acked: 3, Total: 3,
 	}
@@ -235,7 +175,7 @@ func TestMetadata(t *testing.T) {
 		t.Fatalf("want CompleteAction with the persisted metadata, got %v", got)
 	}
 	h = c.Stats().History[0]
-	if h.Status != StatusCompleted || h.CompletedAt != at(14*time.Second) || h.Duration != 4*time.Second {
+	if h.Status != checkpoint.StatusCompleted || h.CompletedAt != at(14*time.Second) || h.Duration != 4*time.Second {
 		t.Errorf("completed stats = %+v", h)
 	}
 }
@@ -246,13 +186,13 @@ func TestMetadata(t *testing.T) {
 func TestMetadataDeterministic(t *testing.T) {
 	t.Parallel()
 	run := func() []Action {
-		tasks := []TaskID{{"a", 0}, {"a", 1}, {"a", 2}, {"a", 3}}
+		tasks := []checkpoint.TaskID{{Vertex: "a", Subtask: 0}, {Vertex: "a", Subtask: 1}, {Vertex: "a", Subtask: 2}, {Vertex: "a", Subtask: 3}}
 		c := newTest(t, scriptConfig(), tasks...)
 		evs := []Event{TickEvent{Now: at(10 * time.Second)}}
 		for _, tk := range tasks {
-			states := map[string]*SubtaskState{}
+			states := map[string]*checkpoint.SubtaskState{}
 			for _, uid := range []string{"u1", "u2", "u3", "u4", "u5", "u6"} {
-				states[uid] = &SubtaskState{Subtask: tk.Subtask}
+				states[uid] = &checkpoint.SubtaskState{Subtask: tk.Subtask}
 			}
 			evs = append(evs, AckEvent{CheckpointID: 1, Task: tk, States: states})
 		}
@@ -273,10 +213,10 @@ func TestConflictingStates(t *testing.T) {
 	t.Parallel()
 	c := newTest(t, scriptConfig())
 	stepAll(c, TickEvent{Now: at(10 * time.Second)})
-	same := map[string]*SubtaskState{"op": {Subtask: 0}}
+	same := map[string]*checkpoint.SubtaskState{"op": {Subtask: 0}}
 	got := stepAll(c,
-		AckEvent{CheckpointID: 1, Task: TaskID{"a", 0}, States: same},
-		AckEvent{CheckpointID: 1, Task: TaskID{"b", 0}, States: same},
+		AckEvent{CheckpointID: 1, Task: checkpoint.TaskID{Vertex: "a", Subtask: 0}, States: same},
+		AckEvent{CheckpointID: 1, Task: checkpoint.TaskID{Vertex: "b", Subtask: 0}, States: same},
 	)
 	want := `checkpoint 1 declined by task b/0: invalid ack: state of operator "op" subtask 0 already reported by task a/0`
 	if len(got) != 1 || formatAction(got[0]) != "abort: "+want {
@@ -293,13 +233,13 @@ func TestReasonsWrap(t *testing.T) {
 	t.Parallel()
 	diskFull := errors.New("disk full")
 	boom := errors.New("boom")
-	c := newTest(t, Config{Interval: 10 * time.Second, TolerableFailures: 1})
+	c := newTest(t, checkpoint.Config{Interval: 10 * time.Second, TolerableFailures: 1})
 
 	stepAll(c, TickEvent{Now: at(10 * time.Second)})
-	got := stepAll(c, DeclineEvent{CheckpointID: 1, Task: TaskID{"b", 0}, Err: boom})
+	got := stepAll(c, DeclineEvent{CheckpointID: 1, Task: checkpoint.TaskID{Vertex: "b", Subtask: 0}, Err: boom})
 	reason := got[0].(AbortAction).Reason
 	var ae *AbortError
-	if !errors.As(reason, &ae) || ae.Task != (TaskID{"b", 0}) || ae.Err != boom {
+	if !errors.As(reason, &ae) || ae.Task != (checkpoint.TaskID{Vertex: "b", Subtask: 0}) || ae.Err != boom {
 		t.Errorf("decline reason = %#v", reason)
 	}
 	if !errors.Is(reason, ErrDeclined) || !errors.Is(reason, boom) || errors.Is(reason, ErrExpired) {
@@ -308,8 +248,8 @@ func TestReasonsWrap(t *testing.T) {
 
 	stepAll(c, TickEvent{Now: at(20 * time.Second)})
 	got = stepAll(c,
-		AckEvent{CheckpointID: 2, Task: TaskID{"a", 0}},
-		AckEvent{CheckpointID: 2, Task: TaskID{"b", 0}},
+		AckEvent{CheckpointID: 2, Task: checkpoint.TaskID{Vertex: "a", Subtask: 0}},
+		AckEvent{CheckpointID: 2, Task: checkpoint.TaskID{Vertex: "b", Subtask: 0}},
 		PersistedEvent{CheckpointID: 2, Err: diskFull},
 	)
 	if len(got) != 3 {
@@ -319,7 +259,7 @@ func TestReasonsWrap(t *testing.T) {
 		t.Errorf("persist reason %v wraps the wrong errors", r)
 	}
 	fail := got[2].(FailJobAction).Err
-	if !errors.Is(fail, ErrTooManyFailures) || !errors.Is(fail, ErrPersistFailed) || !errors.Is(fail, diskFull) {
+	if !errors.Is(fail, checkpoint.ErrTooManyFailures) || !errors.Is(fail, ErrPersistFailed) || !errors.Is(fail, diskFull) {
 		t.Errorf("fail-job error %v wraps the wrong errors", fail)
 	}
 
@@ -336,7 +276,7 @@ func TestReasonsWrap(t *testing.T) {
 func TestStatsHistory(t *testing.T) {
 	t.Parallel()
 	c := newTest(t, scriptConfig())
-	const n = HistorySize + 8
+	const n = checkpoint.HistorySize + 8
 	for i := range n {
 		c.Step(TriggerSavepointEvent{Now: at(time.Duration(i) * time.Second)})
 	}
@@ -344,18 +284,18 @@ func TestStatsHistory(t *testing.T) {
 		t.Fatalf("want %d triggers, got %d", n, got)
 	}
 	s := c.Stats()
-	if len(s.History) != HistorySize || s.History[0].ID != n-HistorySize+1 || s.History[HistorySize-1].ID != n {
+	if len(s.History) != checkpoint.HistorySize || s.History[0].ID != n-checkpoint.HistorySize+1 || s.History[checkpoint.HistorySize-1].ID != n {
 		t.Fatalf("history = %d entries, ids %d..%d; want %d entries, ids %d..%d",
-			len(s.History), s.History[0].ID, s.History[len(s.History)-1].ID, HistorySize, n-HistorySize+1, n)
+			len(s.History), s.History[0].ID, s.History[len(s.History)-1].ID, checkpoint.HistorySize, n-checkpoint.HistorySize+1, n)
 	}
 	if s.InProgress != n {
 		t.Errorf("InProgress = %d, want %d", s.InProgress, n)
 	}
 	// In progress, Duration runs to the latest time seen.
-	if last := s.History[HistorySize-1]; last.Status != StatusInProgress || last.Duration != 0 {
+	if last := s.History[checkpoint.HistorySize-1]; last.Status != checkpoint.StatusInProgress || last.Duration != 0 {
 		t.Errorf("newest entry = %+v", last)
 	}
-	if first := s.History[0]; first.Duration != HistorySize*time.Second-time.Second {
+	if first := s.History[0]; first.Duration != checkpoint.HistorySize*time.Second-time.Second {
 		t.Errorf("oldest entry duration = %v", first.Duration)
 	}
 	// Mutating the copy does not touch the coordinator.
@@ -365,9 +305,9 @@ func TestStatsHistory(t *testing.T) {
 		t.Errorf("Stats is not a copy")
 	}
 	// A failed entry carries its reason.
-	stepAll(c, DeclineEvent{CheckpointID: n, Task: TaskID{"a", 0}, Err: errors.New("boom")})
-	last := c.Stats().History[HistorySize-1]
-	if last.Status != StatusFailed || last.FailureReason != "savepoint 40 declined by task a/0: boom" ||
+	stepAll(c, DeclineEvent{CheckpointID: n, Task: checkpoint.TaskID{Vertex: "a", Subtask: 0}, Err: errors.New("boom")})
+	last := c.Stats().History[checkpoint.HistorySize-1]
+	if last.Status != checkpoint.StatusFailed || last.FailureReason != "savepoint 40 declined by task a/0: boom" ||
 		last.CompletedAt != at((n-1)*time.Second) {
 		t.Errorf("failed entry = %+v", last)
 	}
@@ -395,11 +335,11 @@ func TestPointerEvents(t *testing.T) {
 	got := stepAll(c,
 		nil, nilTick,
 		&TickEvent{Now: at(10 * time.Second)},
-		&AckEvent{CheckpointID: 1, Task: TaskID{"a", 0}},
-		&AckEvent{CheckpointID: 1, Task: TaskID{"b", 0}},
+		&AckEvent{CheckpointID: 1, Task: checkpoint.TaskID{Vertex: "a", Subtask: 0}},
+		&AckEvent{CheckpointID: 1, Task: checkpoint.TaskID{Vertex: "b", Subtask: 0}},
 		&PersistedEvent{CheckpointID: 1},
 		&TriggerSavepointEvent{Now: at(11 * time.Second)},
-		&DeclineEvent{CheckpointID: 2, Task: TaskID{"a", 0}},
+		&DeclineEvent{CheckpointID: 2, Task: checkpoint.TaskID{Vertex: "a", Subtask: 0}},
 		&TriggerFinalCheckpointEvent{Now: at(12 * time.Second)},
 	)
 	var lines []string
@@ -438,7 +378,7 @@ func TestRandomInterleavings(t *testing.T) {
 func randomRun(t *testing.T, seed uint64) []string {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 1))
-	cfg := Config{
+	cfg := checkpoint.Config{
 		Interval:          time.Duration(1+r.IntN(10)) * time.Second,
 		Timeout:           time.Duration(5+r.IntN(30)) * time.Second,
 		MinPause:          time.Duration(1+r.IntN(5)) * time.Second,
@@ -446,19 +386,19 @@ func randomRun(t *testing.T, seed uint64) []string {
 		TolerableFailures: r.IntN(6) - 1,
 		Retained:          1 + r.IntN(3),
 	}
-	tasks := []TaskID{{"a", 0}, {"a", 1}, {"b", 0}}
+	tasks := []checkpoint.TaskID{{Vertex: "a", Subtask: 0}, {Vertex: "a", Subtask: 1}, {Vertex: "b", Subtask: 0}}
 	c := newTest(t, cfg, tasks...)
 	cfg = c.Config()
 
 	type state struct {
-		kind       Kind
+		kind       checkpoint.Kind
 		stop       bool
 		persisting bool
 	}
 	var (
 		trace     []string
 		live      = map[int64]*state{} // the model's pending snapshots
-		completed = map[int64]Kind{}
+		completed = map[int64]checkpoint.Kind{}
 		discarded = map[int64]bool{}
 		lastID    int64
 		failed    bool
@@ -477,14 +417,14 @@ func randomRun(t *testing.T, seed uint64) []string {
 		}
 		task := tasks[r.IntN(len(tasks))]
 		if r.IntN(20) == 0 {
-			task = TaskID{"stranger", 0}
+			task = checkpoint.TaskID{Vertex: "stranger", Subtask: 0}
 		}
 		switch k := r.IntN(100); {
 		case k < 30:
 			now += time.Duration(r.IntN(3000)) * time.Millisecond
 			ev = TickEvent{Now: at(now)}
 		case k < 70:
-			ev = AckEvent{CheckpointID: id, Task: task, States: map[string]*SubtaskState{task.Vertex: {Subtask: task.Subtask}}}
+			ev = AckEvent{CheckpointID: id, Task: task, States: map[string]*checkpoint.SubtaskState{task.Vertex: {Subtask: task.Subtask}}}
 		case k < 74:
 			ev = DeclineEvent{CheckpointID: id, Task: task, Err: errors.New("boom")}
 		case k < 90:
@@ -515,7 +455,7 @@ func randomRun(t *testing.T, seed uint64) []string {
 				_, isTick := ev.(TickEvent)
 				if isTick {
 					// Periodic: limits hold.
-					if a.Kind != KindCheckpoint || a.Stop {
+					if a.Kind != checkpoint.KindCheckpoint || a.Stop {
 						fatal("periodic trigger of %s stop=%v", a.Kind, a.Stop)
 					}
 					if len(live) >= cfg.MaxConcurrent {
@@ -542,7 +482,7 @@ func randomRun(t *testing.T, seed uint64) []string {
 				}
 				delete(live, a.CheckpointID)
 				completed[a.CheckpointID] = a.Kind
-				if a.Kind == KindCheckpoint {
+				if a.Kind == checkpoint.KindCheckpoint {
 					completedNow = a.CheckpointID
 				}
 			case AbortAction:
@@ -552,12 +492,12 @@ func randomRun(t *testing.T, seed uint64) []string {
 				}
 				// Subsumption follows the CompleteAction of a newer
 				// checkpoint, and never hits a savepoint.
-				if errors.Is(a.Reason, ErrSubsumed) && (s.kind != KindCheckpoint || a.CheckpointID >= completedNow) {
+				if errors.Is(a.Reason, ErrSubsumed) && (s.kind != checkpoint.KindCheckpoint || a.CheckpointID >= completedNow) {
 					fatal("%d subsumed, but the checkpoint completed now is %d", a.CheckpointID, completedNow)
 				}
 				delete(live, a.CheckpointID)
 			case DiscardAction:
-				if completed[a.CheckpointID] != KindCheckpoint || discarded[a.CheckpointID] {
+				if completed[a.CheckpointID] != checkpoint.KindCheckpoint || discarded[a.CheckpointID] {
 					fatal("discard of %d: not a completed checkpoint, or twice", a.CheckpointID)
 				}
 				discarded[a.CheckpointID] = true
@@ -577,7 +517,7 @@ func randomRun(t *testing.T, seed uint64) []string {
 		if got := c.Pending(); !slices.Equal(got, want) {
 			fatal("Pending() = %v, model %v", got, want)
 		}
-		if s := c.Stats(); len(s.Retained) > cfg.Retained || s.ConsecutiveFailures > cfg.tolerable()+1 {
+		if s := c.Stats(); len(s.Retained) > cfg.Retained || s.ConsecutiveFailures > tolerable(cfg)+1 {
 			fatal("stats out of bounds: %+v", s)
 		}
 		if d, ok := c.NextDeadline(); ok && failed {
