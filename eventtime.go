@@ -43,11 +43,11 @@ type ReaderOutput[T any] interface {
 	// FinishSplit says that split id has ended (a bounded split): it no
 	// longer holds the watermark back.
 	FinishSplit(id string)
-	// EventTime reports whether the source generates watermarks or assigns
-	// timestamps. When it does not, a split output only forwards, and a
-	// reader whose records have no timestamps of their own (datagen) may
-	// emit into the Emitter itself and save a call per record.
-	EventTime() bool
+	// Direct returns the engine's downstream Emitter, true, when the source
+	// neither generates watermarks nor assigns timestamps: a reader whose
+	// records have no timestamps of their own (datagen) may then emit into
+	// it and save a call per record. False otherwise.
+	Direct() (Emitter[T], bool)
 }
 
 // WatermarkOption configures WithWatermarks.
@@ -123,8 +123,13 @@ func (o *srcOutput[T]) ForSplit(id string) SplitOutput[T] {
 	return o.forSplit(id)
 }
 
-// EventTime implements ReaderOutput.
-func (o *srcOutput[T]) EventTime() bool { return o.r != nil || o.assign != nil }
+// Direct implements ReaderOutput.
+func (o *srcOutput[T]) Direct() (Emitter[T], bool) {
+	if o.r != nil || o.assign != nil {
+		return nil, false
+	}
+	return o.out, true
+}
 
 // directOutput is a split output without watermarks or assigner: it only
 // forwards, with the source's timestamp.

@@ -253,8 +253,14 @@ func (r *reader) Poll(ctx context.Context, out sluice.Emitter[Record]) (sluice.P
 	sp := r.active[r.turn]
 	em := out
 	ro, eventTime := out.(sluice.ReaderOutput[Record])
-	if eventTime = eventTime && ro.EventTime(); eventTime {
-		em = ro.ForSplit(sp.id)
+	if eventTime {
+		if direct, ok := ro.Direct(); ok {
+			em, eventTime = direct, false
+		} else {
+			em = ro.ForSplit(sp.id)
+		}
+	}
+	if eventTime {
 		if !r.toldEnded {
 			r.toldEnded = true
 			for _, s := range r.splits {
