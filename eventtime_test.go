@@ -394,11 +394,19 @@ func TestWatermarkMinOverInputs(t *testing.T) {
 		"elem x@100 wm=none",
 		"timer sync2@0s wm=999.999999ms", // min(100s-1ns, 1s-1ns)
 		"elem probe@101 wm=999.999999ms",
-		"timer sync1@1s wm=final",
+		// Then both inputs end, in either order: sync1 fires at
+		// subtask 0's 100s-1ns or at the final watermark.
+		"timer sync1@1s",
 		"timer x@1m40s wm=final",
 		"timer probe@1m41s wm=final",
 	}
-	if got := out.Records(); !slices.Equal(got, want) {
+	got := out.Records()
+	if len(got) == len(want) {
+		if g := got[5]; g == "timer sync1@1s wm=1m39.999999999s" || g == "timer sync1@1s wm=final" {
+			got[5] = "timer sync1@1s"
+		}
+	}
+	if !slices.Equal(got, want) {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
