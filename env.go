@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/internal/runtime"
 	"github.com/sluicehq/sluice/keygroup"
 	"github.com/sluicehq/sluice/restart"
+	"github.com/sluicehq/sluice/watermark"
 )
 
 // FlushAlways as Config.BufferTimeout flushes every batch of work at once:
@@ -42,6 +43,10 @@ type Config struct {
 	// ChannelCapacity is the number of batches an edge buffers before the
 	// sender blocks (backpressure). Default 8.
 	ChannelCapacity int
+	// WatermarkInterval is how often sources made with
+	// FromSourceWithWatermarks emit their watermark and idle status
+	// (Flink's pipeline.auto-watermark-interval). Default 200ms.
+	WatermarkInterval time.Duration
 	// Checkpoint configures checkpointing (interval, timeout, mode, ...).
 	Checkpoint checkpoint.Config
 	// CheckpointDir is the local directory where checkpoints are kept
@@ -112,6 +117,9 @@ func (c Config) withDefaults() Config {
 	if c.BatchSize == 0 {
 		c.BatchSize = 512
 	}
+	if c.WatermarkInterval == 0 {
+		c.WatermarkInterval = watermark.DefaultInterval
+	}
 	if c.ChannelCapacity == 0 {
 		c.ChannelCapacity = 8
 	}
@@ -153,6 +161,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchSize < 1 {
 		errs = append(errs, fmt.Errorf("batch-size: must be at least 1, got %d", c.BatchSize))
+	}
+	if c.WatermarkInterval < 0 {
+		errs = append(errs, fmt.Errorf("watermark-interval: must not be negative, got %v", c.WatermarkInterval))
 	}
 	if c.ChannelCapacity < 1 {
 		errs = append(errs, fmt.Errorf("channel-capacity: must be at least 1, got %d", c.ChannelCapacity))
@@ -385,7 +396,7 @@ func instantiate(head *node, w *runtime.Wiring) (*runtime.Chain, error) {
 		}
 		for _, ed := range n.ins {
 			if !ed.chained {
-				c.Inputs = append(c.Inputs, ed.newInputs(w.Channels[ed.id], w.Subtask, inst.ins[ed.toInput], w.Stats)...)
+				c.Inputs = append(c.Inputs, ed.newInputs(w.Channels[ed.id], w.Subtask, inst.ins[ed.toInput], w)...)
 			}
 		}
 		return inst.ins, nil

@@ -44,7 +44,7 @@ type edge struct {
 	chained     bool
 	newChannels func(up, down, capacity int) any
 	newWriter   func(ch any, sub int, w *runtime.Wiring) (any, runtime.OutputWriter)
-	newInputs   func(ch any, sub int, in any, stats *runtime.TaskStats) []runtime.InputChannel
+	newInputs   func(ch any, sub int, in any, w *runtime.Wiring) []runtime.InputChannel
 }
 
 // OpOption sets a property of one operator.
@@ -103,11 +103,11 @@ func connect[T any](e *Environment, from, to *node, toInput int, part runtime.Pa
 	ed := &edge{id: len(e.edges), from: from, to: to, toInput: toInput, part: part}
 	ed.newChannels = func(up, down, capacity int) any { return runtime.NewChannels[T](up, down, capacity) }
 	ed.newWriter = func(ch any, sub int, w *runtime.Wiring) (any, runtime.OutputWriter) {
-		wr := runtime.NewWriter(ch.(*runtime.Channels[T]), sub, ed.part, target, w.BatchSize, w.Done, w.Stats)
+		wr := runtime.NewWriter(ch.(*runtime.Channels[T]), sub, ed.part, target, w.BatchSize, w.Done, w.Stats, w.Time)
 		return Emitter[T](wr), wr
 	}
-	ed.newInputs = func(ch any, sub int, in any, stats *runtime.TaskStats) []runtime.InputChannel {
-		return runtime.NewInputs(ch.(*runtime.Channels[T]), sub, ed.part, in.(Emitter[T]), stats)
+	ed.newInputs = func(ch any, sub int, in any, w *runtime.Wiring) []runtime.InputChannel {
+		return runtime.NewInputs(ch.(*runtime.Channels[T]), sub, ed.part, in.(Emitter[T]), w.Stats, w.Time)
 	}
 	e.edges = append(e.edges, ed)
 	from.outs = append(from.outs, ed)

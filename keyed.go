@@ -12,7 +12,7 @@ import (
 )
 
 // KeyedProcessFunction processes a keyed stream with keyed state and
-// processing-time timers (Flink's KeyedProcessFunction).
+// processing-time and event-time timers (Flink's KeyedProcessFunction).
 type KeyedProcessFunction[K comparable, IN, OUT any] interface {
 	// Open is called once per subtask and attempt, after state was
 	// restored: register state here.
@@ -24,7 +24,10 @@ type KeyedProcessFunction[K comparable, IN, OUT any] interface {
 
 // TimerFunction is implemented by a KeyedProcessFunction that uses timers.
 type TimerFunction[K comparable, OUT any] interface {
-	// OnTimer is called when a timer registered for pc.CurrentKey() fires.
+	// OnTimer is called when a timer registered for pc.CurrentKey() fires;
+	// pc.TimeDomain() says whether it is an event-time or a processing-time
+	// timer. Records collected from an event-time timer carry its time as
+	// their timestamp, those from a processing-time timer none.
 	OnTimer(at time.Time, pc *ProcessContext[K, OUT]) error
 }
 
@@ -65,7 +68,77 @@ type ProcessContext[K comparable, OUT any] struct {
 	// noTimers is set when the function is not a TimerFunction: its timers
 	// could never fire.
 	noTimers bool
+	// tm carries the timestamp of the record or timer being processed;
+	// wm is the operator's current watermark; domain the firing timer's.
+	tm     *runtime.Time
+	wm     int64
+	domain TimeDomain
 }
+
+// TimeDomain says which clock a timer belongs to (Flink's TimeDomain).
+type TimeDomain uint8
+
+// The time domains.
+const (
+	// NoTimeDomain: not in OnTimer (processing a record).
+	NoTimeDomain TimeDomain = iota
+	// EventTime timers fire when the watermark passes them.
+	EventTime
+	// ProcessingTime timers fire when the job's clock passes them.
+	ProcessingTime
+)
+
+// String returns "event-time", "processing-time" or "none".
+func (d TimeDomain) String() string {
+	switch d {
+	case EventTime:
+		return "event-time"
+	case ProcessingTime:
+		return "processing-time"
+	}
+	return "none"
+}
+
+// Timestamp returns the event time of the record being processed, in
+// nanoseconds since the Unix epoch, or NoTimestamp if it has none; in
+// OnTimer, the time of an event-time timer (NoTimestamp for a
+// processing-time one).
+func (c *ProcessContext[K, OUT]) Timestamp() int64 { return c.tm.TS }
+
+// CollectWithTimestamp emits v with timestamp ts instead of the current
+// record's (Flink's TimestampedCollector.setAbsoluteTimestamp, for one
+// record).
+func (c *ProcessContext[K, OUT]) CollectWithTimestamp(v OUT, ts int64) {
+	saved := c.tm.TS
+	c.tm.TS = ts
+	c.Collect(v)
+	c.tm.TS = saved
+}
+
+// CurrentWatermark returns the operator's current watermark, the minimum
+// over its inputs' (watermark.NoWatermark before the first).
+func (c *ProcessContext[K, OUT]) CurrentWatermark() int64 { return c.wm }
+
+// TimeDomain returns the domain of the timer firing in OnTimer, and
+// NoTimeDomain while a record is processed.
+func (c *ProcessContext[K, OUT]) TimeDomain() TimeDomain { return c.domain }
+
+// RegisterEventTimeTimer asks for OnTimer for the current key once the
+// watermark reaches ts (nanoseconds since the epoch). One timer per key and
+// time: registering it again is a no-op. Timers are checkpointed by key
+// group. The function must implement TimerFunction.
+func (c *ProcessContext[K, OUT]) RegisterEventTimeTimer(ts int64) {
+	if c.noTimers {
+		if c.err == nil {
+			c.err = fmt.Errorf("%s: RegisterEventTimeTimer: the function does not implement sluice.TimerFunction (OnTimer(time.Time, *ProcessContext[K, OUT]) error), so its timers could never fire", c.op.UID)
+		}
+		return
+	}
+	c.backend.RegisterEventTimer(ts)
+}
+
+// DeleteEventTimeTimer removes the current key's event-time timer at ts.
+func (c *ProcessContext[K, OUT]) DeleteEventTimeTimer(ts int64) { c.backend.DeleteEventTimer(ts) }
 
 // CurrentKey returns the key of the record or timer being processed.
 func (c *ProcessContext[K, OUT]) CurrentKey() K { return c.backend.CurrentKey() }
@@ -141,6 +214,10 @@ func (k *keyedCore[K, OUT]) Open(ctx context.Context, rc *runtime.OperatorContex
 		return err
 	}
 	k.pc.backend, k.pc.op = k.backend, oc
+	k.pc.tm, k.pc.wm = rc.Time, runtime.NoTimestamp
+	if k.pc.tm == nil {
+		k.pc.tm = runtime.NewTime()
+	}
 	if err := k.open(&RuntimeContext[K]{backend: k.backend, op: oc}); err != nil {
 		return err
 	}
@@ -175,8 +252,39 @@ func (k *keyedCore[K, OUT]) FireTimers(now time.Time) error {
 		if err := k.backend.SetCurrentKey(key); err != nil {
 			return fmt.Errorf("%s: timer: %w", k.uid, err)
 		}
-		if err := k.timers.OnTimer(at, &k.pc); err != nil {
+		k.pc.tm.TS, k.pc.domain = runtime.NoTimestamp, ProcessingTime
+		err := k.timers.OnTimer(at, &k.pc)
+		k.pc.domain = NoTimeDomain
+		if err != nil {
 			return fmt.Errorf("%s: timer: %w", k.uid, err)
+		}
+		if err := k.pc.take(); err != nil {
+			return err
+		}
+	}
+}
+
+// OnWatermark fires, in timestamp order, every event-time timer at or
+// before wm, each with its key as the current key and its time as the
+// timestamp of what it emits; the task forwards wm afterwards.
+func (k *keyedCore[K, OUT]) OnWatermark(_ context.Context, wm int64) error {
+	k.pc.wm = wm
+	if k.timers == nil {
+		return nil
+	}
+	for {
+		key, at, ok := k.backend.PopEventTimer(wm)
+		if !ok {
+			return nil
+		}
+		if err := k.backend.SetCurrentKey(key); err != nil {
+			return fmt.Errorf("%s: event-time timer: %w", k.uid, err)
+		}
+		k.pc.tm.TS, k.pc.domain = at, EventTime
+		err := k.timers.OnTimer(time.Unix(0, at), &k.pc)
+		k.pc.domain = NoTimeDomain
+		if err != nil {
+			return fmt.Errorf("%s: event-time timer: %w", k.uid, err)
 		}
 		if err := k.pc.take(); err != nil {
 			return err

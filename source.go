@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sort"
+	"time"
 
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/runtime"
+	"github.com/sluicehq/sluice/watermark"
 )
 
 // PollStatus is what a SourceReader's Poll found.
@@ -93,8 +95,24 @@ type SourceReader[T any] interface {
 	Close(ctx context.Context) error
 }
 
-// FromSource adds a source to the job.
+// FromSource adds a source to the job. Its records carry the timestamps
+// the source gives them (a Kafka record's); it generates no watermarks
+// other than watermark.Final at the end of a bounded input (see
+// FromSourceWithWatermarks).
 func FromSource[T any](e *Environment, name string, src Source[T], opts ...OpOption) Stream[T] {
+	return fromSource(e, name, src, nil, opts)
+}
+
+// SplitAware is implemented by source readers that emit every split's
+// records through ReaderOutput.ForSplit. Their splits are registered with
+// the watermark generators when they are assigned, so that a split that has
+// not sent a record yet holds the watermark back (until it is idle).
+type SplitAware interface {
+	// EmitsPerSplit is a marker.
+	EmitsPerSplit()
+}
+
+func fromSource[T any](e *Environment, name string, src Source[T], spec *eventTimeSpec[T], opts []OpOption) Stream[T] {
 	n := e.addNode(name, opts, e.cfg.Parallelism)
 	setFanout[T](n)
 	if d, ok := any(src).(SourceDescriber); ok {
@@ -102,7 +120,7 @@ func FromSource[T any](e *Environment, name string, src Source[T], opts ...OpOpt
 		n.source = &id
 	}
 	n.make = func(sub int, out any) (instance, error) {
-		return instance{src: &sourceDriver[T]{src: src, out: out.(Emitter[T])}}, nil
+		return instance{src: &sourceDriver[T]{src: src, out: out.(Emitter[T]), spec: spec, interval: e.cfg.WatermarkInterval}}, nil
 	}
 	return Stream[T]{env: e, n: n}
 }
@@ -114,6 +132,11 @@ type sourceDriver[T any] struct {
 	reader SourceReader[T]
 	out    Emitter[T]
 	oc     *OperatorContext
+	// Event time (docs/design.md §14): spec is nil for FromSource.
+	spec     *eventTimeSpec[T]
+	interval time.Duration
+	tm       *runtime.Time
+	so       *srcOutput[T]
 }
 
 func (d *sourceDriver[T]) Open(ctx context.Context, rc *runtime.OperatorContext) error {
@@ -156,6 +179,20 @@ func (d *sourceDriver[T]) Open(ctx context.Context, rc *runtime.OperatorContext)
 	if err != nil {
 		return fmt.Errorf("create reader: %w", err)
 	}
+	d.tm = rc.Time
+	if d.tm == nil {
+		d.tm = runtime.NewTime()
+	}
+	d.so = &srcOutput[T]{out: d.out, tm: d.tm, clk: oc.Clock.Now, splits: map[string]*splitOut[T]{}, status: d.tm.EmitStatus}
+	if d.spec != nil {
+		d.so.assign = d.spec.assign
+		d.so.r = watermark.NewReader(d.spec.strategy)
+		if _, ok := d.reader.(SplitAware); ok {
+			for _, s := range mine {
+				d.so.forSplit(s.ID)
+			}
+		}
+	}
 	return d.reader.AddSplits(ctx, mine)
 }
 
@@ -164,7 +201,7 @@ func (d *sourceDriver[T]) Poll(ctx context.Context) (runtime.PollStatus, error) 
 		// The source's record point is per poll: a batch of records.
 		d.oc.Faults.Hit(fault.OnRecord, d.oc.UID, d.oc.Subtask)
 	}
-	st, err := d.reader.Poll(ctx, d.out)
+	st, err := d.reader.Poll(ctx, d.so)
 	return runtime.PollStatus(st), err
 }
 

@@ -134,7 +134,16 @@ type reader struct {
 	never chan struct{} // never closed: nothing will ever come
 	quit  chan struct{} // closed by Close, stops timer goroutines
 	done  bool          // Close was called
+
+	// toldEnded: the splits restored already ended were reported to the
+	// engine's watermarking (docs/design.md §14).
+	toldEnded bool
 }
+
+// EmitsPerSplit marks the reader as emitting every split's records through
+// its own split output (sluice.SplitAware), so that each split has its own
+// watermark generator.
+func (r *reader) EmitsPerSplit() {}
 
 // AddSplits takes over splits with their positions.
 func (r *reader) AddSplits(_ context.Context, splits []sluice.Split) error {
@@ -242,6 +251,25 @@ func (r *reader) Poll(ctx context.Context, out sluice.Emitter[Record]) (sluice.P
 		r.turn = 0
 	}
 	sp := r.active[r.turn]
+	em := out
+	ro, eventTime := out.(sluice.ReaderOutput[Record])
+	if eventTime {
+		if direct, ok := ro.Direct(); ok {
+			em, eventTime = direct, false
+		} else {
+			em = ro.ForSplit(sp.id)
+		}
+	}
+	if eventTime {
+		if !r.toldEnded {
+			r.toldEnded = true
+			for _, s := range r.splits {
+				if r.ended(s) {
+					ro.FinishSplit(s.id)
+				}
+			}
+		}
+	}
 	n := int64(r.cfg.BatchSize)
 	if r.cfg.RecordsPerSplit > 0 {
 		n = min(n, r.cfg.RecordsPerSplit-sp.next)
@@ -259,10 +287,13 @@ func (r *reader) Poll(ctx context.Context, out sluice.Emitter[Record]) (sluice.P
 		n = min(n, tokens)
 		r.used += n
 	}
-	if err := r.emit(out, sp, n); err != nil {
+	if err := r.emit(em, sp, n); err != nil {
 		return sluice.MoreAvailable, err
 	}
 	if r.ended(sp) {
+		if eventTime {
+			ro.FinishSplit(sp.id)
+		}
 		r.active = append(r.active[:r.turn], r.active[r.turn+1:]...)
 		if len(r.active) == 0 {
 			return sluice.EndOfInput, nil

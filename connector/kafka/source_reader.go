@@ -555,6 +555,7 @@ func (r *reader[T]) emit(ctx context.Context, out sluice.Emitter[T], b *batch, b
 	n := min(budget, len(recs))
 	maxTs := p.maxTs
 	deser := r.cfg.Deserializer
+	so := splitOutput(out, p.id)
 	var err error
 	i := 0
 	for ; i < n; i++ {
@@ -564,7 +565,7 @@ func (r *reader[T]) emit(ctx context.Context, out sluice.Emitter[T], b *batch, b
 			if err = r.deadLetter(ctx, rec, derr); err != nil {
 				break
 			}
-		} else if err = out.Emit(v); err != nil {
+		} else if err = so.EmitAt(v, rec.Timestamp.UnixNano()); err != nil {
 			break
 		}
 		if ts := rec.Timestamp.UnixMilli(); ts > maxTs {
@@ -579,6 +580,26 @@ func (r *reader[T]) emit(ctx context.Context, out sluice.Emitter[T], b *batch, b
 	b.recs = recs[i:]
 	return i, err
 }
+
+// splitOutput returns the output of split id: records emitted through it
+// carry their Kafka timestamp and feed the partition's own watermark
+// generator (docs/design.md §14).
+func splitOutput[T any](out sluice.Emitter[T], id string) sluice.SplitOutput[T] {
+	if ro, ok := out.(sluice.ReaderOutput[T]); ok {
+		return ro.ForSplit(id)
+	}
+	return plainOutput[T]{out}
+}
+
+// plainOutput drops timestamps, for an emitter that is no ReaderOutput.
+type plainOutput[T any] struct{ out sluice.Emitter[T] }
+
+func (o plainOutput[T]) Emit(v T) error            { return o.out.Emit(v) }
+func (o plainOutput[T]) EmitAt(v T, _ int64) error { return o.out.Emit(v) }
+
+// EmitsPerSplit marks the reader as one that emits every partition's
+// records through its own split output (sluice.SplitAware).
+func (r *reader[T]) EmitsPerSplit() {}
 
 // deadLetter writes a record the deserializer rejected to the dead-letter
 // topic, synchronously, or returns the error that fails the job.

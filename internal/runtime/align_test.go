@@ -118,11 +118,11 @@ func newAlignHarness(t *testing.T, n int, mode checkpoint.Mode) *alignHarness {
 	stats := &TaskStats{}
 	h := &alignHarness{a: a, rec: rec}
 	for up := range n {
-		h.w = append(h.w, NewWriter(c, up, Rebalance, nil, plan.BatchSize, ctx.Done(), &TaskStats{}))
+		h.w = append(h.w, NewWriter(c, up, Rebalance, nil, plan.BatchSize, ctx.Done(), &TaskStats{}, nil))
 	}
 	h.tk = &task{
 		id:          checkpoint.TaskID{Vertex: "rec", Subtask: 0},
-		chain:       &Chain{Ops: []OpInstance{{UID: "rec", Name: "rec", Op: rec}}, Inputs: NewInputs(c, 0, Rebalance, Emitter[int](rec), stats)},
+		chain:       &Chain{Ops: []OpInstance{{UID: "rec", Name: "rec", Op: rec}}, Inputs: NewInputs(c, 0, Rebalance, Emitter[int](rec), stats, nil)},
 		job:         a,
 		ctl:         make(chan taskCtl, 8),
 		mailbox:     make(chan mail, 2*n+4),
@@ -326,7 +326,7 @@ func scripted(t *testing.T, n int) *alignHarness {
 	h := &alignHarness{a: a, rec: rec}
 	h.tk = &task{
 		id:    checkpoint.TaskID{Vertex: "rec", Subtask: 0},
-		chain: &Chain{Ops: []OpInstance{{UID: "rec", Name: "rec", Op: rec}}, Inputs: NewInputs(c, 0, Rebalance, Emitter[int](rec), stats)},
+		chain: &Chain{Ops: []OpInstance{{UID: "rec", Name: "rec", Op: rec}}, Inputs: NewInputs(c, 0, Rebalance, Emitter[int](rec), stats, nil)},
 		job:   a, stats: stats, parallelism: 1,
 		align: newAligner(n, true), gates: make([]chan struct{}, n),
 	}

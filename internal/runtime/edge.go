@@ -45,14 +45,25 @@ const (
 	kindData batchKind = iota
 	kindBarrier
 	kindEnd
+	kindWatermark
+	kindStatus
 )
 
 // batch is what travels on an edge: records, or one control event. Control
 // events share the channel with data, so they stay ordered with it.
+//
+// ts holds the records' timestamps, parallel to records, or is nil when no
+// record of the batch has one: a job that uses no timestamps pays a compare
+// per record and nothing else (docs/design.md §14).
 type batch[T any] struct {
 	kind    batchKind
 	records []T
+	ts      []int64
 	barrier Barrier
+	// wm is the watermark of a kindWatermark batch; idle the status of a
+	// kindStatus batch.
+	wm   int64
+	idle bool
 }
 
 // Channels is the set of bounded channels of one logical edge for one
@@ -85,6 +96,7 @@ func (c *Channels[T]) get(size int) *batch[T] {
 func (c *Channels[T]) put(b *batch[T]) {
 	clear(b.records) // drop references so the pool does not pin records
 	b.records = b.records[:0]
+	b.ts = b.ts[:0]
 	c.pool.Put(b)
 }
 
@@ -96,6 +108,10 @@ var errCancelled = errors.New("attempt cancelled")
 type OutputWriter interface {
 	Flush() error
 	Broadcast(b Barrier) error
+	// Watermark flushes and sends watermark wm on every channel.
+	Watermark(wm int64) error
+	// Status flushes and sends the idle status on every channel.
+	Status(idle bool) error
 	End() error
 	Buffered() bool
 }
@@ -113,13 +129,19 @@ type Writer[T any] struct {
 	buffered int
 	done     <-chan struct{}
 	stats    *TaskStats
+	time     *Time
 }
 
 // NewWriter returns subtask's writer onto c. target maps a record to a
 // downstream subtask for Hash partitioning.
-func NewWriter[T any](c *Channels[T], subtask int, part Partitioning, target func(T) int, batchSize int, done <-chan struct{}, stats *TaskStats) *Writer[T] {
+// tm is the task's Time, whose TS is stored beside every record; nil means
+// records carry no timestamps.
+func NewWriter[T any](c *Channels[T], subtask int, part Partitioning, target func(T) int, batchSize int, done <-chan struct{}, stats *TaskStats, tm *Time) *Writer[T] {
 	outs := c.Chans[subtask]
-	w := &Writer[T]{c: c, outs: outs, bufs: make([]*batch[T], len(outs)), part: part, target: target, size: batchSize, done: done, stats: stats}
+	if tm == nil {
+		tm = NewTime()
+	}
+	w := &Writer[T]{c: c, outs: outs, bufs: make([]*batch[T], len(outs)), part: part, target: target, size: batchSize, done: done, stats: stats, time: tm}
 	if part == Forward && len(outs) != 1 {
 		// Forward across equal parallelism: subtask i talks to subtask i only.
 		w.outs = outs[subtask : subtask+1]
@@ -159,6 +181,12 @@ func (w *Writer[T]) add(i int, v T) error {
 		b = w.c.get(w.size)
 		w.bufs[i] = b
 	}
+	if ts := w.time.TS; ts != NoTimestamp || b.ts != nil {
+		if b.ts == nil || len(b.ts) < len(b.records) {
+			b.ts = padTimestamps(b.ts, len(b.records))
+		}
+		b.ts = append(b.ts, ts)
+	}
 	b.records = append(b.records, v)
 	w.buffered++
 	if len(b.records) >= w.size {
@@ -197,6 +225,20 @@ func (w *Writer[T]) put(i int, b *batch[T]) error {
 	return nil
 }
 
+// padTimestamps returns ts extended with NoTimestamp to length n: the
+// records before the batch's first timestamped one have none.
+//
+//go:noinline
+func padTimestamps(ts []int64, n int) []int64 {
+	if ts == nil {
+		ts = make([]int64, 0, max(n+1, 16))
+	}
+	for len(ts) < n {
+		ts = append(ts, NoTimestamp)
+	}
+	return ts
+}
+
 // Flush sends every non-empty batch.
 func (w *Writer[T]) Flush() error {
 	if w.buffered == 0 {
@@ -222,6 +264,16 @@ func (w *Writer[T]) Broadcast(b Barrier) error {
 	return w.control(&batch[T]{kind: kindBarrier, barrier: b})
 }
 
+// Watermark flushes and then sends watermark wm on every channel.
+func (w *Writer[T]) Watermark(wm int64) error {
+	return w.control(&batch[T]{kind: kindWatermark, wm: wm})
+}
+
+// Status flushes and then sends the idle status on every channel.
+func (w *Writer[T]) Status(idle bool) error {
+	return w.control(&batch[T]{kind: kindStatus, idle: idle})
+}
+
 // End flushes and then tells every channel that this subtask's output ended.
 func (w *Writer[T]) End() error { return w.control(&batch[T]{kind: kindEnd}) }
 
@@ -244,6 +296,8 @@ const (
 	mailData mailKind = iota
 	mailBarrier
 	mailEnd
+	mailWatermark
+	mailStatus
 )
 
 // mail is what input readers put into a task's mailbox.
@@ -252,6 +306,8 @@ type mail struct {
 	channel int
 	data    any
 	barrier Barrier
+	wm      int64
+	idle    bool
 }
 
 // InputChannel is one physical input of a task: a producer subtask's
@@ -269,17 +325,22 @@ type inputChannel[T any] struct {
 	ch    chan *batch[T]
 	in    Emitter[T]
 	stats *TaskStats
+	time  *Time
 }
 
 // NewInputs returns the input channels of consumer subtask sub on c, in
-// producer order, each delivering records to in.
-func NewInputs[T any](c *Channels[T], sub int, part Partitioning, in Emitter[T], stats *TaskStats) []InputChannel {
+// producer order, each delivering records to in with their timestamps set
+// in tm (nil: a Time of its own).
+func NewInputs[T any](c *Channels[T], sub int, part Partitioning, in Emitter[T], stats *TaskStats, tm *Time) []InputChannel {
+	if tm == nil {
+		tm = NewTime()
+	}
 	var ins []InputChannel
 	for up := range c.Chans {
 		if part == Forward && len(c.Chans) == len(c.Chans[up]) && up != sub {
 			continue
 		}
-		ins = append(ins, &inputChannel[T]{c: c, ch: c.Chans[up][sub], in: in, stats: stats})
+		ins = append(ins, &inputChannel[T]{c: c, ch: c.Chans[up][sub], in: in, stats: stats, time: tm})
 	}
 	return ins
 }
@@ -301,6 +362,10 @@ func (ic *inputChannel[T]) run(ctx context.Context, idx int, mailbox chan<- mail
 			m = mail{kind: mailBarrier, channel: idx, barrier: b.barrier}
 		case kindEnd:
 			m = mail{kind: mailEnd, channel: idx}
+		case kindWatermark:
+			m = mail{kind: mailWatermark, channel: idx, wm: b.wm}
+		case kindStatus:
+			m = mail{kind: mailStatus, channel: idx, idle: b.idle}
 		}
 		select {
 		case mailbox <- m:
@@ -326,9 +391,20 @@ func (ic *inputChannel[T]) run(ctx context.Context, idx int, mailbox chan<- mail
 func (ic *inputChannel[T]) process(data any) error {
 	b := data.(*batch[T])
 	ic.stats.RecordsIn.Add(int64(len(b.records)))
-	for _, r := range b.records {
-		if err := ic.in.Emit(r); err != nil {
-			return err
+	if b.ts == nil {
+		ic.time.TS = NoTimestamp
+		for _, r := range b.records {
+			if err := ic.in.Emit(r); err != nil {
+				return err
+			}
+		}
+	} else {
+		ts := b.ts[:len(b.records)]
+		for i, r := range b.records {
+			ic.time.TS = ts[i]
+			if err := ic.in.Emit(r); err != nil {
+				return err
+			}
 		}
 	}
 	ic.c.put(b)

@@ -51,7 +51,7 @@ func records(qs []any) []int {
 
 func newTestWriter(c *Channels[int], sub int, part Partitioning, target func(int) int, size int) (*Writer[int], *TaskStats) {
 	st := &TaskStats{}
-	return NewWriter(c, sub, part, target, size, make(chan struct{}), st), st
+	return NewWriter(c, sub, part, target, size, make(chan struct{}), st, nil), st
 }
 
 // TestWriterForward: forward between equal parallelism connects subtask i
@@ -77,7 +77,7 @@ func TestWriterForward(t *testing.T) {
 		t.Fatalf("RecordsOut %d, want 4", n)
 	}
 	// The consumer side agrees: forward subtask 1 reads producer 1 only.
-	ins := NewInputs(c, 1, Forward, Emitter[int](nil), &TaskStats{})
+	ins := NewInputs(c, 1, Forward, Emitter[int](nil), &TaskStats{}, nil)
 	if len(ins) != 1 || ins[0].(*inputChannel[int]).ch != c.Chans[1][1] {
 		t.Fatalf("forward inputs of subtask 1: %d channels, want only 1→1", len(ins))
 	}
@@ -102,7 +102,7 @@ func TestWriterRebalance(t *testing.T) {
 			t.Fatalf("subtask %d got %v, want %v", d, got, want[d])
 		}
 	}
-	if ins := NewInputs(c, 2, Rebalance, Emitter[int](nil), &TaskStats{}); len(ins) != 1 {
+	if ins := NewInputs(c, 2, Rebalance, Emitter[int](nil), &TaskStats{}, nil); len(ins) != 1 {
 		t.Fatalf("%d inputs, want one per producer", len(ins))
 	}
 }
@@ -150,7 +150,7 @@ func TestWriterBroadcast(t *testing.T) {
 	if n := st.RecordsOut.Load(); n != 9 {
 		t.Fatalf("RecordsOut %d, want 9 (3 records × 3 subtasks)", n)
 	}
-	if ins := NewInputs(c, 0, Broadcast, Emitter[int](nil), &TaskStats{}); len(ins) != 2 {
+	if ins := NewInputs(c, 0, Broadcast, Emitter[int](nil), &TaskStats{}, nil); len(ins) != 2 {
 		t.Fatalf("%d inputs, want both producers", len(ins))
 	}
 }
@@ -273,7 +273,7 @@ func TestWriterCancelled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := NewChannels[int](1, 1, 1)
 		done := make(chan struct{})
-		w := NewWriter(c, 0, Forward, nil, 1, done, &TaskStats{})
+		w := NewWriter(c, 0, Forward, nil, 1, done, &TaskStats{}, nil)
 		if err := w.Emit(1); err != nil {
 			t.Fatal(err)
 		}
@@ -312,7 +312,7 @@ func TestInputChannelForwardsInOrder(t *testing.T) {
 	}
 	var got []int
 	stats := &TaskStats{}
-	in := NewInputs(c, 0, Forward, Emitter[int](emitFunc(func(v int) error { got = append(got, v); return nil })), stats)[0]
+	in := NewInputs(c, 0, Forward, Emitter[int](emitFunc(func(v int) error { got = append(got, v); return nil })), stats, nil)[0]
 	mailbox := make(chan mail, 8)
 	gate := make(chan struct{}, 1)
 	gate <- struct{}{}                                   // let the reader past the barrier

@@ -69,6 +69,9 @@ type Wiring struct {
 	Done      <-chan struct{}
 	Stats     *TaskStats
 	BatchSize int
+	// Time is the task's event-time state (docs/design.md §14): writers and
+	// input channels of the chain carry record timestamps through it.
+	Time *Time
 }
 
 // Config configures how a job runs.
@@ -866,11 +869,14 @@ func (a *attempt) build(n int, rp *restorePoint) error {
 			id := checkpoint.TaskID{Vertex: v.UID, Subtask: sub}
 			stats := a.j.taskStats(id)
 			stats.beginAttempt()
-			chain, err := v.Instantiate(&Wiring{Subtask: sub, Channels: channels, Done: a.ctx.Done(), Stats: stats, BatchSize: a.plan.BatchSize})
+			tm := NewTime()
+			chain, err := v.Instantiate(&Wiring{Subtask: sub, Channels: channels, Done: a.ctx.Done(), Stats: stats, BatchSize: a.plan.BatchSize, Time: tm})
 			if err != nil {
 				return fmt.Errorf("build %s/%d: %w", v.Name, sub, err)
 			}
+			chain.Time = tm
 			t := &task{id: id, chain: chain, job: a, ctl: make(chan taskCtl, 64), mailbox: make(chan mail, 2*len(chain.Inputs)+4), stats: stats, parallelism: v.Parallelism}
+			tm.t = t
 			a.tasks = append(a.tasks, t)
 			a.byID[id] = t
 			if chain.Source != nil {
@@ -914,7 +920,7 @@ func (a *attempt) opContext(n int, t *task, uid, name string, r *restorer) (*Ope
 		UID: uid, Name: name, Subtask: t.id.Subtask, Parallelism: t.parallelism, MaxParallelism: a.plan.MaxParallelism,
 		KeyGroups: kgs, Restored: rs, Attempt: n, RunID: a.runID, Clock: a.clock,
 		Logger: a.j.log.With("operator", uid, "subtask", t.id.Subtask), Faults: a.faults,
-		Fence: a.j.cfg.Store.CheckOwnership,
+		Fence: a.j.cfg.Store.CheckOwnership, Time: t.chain.Time,
 	}, nil
 }
 

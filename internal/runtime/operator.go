@@ -132,6 +132,10 @@ type OperatorContext struct {
 	// initialises a transactional producer. Nil where no job owns the
 	// checkpoints (tests): call CheckFenced, which handles that.
 	Fence func(ctx context.Context, op string) error
+	// Time is the task's event-time state: the current record's timestamp
+	// and watermark (docs/design.md §14). Nil for an operator outside a
+	// task (tests).
+	Time *Time
 }
 
 // CheckFenced calls c.Fence if it is set; see Fence.

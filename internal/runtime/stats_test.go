@@ -45,11 +45,11 @@ func TestBusyIdleBackpressuredDisjoint(t *testing.T) {
 		in := NewChannels[int](1, 1, 4)
 		out := NewChannels[int](1, 1, 1)
 		stats := &TaskStats{}
-		w := NewWriter(out, 0, Forward, nil, 1, ctx.Done(), stats)
+		w := NewWriter(out, 0, Forward, nil, 1, ctx.Done(), stats, nil)
 		op := &slowForward{out: w}
 		tk := &task{
 			id:          checkpoint.TaskID{Vertex: "slow", Subtask: 0},
-			chain:       &Chain{Ops: []OpInstance{{UID: "slow", Name: "slow", Op: op}}, Inputs: NewInputs(in, 0, Forward, Emitter[int](op), stats), Outputs: []OutputWriter{w}},
+			chain:       &Chain{Ops: []OpInstance{{UID: "slow", Name: "slow", Op: op}}, Inputs: NewInputs(in, 0, Forward, Emitter[int](op), stats, nil), Outputs: []OutputWriter{w}},
 			job:         a,
 			ctl:         make(chan taskCtl, 8),
 			mailbox:     make(chan mail, 8),
@@ -58,7 +58,7 @@ func TestBusyIdleBackpressuredDisjoint(t *testing.T) {
 		}
 		errc := make(chan error, 1)
 		go func() { errc <- tk.run(ctx) }()
-		producer := NewWriter(in, 0, Forward, nil, 1, ctx.Done(), &TaskStats{})
+		producer := NewWriter(in, 0, Forward, nil, 1, ctx.Done(), &TaskStats{}, nil)
 
 		time.Sleep(2 * time.Second) // idle: no input yet
 		for v := range 2 {
@@ -144,7 +144,7 @@ func TestSourceBusyIdleBackpressured(t *testing.T) {
 		}
 		out := NewChannels[int](1, 1, 1)
 		stats := &TaskStats{}
-		w := NewWriter(out, 0, Forward, nil, 1, ctx.Done(), stats)
+		w := NewWriter(out, 0, Forward, nil, 1, ctx.Done(), stats, nil)
 		src := &slowSource{out: w, n: 2, avail: make(chan struct{})}
 		tk := &task{
 			id:    checkpoint.TaskID{Vertex: "src", Subtask: 0},

@@ -10,6 +10,7 @@ import (
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/clock"
 	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/watermark"
 )
 
 // PollStatus is what a source reader's Poll found.
@@ -58,6 +59,8 @@ type Chain struct {
 	Ops       []OpInstance
 	Inputs    []InputChannel
 	Outputs   []OutputWriter
+	// Time is the task's event-time state, set by the runtime.
+	Time *Time
 }
 
 // taskCtl is control mail from the job master to a task.
@@ -98,6 +101,12 @@ type task struct {
 
 	flushAt     time.Time
 	parallelism int
+	// Event time (docs/design.md §14): the combined watermark of the
+	// inputs, and for a watermarking source the next periodic emission.
+	wms    *watermark.Inputs
+	wmSrc  WatermarkSource
+	wmIval time.Duration
+	wmAt   time.Time
 	// split attributes the task's time to busy, idle and backpressured.
 	split timeSplit
 }
@@ -107,6 +116,10 @@ func (t *task) ops() []OpInstance { return t.chain.Ops }
 // run is the task goroutine. Any error or panic fails the attempt.
 func (t *task) run(ctx context.Context) (err error) {
 	t.split = newTimeSplit(t.stats, t.job.clock)
+	if t.chain.Time == nil {
+		t.chain.Time = NewTime()
+	}
+	t.chain.Time.t = t
 	defer t.split.idle() // the last busy stretch
 	defer func() {
 		if r := recover(); r != nil {
@@ -192,11 +205,17 @@ func (t *task) nextWake() (time.Time, bool) {
 	if !t.flushAt.IsZero() && (at.IsZero() || t.flushAt.Before(at)) {
 		at = t.flushAt
 	}
+	if !t.wmAt.IsZero() && (at.IsZero() || t.wmAt.Before(at)) {
+		at = t.wmAt
+	}
 	return at, !at.IsZero()
 }
 
 func (t *task) onWake() error {
 	now := t.job.clock.Now()
+	if err := t.periodicWatermark(now); err != nil {
+		return err
+	}
 	for _, op := range t.ops() {
 		if to, ok := op.Op.(TimerOperator); ok {
 			if ts, ok := to.NextTimer(); ok && !ts.After(now) {
@@ -212,9 +231,28 @@ func (t *task) onWake() error {
 	return t.afterWork()
 }
 
+// periodicWatermark lets a watermarking source emit when its interval is
+// due at now.
+func (t *task) periodicWatermark(now time.Time) error {
+	if t.wmSrc == nil || now.Before(t.wmAt) {
+		return nil
+	}
+	t.wmAt = now.Add(t.wmIval)
+	if err := t.wmSrc.OnPeriodicWatermark(t.job.ctx, now); err != nil {
+		return fmt.Errorf("source %s: watermark: %w", t.chain.SourceUID, err)
+	}
+	return nil
+}
+
 func (t *task) runSource(ctx context.Context) error {
 	src := t.chain.Source
 	exhausted, stopped := false, false
+	if ws, ok := src.(WatermarkSource); ok {
+		if iv := ws.WatermarkInterval(); iv > 0 {
+			t.wmSrc, t.wmIval = ws, iv
+			t.wmAt = t.job.clock.Now().Add(iv)
+		}
+	}
 	// handle serves control mail; a stop barrier ends the source's input.
 	handle := func(c taskCtl) (done bool, err error) {
 		if c.kind == ctlTrigger && c.barrier.Stop {
@@ -245,11 +283,27 @@ func (t *task) runSource(ctx context.Context) error {
 			if err := t.afterWork(); err != nil {
 				return err
 			}
+			if t.wmSrc != nil && st != EndOfInput {
+				if err := t.periodicWatermark(t.job.clock.Now()); err != nil {
+					return err
+				}
+			}
 			switch st {
 			case MoreAvailable:
 				continue
 			case EndOfInput:
 				exhausted = true
+				// The end of a bounded input is the end of event time:
+				// the final watermark fires every pending event-time timer
+				// downstream (docs/design.md §14). A stop barrier does not
+				// (Flink's stop without drain).
+				t.wmSrc, t.wmAt = nil, time.Time{}
+				if err := t.emitStatus(false); err != nil {
+					return err
+				}
+				if err := t.emitWatermark(ctx, FinalWatermark); err != nil {
+					return err
+				}
 				if err := t.flush(); err != nil {
 					return err
 				}
@@ -367,6 +421,9 @@ func (t *task) runInputs(ctx context.Context) error {
 	t.gates = make([]chan struct{}, n)
 	aligned := t.job.cfg.Mode != checkpoint.AtLeastOnce
 	t.align = newAligner(n, aligned)
+	if n > 0 {
+		t.wms, _ = watermark.NewInputs(n)
+	}
 	for i, in := range t.chain.Inputs {
 		t.gates[i] = make(chan struct{}, 1)
 		go in.run(ctx, i, t.mailbox, t.gates[i], aligned)
@@ -424,8 +481,36 @@ func (t *task) handleMail(m mail) error {
 		return t.afterWork()
 	case mailBarrier:
 		return t.applyAlign(t.align.Barrier(m.channel, m.barrier))
+	case mailWatermark:
+		return t.applyWatermark(t.wms.OnWatermark(m.channel, m.wm))
+	case mailStatus:
+		return t.applyWatermark(t.wms.OnStatus(m.channel, m.idle))
 	case mailEnd:
+		// An input that ended after the final watermark no longer holds
+		// the others back (it already counts as Final). One that ended
+		// without it (a stop barrier) leaves the watermark where it is.
 		return t.applyAlign(t.align.End(m.channel))
+	}
+	return nil
+}
+
+// applyWatermark forwards what the input combiner decided: a changed idle
+// status, then a risen watermark through the chain.
+func (t *task) applyWatermark(o watermark.Output) error {
+	if o.StatusChanged && !o.Idle {
+		if err := t.emitStatus(false); err != nil {
+			return err
+		}
+	}
+	if o.Advanced {
+		if err := t.emitWatermark(t.job.ctx, o.Watermark); err != nil {
+			return err
+		}
+	}
+	if o.StatusChanged && o.Idle {
+		if err := t.emitStatus(true); err != nil {
+			return err
+		}
 	}
 	return nil
 }

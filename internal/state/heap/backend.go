@@ -35,8 +35,11 @@ type HeapBackend[K comparable] struct {
 	// heap restore: it cannot be decoded before its codecs are known).
 	raw map[string]*rawState
 	// rcodecs are the codecs the restored files recorded, by state name.
-	rcodecs  map[string][]codec.ID
-	timers   timerService[K]
+	rcodecs map[string][]codec.ID
+	timers  timerService[K]
+	// etimers are the event-time timers, with the same shape as timers
+	// (docs/design.md §14).
+	etimers  timerService[K]
 	restored bool
 }
 
@@ -107,6 +110,7 @@ func NewHeapBackend[K comparable](kc codec.KeyCodec[K], maxParallelism int, r ch
 		rcodecs: make(map[string][]codec.ID),
 	}
 	b.timers.init(r.Len())
+	b.etimers.init(r.Len())
 	return b
 }
 

@@ -58,7 +58,7 @@ var (
 // the file, the key group and, where it applies, the state; after an error
 // the backend must be discarded.
 func (b *HeapBackend[K]) Restore(files []RestoreFile) error {
-	if b.restored || len(b.states) > 0 || b.timers.live > 0 {
+	if b.restored || len(b.states) > 0 || b.timers.live > 0 || b.etimers.live > 0 {
 		return errors.New("state: Restore must be called once, before any state is registered or timer set")
 	}
 	b.restored = true
@@ -69,6 +69,7 @@ func (b *HeapBackend[K]) Restore(files []RestoreFile) error {
 		}
 	}
 	b.timers.rebuild()
+	b.etimers.rebuild()
 	return nil
 }
 
@@ -218,6 +219,15 @@ func (b *HeapBackend[K]) restoreSection(gi int, p []byte) error {
 			p = rest
 			if err := b.timers.decodeGroup(b, gi, body); err != nil {
 				return fmt.Errorf("timers: %w", err)
+			}
+		case tagEventTimers:
+			body, rest, err := cutBody(p)
+			if err != nil {
+				return fmt.Errorf("event-time timers: %w", err)
+			}
+			p = rest
+			if err := b.etimers.decodeGroup(b, gi, body); err != nil {
+				return fmt.Errorf("event-time timers: %w", err)
 			}
 		default:
 			return fmt.Errorf("unknown block tag %d", tag)

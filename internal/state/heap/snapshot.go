@@ -30,6 +30,7 @@ import (
 //	payload = block*
 //	block   = 1 name:string kind:byte flags:byte length body     a state's entries
 //	        | 2 length body                                       the timers
+//	        | 3 length body                                       the event-time timers
 //
 // States appear in name order and only in key groups where they have
 // entries. A body is a sequence of entries, per kind:
@@ -37,7 +38,7 @@ import (
 //	value, reducing: key value [expiry]
 //	list:            key count element{count} [expiry]
 //	map:             key count (userKey userValue [expiry]){count}
-//	timers:          key time:varint
+//	timers:          key time:varint  (both kinds)
 //
 // Keys and values use the state's codecs; expiry (Unix nanoseconds, varint)
 // is present iff flags has flagTTL. The header lists every state of the
@@ -54,6 +55,10 @@ const (
 
 	tagState  = 1
 	tagTimers = 2
+	// tagEventTimers was added without a version bump: files without
+	// event-time timers are unchanged, and an older reader meeting one
+	// reports an unknown block tag.
+	tagEventTimers = 3
 
 	flagTTL = 1
 )
@@ -94,15 +99,16 @@ type frozenState interface {
 // Snapshot is an immutable view of a backend's keyed state and timers, taken
 // by HeapBackend.Snapshot. Its methods are safe to call from any goroutine.
 type Snapshot struct {
-	id     int64
-	seq    int64
-	maxP   int
-	r      checkpoint.KeyGroupRange
-	kcID   codec.ID
-	now    int64
-	states []frozenState
-	timers groupAppender
-	rel    *releaser
+	id      int64
+	seq     int64
+	maxP    int
+	r       checkpoint.KeyGroupRange
+	kcID    codec.ID
+	now     int64
+	states  []frozenState
+	timers  groupAppender
+	etimers groupAppender
+	rel     *releaser
 
 	// abandoned is set by Release; a running WriteKeyGroups polls it
 	// between key groups.
@@ -126,15 +132,16 @@ func (b *HeapBackend[K]) Snapshot(checkpointID int64) *Snapshot {
 	b.cow.seq++
 	seq := b.cow.seq
 	s := &Snapshot{
-		id:     checkpointID,
-		seq:    seq,
-		maxP:   b.maxP,
-		r:      b.r,
-		kcID:   b.kcID,
-		now:    b.now(),
-		states: make([]frozenState, 0, len(b.states)+len(b.raw)),
-		timers: b.timers.freeze(seq, b.kc),
-		rel:    b.cow.rel,
+		id:      checkpointID,
+		seq:     seq,
+		maxP:    b.maxP,
+		r:       b.r,
+		kcID:    b.kcID,
+		now:     b.now(),
+		states:  make([]frozenState, 0, len(b.states)+len(b.raw)),
+		timers:  b.timers.freeze(seq, b.kc),
+		etimers: b.etimers.freeze(seq, b.kc),
+		rel:     b.cow.rel,
 	}
 	for _, st := range b.states {
 		s.states = append(s.states, st.freeze(seq))
@@ -228,6 +235,11 @@ func (s *Snapshot) WriteKeyGroups(w io.Writer) (keyGroupOffsets []int64, err err
 		}
 		if body = s.timers.appendGroup(body[:0], gi, s.now); len(body) > 0 {
 			payload = append(payload, tagTimers)
+			payload = binary.AppendUvarint(payload, uint64(len(body)))
+			payload = append(payload, body...)
+		}
+		if body = s.etimers.appendGroup(body[:0], gi, s.now); len(body) > 0 {
+			payload = append(payload, tagEventTimers)
 			payload = binary.AppendUvarint(payload, uint64(len(body)))
 			payload = append(payload, body...)
 		}
@@ -329,5 +341,5 @@ func (s *Snapshot) releaseLocked() {
 	// Drop the frozen maps now rather than when the caller drops the
 	// Snapshot: the copies the task made since are the live ones, and the
 	// frozen ones may be a whole backend's worth of memory.
-	s.states, s.timers = nil, nil
+	s.states, s.timers, s.etimers = nil, nil, nil
 }

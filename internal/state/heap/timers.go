@@ -208,3 +208,52 @@ func (f *frozenTimers[K]) appendGroup(dst []byte, gi int, _ int64) []byte {
 	}
 	return dst
 }
+
+// RegisterEventTimer registers an event-time timer at t (nanoseconds since
+// the epoch) for the current key; it fires once the watermark reaches t.
+// Registering the same key and time again is a no-op.
+func (b *HeapBackend[K]) RegisterEventTimer(t int64) {
+	ts := &b.etimers
+	tk := timerKey[K]{key: b.key, t: t}
+	if _, ok := ts.t.maps[b.gi][tk]; ok {
+		return
+	}
+	ts.t.mut(&b.cow, b.gi)[tk] = struct{}{}
+	ts.live++
+	ts.push(timerEntry[K]{t: t, key: b.key, gi: b.gi})
+}
+
+// DeleteEventTimer removes the current key's event-time timer at t, if any.
+func (b *HeapBackend[K]) DeleteEventTimer(t int64) {
+	ts := &b.etimers
+	tk := timerKey[K]{key: b.key, t: t}
+	if _, ok := ts.t.maps[b.gi][tk]; !ok {
+		return
+	}
+	delete(ts.t.mut(&b.cow, b.gi), tk)
+	ts.live--
+	if len(ts.heap) > 2*ts.live+64 {
+		ts.rebuild()
+	}
+}
+
+// PopEventTimer removes and returns the earliest event-time timer due at
+// watermark wm (its time is not after wm) with its key; false if none is.
+// Timers pop in time order; equal times in unspecified order.
+func (b *HeapBackend[K]) PopEventTimer(wm int64) (key K, t int64, ok bool) {
+	ts := &b.etimers
+	for len(ts.heap) > 0 && ts.heap[0].t <= wm {
+		e := ts.pop()
+		tk := timerKey[K]{key: e.key, t: e.t}
+		if _, live := ts.t.maps[e.gi][tk]; !live {
+			continue
+		}
+		delete(ts.t.mut(&b.cow, e.gi), tk)
+		ts.live--
+		return e.key, e.t, true
+	}
+	return key, 0, false
+}
+
+// NumEventTimers returns the number of registered event-time timers.
+func (b *HeapBackend[K]) NumEventTimers() int { return b.etimers.live }
