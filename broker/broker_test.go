@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -400,36 +401,7 @@ func TestCrashAbortsOpenTxn(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ctx := ctxT(t)
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCrashHelperProcess$")
-	cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir)
-	cmd.Stderr = tWriter{t}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdin.Close()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start helper: %v", err)
-	}
-	killed := false
-	defer func() {
-		if !killed {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("helper broker did not report its address: %v", err)
-	}
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "ADDR ")
-	if !ok {
-		t.Fatalf("helper broker: %s", line)
-	}
+	kill, addr := startCrashHelper(t, ctx, dir)
 
 	topic, txnID := uniqueName("txn"), uniqueName("txn-id")
 	cl := txnProducer(t, []string{addr}, topic, txnID)
@@ -444,11 +416,7 @@ func TestCrashAbortsOpenTxn(t *testing.T) {
 		t.Fatalf("ProducerID: %v", err)
 	}
 
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatalf("kill helper: %v", err)
-	}
-	killed = true
-	_ = cmd.Wait() // "signal: killed"
+	kill()
 
 	b := startDir(t, dir)
 	addrs := b.Addrs()
@@ -469,4 +437,45 @@ func TestCrashAbortsOpenTxn(t *testing.T) {
 	if got := consumeN(t, addrs, topic, len(want), kgo.ReadCommitted()); !slices.Equal(sortedStrings(got), sortedStrings(want)) {
 		t.Errorf("read_committed after crash: %v, want %v", sortedStrings(got), sortedStrings(want))
 	}
+}
+
+// startCrashHelper starts TestCrashHelperProcess, a broker on dir in a
+// subprocess, and returns its address and a kill that SIGKILLs it (also
+// run at the test's end if the test did not).
+func startCrashHelper(t *testing.T, ctx context.Context, dir string) (kill func(), addr string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCrashHelperProcess$")
+	cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir)
+	cmd.Stderr = tWriter{t}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start helper: %v", err)
+	}
+	var once sync.Once
+	kill = func() {
+		once.Do(func() {
+			if err := cmd.Process.Kill(); err != nil {
+				t.Errorf("kill helper: %v", err)
+			}
+			_ = cmd.Wait() // "signal: killed"
+			_ = stdin.Close()
+		})
+	}
+	t.Cleanup(kill)
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("helper broker did not report its address: %v", err)
+	}
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "ADDR ")
+	if !ok {
+		t.Fatalf("helper broker: %s", line)
+	}
+	return kill, addr
 }

@@ -1,11 +1,7 @@
 package broker
 
 import (
-	"bufio"
 	"errors"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -25,28 +21,7 @@ func TestCrashForgetsCommittedTxn(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ctx := ctxT(t)
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCrashHelperProcess$")
-	cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir)
-	cmd.Stderr = tWriter{t}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdin.Close()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start helper: %v", err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("helper broker did not report its address: %v", err)
-	}
-	addr, _ := strings.CutPrefix(strings.TrimSpace(line), "ADDR ")
+	kill, addr := startCrashHelper(t, ctx, dir)
 	topic, txnID := uniqueName("txn"), uniqueName("txn-id")
 	cl := txnProducer(t, []string{addr}, topic, txnID)
 	if err := cl.BeginTransaction(); err != nil {
@@ -65,10 +40,7 @@ func TestCrashForgetsCommittedTxn(t *testing.T) {
 		}
 	}
 	admin.Close()
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
+	kill()
 
 	b := startDir(t, dir)
 	err = endTxnRaw(ctx, newClient(t, b.Addrs()), txnID, pid, epoch, true)
