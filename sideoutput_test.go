@@ -333,3 +333,43 @@ func TestSideOutputBuildErrors(t *testing.T) {
 		})
 	}
 }
+
+// coSplit is a co-process function: the first input's keys go to the main
+// output, the second's to side output "second".
+type coSplit struct{}
+
+var secondTag = sluice.NewOutputTag[string]("second")
+
+func (coSplit) Open(*sluice.RuntimeContext[string]) error { return nil }
+func (coSplit) ProcessElement1(r datagen.Record, pc *sluice.ProcessContext[string, string]) error {
+	pc.Collect("1:" + r.Key)
+	return nil
+}
+func (coSplit) ProcessElement2(r datagen.Record, pc *sluice.ProcessContext[string, string]) error {
+	sluice.Output(pc, secondTag, "2:"+r.Key)
+	return nil
+}
+
+// TestSideOutputCoProcessUnion: a co-process function emits to a side
+// output, and the main and side outputs of one operator meet again in a
+// Union (two edges between the same tasks), exactly once each.
+func TestSideOutputCoProcessUnion(t *testing.T) {
+	t.Parallel()
+	gen := datagen.Config{Splits: 2, RecordsPerSplit: 300, Keys: 5, Distribution: datagen.Sequential}
+	env := sluice.New(testConfig(t, 2))
+	key := func(r datagen.Record) string { return r.Key }
+	a := sluice.KeyBy(sluice.FromSource(env, "a", datagen.New(gen)), key)
+	b := sluice.KeyBy(sluice.FromSource(env, "b", datagen.New(gen)), key)
+	co := sluice.CoProcess(sluice.Connect(a, b), "co", func() sluice.KeyedCoProcessFunction[string, datagen.Record, datagen.Record, string] {
+		return coSplit{}
+	})
+	u := sluice.Union("both", co, []sluice.Stream[string]{sluice.SideOutput(co, secondTag)})
+	out := newCollector[string]()
+	sluice.Sink(u, "sink", out.Sink())
+	run(t, env)
+	var want []string
+	for _, r := range input(gen) {
+		want = append(want, "1:"+r.Key, "2:"+r.Key)
+	}
+	sameMultiset(t, "union", out.Records(), want, func(s string) string { return s })
+}
