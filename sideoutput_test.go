@@ -373,3 +373,20 @@ func TestSideOutputCoProcessUnion(t *testing.T) {
 	}
 	sameMultiset(t, "union", out.Records(), want, func(s string) string { return s })
 }
+
+// TestSideOutputOnly: an operator whose only consumer reads a side output
+// runs; its main output is dropped.
+func TestSideOutputOnly(t *testing.T) {
+	t.Parallel()
+	gen := datagen.Config{Splits: 1, RecordsPerSplit: 50, Keys: 3, Distribution: datagen.Sequential}
+	env := sluice.New(testConfig(t, 1))
+	in := sluice.FromSource(env, "src", datagen.New(gen))
+	p := sluice.Process(sluice.KeyBy(in, func(r datagen.Record) string { return r.Key }), "split",
+		func() sluice.KeyedProcessFunction[string, datagen.Record, int64] { return splitFn{} })
+	out := newCollector[int64]()
+	sluice.Sink(sluice.SideOutput(p, seqTag), "seq-sink", out.Sink())
+	run(t, env)
+	if got := len(out.Records()); got != 50 {
+		t.Fatalf("side output got %d records, want 50", got)
+	}
+}
