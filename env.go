@@ -370,22 +370,40 @@ func instantiate(head *node, w *runtime.Wiring) (*runtime.Chain, error) {
 	var build func(n *node) ([]any, error)
 	build = func(n *node) ([]any, error) {
 		outs := make([]any, 0, len(n.outs))
+		// sides holds the Emitters of the side outputs' edges, by tag.
+		// Their writers are outputs of the chain like the main output's, so
+		// barriers and watermarks reach them too.
+		var sides map[string][]any
 		for _, ed := range n.outs {
+			var em any
 			if ed.chained {
 				ins, err := build(ed.to)
 				if err != nil {
 					return nil, err
 				}
-				outs = append(outs, ins[ed.toInput])
+				em = ins[ed.toInput]
+			} else {
+				var ow runtime.OutputWriter
+				em, ow = ed.newWriter(w.Channels[ed.id], w.Subtask, w)
+				c.Outputs = append(c.Outputs, ow)
+			}
+			if ed.tag == "" {
+				outs = append(outs, em)
 				continue
 			}
-			em, ow := ed.newWriter(w.Channels[ed.id], w.Subtask, w)
-			outs = append(outs, em)
-			c.Outputs = append(c.Outputs, ow)
+			if sides == nil {
+				sides = map[string][]any{}
+			}
+			sides[ed.tag] = append(sides[ed.tag], em)
 		}
 		inst, err := n.make(w.Subtask, n.fanout(outs))
 		if err != nil {
 			return nil, err
+		}
+		if len(sides) > 0 {
+			if err := setSideOutputs(n, inst.op, sides); err != nil {
+				return nil, err
+			}
 		}
 		if inst.src != nil {
 			c.Source, c.SourceUID = inst.src, n.uid
@@ -427,6 +445,9 @@ func (e *Environment) Describe() (string, error) {
 		for _, x := range e.edges {
 			if x.id == ed.ID {
 				part = x.part.String()
+				if x.tag != "" {
+					part += fmt.Sprintf(", side output %q", x.tag)
+				}
 			}
 		}
 		s += fmt.Sprintf("edge %s -> %s (%s)\n", p.Vertices[ed.From].Name, p.Vertices[ed.To].Name, part)

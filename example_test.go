@@ -132,3 +132,48 @@ func ExampleReduce() {
 	// Output:
 	// [0 1 2 4 6 9 12 16]
 }
+
+// exampleSplitter keeps the records with an even value on the main output
+// and sends the others to a side output.
+type exampleSplitter struct{}
+
+// exampleOdd is the tag of the side output of odd values.
+var exampleOdd = sluice.NewOutputTag[int64]("odd")
+
+func (exampleSplitter) Open(*sluice.RuntimeContext[string]) error { return nil }
+
+func (exampleSplitter) ProcessElement(r datagen.Record, pc *sluice.ProcessContext[string, string]) error {
+	if r.Value%2 == 0 {
+		pc.Collect(fmt.Sprintf("%s:%d", r.Key, r.Value))
+	} else {
+		sluice.Output(pc, exampleOdd, r.Value)
+	}
+	return nil
+}
+
+// Side outputs: a keyed process function emits to a typed side stream
+// with sluice.Output, and SideOutput makes it a stream like any other. A
+// tag that no SideOutput consumes costs nothing and its records are
+// dropped.
+func ExampleSideOutput() {
+	env, cleanup := exampleEnv()
+	defer cleanup()
+	keyed := sluice.KeyBy(exampleInput(env), func(r datagen.Record) string { return r.Key })
+	even := sluice.Process(keyed, "split", func() sluice.KeyedProcessFunction[string, datagen.Record, string] {
+		return exampleSplitter{}
+	})
+	odd := sluice.SideOutput(even, exampleOdd)
+	var evens collect[string]
+	var odds collect[int64]
+	sluice.Sink(even, "print-even", evens.sink())
+	sluice.Sink(sluice.Map(odd, "times-10", func(v int64) int64 { return v * 10 }), "print-odd", odds.sink())
+
+	if _, err := env.Execute(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(evens.got)
+	fmt.Println(odds.got)
+	// Output:
+	// [k000000:0 k000002:2 k000001:4 k000000:6]
+	// [10 30 50 70]
+}

@@ -25,6 +25,11 @@ type node struct {
 	fanout func(outs []any) any
 	// source is what a source node reads, if its source describes itself.
 	source *checkpoint.SourceIdentity
+	// sideCapable is set for operators whose function can emit to side
+	// outputs (Process, CoProcess); sides holds the side outputs consumed
+	// (SideOutput), by tag id.
+	sideCapable bool
+	sides       map[string]*sideSpec
 }
 
 // instance is one subtask of an operator: an operator with its typed input
@@ -45,6 +50,9 @@ type edge struct {
 	newChannels func(up, down, capacity int) any
 	newWriter   func(ch any, sub int, w *runtime.Wiring) (any, runtime.OutputWriter)
 	newInputs   func(ch any, sub int, in any, w *runtime.Wiring) []runtime.InputChannel
+	// tag is the side output of from the edge carries, empty for the main
+	// output.
+	tag string
 }
 
 // OpOption sets a property of one operator.
@@ -94,13 +102,15 @@ func (e *Environment) addNode(name string, opts []OpOption, defPar int) *node {
 	return n
 }
 
-// connect adds an edge carrying T from `from` to input toInput of `to`.
-// target, for Hash, maps a record to its downstream subtask.
-func connect[T any](e *Environment, from, to *node, toInput int, part runtime.Partitioning, target func(T) int) {
+// connect adds an edge carrying the stream s (the main or a side output of
+// its node) to input toInput of `to`. target, for Hash, maps a record to
+// its downstream subtask.
+func connect[T any](e *Environment, s Stream[T], to *node, toInput int, part runtime.Partitioning, target func(T) int) {
+	from := s.n
 	if part == runtime.Forward && from.par != to.par {
 		part = runtime.Rebalance
 	}
-	ed := &edge{id: len(e.edges), from: from, to: to, toInput: toInput, part: part}
+	ed := &edge{id: len(e.edges), from: from, to: to, toInput: toInput, tag: s.tag, part: part}
 	ed.newChannels = func(up, down, capacity int) any { return runtime.NewChannels[T](up, down, capacity) }
 	ed.newWriter = func(ch any, sub int, w *runtime.Wiring) (any, runtime.OutputWriter) {
 		wr := runtime.NewWriter(ch.(*runtime.Channels[T]), sub, ed.part, target, w.BatchSize, w.Done, w.Stats, w.Time)

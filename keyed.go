@@ -73,6 +73,8 @@ type ProcessContext[K comparable, OUT any] struct {
 	tm     *runtime.Time
 	wm     int64
 	domain TimeDomain
+	// side holds the consumed side outputs (Output), sorted by tag id.
+	side []sideEmitter
 }
 
 // TimeDomain says which clock a timer belongs to (Flink's TimeDomain).
@@ -171,6 +173,7 @@ func (c *ProcessContext[K, OUT]) DeleteProcessingTimeTimer(t time.Time) { c.back
 func Process[K comparable, IN, OUT any](ks KeyedStream[K, IN], name string, newFn func() KeyedProcessFunction[K, IN, OUT], opts ...OpOption) Stream[OUT] {
 	e := ks.s.env
 	n := e.addNode(name, opts, ks.s.n.par)
+	n.sideCapable = true
 	setFanout[OUT](n)
 	n.make = func(sub int, out any) (instance, error) {
 		fn := newFn()
@@ -178,7 +181,7 @@ func Process[K comparable, IN, OUT any](ks KeyedStream[K, IN], name string, newF
 		op.init(ks.codec, out.(Emitter[OUT]), fn, fn.Open)
 		return instance{op: op, ins: []any{Emitter[IN](op)}}, nil
 	}
-	connect(e, ks.s.n, n, 0, runtime.Hash, hashTarget(ks, n.par))
+	connect(e, ks.s, n, 0, runtime.Hash, hashTarget(ks, n.par))
 	return Stream[OUT]{env: e, n: n}
 }
 
@@ -397,6 +400,7 @@ type KeyedCoProcessFunction[K comparable, A, B, OUT any] interface {
 func CoProcess[K comparable, A, B, OUT any](cs ConnectedStreams[K, A, B], name string, newFn func() KeyedCoProcessFunction[K, A, B, OUT], opts ...OpOption) Stream[OUT] {
 	e := cs.a.s.env
 	n := e.addNode(name, opts, cs.a.s.n.par)
+	n.sideCapable = true
 	setFanout[OUT](n)
 	n.make = func(sub int, out any) (instance, error) {
 		fn := newFn()
@@ -404,12 +408,12 @@ func CoProcess[K comparable, A, B, OUT any](cs ConnectedStreams[K, A, B], name s
 		op.init(cs.a.codec, out.(Emitter[OUT]), fn, fn.Open)
 		return instance{op: op, ins: []any{Emitter[A](coInput1[K, A, B, OUT]{op}), Emitter[B](coInput2[K, A, B, OUT]{op})}}, nil
 	}
-	connect(e, cs.a.s.n, n, 0, runtime.Hash, hashTarget(cs.a, n.par))
+	connect(e, cs.a.s, n, 0, runtime.Hash, hashTarget(cs.a, n.par))
 	// The keyed state is partitioned by the first stream's key codec, so
 	// the second input is routed by it too: routed by its own codec's hash,
 	// a record would reach a subtask that does not own its key group.
 	bRoute := KeyedStream[K, B]{s: cs.b.s, key: cs.b.key, codec: cs.a.codec}
-	connect(e, cs.b.s.n, n, 1, runtime.Hash, hashTarget(bRoute, n.par))
+	connect(e, cs.b.s, n, 1, runtime.Hash, hashTarget(bRoute, n.par))
 	return Stream[OUT]{env: e, n: n}
 }
 

@@ -13,6 +13,9 @@ import (
 type Stream[T any] struct {
 	env *Environment
 	n   *node
+	// tag is the id of the side output of n this stream is (SideOutput),
+	// empty for n's main output.
+	tag string
 }
 
 // Env returns the stream's environment.
@@ -81,7 +84,7 @@ func oneInput[IN, OUT any](s Stream[IN], name string, opts []OpOption, part runt
 		}
 		return instance{op: op, ins: []any{in}}, nil
 	}
-	connect(e, s.n, n, 0, part, target)
+	connect(e, s, n, 0, part, target)
 	return Stream[OUT]{env: e, n: n}
 }
 
@@ -186,7 +189,7 @@ func Union[T any](name string, first Stream[T], more []Stream[T], opts ...OpOpti
 		return instance{op: op, ins: ins}, nil
 	}
 	for i, s := range all {
-		connect[T](e, s.n, n, i, runtime.Forward, nil)
+		connect[T](e, s, n, i, runtime.Forward, nil)
 	}
 	return Stream[T]{env: e, n: n}
 }
@@ -220,5 +223,5 @@ func Sink[T any](s Stream[T], name string, sink SinkProvider[T], opts ...OpOptio
 		}
 		return instance{op: op, ins: []any{Emitter[T](op)}}, nil
 	}
-	connect[T](e, s.n, n, 0, runtime.Forward, nil)
+	connect[T](e, s, n, 0, runtime.Forward, nil)
 }
