@@ -118,8 +118,8 @@ func TestStopSummary(t *testing.T) {
 
 // TestRunCountLogsRestoredCheckpoint: run count, started again on its
 // checkpoint dir, says at INFO (its default level) which checkpoint it
-// restored, with its id, location and age; and a stop after completed
-// checkpoints says "stopped cleanly".
+// restored, with its id, location and age, after a stop with a final
+// checkpoint.
 func TestRunCountLogsRestoredCheckpoint(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -168,7 +168,11 @@ func TestRunCountLogsRestoredCheckpoint(t *testing.T) {
 		return out.String(), errb.String()
 	}
 	out, _ := runOnce()
-	if !strings.Contains(out, "stopped cleanly after") {
+	// The stop took a final checkpoint. Under load one of the 50ms periodic
+	// checkpoints may fail, and then the summary says so instead of
+	// "cleanly" (TestStopSummary pins each wording): both are a stop with a
+	// final checkpoint, which is what the second run restores.
+	if !strings.Contains(out, "stopped cleanly after") && !strings.Contains(out, "stopped after a final checkpoint") {
 		t.Fatalf("first run:\n%s", out)
 	}
 	// The second run reads its committed output (the first run's) again;
