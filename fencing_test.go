@@ -175,3 +175,29 @@ func TestStopBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestFailureWhileStoppingRestartsForFinalCheckpoint: an attempt that fails
+// after Stop was asked is restarted at once (no restart delay: the fake
+// clock never moves) and the new attempt takes the final checkpoint, so
+// Execute succeeds; a stop does not turn a transient failure into a stop
+// without a final checkpoint.
+func TestFailureWhileStoppingRestartsForFinalCheckpoint(t *testing.T) {
+	t.Parallel()
+	var env *sluice.Environment
+	env, attempts, _ := failingJob(t, restart.FixedDelay{Attempts: 5, Delay: time.Hour}, func(n int64) error {
+		if n == 1 {
+			env.Stop()
+			return errBoom
+		}
+		return nil
+	})
+	res, err := env.Execute(ctxTimeout(t))
+	if err != nil {
+		t.Fatalf("Execute: %v, want a clean stop after one restart", err)
+	}
+	// The restarted attempt may take its final checkpoint before its
+	// first record reaches the flatmap, so only the restart is certain.
+	if n := attempts.Load(); res.Restarts != 1 || n > 2 {
+		t.Fatalf("%d attempts seen by the flatmap, %d restarts; want 1 restart", n, res.Restarts)
+	}
+}

@@ -122,6 +122,9 @@ type Job struct {
 
 	stopOnce sync.Once
 	stopCh   chan struct{}
+	// stopBy is when a Stop must have ended the job (UnixNano of the job
+	// clock): Stop's time plus StopTimeout. Set before stopCh is closed.
+	stopBy atomic.Int64
 
 	mu    sync.Mutex
 	stats map[checkpoint.TaskID]*TaskStats
@@ -174,8 +177,24 @@ func NewJob(plan *Plan, cfg Config) (*Job, error) {
 }
 
 // Stop asks the job to finish cleanly: a final checkpoint is taken, sinks
-// commit it, and Run returns nil.
-func (j *Job) Stop() { j.stopOnce.Do(func() { close(j.stopCh) }) }
+// commit it, and Run returns nil. An attempt that fails while stopping is
+// restarted (as the restart strategy allows) to take the final checkpoint,
+// until StopTimeout after the Stop; then Run returns ErrStopped.
+func (j *Job) Stop() {
+	j.stopOnce.Do(func() {
+		j.stopBy.Store(j.clock.Now().Add(j.cfg.StopTimeout).UnixNano())
+		close(j.stopCh)
+	})
+}
+
+// stopLeft is how much of Stop's bound is left (StopTimeout while no Stop
+// was asked); zero or less when it is used up.
+func (j *Job) stopLeft() time.Duration {
+	if !j.stopping() {
+		return j.cfg.StopTimeout
+	}
+	return time.Duration(j.stopBy.Load() - j.clock.Now().UnixNano())
+}
 
 // Status is a point-in-time view of a running job (docs/design.md §8).
 type Status struct {
@@ -348,17 +367,33 @@ func (j *Job) Run(ctx context.Context) error {
 		if ferr := j.fenced(ctx, err); ferr != nil {
 			return ferr
 		}
-		if j.stopping() {
+		// A failure while stopping (during the final checkpoint) is
+		// restarted like any other, so that the final checkpoint is
+		// taken, but only within Stop's bound.
+		// An attempt the stop's own bound cancelled (a hung start or final
+		// commit) is not retried: it would hang again.
+		stopping := j.stopping()
+		if stopping && (j.stopLeft() <= 0 || errors.Is(err, context.Canceled)) {
 			return j.stoppedErr(err)
 		}
 		failedAt = j.clock.Now()
 		ok, delay := j.cfg.Restart.OnFailure(failedAt, err)
+		if !ok && stopping {
+			return j.stoppedErr(err)
+		}
 		if !ok {
 			j.log.Error("job attempt failed, not restarting", "job", j.plan.JobName, "attempt", attempt, "err", err)
 			return fmt.Errorf("job %s failed after %d restarts: %w", j.plan.JobName, j.restarts.Load(), err)
 		}
-		// The attempt failed: an error, whether or not a restart follows.
-		j.log.Error("job attempt failed, restarting", "job", j.plan.JobName, "attempt", attempt, "delay", delay, "err", err)
+		if stopping {
+			// No restart delay: the stop is waiting for this attempt.
+			delay = 0
+			j.log.Error("job attempt failed while stopping, restarting to take the final checkpoint", "job", j.plan.JobName,
+				"attempt", attempt, "stop time left", j.stopLeft().Round(time.Millisecond), "err", err)
+		} else {
+			// The attempt failed: an error, whether or not a restart follows.
+			j.log.Error("job attempt failed, restarting", "job", j.plan.JobName, "attempt", attempt, "delay", delay, "err", err)
+		}
 		if delay > 0 {
 			tm := j.clock.NewTimer(delay)
 			select {
@@ -371,7 +406,7 @@ func (j *Job) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 		}
-		if j.stopping() {
+		if !stopping && j.stopping() {
 			return j.stoppedErr(err)
 		}
 		j.restarts.Add(1)
@@ -531,7 +566,9 @@ func (a *attempt) watchStop(cancel context.CancelFunc) {
 			return
 		}
 	}
-	tm := a.clock.NewTimer(a.j.cfg.StopTimeout)
+	// What is left of Stop's bound: an attempt restarted while stopping
+	// has less than StopTimeout.
+	tm := a.clock.NewTimer(max(a.j.stopLeft(), 0))
 	defer tm.Stop()
 	select {
 	case <-tm.C():
