@@ -118,17 +118,8 @@ func executeAsync(t *testing.T, env *sluice.Environment, ctx context.Context) <-
 // the committer (it got context.Background()), Execute never returned.
 func TestCancelInterruptsHungCommit(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t, 1)
-	cfg.BufferTimeout = sluice.FlushAlways
-	env := sluice.New(cfg)
-	src := newLogSource[int]()
-	h := newHangingSink()
-	sluice.Sink(sluice.FromSource(env, "src", src), "sink", h.provider(), sluice.StartNewChain())
-	ctx, cancel := context.WithCancel(context.Background())
+	env, h, cancel, done := hangingJob(t)
 	defer cancel()
-	done := executeAsync(t, env, ctx)
-	src.Append(1)
-	recv(t, h.written, "the record to be written")
 	env.Stop()
 	recv(t, h.committing, "the final checkpoint's commit")
 	cancel()
@@ -188,17 +179,8 @@ func TestTaskFailureInterruptsHungCommit(t *testing.T) {
 // context.Background(), unbounded.
 func TestCloseGetsOwnContext(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t, 1)
-	cfg.BufferTimeout = sluice.FlushAlways
-	env := sluice.New(cfg)
-	src := newLogSource[int]()
-	h := newHangingSink()
-	sluice.Sink(sluice.FromSource(env, "src", src), "sink", h.provider(), sluice.StartNewChain())
-	ctx, cancel := context.WithCancel(context.Background())
+	_, h, cancel, done := hangingJob(t)
 	defer cancel()
-	done := executeAsync(t, env, ctx)
-	src.Append(1)
-	recv(t, h.written, "the record to be written")
 	cancel()
 	if err := recv(t, done, "Execute to return"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Execute: %v, want context.Canceled", err)
@@ -210,4 +192,22 @@ func TestCloseGetsOwnContext(t *testing.T) {
 	if !a.ok || a.deadline.Sub(a.at) > runtime.CloseTimeout {
 		t.Fatalf("Abort's context has deadline %v (set %v) at %v, want one within runtime.CloseTimeout (%v)", a.deadline, a.ok, a.at, runtime.CloseTimeout)
 	}
+}
+
+// hangingJob runs src → hanging sink (its own task) with one record
+// written and returns the job, the sink, the cancel of Execute's context
+// and Execute's result.
+func hangingJob(t *testing.T) (*sluice.Environment, *hangingSink, context.CancelFunc, <-chan error) {
+	t.Helper()
+	cfg := testConfig(t, 1)
+	cfg.BufferTimeout = sluice.FlushAlways
+	env := sluice.New(cfg)
+	src := newLogSource[int]()
+	h := newHangingSink()
+	sluice.Sink(sluice.FromSource(env, "src", src), "sink", h.provider(), sluice.StartNewChain())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := executeAsync(t, env, ctx)
+	src.Append(1)
+	recv(t, h.written, "the record to be written")
+	return env, h, cancel, done
 }
