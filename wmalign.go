@@ -197,7 +197,14 @@ func (a *splitAlign) step(now time.Time) {
 			continue
 		}
 		keep = append(keep, m)
-		a.reps = append(a.reps, alignReport{id: m.id, wm: m.ws.Watermark(), idle: m.ws.Idle()})
+		// A paused split falls silent and turns idle: that silence is the
+		// pause's, not the split's, so it is reported active. Else a group
+		// whose active members are all paused would see every member idle,
+		// lift its bound (nothing to align with) and resume them all. The
+		// slowest member reported active is never paused, so this cannot
+		// deadlock: when the unpaused members are idle, that member is a
+		// paused one, and it resumes.
+		a.reps = append(a.reps, alignReport{id: m.id, wm: m.ws.Watermark(), idle: m.ws.Idle() && !m.paused})
 	}
 	clear(a.members[len(keep):])
 	a.members = keep
