@@ -31,7 +31,7 @@ type alignJob struct {
 	got []kafka.Record
 }
 
-func newAlignJob(t *testing.T, brokers []string, parallelism int, strategy watermark.Strategy) *alignJob {
+func newAlignJob(t *testing.T, brokers []string, dir string, parallelism int, strategy watermark.Strategy) *alignJob {
 	t.Helper()
 	cfg := kafka.SourceConfig[kafka.Record]{
 		Brokers: brokers, Topics: []string{"skew"}, Deserializer: kafka.Records(),
@@ -44,7 +44,7 @@ func newAlignJob(t *testing.T, brokers []string, parallelism int, strategy water
 	}
 	j := &alignJob{src: src, clk: clock.NewFake(alignT0)}
 	j.env = sluice.New(sluice.Config{
-		JobName: "kafka-align", Parallelism: parallelism, CheckpointDir: t.TempDir(), Clock: j.clk,
+		JobName: "kafka-align", Parallelism: parallelism, CheckpointDir: dir, Clock: j.clk,
 		Checkpoint: checkpoint.Config{Interval: time.Second}, Restart: restart.None{},
 		BufferTimeout: sluice.FlushAlways, Logger: srcLogger(), WatermarkInterval: 100 * time.Millisecond,
 	})
@@ -99,7 +99,10 @@ func alignWait(t *testing.T, what string, cond func() bool) {
 // once partition 0 catches up. Without idleness the group waits for the
 // empty partition and pauses both partitions that have records; without
 // alignment nothing pauses (the control case). A checkpoint completes
-// while partition 1 is paused, and every record arrives exactly once.
+// while partition 1 is paused, and every record arrives exactly once, in
+// offset order; also when the job is stopped with a savepoint while
+// partition 1 is paused and restored (a fresh group, which again waits for
+// the empty partition to turn idle).
 // (How far a resumed partition runs ahead before the next update depends
 // on its backlog, not on the drift: the rate-limited datagen test bounds
 // that lead.)
@@ -116,10 +119,12 @@ func TestSourceAlignmentPausesFastPartition(t *testing.T) {
 		name    string
 		aligned bool
 		idle    time.Duration
+		restore bool // stop with a savepoint while partition 1 is paused, then restore
 	}{
-		{"aligned", true, 300 * time.Millisecond},
-		{"unaligned", false, 300 * time.Millisecond},
-		{"no idleness", true, 0},
+		{"aligned", true, 300 * time.Millisecond, false},
+		{"stop while paused", true, 300 * time.Millisecond, true},
+		{"unaligned", false, 300 * time.Millisecond, false},
+		{"no idleness", true, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -129,12 +134,27 @@ func TestSourceAlignmentPausesFastPartition(t *testing.T) {
 			if tc.aligned {
 				strategy = strategy.WithAlignment("skew", drift, step)
 			}
-			j := newAlignJob(t, c.ListenAddrs(), 2, strategy)
+			dir := t.TempDir()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			done := make(chan error, 1)
-			go func() { _, err := j.env.Execute(ctx); done <- err }()
-			t.Cleanup(func() { j.env.Stop(); cancel() })
+			var (
+				j    *alignJob
+				runs []*alignJob
+				done chan error
+			)
+			launch := func() {
+				j = newAlignJob(t, c.ListenAddrs(), dir, 2, strategy)
+				runs = append(runs, j)
+				done = make(chan error, 1)
+				go func(j *alignJob, done chan<- error) { _, err := j.env.Execute(ctx); done <- err }(j, done)
+			}
+			launch()
+			t.Cleanup(func() {
+				for _, j := range runs {
+					j.env.Stop()
+				}
+				cancel()
+			})
 
 			produced := [3]int{}
 			produce := func(p int32, n int) {
@@ -150,6 +170,7 @@ func TestSourceAlignmentPausesFastPartition(t *testing.T) {
 				}
 			}
 			sawPaused, pausedCheckpoint := false, false
+			started := 0 // the round the current run started in
 			pausedAt := int64(-1) // checkpoints completed when partition 1 was seen paused
 			for r := 0; ; r++ {
 				if r > 40*rounds {
@@ -193,12 +214,24 @@ func TestSourceAlignmentPausesFastPartition(t *testing.T) {
 					} else if sawPaused && j.env.Status().CheckpointsCompleted > pausedAt {
 						pausedCheckpoint = true
 					}
+					if tc.restore && len(runs) == 1 && lead > drift {
+						// The savepoint records partition 1 where it
+						// paused; the restored job reads on from there.
+						j.env.Stop()
+						if err := <-done; err != nil {
+							t.Fatalf("stop while paused: %v", err)
+						}
+						pausedCheckpoint = true
+						launch()
+						started = r
+						continue
+					}
 				default:
 					sawPaused = false
 				}
-				// Partition 2 is idle from the fourth update on: then the
-				// slowest partition must never be paused.
-				if st[0].Paused && r > 4 {
+				// Partition 2 is idle from the fourth update of a run on:
+				// then the slowest partition must never be paused.
+				if st[0].Paused && r-started > 4 {
 					t.Fatalf("round %d: partition 0, the slowest, is paused: %+v", r, st)
 				}
 				if st[0].Next == slowEnd && st[1].Next == perRound*rounds {
@@ -214,11 +247,21 @@ func TestSourceAlignmentPausesFastPartition(t *testing.T) {
 				t.Fatal(err)
 			}
 			count := map[string]int{}
-			j.mu.Lock()
-			for _, r := range j.got {
-				count[string(r.Value)]++
+			for _, j := range runs {
+				j.mu.Lock()
+				last := map[int32]int64{}
+				for _, r := range j.got {
+					count[string(r.Value)]++
+					if o, ok := last[r.Partition]; ok && r.Offset <= o {
+						t.Errorf("partition %d: offset %d after %d", r.Partition, r.Offset, o)
+					}
+					last[r.Partition] = r.Offset
+				}
+				j.mu.Unlock()
 			}
-			j.mu.Unlock()
+			if tc.restore && len(runs) != 2 {
+				t.Fatal("partition 1 was never paused ahead of the drift: no stop")
+			}
 			for p, n := range produced {
 				for i := range n {
 					if v := fmt.Sprintf("skew/%d/%d", p, i); count[v] != 1 {
