@@ -170,7 +170,7 @@ func TestSourceAlignmentPausesFastPartition(t *testing.T) {
 				}
 			}
 			sawPaused, pausedCheckpoint := false, false
-			started := 0 // the round the current run started in
+			started := 0          // the round the current run started in
 			pausedAt := int64(-1) // checkpoints completed when partition 1 was seen paused
 			for r := 0; ; r++ {
 				if r > 40*rounds {
