@@ -128,6 +128,15 @@ func (m *leadMeter) assign(r datagen.Record, _ int64) int64 {
 	return ts
 }
 
+// as returns the assigner of a source whose records are all of split
+// split, whatever their Split says.
+func (m *leadMeter) as(split int) sluice.TimestampAssigner[datagen.Record] {
+	return func(r datagen.Record, ts int64) int64 {
+		r.Split = split
+		return m.assign(r, ts)
+	}
+}
+
 func (m *leadMeter) lead() (time.Duration, string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -147,7 +156,9 @@ func (m *leadMeter) lead() (time.Duration, string) {
 // which shows that the bound can fail). Every record arrives exactly
 // once through a two-phase-commit sink: nothing of a paused split is lost
 // or repeated, and split 1 runs alone once split 0 ends and leaves the
-// group. In the case with failures each source subtask fails once; every
+// group. The splits are read by one reader, by two subtasks, or by two
+// sources of the same group. In the case with failures each source
+// subtask fails once; every
 // restart restores the latest checkpoint (taken while a split was paused,
 // as likely as not) and aligns afresh, with the same bound.
 func TestWatermarkAlignmentPausesFastSplit(t *testing.T) {
@@ -165,11 +176,13 @@ func TestWatermarkAlignmentPausesFastSplit(t *testing.T) {
 		par     int
 		aligned bool
 		fail    bool
+		sources int // 2: the slow and the fast split are two sources of one group
 	}{
-		{"one reader", 1, true, false},
-		{"two subtasks", 2, true, false},
-		{"two subtasks with failures", 2, true, true},
-		{"unaligned", 2, false, false},
+		{"one reader", 1, true, false, 1},
+		{"two subtasks", 2, true, false, 1},
+		{"two sources", 1, true, false, 2},
+		{"two subtasks with failures", 2, true, true, 1},
+		{"unaligned", 2, false, false, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -193,14 +206,34 @@ func TestWatermarkAlignmentPausesFastSplit(t *testing.T) {
 				cfg.Restart = restart.FixedDelay{Attempts: 5, Delay: -1}
 			}
 			env := sluice.New(cfg)
-			gen := datagen.New(datagen.Config{Splits: 2, RecordsPerSplit: perSplit, RatePerSecond: 2 * rate, BatchSize: 5})
 			m := &leadMeter{slow: 10 * time.Millisecond, fast: fast, slowEnd: perSplit, slowMax: t0.UnixNano()}
 			strategy := watermark.ForMonotonousTimestamps()
 			if tc.aligned {
 				strategy = strategy.WithAlignment("g", drift, interval)
 			}
-			s := sluice.FromSourceWithWatermarks(env, "gen", gen, strategy,
-				[]sluice.WatermarkOption[datagen.Record]{sluice.WithTimestampAssigner(m.assign)})
+			var (
+				s    sluice.Stream[datagen.Record]
+				want []datagen.Record
+			)
+			if tc.sources == 1 {
+				gen := datagen.New(datagen.Config{Splits: 2, RecordsPerSplit: perSplit, RatePerSecond: 2 * rate, BatchSize: 5})
+				s = sluice.FromSourceWithWatermarks(env, "gen", gen, strategy,
+					[]sluice.WatermarkOption[datagen.Record]{sluice.WithTimestampAssigner(m.assign)})
+				want = input(gen.Config())
+			} else {
+				slow := datagen.New(datagen.Config{Splits: 1, RecordsPerSplit: perSplit, RatePerSecond: rate, BatchSize: 5})
+				fastGen := datagen.New(datagen.Config{Splits: 1, RecordsPerSplit: perSplit, RatePerSecond: rate, BatchSize: 5, Seed: 7})
+				a := sluice.FromSourceWithWatermarks(env, "slow", slow, strategy,
+					[]sluice.WatermarkOption[datagen.Record]{sluice.WithTimestampAssigner(m.as(0))})
+				b := sluice.FromSourceWithWatermarks(env, "fast", fastGen, strategy,
+					[]sluice.WatermarkOption[datagen.Record]{sluice.WithTimestampAssigner(m.as(1))})
+				tag := func(r datagen.Record) datagen.Record { r.Split = 1; return r }
+				s = sluice.Union("both", a, []sluice.Stream[datagen.Record]{sluice.Map(b, "tag", tag)})
+				want = input(slow.Config())
+				for _, r := range input(fastGen.Config()) {
+					want = append(want, tag(r))
+				}
+			}
 			out := &commitLog[datagen.Record]{}
 			sluice.Sink(s, "sink", out.Sink(), sluice.Parallelism(1))
 			x := start(t, env)
@@ -219,7 +252,7 @@ func TestWatermarkAlignmentPausesFastSplit(t *testing.T) {
 			if tc.fail && (inj.Fired() != 2 || res.Restarts != 2) {
 				t.Fatalf("%d failures injected, %d restarts: want 2 of each", inj.Fired(), res.Restarts)
 			}
-			sameMultiset(t, "committed records", out.Committed(), input(gen.Config()), func(r datagen.Record) string {
+			sameMultiset(t, "committed records", out.Committed(), want, func(r datagen.Record) string {
 				return fmt.Sprint(r.Split, "/", r.Seq)
 			})
 			lead, at := m.lead()
