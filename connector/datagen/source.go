@@ -258,6 +258,23 @@ func (r *reader) Poll(ctx context.Context, out sluice.Emitter[Record]) (sluice.P
 		// count) idles for the life of the job.
 		return sluice.NothingAvailable, nil
 	}
+	em := out
+	ro, eventTime := out.(sluice.ReaderOutput[Record])
+	if eventTime {
+		if direct, ok := ro.Direct(); ok {
+			em, eventTime = direct, false
+		}
+	}
+	// Before anything can wait: a restored split that already ended must
+	// not hold the watermark (or, with alignment, the paused splits) back.
+	if eventTime && !r.toldEnded {
+		r.toldEnded = true
+		for _, s := range r.splits {
+			if r.ended(s) {
+				ro.FinishSplit(s.id)
+			}
+		}
+	}
 	if r.paused == len(r.active) {
 		return sluice.NothingAvailable, nil
 	}
@@ -270,24 +287,8 @@ func (r *reader) Poll(ctx context.Context, out sluice.Emitter[Record]) (sluice.P
 		}
 	}
 	sp := r.active[r.turn]
-	em := out
-	ro, eventTime := out.(sluice.ReaderOutput[Record])
 	if eventTime {
-		if direct, ok := ro.Direct(); ok {
-			em, eventTime = direct, false
-		} else {
-			em = ro.ForSplit(sp.id)
-		}
-	}
-	if eventTime {
-		if !r.toldEnded {
-			r.toldEnded = true
-			for _, s := range r.splits {
-				if r.ended(s) {
-					ro.FinishSplit(s.id)
-				}
-			}
-		}
+		em = ro.ForSplit(sp.id)
 	}
 	n := int64(r.cfg.BatchSize)
 	if r.cfg.RecordsPerSplit > 0 {
