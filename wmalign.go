@@ -164,7 +164,9 @@ type alignMember struct {
 	finished bool
 }
 
-// add makes split ws a member; the caller joins it to the group.
+// add makes split ws a member. Members added before open join the group
+// there; a split added later (a partition discovered while the job runs)
+// joins with its first report.
 func (a *splitAlign) add(ws *watermark.Split) *alignMember {
 	m := &alignMember{split: ws.ID(), id: a.uid + "/" + ws.ID(), ws: ws}
 	a.members = append(a.members, m)
