@@ -194,6 +194,8 @@ type Environment struct {
 	// stopMu guards stopAsked and the hand-over of the job to Stop.
 	stopMu    sync.Mutex
 	stopAsked bool
+	// alignGroups are the job's watermark alignment groups, by name.
+	alignGroups map[string]*alignGroup
 }
 
 // New returns an empty environment with cfg.

@@ -63,14 +63,26 @@ type eventTimeSpec[T any] struct {
 	strategy watermark.Strategy
 	assign   TimestampAssigner[T]
 	set      bool
+	// group is the source's alignment group, nil without alignment.
+	group *alignGroup
+	every time.Duration
 }
 
 // FromSourceWithWatermarks adds a source whose readers generate watermarks
 // with strategy: one generator per split, the reader's watermark the
 // minimum over its active splits, emitted every Config.WatermarkInterval
 // and at the end of input as watermark.Final (docs/design.md §14).
-// Watermark alignment (Strategy.WithAlignment) is not supported yet: the
-// job fails to plan.
+//
+// With Strategy.WithAlignment the source's splits align with every split
+// of every source of the same group (Flink's FLIP-182 and FLIP-217): each
+// source subtask reports its splits' watermarks and idleness to the
+// group's coordinator every update interval of its clock (at the
+// watermark emission due then, so not more often than
+// Config.WatermarkInterval), and pauses the splits whose watermark is more
+// than the drift ahead of the group's slowest active split until the group
+// catches up. The source must be a PausableSource, and the sources of a
+// group must agree on the drift: the job fails to plan otherwise, naming
+// the source.
 func FromSourceWithWatermarks[T any](e *Environment, name string, src Source[T], strategy watermark.Strategy, wopts []WatermarkOption[T], opts ...OpOption) Stream[T] {
 	spec := &eventTimeSpec[T]{strategy: strategy, set: true}
 	for _, o := range wopts {
@@ -79,8 +91,14 @@ func FromSourceWithWatermarks[T any](e *Environment, name string, src Source[T],
 	if err := strategy.Validate(); err != nil {
 		e.fail(fmt.Errorf("source %q: watermark strategy: %w", name, err))
 	}
-	if _, ok := strategy.Alignment(); ok {
-		e.fail(fmt.Errorf("source %q: watermark alignment is not supported yet", name))
+	if a, ok := strategy.Alignment(); ok {
+		if _, ok := any(src).(PausableSource); !ok {
+			e.fail(fmt.Errorf("source %q: watermark alignment (group %q) needs a source whose readers can pause splits, and %T cannot (it implements no sluice.PausableSource)", name, a.Group, src))
+		} else if g, err := e.alignmentGroup(name, a); err != nil {
+			e.fail(fmt.Errorf("source %q: %w", name, err))
+		} else {
+			spec.group, spec.every = g, a.UpdateInterval
+		}
 	}
 	return fromSource(e, name, src, spec, opts)
 }
@@ -95,6 +113,9 @@ type srcOutput[T any] struct {
 	clk    func() time.Time
 	splits map[string]*splitOut[T]
 	whole  *splitOut[T]
+	// al is the subtask's side of its watermark alignment group, nil
+	// without alignment.
+	al *splitAlign
 	// status is how the driver sends an idle status change.
 	status func(idle bool) error
 }
@@ -102,6 +123,7 @@ type srcOutput[T any] struct {
 type splitOut[T any] struct {
 	o  *srcOutput[T]
 	ws *watermark.Split // nil without watermarks
+	am *alignMember     // nil without alignment
 }
 
 // Emit emits a record of the reader-wide split.
@@ -157,6 +179,11 @@ func (o *srcOutput[T]) forSplit(id string) *splitOut[T] {
 		if s.ws == nil {
 			s.ws, _ = o.r.AddSplit(id, o.clk()) // cannot fail: not there
 		}
+		// The reader-wide split "" cannot be paused by id: it does not
+		// align (an aligned reader is SplitAware and emits per split).
+		if o.al != nil && id != "" {
+			s.am = o.al.add(s.ws)
+		}
 	}
 	o.splits[id] = s
 	return s
@@ -166,6 +193,9 @@ func (o *srcOutput[T]) forSplit(id string) *splitOut[T] {
 func (o *srcOutput[T]) FinishSplit(id string) {
 	if o.r != nil && o.r.Split(id) != nil {
 		_ = o.r.FinishSplit(id)
+	}
+	if s := o.splits[id]; s != nil && s.am != nil {
+		s.am.finished = true // leaves the group at the next report
 	}
 }
 
@@ -196,12 +226,24 @@ func (s *splitOut[T]) EmitAt(v T, ts int64) error {
 	return err
 }
 
-// OnPeriodicWatermark implements runtime.WatermarkSource.
+// OnPeriodicWatermark implements runtime.WatermarkSource. With alignment,
+// the splits' fresh watermarks are then reported to the group when its
+// update interval is due.
 func (d *sourceDriver[T]) OnPeriodicWatermark(ctx context.Context, now time.Time) error {
 	r := d.so.r
 	if r == nil {
 		return nil
 	}
+	if err := d.emitPeriodic(ctx, r, now); err != nil {
+		return err
+	}
+	if d.so.al != nil {
+		d.so.al.step(now)
+	}
+	return nil
+}
+
+func (d *sourceDriver[T]) emitPeriodic(ctx context.Context, r *watermark.Reader, now time.Time) error {
 	o := r.OnPeriodicEmit(now)
 	if o.StatusChanged && !o.Idle {
 		if err := d.tm.EmitStatus(false); err != nil {

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/connector/datagen"
 	"github.com/sluicehq/sluice/restart"
 	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/watermark"
 )
 
 // exampleEnv returns an environment for a small bounded job, with its
@@ -176,4 +178,40 @@ func ExampleSideOutput() {
 	// Output:
 	// [k000000:0 k000002:2 k000001:4 k000000:6]
 	// [10 30 50 70]
+}
+
+// Watermark alignment: split 1 runs ahead of split 0 in event time (an
+// hour per record against a second), so it pauses whenever its watermark
+// is more than a minute ahead of split 0's, until split 0 catches up or
+// ends. The records are the same as without alignment; only the order in
+// which the splits are read changes.
+func ExampleFromSourceWithWatermarks_alignment() {
+	env, cleanup := exampleEnv()
+	defer cleanup()
+	gen := datagen.New(datagen.Config{Splits: 2, RecordsPerSplit: 100})
+	eventTime := func(r datagen.Record, _ int64) int64 {
+		step := time.Second
+		if r.Split == 1 {
+			step = time.Hour
+		}
+		return r.Seq * int64(step)
+	}
+	strategy := watermark.ForMonotonousTimestamps().
+		WithIdleness(time.Minute).
+		WithAlignment("input", time.Minute, 100*time.Millisecond)
+	in := sluice.FromSourceWithWatermarks(env, "input", gen, strategy,
+		[]sluice.WatermarkOption[datagen.Record]{sluice.WithTimestampAssigner(eventTime)})
+	var got collect[datagen.Record]
+	sluice.Sink(in, "collect", got.sink())
+
+	if _, err := env.Execute(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	perSplit := [2]int{}
+	for _, r := range got.got {
+		perSplit[r.Split]++
+	}
+	fmt.Println(perSplit)
+	// Output:
+	// [100 100]
 }

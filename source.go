@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"sort"
 	"time"
 
@@ -187,10 +188,27 @@ func (d *sourceDriver[T]) Open(ctx context.Context, rc *runtime.OperatorContext)
 	if d.spec != nil {
 		d.so.assign = d.spec.assign
 		d.so.r = watermark.NewReader(d.spec.strategy)
+		if g := d.spec.group; g != nil {
+			p, pausable := d.reader.(SplitPauser)
+			_, aware := d.reader.(SplitAware)
+			if !pausable || !aware {
+				return fmt.Errorf("watermark alignment (group %q): reader %T cannot pause splits (it must implement sluice.SplitPauser and sluice.SplitAware)", g.name, d.reader)
+			}
+			log := oc.Logger
+			if log == nil {
+				log = slog.Default()
+			}
+			d.so.al = &splitAlign{g: g, uid: oc.UID, every: d.spec.every, pauser: p, log: log}
+		}
 		if _, ok := d.reader.(SplitAware); ok {
 			for _, s := range mine {
 				d.so.forSplit(s.ID)
 			}
+		}
+		if d.so.al != nil {
+			// Before any task runs: the group knows every split of the
+			// attempt before the first report.
+			d.so.al.open(oc.RunID)
 		}
 	}
 	return d.reader.AddSplits(ctx, mine)
@@ -202,6 +220,9 @@ func (d *sourceDriver[T]) Poll(ctx context.Context) (runtime.PollStatus, error) 
 		d.oc.Faults.Hit(fault.OnRecord, d.oc.UID, d.oc.Subtask)
 	}
 	st, err := d.reader.Poll(ctx, d.so)
+	if st == EndOfInput && d.so.al != nil {
+		d.so.al.leave() // no more ticks: the group must not wait for it
+	}
 	return runtime.PollStatus(st), err
 }
 
@@ -224,6 +245,9 @@ func (d *sourceDriver[T]) NotifyComplete(ctx context.Context, id int64) error {
 }
 
 func (d *sourceDriver[T]) Close(ctx context.Context) error {
+	if d.so != nil && d.so.al != nil {
+		d.so.al.leave()
+	}
 	if d.reader == nil {
 		return nil
 	}

@@ -13,9 +13,11 @@ import (
 // downstream windows and joins does not grow without bound when one
 // partition lags. See docs/design.md §14 Event time.
 //
-// The engine reports every member's watermark and idleness (from Reader
-// and Split) on its alignment timer and applies what Update returns. An
-// idle member does not hold the group back. A member that has not reported
+// The engine (package sluice, one Aligner per group and job attempt)
+// reports every member's watermark and idleness (from Split) on each
+// source subtask's alignment timer, calls Update, and pauses or resumes
+// that subtask's splits as Paused says. An idle member does not hold the
+// group back. A member that has not reported
 // a watermark yet (NoWatermark) does: the group waits for it, or for it to
 // turn idle. Pausing uses a member's own watermark whether or not it is
 // idle (a paused member falls silent and may turn idle; that must not

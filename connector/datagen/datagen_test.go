@@ -740,3 +740,40 @@ func errorKeys(err error) string {
 	}
 	return strings.Join(keys, " ")
 }
+
+// TestPauseSplits: a paused split emits nothing and keeps its position; a
+// reader whose splits are all paused has nothing available (and does not
+// end, though bounded) until one is resumed; a resumed split goes on from
+// its position, and the bounded input ends once every split is done.
+func TestPauseSplits(t *testing.T) {
+	t.Parallel()
+	out := &collect{}
+	r := newReader(t, New(Config{Splits: 2, RecordsPerSplit: 20, BatchSize: 4}), nil, nil)
+	pollN(t, r, out, 8)
+	r.PauseSplits([]string{SplitID(1)})
+	before := len(bySplit(t, out.recs, nil)[1])
+	if st := pollN(t, r, out, 1000); st != sluice.NothingAvailable {
+		t.Fatalf("with split 1 paused and split 0 done: %v, want NothingAvailable", st)
+	}
+	got := bySplit(t, out.recs, nil)
+	if len(got[0]) != 20 || len(got[1]) != before {
+		t.Fatalf("split 0 emitted %d (want 20), paused split 1 %d (want %d)", len(got[0]), len(got[1]), before)
+	}
+	if ready(r.Available()) {
+		t.Fatal("a reader with every split paused says records are available")
+	}
+	snap, err := r.SnapshotSplits(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pos, _ := decodePosition(snap[1].State); pos != int64(before) {
+		t.Fatalf("paused split 1 snapshot at %d, want %d", pos, before)
+	}
+	r.ResumeSplits([]string{SplitID(1)})
+	if st := pollN(t, r, out, 1000); st != sluice.EndOfInput {
+		t.Fatalf("after the resume: %v, want EndOfInput", st)
+	}
+	if got := bySplit(t, out.recs, nil); len(got[1]) != 20 {
+		t.Fatalf("split 1 emitted %d records, want 20", len(got[1]))
+	}
+}

@@ -25,8 +25,14 @@ type Source struct {
 var (
 	_ sluice.Source[Record]       = (*Source)(nil)
 	_ sluice.SplitAssigner        = (*Source)(nil)
+	_ sluice.PausableSource       = (*Source)(nil)
 	_ sluice.SourceReader[Record] = (*reader)(nil)
+	_ sluice.SplitPauser          = (*reader)(nil)
 )
+
+// ReadersPauseSplits marks the source as one whose readers pause splits
+// (sluice.PausableSource), so it can take part in watermark alignment.
+func (s *Source) ReadersPauseSplits() {}
 
 // New returns a source generating records as cfg says. An invalid cfg is
 // reported by Splits and NewReader, that is when the job starts; call
@@ -96,10 +102,11 @@ func (s *Source) NewReader(_ context.Context, oc *sluice.OperatorContext) (sluic
 
 // splitState is one split a reader owns.
 type splitState struct {
-	index int
-	id    string
-	base  uint64 // splitBase(seed, index)
-	next  int64  // sequence number of the next record to emit
+	index  int
+	id     string
+	base   uint64 // splitBase(seed, index)
+	next   int64  // sequence number of the next record to emit
+	paused bool   // by watermark alignment: not polled
 }
 
 // reader reads the splits of one subtask. Every method runs on the
@@ -113,6 +120,10 @@ type reader struct {
 	splits []*splitState // every split owned, by id, for snapshots
 	active []*splitState // the splits not ended yet, polled round-robin
 	turn   int           // index into active of the split polled next
+	// paused counts the splits of active that watermark alignment paused
+	// (sluice.SplitPauser): Poll skips them, and a reader whose active
+	// splits are all paused waits on the task's clock, not on Available.
+	paused int
 
 	// Token bucket (rate limiting). Tokens are counted from an anchor
 	// rather than accumulated, so that float rounding cannot drift: the
@@ -195,7 +206,7 @@ func (r *reader) setRate() {
 		r.anchor, r.used = now, -tokens
 	}
 	r.limited = true
-	r.rate = r.cfg.RatePerSecond * float64(len(r.active)) / float64(r.cfg.Splits)
+	r.rate = r.cfg.RatePerSecond * float64(len(r.active)-r.paused) / float64(r.cfg.Splits)
 	// Keep at most 100ms of records while idle (or backpressured): enough
 	// to absorb timer latency at high rates, little enough that the rate
 	// holds over any window longer than that.
@@ -247,28 +258,37 @@ func (r *reader) Poll(ctx context.Context, out sluice.Emitter[Record]) (sluice.P
 		// count) idles for the life of the job.
 		return sluice.NothingAvailable, nil
 	}
-	if r.turn >= len(r.active) {
-		r.turn = 0
-	}
-	sp := r.active[r.turn]
 	em := out
 	ro, eventTime := out.(sluice.ReaderOutput[Record])
 	if eventTime {
 		if direct, ok := ro.Direct(); ok {
 			em, eventTime = direct, false
-		} else {
-			em = ro.ForSplit(sp.id)
 		}
 	}
-	if eventTime {
-		if !r.toldEnded {
-			r.toldEnded = true
-			for _, s := range r.splits {
-				if r.ended(s) {
-					ro.FinishSplit(s.id)
-				}
+	// Before anything can wait: a restored split that already ended must
+	// not hold the watermark (or, with alignment, the paused splits) back.
+	if eventTime && !r.toldEnded {
+		r.toldEnded = true
+		for _, s := range r.splits {
+			if r.ended(s) {
+				ro.FinishSplit(s.id)
 			}
 		}
+	}
+	if r.paused == len(r.active) {
+		return sluice.NothingAvailable, nil
+	}
+	if r.turn >= len(r.active) {
+		r.turn = 0
+	}
+	for r.active[r.turn].paused {
+		if r.turn++; r.turn == len(r.active) {
+			r.turn = 0
+		}
+	}
+	sp := r.active[r.turn]
+	if eventTime {
+		em = ro.ForSplit(sp.id)
 	}
 	n := int64(r.cfg.BatchSize)
 	if r.cfg.RecordsPerSplit > 0 {
@@ -356,7 +376,7 @@ func (r *reader) emit(out sluice.Emitter[Record], sp *splitState, n int64) (err 
 // next token time when the rate limit stopped it, never for an endless
 // reader without splits, and at once otherwise.
 func (r *reader) Available() <-chan struct{} {
-	if len(r.active) == 0 && r.cfg.RecordsPerSplit == 0 {
+	if len(r.active) == 0 && r.cfg.RecordsPerSplit == 0 || len(r.active) > 0 && r.paused == len(r.active) {
 		return r.never
 	}
 	if !r.waiting || r.done {
@@ -386,6 +406,33 @@ func (r *reader) Available() <-chan struct{} {
 		}
 	}(r.quit)
 	return ch
+}
+
+// PauseSplits stops emitting the splits ids (sluice.SplitPauser): Poll
+// skips them, their positions stay where they are, and a paused split no
+// longer takes a share of the rate limit.
+func (r *reader) PauseSplits(ids []string) { r.setPaused(ids, true) }
+
+// ResumeSplits emits the splits ids again.
+func (r *reader) ResumeSplits(ids []string) { r.setPaused(ids, false) }
+
+func (r *reader) setPaused(ids []string, paused bool) {
+	changed := false
+	for _, id := range ids {
+		for _, sp := range r.active {
+			if sp.id == id && sp.paused != paused {
+				sp.paused, changed = paused, true
+				if paused {
+					r.paused++
+				} else {
+					r.paused--
+				}
+			}
+		}
+	}
+	if changed {
+		r.setRate()
+	}
 }
 
 // SnapshotSplits returns every split with the position of its next record.

@@ -66,6 +66,8 @@ var (
 	_ sluice.Source[int]       = (*Source[int])(nil)
 	_ sluice.SplitAssigner     = (*Source[int])(nil)
 	_ sluice.SourceReader[int] = (*reader[int])(nil)
+	_ sluice.PausableSource    = (*Source[int])(nil)
+	_ sluice.SplitPauser       = (*reader[int])(nil)
 )
 
 // NewSource validates cfg and returns the source it describes.
@@ -81,6 +83,11 @@ func NewSource[T any](cfg SourceConfig[T]) (*Source[T], error) {
 	s.start, _ = parseStart(cfg.StartOffsets)
 	return s, nil
 }
+
+// ReadersPauseSplits marks the source as one whose readers pause
+// partitions (sluice.PausableSource), so it can take part in watermark
+// alignment.
+func (s *Source[T]) ReadersPauseSplits() {}
 
 // Config returns the source's configuration with defaults filled in.
 func (s *Source[T]) Config() SourceConfig[T] { return s.cfg }
@@ -206,6 +213,10 @@ type PartitionStatus struct {
 	MaxTimestamp time.Time
 	// Idle says the partition had nothing left to read at the last look.
 	Idle bool
+	// Paused says watermark alignment paused the partition because its
+	// watermark ran ahead of its group's (docs/design.md §14): the reader
+	// does not fetch it, so its Lag grows until it is resumed.
+	Paused bool
 }
 
 // Status returns the state of every partition read by a reader of the

@@ -41,11 +41,17 @@ type partition struct {
 	// The task goroutine's own.
 	pos   position
 	maxTs int64 // largest record timestamp emitted, unix ms; math.MinInt64 if none
+	// paused: watermark alignment paused the partition (sluice.SplitPauser);
+	// franz-go no longer fetches it, and held keeps, in offset order, the
+	// batches fetched before the pause took effect until it is resumed.
+	paused bool
+	held   []batch
 
 	// Published copies for the status accessors, safe from any goroutine.
-	pubNext  atomic.Int64 // pos.next, -1 while pos.earliest
-	pubMaxTs atomic.Int64
-	end      atomic.Int64 // end offset at the last look, -1 if unknown
+	pubNext   atomic.Int64 // pos.next, -1 while pos.earliest
+	pubMaxTs  atomic.Int64
+	pubPaused atomic.Bool
+	end       atomic.Int64 // end offset at the last look, -1 if unknown
 }
 
 func newPartition(topic string, part int32) *partition {
@@ -542,6 +548,10 @@ func (r *reader[T]) refill() bool {
 			if b.end >= 0 {
 				p.end.Store(b.end)
 			}
+			if p.paused {
+				p.held = append(p.held, b)
+				continue
+			}
 			r.pending = append(r.pending, b)
 		}
 	}
@@ -600,6 +610,77 @@ func (o plainOutput[T]) EmitAt(v T, _ int64) error { return o.out.Emit(v) }
 // EmitsPerSplit marks the reader as one that emits every partition's
 // records through its own split output (sluice.SplitAware).
 func (r *reader[T]) EmitsPerSplit() {}
+
+// PauseSplits stops reading the partitions ids (sluice.SplitPauser, for
+// watermark alignment): franz-go stops fetching them
+// (PauseFetchPartitions; what it had buffered for them is dropped and
+// fetched again after the resume, from the offset after what it returned),
+// and the batches the reader had already taken wait with their partition.
+// Positions do not move, so a checkpoint taken while paused records the
+// offset of the next record not emitted. A paused partition's lag grows.
+func (r *reader[T]) PauseSplits(ids []string) {
+	tps := r.setPaused(ids, true)
+	if len(tps) == 0 {
+		return
+	}
+	r.cl.PauseFetchPartitions(tps)
+	kept := r.pending[:0]
+	for _, b := range r.pending {
+		if b.p.paused {
+			b.p.held = append(b.p.held, b)
+		} else {
+			kept = append(kept, b)
+		}
+	}
+	clear(r.pending[len(kept):])
+	r.pending = kept
+}
+
+// ResumeSplits reads the partitions ids again: their held batches first,
+// then what franz-go fetches anew.
+func (r *reader[T]) ResumeSplits(ids []string) {
+	tps := r.setPaused(ids, false)
+	if len(tps) == 0 {
+		return
+	}
+	r.cl.ResumeFetchPartitions(tps)
+	var back []batch
+	for _, p := range r.order {
+		if !p.paused && len(p.held) > 0 {
+			back = append(back, p.held...)
+			p.held = nil
+		}
+	}
+	if len(back) > 0 {
+		// No batch of a paused partition is in pending: the held ones are
+		// older than anything fetched after the resume.
+		r.pending = append(back, r.pending...)
+	}
+	signal(r.hand.ready)
+}
+
+// setPaused flips the partitions of ids that are not paused already and
+// returns them by topic.
+func (r *reader[T]) setPaused(ids []string, paused bool) map[string][]int32 {
+	var tps map[string][]int32
+	for _, id := range ids {
+		topic, part, err := ParseSplitID(id)
+		if err != nil {
+			continue
+		}
+		p := r.parts[partitionID{topic, part}]
+		if p == nil || p.paused == paused {
+			continue
+		}
+		p.paused = paused
+		p.pubPaused.Store(paused)
+		if tps == nil {
+			tps = map[string][]int32{}
+		}
+		tps[topic] = append(tps[topic], part)
+	}
+	return tps
+}
 
 // deadLetter writes a record the deserializer rejected to the dead-letter
 // topic, synchronously, or returns the error that fails the job.
@@ -736,7 +817,7 @@ func (r *reader[T]) status() []PartitionStatus {
 	out := make([]PartitionStatus, len(ps))
 	for i, p := range ps {
 		next, end, ts := p.pubNext.Load(), p.end.Load(), p.pubMaxTs.Load()
-		st := PartitionStatus{Topic: p.topic, Partition: p.part, Subtask: r.subtask, Next: next, End: end, Lag: -1}
+		st := PartitionStatus{Topic: p.topic, Partition: p.part, Subtask: r.subtask, Next: next, End: end, Lag: -1, Paused: p.pubPaused.Load()}
 		if ts != math.MinInt64 {
 			st.MaxTimestamp = time.UnixMilli(ts)
 		}
