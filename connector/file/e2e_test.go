@@ -12,6 +12,7 @@ import (
 	"github.com/sluicehq/sluice/connector/file"
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/countjob"
+	"github.com/sluicehq/sluice/internal/testsrc"
 	"github.com/sluicehq/sluice/internal/verify"
 	"github.com/sluicehq/sluice/restart"
 )
@@ -28,8 +29,10 @@ func TestExactlyOnceUnderFailures(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "output")
-	// 40,000 records at 40,000/s: about a second, so that about a hundred
-	// checkpoints (every 10ms) interleave with the failures.
+	// 40,000 records at 40,000/s: about a second; the source is gated to
+	// 500 records per reader and completed checkpoint, so at least 40
+	// checkpoints per attempt interleave with the failures whatever the
+	// machine's load (the commit targets need several in a row).
 	gen := datagen.Config{Splits: 4, Keys: 100, RecordsPerSplit: 10_000, RatePerSecond: 40_000, Seed: 5, BatchSize: 64, Distribution: datagen.Zipf}
 	inj := fault.New(5)
 	targets := []fault.Target{
@@ -48,7 +51,7 @@ func TestExactlyOnceUnderFailures(t *testing.T) {
 		Restart:       restart.FixedDelay{Attempts: 100, Delay: time.Millisecond},
 		Faults:        inj,
 	})
-	countjob.Build(env, datagen.New(gen), file.NewSink(file.Config[countjob.Count]{Dir: out, Encode: countjob.AppendLine}), 2)
+	countjob.Build(env, testsrc.Gated(datagen.New(gen), 500), file.NewSink(file.Config[countjob.Count]{Dir: out, Encode: countjob.AppendLine}), 2)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	res, err := env.Execute(ctx)

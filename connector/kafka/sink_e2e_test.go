@@ -22,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/connector/datagen"
 	"github.com/sluicehq/sluice/fault"
+	"github.com/sluicehq/sluice/internal/testsrc"
 	"github.com/sluicehq/sluice/restart"
 )
 
@@ -71,7 +72,7 @@ type e2eJob struct {
 	// retryTimeout is the sink's RetryTimeout, default 20s.
 	retryTimeout time.Duration
 	// perCheckpoint, if set, lets each source reader emit at most that
-	// many records per completed checkpoint (gatedSource).
+	// many records per completed checkpoint (testsrc.Gated).
 	perCheckpoint int
 }
 
@@ -117,7 +118,7 @@ func (j e2eJob) run(tb testing.TB, addrs []string, topic, prefix, dir string) *s
 	})
 	var source sluice.Source[datagen.Record] = datagen.New(j.gen)
 	if j.perCheckpoint > 0 {
-		source = gatedSource[datagen.Record]{Source: source, per: j.perCheckpoint}
+		source = testsrc.Gated(source, j.perCheckpoint)
 	}
 	src := sluice.FromSource(env, e2eSourceUID, source)
 	mapped := sluice.Map(src, e2eMapUID, func(r datagen.Record) datagen.Record {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/connector/kafka"
+	"github.com/sluicehq/sluice/internal/testsrc"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -54,7 +55,7 @@ func TestSourceRestoreResumesExactly(t *testing.T) {
 			// its only checkpoint is the final one of the stop (a
 			// periodic one would open the gate again), so it cannot
 			// read everything however slowly the stop arrives.
-			gate := func(s sluice.Source[kafka.Record]) sluice.Source[kafka.Record] { return kafka.GatedSource(s, 150) }
+			gate := func(s sluice.Source[kafka.Record]) sluice.Source[kafka.Record] { return testsrc.Gated(s, 150) }
 			first := srcNewJobWrapped(t, cfg, dir, 2, 300, gate, func(c *sluice.Config) { c.Checkpoint.Interval = time.Hour })
 			if _, err := first.run(t, 30*time.Second); err != nil {
 				t.Fatal(err)

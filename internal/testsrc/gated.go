@@ -1,4 +1,5 @@
-package kafka
+// Package testsrc holds source wrappers that tests of several packages share.
+package testsrc
 
 import (
 	"context"
@@ -6,10 +7,14 @@ import (
 	"github.com/sluicehq/sluice"
 )
 
-// gatedSource lets each reader of src emit at most per records (plus one
-// batch) per completed checkpoint. A job then completes at least
-// records/per checkpoints whatever the machine's load, so failures aimed
-// at checkpoint steps fire before the bounded input ends.
+// Gated lets each reader of src emit at most per records (plus one poll)
+// per completed checkpoint. A job then completes at least records/per
+// checkpoints whatever the machine's load, so failures aimed at checkpoint
+// steps (pre-commit, commit) fire before a bounded input ends.
+func Gated[T any](src sluice.Source[T], per int) sluice.Source[T] {
+	return gatedSource[T]{Source: src, per: per}
+}
+
 type gatedSource[T any] struct {
 	sluice.Source[T]
 	per int
