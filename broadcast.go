@@ -1,0 +1,718 @@
+package sluice
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/codec"
+	"github.com/sluicehq/sluice/internal/runtime"
+	"github.com/sluicehq/sluice/state"
+)
+
+// The broadcast state pattern (Flink's BroadcastState): a low-rate stream
+// of rules or configuration is sent to every subtask of an operator, which
+// keeps it in broadcast state, a map per descriptor that every subtask holds
+// in full, and applies it to the records of its main input, keyed or not.
+//
+// Only ProcessBroadcastElement may change broadcast state; ProcessElement
+// (and OnTimer) sees it read-only. This is what keeps every subtask's copy
+// the same: each subtask sees every broadcast record, and, if the function
+// is deterministic, applies the same changes. Only the order between the
+// inputs differs: broadcast records reach the subtasks at different points
+// of their main input, so a main record may be processed before the rule it
+// would match on one subtask and after it on another. A function that must
+// not depend on that buffers records (in keyed state) until its rules have
+// arrived.
+//
+// Broadcast state is operator state (docs/design.md §4): each subtask writes
+// its copy inline into the checkpoint's _metadata, so keep it small. On a
+// restore at another parallelism, new subtask i reads the copy of old
+// subtask i mod the old parallelism; any copy will do, because they are
+// identical when the function is deterministic.
+
+// BroadcastStateDescriptor names a broadcast state, a map from UK to UV,
+// and gives its codecs (Flink's MapStateDescriptor used for broadcast).
+// The name is the state's identity in checkpoints: keep it, and the
+// codecs' encodings, across versions of a job that restores its
+// checkpoints; a restore whose codecs differ from those the state was
+// written with is refused (docs/design.md §10).
+type BroadcastStateDescriptor[UK comparable, UV any] struct {
+	name string
+	kc   codec.Codec[UK]
+	vc   codec.Codec[UV]
+}
+
+// NewBroadcastStateDescriptor returns the descriptor of broadcast state
+// name whose keys kc and values vc encode in checkpoints.
+func NewBroadcastStateDescriptor[UK comparable, UV any](name string, kc codec.Codec[UK], vc codec.Codec[UV]) BroadcastStateDescriptor[UK, UV] {
+	return BroadcastStateDescriptor[UK, UV]{name: name, kc: kc, vc: vc}
+}
+
+// Name returns the state's name.
+func (d BroadcastStateDescriptor[UK, UV]) Name() string { return d.name }
+
+func (d BroadcastStateDescriptor[UK, UV]) validate() error {
+	switch {
+	case d.name == "":
+		return errors.New("empty broadcast state name")
+	case d.kc == nil || d.vc == nil:
+		return fmt.Errorf("broadcast state %q: nil key or value codec", d.name)
+	}
+	return nil
+}
+
+func (d BroadcastStateDescriptor[UK, UV]) newState() bcastState {
+	return &bcastMap[UK, UV]{name: d.name, kc: d.kc, vc: d.vc, kcID: codec.IDOf(d.kc), vcID: codec.IDOf(d.vc), idx: map[UK]int{}}
+}
+
+// AnyBroadcastStateDescriptor is a BroadcastStateDescriptor of any key and
+// value types, as BroadcastWith takes them.
+type AnyBroadcastStateDescriptor interface {
+	// Name returns the state's name.
+	Name() string
+	validate() error
+	newState() bcastState
+}
+
+// BroadcastStream is a stream to be broadcast to every subtask of the
+// operator it is connected to, with the broadcast states that operator
+// keeps (Flink's BroadcastStream). Make one with BroadcastWith; connect it
+// with ConnectBroadcast or ConnectKeyedBroadcast.
+type BroadcastStream[T any] struct {
+	s     Stream[T]
+	descs []AnyBroadcastStateDescriptor
+}
+
+// BroadcastWith declares s as a broadcast stream and the broadcast states
+// the operator it is connected to keeps (Flink's DataStream.broadcast(
+// descriptors...)). At least one descriptor is needed, with unique non-empty
+// names and non-nil codecs; a mistake fails the job build. (The name
+// Broadcast is the partitioning that sends every record to every subtask
+// without state.)
+func BroadcastWith[T any](s Stream[T], descs ...AnyBroadcastStateDescriptor) BroadcastStream[T] {
+	if len(descs) == 0 {
+		s.env.fail(fmt.Errorf("BroadcastWith after %q: no broadcast state descriptor", s.n.name))
+	}
+	seen := map[string]bool{}
+	for _, d := range descs {
+		if err := d.validate(); err != nil {
+			s.env.fail(fmt.Errorf("BroadcastWith after %q: %w", s.n.name, err))
+			continue
+		}
+		if seen[d.Name()] {
+			s.env.fail(fmt.Errorf("BroadcastWith after %q: broadcast state %q is declared twice", s.n.name, d.Name()))
+		}
+		seen[d.Name()] = true
+	}
+	return BroadcastStream[T]{s: s, descs: slices.Clone(descs)}
+}
+
+// BroadcastConnectedStreams are a non-keyed stream and a broadcast stream,
+// to be processed together by ProcessBroadcast.
+type BroadcastConnectedStreams[IN, BC any] struct {
+	main Stream[IN]
+	bc   BroadcastStream[BC]
+}
+
+// ConnectBroadcast connects the non-keyed stream s with the broadcast
+// stream b (Flink's DataStream.connect(BroadcastStream)).
+func ConnectBroadcast[IN, BC any](s Stream[IN], b BroadcastStream[BC]) BroadcastConnectedStreams[IN, BC] {
+	return BroadcastConnectedStreams[IN, BC]{main: s, bc: b}
+}
+
+// KeyedBroadcastConnectedStreams are a keyed stream and a broadcast stream,
+// to be processed together by ProcessKeyedBroadcast.
+type KeyedBroadcastConnectedStreams[K comparable, IN, BC any] struct {
+	main KeyedStream[K, IN]
+	bc   BroadcastStream[BC]
+}
+
+// ConnectKeyedBroadcast connects the keyed stream ks with the broadcast
+// stream b (Flink's KeyedStream.connect(BroadcastStream)).
+func ConnectKeyedBroadcast[K comparable, IN, BC any](ks KeyedStream[K, IN], b BroadcastStream[BC]) KeyedBroadcastConnectedStreams[K, IN, BC] {
+	return KeyedBroadcastConnectedStreams[K, IN, BC]{main: ks, bc: b}
+}
+
+// BroadcastProcessFunction processes a non-keyed stream with broadcast
+// state (Flink's BroadcastProcessFunction). Broadcast records may reach the
+// subtasks at different points of their main input: see ProcessBroadcast.
+type BroadcastProcessFunction[IN, BC, OUT any] interface {
+	// Open is called once per subtask and attempt, after the broadcast
+	// state was restored.
+	Open(oc *OperatorContext) error
+	// ProcessElement is called for every record of the main input; it
+	// reads broadcast state with ReadOnlyBroadcastStateFor.
+	ProcessElement(in IN, c *ReadOnlyContext[OUT]) error
+	// ProcessBroadcastElement is called, on every subtask, for every
+	// record of the broadcast input; it changes broadcast state with
+	// BroadcastStateFor. It must change it the same way on every subtask
+	// (be deterministic), since every subtask keeps its own copy.
+	ProcessBroadcastElement(in BC, c *BroadcastContext[OUT]) error
+}
+
+// KeyedBroadcastProcessFunction processes a keyed stream with keyed state,
+// timers and broadcast state (Flink's KeyedBroadcastProcessFunction). It
+// may implement TimerFunction for processing-time and event-time timers;
+// OnTimer reads broadcast state as ProcessElement does. Flink's
+// Context.applyToKeyedState (visiting the keyed state of every key from
+// ProcessBroadcastElement) is not offered: no key is current in
+// ProcessBroadcastElement, so keyed state handles must not be used there.
+type KeyedBroadcastProcessFunction[K comparable, IN, BC, OUT any] interface {
+	// Open is called once per subtask and attempt, after keyed and
+	// broadcast state were restored: register keyed state here.
+	Open(rc *RuntimeContext[K]) error
+	// ProcessElement is called for every record of the keyed input, with
+	// its key as the current key; it reads broadcast state with
+	// ReadOnlyBroadcastStateFor(pc, descriptor).
+	ProcessElement(in IN, pc *ProcessContext[K, OUT]) error
+	// ProcessBroadcastElement is called, on every subtask, for every
+	// record of the broadcast input; it changes broadcast state with
+	// BroadcastStateFor, deterministically (see BroadcastProcessFunction).
+	ProcessBroadcastElement(in BC, c *BroadcastContext[OUT]) error
+}
+
+// ProcessBroadcast applies a function made by newFn (once per subtask and
+// attempt) to a non-keyed stream connected to a broadcast stream. The main
+// input reaches the operator as any input would (forward at equal
+// parallelism, else rebalanced), the broadcast input reaches every subtask.
+//
+// Ordering: each subtask sees the broadcast records in the order each
+// upstream subtask sent them, but interleaved with its main input at points
+// that differ between subtasks and between runs (as in Flink). Barriers are
+// aligned on both inputs, so a checkpoint's broadcast state and the
+// positions of both inputs are consistent; the operator's watermark is the
+// minimum over both inputs, so a broadcast source with no watermarks of its
+// own holds event time back until it ends: give it a watermark strategy with
+// idleness (watermark.Strategy.WithIdleness). Side outputs are not offered
+// by non-keyed broadcast functions.
+func ProcessBroadcast[IN, BC, OUT any](cs BroadcastConnectedStreams[IN, BC], name string, newFn func() BroadcastProcessFunction[IN, BC, OUT], opts ...OpOption) Stream[OUT] {
+	e := cs.main.env
+	n := e.addNode(name, opts, cs.main.n.par)
+	setFanout[OUT](n)
+	descs := cs.bc.descs
+	n.make = func(sub int, out any) (instance, error) {
+		op := &bcastOp[IN, BC, OUT]{fn: newFn()}
+		op.states = newBroadcastStates(descs)
+		op.ro.out = out.(Emitter[OUT])
+		op.bc.out = op.ro.out
+		return instance{op: op, ins: []any{Emitter[IN](bcastMain[IN, BC, OUT]{op}), Emitter[BC](bcastSide[IN, BC, OUT]{op})}}, nil
+	}
+	connect(e, cs.main, n, 0, runtime.Forward, nil)
+	connect(e, cs.bc.s, n, 1, runtime.Broadcast, nil)
+	return Stream[OUT]{env: e, n: n}
+}
+
+// ProcessKeyedBroadcast applies a function made by newFn (once per subtask
+// and attempt) to a keyed stream connected to a broadcast stream: the keyed
+// input is partitioned by key as for Process, the broadcast input reaches
+// every subtask. Ordering, barriers and watermarks are as for
+// ProcessBroadcast; keyed state and timers are as for Process, and the
+// function's ProcessElement and OnTimer may emit to side outputs (Output).
+func ProcessKeyedBroadcast[K comparable, IN, BC, OUT any](cs KeyedBroadcastConnectedStreams[K, IN, BC], name string, newFn func() KeyedBroadcastProcessFunction[K, IN, BC, OUT], opts ...OpOption) Stream[OUT] {
+	ks := cs.main
+	e := ks.s.env
+	n := e.addNode(name, opts, ks.s.n.par)
+	n.sideCapable = true
+	setFanout[OUT](n)
+	descs := cs.bc.descs
+	n.make = func(sub int, out any) (instance, error) {
+		fn := newFn()
+		op := &keyedBcastOp[K, IN, BC, OUT]{fn: fn, key: ks.key}
+		op.init(ks.codec, out.(Emitter[OUT]), fn, fn.Open)
+		op.states = newBroadcastStates(descs)
+		op.pc.bcast = op.states
+		op.bc.out = op.pc.out
+		return instance{op: op, ins: []any{Emitter[IN](keyedBcastMain[K, IN, BC, OUT]{op}), Emitter[BC](keyedBcastSide[K, IN, BC, OUT]{op})}}, nil
+	}
+	connect(e, ks.s, n, 0, runtime.Hash, hashTarget(ks, n.par))
+	connect(e, cs.bc.s, n, 1, runtime.Broadcast, nil)
+	return Stream[OUT]{env: e, n: n}
+}
+
+// BroadcastStateReader is a context that can read broadcast state: a
+// *ReadOnlyContext, a *BroadcastContext, or the *ProcessContext of a
+// KeyedBroadcastProcessFunction.
+type BroadcastStateReader interface {
+	broadcastStates() *broadcastStates
+}
+
+// ReadOnlyBroadcastStateFor returns the broadcast state of d as c's
+// function sees it outside ProcessBroadcastElement: read-only. It fails if
+// d was not declared with BroadcastWith, or was declared with other types.
+// The lookup is cheap (a scan of the declared states, no allocation): call
+// it per record.
+func ReadOnlyBroadcastStateFor[UK comparable, UV any](c BroadcastStateReader, d BroadcastStateDescriptor[UK, UV]) (ReadOnlyBroadcastState[UK, UV], error) {
+	m, err := lookupBroadcast(c.broadcastStates(), d)
+	return ReadOnlyBroadcastState[UK, UV]{m: m}, err
+}
+
+// BroadcastStateFor returns the writable broadcast state of d, in
+// ProcessBroadcastElement. It fails as ReadOnlyBroadcastStateFor does.
+func BroadcastStateFor[UK comparable, UV any, OUT any](c *BroadcastContext[OUT], d BroadcastStateDescriptor[UK, UV]) (BroadcastState[UK, UV], error) {
+	m, err := lookupBroadcast(c.states, d)
+	return BroadcastState[UK, UV]{ReadOnlyBroadcastState[UK, UV]{m: m}}, err
+}
+
+func lookupBroadcast[UK comparable, UV any](bs *broadcastStates, d BroadcastStateDescriptor[UK, UV]) (*bcastMap[UK, UV], error) {
+	if bs == nil {
+		return nil, fmt.Errorf("broadcast state %q: the function does not run in a broadcast operator (ProcessBroadcast, ProcessKeyedBroadcast)", d.name)
+	}
+	for _, s := range bs.states {
+		if s.stateName() != d.name {
+			continue
+		}
+		m, ok := s.(*bcastMap[UK, UV])
+		if !ok {
+			return nil, fmt.Errorf("%s: broadcast state %q is declared as %s, not %T", bs.uid, d.name, s.typeName(), m)
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("%s: broadcast state %q is not declared (BroadcastWith)", bs.uid, d.name)
+}
+
+// ReadOnlyBroadcastState is a read-only view of one broadcast state. Its
+// entries iterate in insertion order (a Put of an existing key keeps its
+// place), the same on every subtask and after a restore.
+type ReadOnlyBroadcastState[UK comparable, UV any] struct {
+	m *bcastMap[UK, UV]
+}
+
+// Get returns the value of k, and whether there is one.
+func (s ReadOnlyBroadcastState[UK, UV]) Get(k UK) (UV, bool) {
+	i, ok := s.m.idx[k]
+	if !ok {
+		var zero UV
+		return zero, false
+	}
+	return s.m.vals[i], true
+}
+
+// Contains reports whether k has a value.
+func (s ReadOnlyBroadcastState[UK, UV]) Contains(k UK) bool {
+	_, ok := s.m.idx[k]
+	return ok
+}
+
+// Len returns the number of entries.
+func (s ReadOnlyBroadcastState[UK, UV]) Len() int { return len(s.m.keys) }
+
+// All iterates over the entries in insertion order. The state must not be
+// changed during the iteration.
+func (s ReadOnlyBroadcastState[UK, UV]) All() iter.Seq2[UK, UV] {
+	return func(yield func(UK, UV) bool) {
+		for i, k := range s.m.keys {
+			if !yield(k, s.m.vals[i]) {
+				return
+			}
+		}
+	}
+}
+
+// BroadcastState is the writable view of one broadcast state, which
+// ProcessBroadcastElement gets.
+type BroadcastState[UK comparable, UV any] struct {
+	ReadOnlyBroadcastState[UK, UV]
+}
+
+// Put sets the value of k.
+func (s BroadcastState[UK, UV]) Put(k UK, v UV) { s.m.put(k, v) }
+
+// Remove deletes k's entry, if any.
+func (s BroadcastState[UK, UV]) Remove(k UK) { s.m.remove(k) }
+
+// Clear deletes every entry.
+func (s BroadcastState[UK, UV]) Clear() {
+	clear(s.m.idx)
+	clear(s.m.keys)
+	clear(s.m.vals)
+	s.m.keys, s.m.vals = s.m.keys[:0], s.m.vals[:0]
+}
+
+// bcastCtx is what both broadcast contexts share.
+type bcastCtx[OUT any] struct {
+	Collector[OUT]
+	op     *OperatorContext
+	tm     *runtime.Time
+	wm     *int64
+	states *broadcastStates
+}
+
+// Timestamp returns the event time of the record being processed, or
+// NoTimestamp if it has none.
+func (c *bcastCtx[OUT]) Timestamp() int64 { return c.tm.TS }
+
+// CollectWithTimestamp emits v with timestamp ts instead of the current
+// record's.
+func (c *bcastCtx[OUT]) CollectWithTimestamp(v OUT, ts int64) {
+	saved := c.tm.TS
+	c.tm.TS = ts
+	c.Collect(v)
+	c.tm.TS = saved
+}
+
+// CurrentWatermark returns the operator's current watermark, the minimum
+// over both inputs' (watermark.NoWatermark before the first).
+func (c *bcastCtx[OUT]) CurrentWatermark() int64 { return *c.wm }
+
+// CurrentProcessingTime returns the time of the job's clock.
+func (c *bcastCtx[OUT]) CurrentProcessingTime() time.Time { return c.op.Clock.Now() }
+
+// Operator returns the operator's context (uid, subtask, parallelism...).
+func (c *bcastCtx[OUT]) Operator() *OperatorContext { return c.op }
+
+func (c *bcastCtx[OUT]) broadcastStates() *broadcastStates { return c.states }
+
+// ReadOnlyContext is what a BroadcastProcessFunction's ProcessElement
+// sees: a collector, the record's time, and read-only broadcast state
+// (ReadOnlyBroadcastStateFor).
+type ReadOnlyContext[OUT any] struct{ bcastCtx[OUT] }
+
+// BroadcastContext is what ProcessBroadcastElement sees: a collector, the
+// broadcast record's time, and writable broadcast state (BroadcastStateFor).
+type BroadcastContext[OUT any] struct{ bcastCtx[OUT] }
+
+// broadcastStates implements BroadcastStateReader for the context of a
+// KeyedBroadcastProcessFunction (nil elsewhere: lookups then fail).
+func (c *ProcessContext[K, OUT]) broadcastStates() *broadcastStates { return c.bcast }
+
+// bcastState is one broadcast state of one subtask, untyped.
+type bcastState interface {
+	stateName() string
+	typeName() string
+	// encode returns the state's checkpoint entry.
+	encode() []byte
+	// restore replaces the content with that of entry, checking the
+	// codecs it was written with.
+	restore(entry []byte) error
+}
+
+// broadcastStates are the broadcast states of one subtask, in declaration
+// order, and the restored ones the function no longer declares (kept
+// unchanged, by operator state name).
+type broadcastStates struct {
+	uid    string
+	states []bcastState
+	kept   map[string][]byte
+}
+
+func newBroadcastStates(descs []AnyBroadcastStateDescriptor) *broadcastStates {
+	bs := &broadcastStates{states: make([]bcastState, len(descs))}
+	for i, d := range descs {
+		bs.states[i] = d.newState()
+	}
+	return bs
+}
+
+// broadcastPrefix prefixes the operator state name of a broadcast state.
+const broadcastPrefix = "broadcast/"
+
+// broadcastFormat is the version of a broadcast state entry's layout.
+const broadcastFormat = 1
+
+// restore loads the subtask's copy of every broadcast state from the
+// checkpoint: old subtask sub mod the old parallelism's entry (every old
+// subtask wrote one per state, and restore lists them in subtask order).
+func (bs *broadcastStates) restore(oc *OperatorContext) error {
+	bs.uid = oc.UID
+	if oc.Restored == nil {
+		return nil
+	}
+	declared := map[string]bcastState{}
+	for _, s := range bs.states {
+		declared[broadcastPrefix+s.stateName()] = s
+	}
+	for name, entries := range oc.Restored.Operator {
+		if len(name) <= len(broadcastPrefix) || name[:len(broadcastPrefix)] != broadcastPrefix || len(entries) == 0 {
+			continue
+		}
+		entry := entries[oc.Subtask%len(entries)]
+		s, ok := declared[name]
+		if !ok {
+			if bs.kept == nil {
+				bs.kept = map[string][]byte{}
+			}
+			bs.kept[name] = entry
+			oc.Logger.Warn("restored broadcast state not declared with BroadcastWith: kept unchanged in checkpoints, but the function does not see it (was the state renamed?)",
+				"operator", oc.UID, "state", name[len(broadcastPrefix):], "checkpoint", oc.Restored.CheckpointID)
+			continue
+		}
+		if err := s.restore(entry); err != nil {
+			return fmt.Errorf("%s/%d: restore from checkpoint %d: %w", oc.UID, oc.Subtask, oc.Restored.CheckpointID, err)
+		}
+	}
+	return nil
+}
+
+// snapshot adds the subtask's copy of every broadcast state to ops.
+func (bs *broadcastStates) snapshot(ops map[string][][]byte) map[string][][]byte {
+	if ops == nil {
+		ops = make(map[string][][]byte, len(bs.states)+len(bs.kept))
+	}
+	for _, s := range bs.states {
+		ops[broadcastPrefix+s.stateName()] = [][]byte{s.encode()}
+	}
+	for name, e := range bs.kept {
+		ops[name] = [][]byte{e}
+	}
+	return ops
+}
+
+// bcastMap is one broadcast state: a map with its keys in insertion order.
+type bcastMap[UK comparable, UV any] struct {
+	name       string
+	kc         codec.Codec[UK]
+	vc         codec.Codec[UV]
+	kcID, vcID codec.ID
+	idx        map[UK]int
+	keys       []UK
+	vals       []UV
+}
+
+func (m *bcastMap[UK, UV]) stateName() string { return m.name }
+func (m *bcastMap[UK, UV]) typeName() string  { return fmt.Sprintf("%T", m) }
+
+func (m *bcastMap[UK, UV]) put(k UK, v UV) {
+	if i, ok := m.idx[k]; ok {
+		m.vals[i] = v
+		return
+	}
+	m.idx[k] = len(m.keys)
+	m.keys = append(m.keys, k)
+	m.vals = append(m.vals, v)
+}
+
+func (m *bcastMap[UK, UV]) remove(k UK) {
+	i, ok := m.idx[k]
+	if !ok {
+		return
+	}
+	delete(m.idx, k)
+	m.keys = slices.Delete(m.keys, i, i+1)
+	m.vals = slices.Delete(m.vals, i, i+1)
+	for j := i; j < len(m.keys); j++ {
+		m.idx[m.keys[j]] = j
+	}
+}
+
+// encode lays the state out as: format version (uvarint), the key codec's
+// and the value codec's IDs (name as a string, version as a uvarint), the
+// number of entries (uvarint), then each key and value with the codecs, in
+// insertion order.
+func (m *bcastMap[UK, UV]) encode() []byte {
+	b := binary.AppendUvarint(nil, broadcastFormat)
+	b = appendCodecID(b, m.kcID)
+	b = appendCodecID(b, m.vcID)
+	b = binary.AppendUvarint(b, uint64(len(m.keys)))
+	for i, k := range m.keys {
+		b = m.kc.Append(b, k)
+		b = m.vc.Append(b, m.vals[i])
+	}
+	return b
+}
+
+func appendCodecID(b []byte, id codec.ID) []byte {
+	b = codec.String.Append(b, id.Name)
+	return binary.AppendUvarint(b, uint64(id.Version))
+}
+
+func readCodecID(b []byte) (codec.ID, []byte, error) {
+	name, n, err := codec.String.Decode(b)
+	if err != nil {
+		return codec.ID{}, nil, err
+	}
+	b = b[n:]
+	v, n := binary.Uvarint(b)
+	if n <= 0 || v > 1<<31 {
+		return codec.ID{}, nil, codec.ErrCorrupt
+	}
+	return codec.ID{Name: name, Version: int(v)}, b[n:], nil
+}
+
+func (m *bcastMap[UK, UV]) restore(b []byte) error {
+	corrupt := func(err error) error {
+		return fmt.Errorf("broadcast state %q: %w: %w", m.name, state.ErrCorrupt, err)
+	}
+	f, n := binary.Uvarint(b)
+	if n <= 0 {
+		return corrupt(codec.ErrTruncated)
+	}
+	if f != broadcastFormat {
+		return fmt.Errorf("%w: broadcast state %q: entry format %d, this version reads format %d", checkpoint.ErrIncompatible, m.name, f, broadcastFormat)
+	}
+	b = b[n:]
+	kcID, b, err := readCodecID(b)
+	if err != nil {
+		return corrupt(err)
+	}
+	vcID, b, err := readCodecID(b)
+	if err != nil {
+		return corrupt(err)
+	}
+	mismatch := func(same func(w, n codec.ID) bool) string {
+		var d []string
+		if !same(kcID, m.kcID) {
+			d = append(d, fmt.Sprintf("key codec %s, the job reads it with %s", kcID, m.kcID))
+		}
+		if !same(vcID, m.vcID) {
+			d = append(d, fmt.Sprintf("value codec %s, the job reads it with %s", vcID, m.vcID))
+		}
+		return strings.Join(d, "; ")
+	}
+	if d := mismatch(codec.Compatible); d != "" {
+		return fmt.Errorf("%w: broadcast state %q was written with %s", checkpoint.ErrIncompatible, m.name, d)
+	}
+	cnt, n := binary.Uvarint(b)
+	if n <= 0 || cnt > uint64(len(b)) {
+		return corrupt(codec.ErrCorrupt)
+	}
+	b = b[n:]
+	decodeErr := func(err error) error {
+		if d := mismatch(func(w, n codec.ID) bool { return w == n }); d != "" {
+			return fmt.Errorf("%w: broadcast state %q was written with %s, which cannot read it: %w", checkpoint.ErrIncompatible, m.name, d, err)
+		}
+		return corrupt(err)
+	}
+	clear(m.idx)
+	m.keys, m.vals = m.keys[:0], m.vals[:0]
+	for range cnt {
+		k, n, err := m.kc.Decode(b)
+		if err != nil {
+			return decodeErr(err)
+		}
+		b = b[n:]
+		v, n, err := m.vc.Decode(b)
+		if err != nil {
+			return decodeErr(err)
+		}
+		b = b[n:]
+		m.put(k, v)
+	}
+	if len(b) != 0 {
+		return decodeErr(fmt.Errorf("%d bytes after the last entry", len(b)))
+	}
+	return nil
+}
+
+// bcastOp is a subtask of ProcessBroadcast.
+type bcastOp[IN, BC, OUT any] struct {
+	baseOp
+	fn     BroadcastProcessFunction[IN, BC, OUT]
+	states *broadcastStates
+	ro     ReadOnlyContext[OUT]
+	bc     BroadcastContext[OUT]
+	wm     int64
+}
+
+func (b *bcastOp[IN, BC, OUT]) Open(ctx context.Context, rc *runtime.OperatorContext) error {
+	if err := b.baseOp.Open(ctx, rc); err != nil {
+		return err
+	}
+	if err := b.states.restore(b.oc); err != nil {
+		return err
+	}
+	tm := rc.Time
+	if tm == nil {
+		tm = runtime.NewTime()
+	}
+	b.wm = runtime.NoTimestamp
+	for _, c := range []*bcastCtx[OUT]{&b.ro.bcastCtx, &b.bc.bcastCtx} {
+		c.op, c.tm, c.wm, c.states = b.oc, tm, &b.wm, b.states
+	}
+	return b.fn.Open(b.oc)
+}
+
+// OnWatermark records the operator's watermark for CurrentWatermark.
+func (b *bcastOp[IN, BC, OUT]) OnWatermark(_ context.Context, wm int64) error {
+	b.wm = wm
+	return nil
+}
+
+// Snapshot writes the subtask's copy of the broadcast state.
+func (b *bcastOp[IN, BC, OUT]) Snapshot(context.Context, runtime.Barrier) (*runtime.OperatorSnapshot, error) {
+	return &runtime.OperatorSnapshot{Operator: b.states.snapshot(nil)}, nil
+}
+
+type bcastMain[IN, BC, OUT any] struct{ op *bcastOp[IN, BC, OUT] }
+
+func (m bcastMain[IN, BC, OUT]) Emit(v IN) error {
+	b := m.op
+	b.hit()
+	if err := b.fn.ProcessElement(v, &b.ro); err != nil {
+		return fmt.Errorf("%s: %w", b.uid, err)
+	}
+	return b.ro.take()
+}
+
+type bcastSide[IN, BC, OUT any] struct{ op *bcastOp[IN, BC, OUT] }
+
+func (s bcastSide[IN, BC, OUT]) Emit(v BC) error {
+	b := s.op
+	b.hit()
+	if err := b.fn.ProcessBroadcastElement(v, &b.bc); err != nil {
+		return fmt.Errorf("%s: broadcast element: %w", b.uid, err)
+	}
+	return b.bc.take()
+}
+
+// keyedBcastOp is a subtask of ProcessKeyedBroadcast.
+type keyedBcastOp[K comparable, IN, BC, OUT any] struct {
+	keyedCore[K, OUT]
+	fn     KeyedBroadcastProcessFunction[K, IN, BC, OUT]
+	key    func(IN) K
+	states *broadcastStates
+	bc     BroadcastContext[OUT]
+}
+
+func (k *keyedBcastOp[K, IN, BC, OUT]) Open(ctx context.Context, rc *runtime.OperatorContext) error {
+	// The broadcast state is restored before the user function opens,
+	// as the keyed state is.
+	if err := k.states.restore(operatorContext(rc)); err != nil {
+		return err
+	}
+	k.bc.states = k.states
+	k.bc.wm = &k.pc.wm
+	if err := k.keyedCore.Open(ctx, rc); err != nil {
+		return err
+	}
+	k.bc.op, k.bc.tm = k.oc, k.pc.tm
+	return nil
+}
+
+// Snapshot freezes the keyed state and writes the subtask's copy of the
+// broadcast state.
+func (k *keyedBcastOp[K, IN, BC, OUT]) Snapshot(ctx context.Context, b runtime.Barrier) (*runtime.OperatorSnapshot, error) {
+	snap, err := k.keyedCore.Snapshot(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	snap.Operator = k.states.snapshot(snap.Operator)
+	return snap, nil
+}
+
+type keyedBcastMain[K comparable, IN, BC, OUT any] struct{ op *keyedBcastOp[K, IN, BC, OUT] }
+
+func (m keyedBcastMain[K, IN, BC, OUT]) Emit(v IN) error {
+	k := m.op
+	if err := k.enter(k.key(v)); err != nil {
+		return err
+	}
+	return k.leave(k.fn.ProcessElement(v, &k.pc))
+}
+
+type keyedBcastSide[K comparable, IN, BC, OUT any] struct{ op *keyedBcastOp[K, IN, BC, OUT] }
+
+func (s keyedBcastSide[K, IN, BC, OUT]) Emit(v BC) error {
+	k := s.op
+	k.hit()
+	if err := k.fn.ProcessBroadcastElement(v, &k.bc); err != nil {
+		return fmt.Errorf("%s: broadcast element: %w", k.uid, err)
+	}
+	return k.bc.take()
+}
