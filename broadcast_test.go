@@ -362,7 +362,9 @@ func storeJob[V any](cfg sluice.Config, desc sluice.BroadcastStateDescriptor[str
 	r := sluice.BroadcastWith(sluice.FromSource(env, "rules", rules, sluice.Parallelism(1)), desc)
 	t := sluice.KeyBy(sluice.FromSource(env, "txns", txns, sluice.Parallelism(1)), func(t txn) string { return t.Account })
 	p := sluice.ProcessKeyedBroadcast(sluice.ConnectKeyedBroadcast(t, r), "limits",
-		func() sluice.KeyedBroadcastProcessFunction[string, txn, rule, string] { return &storeFn[V]{desc: desc, conv: conv} },
+		func() sluice.KeyedBroadcastProcessFunction[string, txn, rule, string] {
+			return &storeFn[V]{desc: desc, conv: conv}
+		},
 		sluice.Parallelism(cfg.Parallelism))
 	sluice.Sink(p, "sink", sluice.DiscardSink[string]())
 	return env
