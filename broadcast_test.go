@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -353,10 +354,14 @@ func (f *storeFn[V]) ProcessBroadcastElement(r rule, bc *sluice.BroadcastContext
 	return nil
 }
 
-func storeJob[V any](cfg sluice.Config, desc sluice.BroadcastStateDescriptor[string, V], conv func(int64) V) *sluice.Environment {
+// storeJob: rs (default: one rule) stored by storeFn, no transactions.
+func storeJob[V any](cfg sluice.Config, desc sluice.BroadcastStateDescriptor[string, V], conv func(int64) V, rs ...rule) *sluice.Environment {
 	env := sluice.New(cfg)
 	rules, txns := newLogSource[rule](), newLogSource[txn]()
-	rules.Append(rule{Name: "big", Limit: 100})
+	if len(rs) == 0 {
+		rs = []rule{{Name: "big", Limit: 100}}
+	}
+	rules.Append(rs...)
 	rules.Close()
 	txns.Close()
 	r := sluice.BroadcastWith(sluice.FromSource(env, "rules", rules, sluice.Parallelism(1)), desc)
@@ -560,5 +565,47 @@ func TestBroadcastExactlyOnceUnderFailures(t *testing.T) {
 	}
 	if fired == 0 {
 		t.Fatal("no failure fired: the test proved nothing")
+	}
+}
+
+// TestBroadcastUndeclaredStateKept: broadcast state restored into a job
+// that no longer declares it is logged at WARN and kept, unchanged, in the
+// job's checkpoints, so that a later version declaring it again gets it
+// back (as restored keyed state that Open does not register).
+func TestBroadcastUndeclaredStateKept(t *testing.T) {
+	t.Parallel()
+	cfg1 := testConfig(t, 2)
+	rules1, tx1 := newLogSource[rule](), newLogSource[txn]()
+	v1 := []rule{{Name: "big", Limit: 100}, {Name: "huge", Limit: 500}}
+	rules1.Append(v1...)
+	rules1.Close()
+	tx1.Close()
+	res := run(t, limitJob(cfg1, rules1, tx1, newCollector[string]()))
+
+	// Version 2 declares another broadcast state only.
+	logs := &logBuffer{}
+	cfg2 := testConfig(t, 3)
+	cfg2.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	cfg2.FromCheckpoint = filepath.Join(cfg1.CheckpointDir, store.CheckpointDir(res.LastCheckpoint.CheckpointID))
+	other := sluice.NewBroadcastStateDescriptor("other", codec.String, codec.Int64)
+	// Its rules source restores past the two rules and reads a third.
+	res2 := run(t, storeJob(cfg2, other, func(v int64) int64 { return v }, append(v1, rule{Name: "x", Limit: 1})...))
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "state=limits") {
+		t.Errorf("no WARN naming the undeclared broadcast state:\n%s", logs)
+	}
+
+	// Version 3 declares it again: the rules of version 1 apply.
+	cfg3 := testConfig(t, 2)
+	cfg3.FromCheckpoint = filepath.Join(cfg2.CheckpointDir, store.CheckpointDir(res2.LastCheckpoint.CheckpointID))
+	rules3, tx3, out3 := newLogSource[rule](), newLogSource[txn](), newCollector[string]()
+	rules3.Append(append(v1, rule{Name: "x", Limit: 1})...) // all read before
+	rules3.Close()
+	tx3.Append(txn{"a", 200}, txn{"b", 600})
+	tx3.Close()
+	run(t, limitJob(cfg3, rules3, tx3, out3))
+	got, _ := splitSubtask(out3.Records())
+	want := []string{"a total=200 over=[big]", "b total=600 over=[big huge]"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
 	}
 }
