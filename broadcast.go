@@ -190,11 +190,12 @@ type KeyedBroadcastProcessFunction[K comparable, IN, BC, OUT any] interface {
 // positions of both inputs are consistent; the operator's watermark is the
 // minimum over both inputs, so a broadcast source with no watermarks of its
 // own holds event time back until it ends: give it a watermark strategy with
-// idleness (watermark.Strategy.WithIdleness). Side outputs are not offered
-// by non-keyed broadcast functions.
+// idleness (watermark.Strategy.WithIdleness). The function emits to side
+// outputs with BroadcastOutput.
 func ProcessBroadcast[IN, BC, OUT any](cs BroadcastConnectedStreams[IN, BC], name string, newFn func() BroadcastProcessFunction[IN, BC, OUT], opts ...OpOption) Stream[OUT] {
 	e := cs.main.env
 	n := e.addNode(name, opts, cs.main.n.par)
+	n.sideCapable = true
 	setFanout[OUT](n)
 	descs := cs.bc.descs
 	n.make = func(sub int, out any) (instance, error) {
@@ -213,8 +214,9 @@ func ProcessBroadcast[IN, BC, OUT any](cs BroadcastConnectedStreams[IN, BC], nam
 // and attempt) to a keyed stream connected to a broadcast stream: the keyed
 // input is partitioned by key as for Process, the broadcast input reaches
 // every subtask. Ordering, barriers and watermarks are as for
-// ProcessBroadcast; keyed state and timers are as for Process, and the
-// function's ProcessElement and OnTimer may emit to side outputs (Output).
+// ProcessBroadcast; keyed state and timers are as for Process. The
+// function emits to side outputs with Output from ProcessElement and
+// OnTimer, with BroadcastOutput from ProcessBroadcastElement.
 func ProcessKeyedBroadcast[K comparable, IN, BC, OUT any](cs KeyedBroadcastConnectedStreams[K, IN, BC], name string, newFn func() KeyedBroadcastProcessFunction[K, IN, BC, OUT], opts ...OpOption) Stream[OUT] {
 	ks := cs.main
 	e := ks.s.env
@@ -342,6 +344,7 @@ type bcastCtx[OUT any] struct {
 	tm     *runtime.Time
 	wm     *int64
 	states *broadcastStates
+	side   []sideEmitter
 }
 
 // Timestamp returns the event time of the record being processed, or
@@ -368,6 +371,47 @@ func (c *bcastCtx[OUT]) CurrentProcessingTime() time.Time { return c.op.Clock.No
 func (c *bcastCtx[OUT]) Operator() *OperatorContext { return c.op }
 
 func (c *bcastCtx[OUT]) broadcastStates() *broadcastStates { return c.states }
+
+func (c *bcastCtx[OUT]) sideTarget() ([]sideEmitter, string, *error) {
+	return c.side, c.op.UID, &c.err
+}
+
+// BroadcastOutputContext is the context of a broadcast function that side
+// outputs are emitted from with BroadcastOutput: a *ReadOnlyContext or a
+// *BroadcastContext. (The *ProcessContext of a
+// KeyedBroadcastProcessFunction uses Output.)
+type BroadcastOutputContext interface {
+	sideTarget() (side []sideEmitter, uid string, errp *error)
+}
+
+// BroadcastOutput emits v to the side output tag of the broadcast operator
+// running c's function (Flink's Context.output), from ProcessElement of a
+// BroadcastProcessFunction or from ProcessBroadcastElement of either kind,
+// with the timestamp of the record being processed. It behaves as Output:
+// a tag no SideOutput consumes drops v; a downstream error, an empty tag id
+// or another type than the consumer's fails the record.
+func BroadcastOutput[T any](c BroadcastOutputContext, tag OutputTag[T], v T) {
+	side, uid, errp := c.sideTarget()
+	if *errp != nil {
+		return
+	}
+	if tag.id == "" {
+		*errp = fmt.Errorf("%s: sluice.BroadcastOutput: empty OutputTag id", uid)
+		return
+	}
+	for i := range side {
+		if side[i].id != tag.id {
+			continue
+		}
+		so, ok := side[i].em.(*sideOut[T])
+		if !ok {
+			*errp = fmt.Errorf("%s: sluice.BroadcastOutput: side output %q carries %T, not %T", uid, tag.id, side[i].em, so)
+			return
+		}
+		*errp = so.out.Emit(v)
+		return
+	}
+}
 
 // ReadOnlyContext is what a BroadcastProcessFunction's ProcessElement
 // sees: a collector, the record's time, and read-only broadcast state
@@ -634,6 +678,9 @@ func (b *bcastOp[IN, BC, OUT]) OnWatermark(_ context.Context, wm int64) error {
 	return nil
 }
 
+// setSideOutputs gives both contexts the subtask's side outputs.
+func (b *bcastOp[IN, BC, OUT]) setSideOutputs(s []sideEmitter) { b.ro.side, b.bc.side = s, s }
+
 // Snapshot writes the subtask's copy of the broadcast state.
 func (b *bcastOp[IN, BC, OUT]) Snapshot(context.Context, runtime.Barrier) (*runtime.OperatorSnapshot, error) {
 	return &runtime.OperatorSnapshot{Operator: b.states.snapshot(nil)}, nil
@@ -684,6 +731,10 @@ func (k *keyedBcastOp[K, IN, BC, OUT]) Open(ctx context.Context, rc *runtime.Ope
 	k.bc.op, k.bc.tm = k.oc, k.pc.tm
 	return nil
 }
+
+// setSideOutputs gives the process and the broadcast context the
+// subtask's side outputs.
+func (k *keyedBcastOp[K, IN, BC, OUT]) setSideOutputs(s []sideEmitter) { k.pc.side, k.bc.side = s, s }
 
 // Snapshot freezes the keyed state and writes the subtask's copy of the
 // broadcast state.

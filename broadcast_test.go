@@ -609,3 +609,118 @@ func TestBroadcastUndeclaredStateKept(t *testing.T) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 }
+
+var (
+	updatesTag = sluice.NewOutputTag[string]("updates")
+	overTag    = sluice.NewOutputTag[string]("over")
+)
+
+// sideLimitFn: limitFn that also reports each rule it stores on side
+// output "updates" (BroadcastOutput) and each account over a limit on side
+// output "over" (Output).
+type sideLimitFn struct{ limitFn }
+
+func (f *sideLimitFn) ProcessElement(t txn, pc *sluice.ProcessContext[string, string]) error {
+	if err := f.limitFn.ProcessElement(t, pc); err != nil {
+		return err
+	}
+	limits, err := sluice.ReadOnlyBroadcastStateFor(pc, limitsDesc)
+	if err != nil {
+		return err
+	}
+	n, _ := f.total.Value()
+	if lim, ok := limits.Get("big"); ok && n > lim {
+		sluice.Output(pc, overTag, t.Account)
+	}
+	return nil
+}
+
+func (f *sideLimitFn) ProcessBroadcastElement(r rule, bc *sluice.BroadcastContext[string]) error {
+	if err := f.limitFn.ProcessBroadcastElement(r, bc); err != nil {
+		return err
+	}
+	sluice.BroadcastOutput(bc, updatesTag, fmt.Sprintf("%s=%d @%d", r.Name, r.Limit, f.sub))
+	return nil
+}
+
+// sideLabelFn: labelFn that sends unlabelled words to side output "over".
+type sideLabelFn struct{ labelFn }
+
+func (f *sideLabelFn) ProcessElement(w string, c *sluice.ReadOnlyContext[string]) error {
+	labels, err := sluice.ReadOnlyBroadcastStateFor(c, labelsDesc)
+	if err != nil {
+		return err
+	}
+	if !labels.Contains(w) {
+		sluice.BroadcastOutput(c, overTag, w)
+		return nil
+	}
+	return f.labelFn.ProcessElement(w, c)
+}
+
+// TestBroadcastSideOutputs: a keyed broadcast function emits side outputs
+// from ProcessBroadcastElement (BroadcastOutput) and ProcessElement
+// (Output), a non-keyed one from ProcessElement (BroadcastOutput).
+func TestBroadcastSideOutputs(t *testing.T) {
+	t.Parallel()
+	t.Run("keyed", func(t *testing.T) {
+		t.Parallel()
+		cfg := testConfig(t, 2)
+		cfg.BufferTimeout = sluice.FlushAlways
+		env := sluice.New(cfg)
+		rules, txns := newLogSource[rule](), newLogSource[txn]()
+		out, updates, over := newCollector[string](), newCollector[string](), newCollector[string]()
+		r := sluice.BroadcastWith(sluice.FromSource(env, "rules", rules, sluice.Parallelism(1)), limitsDesc)
+		k := sluice.KeyBy(sluice.FromSource(env, "txns", txns, sluice.Parallelism(1)), func(t txn) string { return t.Account })
+		p := sluice.ProcessKeyedBroadcast(sluice.ConnectKeyedBroadcast(k, r), "limits",
+			func() sluice.KeyedBroadcastProcessFunction[string, txn, rule, string] { return &sideLimitFn{} }, sluice.Parallelism(2))
+		sluice.Sink(p, "sink", out.Sink())
+		sluice.Sink(sluice.SideOutput(p, updatesTag), "updates", updates.Sink())
+		sluice.Sink(sluice.SideOutput(p, overTag), "over", over.Sink(), sluice.Parallelism(1))
+		x := start(t, env)
+		rules.Append(rule{Name: "big", Limit: 100})
+		waitPrefix(t, out, "ack", 2)
+		txns.Append(txn{"a", 50}, txn{"b", 150}, txn{"a", 60})
+		rules.Close()
+		txns.Close()
+		if _, err := x.wait(t); err != nil {
+			t.Fatalf("Execute: %v", err)
+		}
+		if got := sortedCopy(updates.Records()); !slices.Equal(got, []string{"big=100 @0", "big=100 @1"}) {
+			t.Errorf("updates side output %v", got)
+		}
+		if got := sortedCopy(over.Records()); !slices.Equal(got, []string{"a", "b"}) {
+			t.Errorf("over side output %v, want [a b]", got)
+		}
+	})
+	t.Run("non-keyed", func(t *testing.T) {
+		t.Parallel()
+		cfg := testConfig(t, 2)
+		cfg.BufferTimeout = sluice.FlushAlways
+		env := sluice.New(cfg)
+		rules, words := newLogSource[rule](), newLogSource[string]()
+		out, over := newCollector[string](), newCollector[string]()
+		r := sluice.BroadcastWith(sluice.FromSource(env, "rules", rules, sluice.Parallelism(1)), labelsDesc)
+		w := sluice.FromSource(env, "words", words, sluice.Parallelism(1))
+		p := sluice.ProcessBroadcast(sluice.ConnectBroadcast(w, r), "label",
+			func() sluice.BroadcastProcessFunction[string, rule, string] { return &sideLabelFn{} }, sluice.Parallelism(2))
+		sluice.Sink(p, "sink", out.Sink())
+		sluice.Sink(sluice.SideOutput(p, overTag), "unlabelled", over.Sink())
+		x := start(t, env)
+		rules.Append(rule{Name: "x", Limit: 1})
+		waitPrefix(t, out, "ack", 2)
+		words.Append("x", "y", "z", "x")
+		rules.Close()
+		words.Close()
+		if _, err := x.wait(t); err != nil {
+			t.Fatalf("Execute: %v", err)
+		}
+		if got := sortedCopy(over.Records()); !slices.Equal(got, []string{"y", "z"}) {
+			t.Errorf("unlabelled side output %v, want [y z]", got)
+		}
+		got, _ := splitSubtask(out.Records())
+		if want := []string{"ack x", "ack x", "x:1", "x:1"}; !slices.Equal(got, want) {
+			t.Errorf("main output %v, want %v", got, want)
+		}
+	})
+}
