@@ -33,6 +33,7 @@ import (
 	"github.com/sluicehq/sluice/internal/verify"
 	"github.com/sluicehq/sluice/restart"
 	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/watermark"
 )
 
 // rule sets (or, with Delete, removes) the limit of the rule Name.
@@ -723,4 +724,56 @@ func TestBroadcastSideOutputs(t *testing.T) {
 			t.Errorf("main output %v, want %v", got, want)
 		}
 	})
+}
+
+// tsFn reports the timestamps its contexts give.
+type tsFn struct{}
+
+func (tsFn) Open(*sluice.OperatorContext) error { return nil }
+func (tsFn) ProcessElement(w string, c *sluice.ReadOnlyContext[string]) error {
+	c.Collect(fmt.Sprintf("%s ts=%d", w, c.Timestamp()))
+	c.CollectWithTimestamp(w+" moved", c.Timestamp()+1000)
+	return nil
+}
+func (tsFn) ProcessBroadcastElement(r rule, c *sluice.BroadcastContext[string]) error {
+	c.Collect(fmt.Sprintf("rule %s ts=%d @%d", r.Name, c.Timestamp(), c.Operator().Subtask))
+	return nil
+}
+
+// stampTS appends the timestamp its records arrive with.
+type stampTS struct{}
+
+func (stampTS) Open(*sluice.RuntimeContext[string]) error { return nil }
+func (stampTS) ProcessElement(s string, pc *sluice.ProcessContext[string, string]) error {
+	pc.Collect(s + " |" + strconv.FormatInt(pc.Timestamp(), 10))
+	return nil
+}
+
+// TestBroadcastTimestamps: both contexts see the timestamp of the record
+// being processed, and what they collect carries it (or the one given to
+// CollectWithTimestamp) downstream.
+func TestBroadcastTimestamps(t *testing.T) {
+	t.Parallel()
+	env := sluice.New(testConfig(t, 2))
+	rules, words := newLogSource[rule](), newLogSource[string]()
+	rules.Append(rule{Name: "x", Limit: 7})
+	words.Append("a", "bb")
+	rules.Close()
+	words.Close()
+	r := sluice.BroadcastWith(sluice.FromSourceWithWatermarks(env, "rules", rules, watermark.ForMonotonousTimestamps(),
+		[]sluice.WatermarkOption[rule]{sluice.WithTimestampAssigner(func(r rule, _ int64) int64 { return r.Limit })}, sluice.Parallelism(1)), labelsDesc)
+	w := sluice.FromSourceWithWatermarks(env, "words", words, watermark.ForMonotonousTimestamps(),
+		[]sluice.WatermarkOption[string]{sluice.WithTimestampAssigner(func(w string, _ int64) int64 { return int64(100 * len(w)) })}, sluice.Parallelism(1))
+	p := sluice.ProcessBroadcast(sluice.ConnectBroadcast(w, r), "ts",
+		func() sluice.BroadcastProcessFunction[string, rule, string] { return tsFn{} }, sluice.Parallelism(2))
+	out := newCollector[string]()
+	stamped := sluice.Process(sluice.KeyBy(p, func(s string) string { return s }), "stamp",
+		func() sluice.KeyedProcessFunction[string, string, string] { return stampTS{} })
+	sluice.Sink(stamped, "sink", out.Sink())
+	run(t, env)
+	got := sortedCopy(out.Records())
+	want := sortedCopy([]string{"rule x ts=7 @0 |7", "rule x ts=7 @1 |7", "a ts=100 |100", "bb ts=200 |200", "a moved |1100", "bb moved |1200"})
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
 }
