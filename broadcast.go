@@ -488,7 +488,7 @@ func (bs *broadcastStates) restore(oc *OperatorContext) error {
 			continue
 		}
 		if err := s.restore(entry); err != nil {
-			return fmt.Errorf("%s/%d: restore from checkpoint %d: %w", oc.UID, oc.Subtask, oc.Restored.CheckpointID, err)
+			return fmt.Errorf("restore broadcast state from checkpoint %d: %w", oc.Restored.CheckpointID, err)
 		}
 	}
 	return nil

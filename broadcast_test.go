@@ -405,6 +405,7 @@ func TestBroadcastIncompatibleCodec(t *testing.T) {
 			t.Errorf("error %q does not contain %q", err, s)
 		}
 	}
+	t.Logf("refused: %v", err)
 	if strings.Contains(err.Error(), "cannot read it") {
 		t.Errorf("error %q: the declared codec IDs differ, so the restore must be refused before decoding", err)
 	}
