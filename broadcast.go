@@ -473,7 +473,7 @@ func (bs *broadcastStates) restore(oc *OperatorContext) error {
 		declared[broadcastPrefix+s.stateName()] = s
 	}
 	for name, entries := range oc.Restored.Operator {
-		if len(name) <= len(broadcastPrefix) || name[:len(broadcastPrefix)] != broadcastPrefix || len(entries) == 0 {
+		if !strings.HasPrefix(name, broadcastPrefix) || len(entries) == 0 {
 			continue
 		}
 		entry := entries[oc.Subtask%len(entries)]
@@ -484,7 +484,7 @@ func (bs *broadcastStates) restore(oc *OperatorContext) error {
 			}
 			bs.kept[name] = entry
 			oc.Logger.Warn("restored broadcast state not declared with BroadcastWith: kept unchanged in checkpoints, but the function does not see it (was the state renamed?)",
-				"operator", oc.UID, "state", name[len(broadcastPrefix):], "checkpoint", oc.Restored.CheckpointID)
+				"operator", oc.UID, "state", strings.TrimPrefix(name, broadcastPrefix), "checkpoint", oc.Restored.CheckpointID)
 			continue
 		}
 		if err := s.restore(entry); err != nil {
