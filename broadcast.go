@@ -13,6 +13,7 @@ import (
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/internal/runtime"
+	"github.com/sluicehq/sluice/internal/state/heap"
 	"github.com/sluicehq/sluice/state"
 )
 
@@ -160,10 +161,10 @@ type BroadcastProcessFunction[IN, BC, OUT any] interface {
 // KeyedBroadcastProcessFunction processes a keyed stream with keyed state,
 // timers and broadcast state (Flink's KeyedBroadcastProcessFunction). It
 // may implement TimerFunction for processing-time and event-time timers;
-// OnTimer reads broadcast state as ProcessElement does. Flink's
-// Context.applyToKeyedState (visiting the keyed state of every key from
-// ProcessBroadcastElement) is not offered: no key is current in
-// ProcessBroadcastElement, so keyed state handles must not be used there.
+// OnTimer reads broadcast state as ProcessElement does. No key is current
+// in ProcessBroadcastElement: keyed state handles are used there only
+// inside KeyedBroadcastContext.ApplyToKeyedState, which makes each key of
+// the subtask current in turn.
 type KeyedBroadcastProcessFunction[K comparable, IN, BC, OUT any] interface {
 	// Open is called once per subtask and attempt, after keyed and
 	// broadcast state were restored: register keyed state here.
@@ -175,7 +176,7 @@ type KeyedBroadcastProcessFunction[K comparable, IN, BC, OUT any] interface {
 	// ProcessBroadcastElement is called, on every subtask, for every
 	// record of the broadcast input; it changes broadcast state with
 	// BroadcastStateFor, deterministically (see BroadcastProcessFunction).
-	ProcessBroadcastElement(in BC, c *BroadcastContext[OUT]) error
+	ProcessBroadcastElement(in BC, c *KeyedBroadcastContext[K, OUT]) error
 }
 
 // ProcessBroadcast applies a function made by newFn (once per subtask and
@@ -255,10 +256,16 @@ func ReadOnlyBroadcastStateFor[UK comparable, UV any](c BroadcastStateReader, d 
 	return ReadOnlyBroadcastState[UK, UV]{m: m}, err
 }
 
+// BroadcastStateWriter is the context of ProcessBroadcastElement: a
+// *BroadcastContext or a *KeyedBroadcastContext.
+type BroadcastStateWriter interface {
+	writableStates() *broadcastStates
+}
+
 // BroadcastStateFor returns the writable broadcast state of d, in
 // ProcessBroadcastElement. It fails as ReadOnlyBroadcastStateFor does.
-func BroadcastStateFor[UK comparable, UV any, OUT any](c *BroadcastContext[OUT], d BroadcastStateDescriptor[UK, UV]) (BroadcastState[UK, UV], error) {
-	m, err := lookupBroadcast(c.states, d)
+func BroadcastStateFor[UK comparable, UV any](c BroadcastStateWriter, d BroadcastStateDescriptor[UK, UV]) (BroadcastState[UK, UV], error) {
+	m, err := lookupBroadcast(c.writableStates(), d)
 	return BroadcastState[UK, UV]{ReadOnlyBroadcastState[UK, UV]{m: m}}, err
 }
 
@@ -377,8 +384,8 @@ func (c *bcastCtx[OUT]) sideTarget() ([]sideEmitter, string, *error) {
 }
 
 // BroadcastOutputContext is the context of a broadcast function that side
-// outputs are emitted from with BroadcastOutput: a *ReadOnlyContext or a
-// *BroadcastContext. (The *ProcessContext of a
+// outputs are emitted from with BroadcastOutput: a *ReadOnlyContext, a
+// *BroadcastContext or a *KeyedBroadcastContext. (The *ProcessContext of a
 // KeyedBroadcastProcessFunction uses Output.)
 type BroadcastOutputContext interface {
 	sideTarget() (side []sideEmitter, uid string, errp *error)
@@ -421,6 +428,42 @@ type ReadOnlyContext[OUT any] struct{ bcastCtx[OUT] }
 // BroadcastContext is what ProcessBroadcastElement sees: a collector, the
 // broadcast record's time, and writable broadcast state (BroadcastStateFor).
 type BroadcastContext[OUT any] struct{ bcastCtx[OUT] }
+
+func (c *BroadcastContext[OUT]) writableStates() *broadcastStates { return c.states }
+
+// KeyedBroadcastContext is what ProcessBroadcastElement of a
+// KeyedBroadcastProcessFunction sees: a BroadcastContext, and the keyed
+// state of the subtask's keys through ApplyToKeyedState.
+type KeyedBroadcastContext[K comparable, OUT any] struct {
+	BroadcastContext[OUT]
+	backend *heap.HeapBackend[K]
+}
+
+// ApplyToKeyedState calls fn for every key of this subtask that has an
+// entry in the keyed state named state (registered in Open), with that key
+// as the current key: the function's state handles read and write that
+// key's state inside fn (Flink's applyToKeyedState). Keys are visited in
+// key-group order, then by encoded key, the same on every run; fn may
+// change or clear the current key's state. Each subtask visits only the
+// keys it owns. It costs a pass over the state's keys and
+// allocates: it is for broadcast records (a rule that must revisit every
+// key), not for every record. The first error fn returns ends the visit
+// and is returned.
+func (c *KeyedBroadcastContext[K, OUT]) ApplyToKeyedState(state string, fn func(key K) error) error {
+	keys, err := c.backend.KeysOf(state)
+	if err != nil {
+		return fmt.Errorf("ApplyToKeyedState: %w", err)
+	}
+	for _, k := range keys {
+		if err := c.backend.SetCurrentKey(k); err != nil {
+			return fmt.Errorf("ApplyToKeyedState %q: %w", state, err)
+		}
+		if err := fn(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // broadcastStates implements BroadcastStateReader for the context of a
 // KeyedBroadcastProcessFunction (nil elsewhere: lookups then fail).
@@ -714,7 +757,7 @@ type keyedBcastOp[K comparable, IN, BC, OUT any] struct {
 	fn     KeyedBroadcastProcessFunction[K, IN, BC, OUT]
 	key    func(IN) K
 	states *broadcastStates
-	bc     BroadcastContext[OUT]
+	bc     KeyedBroadcastContext[K, OUT]
 }
 
 func (k *keyedBcastOp[K, IN, BC, OUT]) Open(ctx context.Context, rc *runtime.OperatorContext) error {
@@ -728,7 +771,7 @@ func (k *keyedBcastOp[K, IN, BC, OUT]) Open(ctx context.Context, rc *runtime.Ope
 	if err := k.keyedCore.Open(ctx, rc); err != nil {
 		return err
 	}
-	k.bc.op, k.bc.tm = k.oc, k.pc.tm
+	k.bc.op, k.bc.tm, k.bc.backend = k.oc, k.pc.tm, k.backend
 	return nil
 }
 

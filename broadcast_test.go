@@ -86,7 +86,7 @@ func (f *limitFn) ProcessElement(t txn, pc *sluice.ProcessContext[string, string
 	return nil
 }
 
-func (f *limitFn) ProcessBroadcastElement(r rule, bc *sluice.BroadcastContext[string]) error {
+func (f *limitFn) ProcessBroadcastElement(r rule, bc *sluice.KeyedBroadcastContext[string, string]) error {
 	limits, err := sluice.BroadcastStateFor(bc, limitsDesc)
 	if err != nil {
 		return err
@@ -346,7 +346,7 @@ func (f *storeFn[V]) Open(*sluice.RuntimeContext[string]) error { return nil }
 func (f *storeFn[V]) ProcessElement(txn, *sluice.ProcessContext[string, string]) error {
 	return nil
 }
-func (f *storeFn[V]) ProcessBroadcastElement(r rule, bc *sluice.BroadcastContext[string]) error {
+func (f *storeFn[V]) ProcessBroadcastElement(r rule, bc *sluice.KeyedBroadcastContext[string, string]) error {
 	s, err := sluice.BroadcastStateFor(bc, f.desc)
 	if err != nil {
 		return err
@@ -484,7 +484,7 @@ func (f *ruleCounter) ProcessElement(_ datagen.Record, pc *sluice.ProcessContext
 	return nil
 }
 
-func (f *ruleCounter) ProcessBroadcastElement(r datagen.Record, bc *sluice.BroadcastContext[countjob.Count]) error {
+func (f *ruleCounter) ProcessBroadcastElement(r datagen.Record, bc *sluice.KeyedBroadcastContext[string, countjob.Count]) error {
 	s, err := sluice.BroadcastStateFor(bc, ruleCountsDesc)
 	if err != nil {
 		return err
@@ -637,7 +637,7 @@ func (f *sideLimitFn) ProcessElement(t txn, pc *sluice.ProcessContext[string, st
 	return nil
 }
 
-func (f *sideLimitFn) ProcessBroadcastElement(r rule, bc *sluice.BroadcastContext[string]) error {
+func (f *sideLimitFn) ProcessBroadcastElement(r rule, bc *sluice.KeyedBroadcastContext[string, string]) error {
 	if err := f.limitFn.ProcessBroadcastElement(r, bc); err != nil {
 		return err
 	}
@@ -776,5 +776,78 @@ func TestBroadcastTimestamps(t *testing.T) {
 	want := sortedCopy([]string{"rule x ts=7 @0 |7", "rule x ts=7 @1 |7", "a ts=100 |100", "bb ts=200 |200", "a moved |1100", "bb moved |1200"})
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// auditFn: limitFn where rule "audit" visits every account's total
+// (ApplyToKeyedState), reports it, and resets totals above its limit;
+// rule "bad" visits a state that is not registered.
+type auditFn struct{ limitFn }
+
+func (f *auditFn) ProcessBroadcastElement(r rule, bc *sluice.KeyedBroadcastContext[string, string]) error {
+	switch r.Name {
+	case "audit":
+		return bc.ApplyToKeyedState("total", func(k string) error {
+			n, _ := f.total.Value()
+			bc.Collect(fmt.Sprintf("audit %s=%d @%d", k, n, f.sub))
+			if n > r.Limit {
+				f.total.Clear()
+			}
+			return nil
+		})
+	case "bad":
+		return bc.ApplyToKeyedState("nope", func(string) error { return nil })
+	}
+	return f.limitFn.ProcessBroadcastElement(r, bc)
+}
+
+// TestBroadcastApplyToKeyedState: a broadcast rule visits the keyed state
+// of every key on every subtask, with the key current; what it changes is
+// what the next records of those keys see. Visiting an unregistered state
+// fails the job, naming it.
+func TestBroadcastApplyToKeyedState(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, 2)
+	cfg.BufferTimeout = sluice.FlushAlways
+	env := sluice.New(cfg)
+	rules, txns, out := newLogSource[rule](), newLogSource[txn](), newCollector[string]()
+	r := sluice.BroadcastWith(sluice.FromSource(env, "rules", rules, sluice.Parallelism(1)), limitsDesc)
+	k := sluice.KeyBy(sluice.FromSource(env, "txns", txns, sluice.Parallelism(1)), func(t txn) string { return t.Account })
+	p := sluice.ProcessKeyedBroadcast(sluice.ConnectKeyedBroadcast(k, r), "limits",
+		func() sluice.KeyedBroadcastProcessFunction[string, txn, rule, string] { return &auditFn{} }, sluice.Parallelism(2))
+	sluice.Sink(p, "sink", out.Sink())
+	x := start(t, env)
+	accounts := []string{"a", "b", "c", "d", "e", "f"}
+	for i, a := range accounts {
+		txns.Append(txn{a, int64(10 * (i + 1))})
+	}
+	waitPrefix(t, out, " total=", len(accounts))
+	rules.Append(rule{Name: "audit", Limit: 30})
+	waitPrefix(t, out, "audit", len(accounts))
+	for _, a := range accounts {
+		txns.Append(txn{a, 1})
+	}
+	waitPrefix(t, out, " total=", 2*len(accounts))
+	rules.Append(rule{Name: "bad"})
+	_, err := x.wait(t)
+	if err == nil || !strings.Contains(err.Error(), `keyed state "nope" is not registered`) {
+		t.Fatalf("Execute: %v, want an error naming the unregistered state", err)
+	}
+	got, subs := splitSubtask(out.Records())
+	var want []string
+	for i, a := range accounts {
+		n := int64(10 * (i + 1))
+		want = append(want, fmt.Sprintf("%s total=%d over=[]", a, n), fmt.Sprintf("audit %s=%d", a, n))
+		if n > 30 {
+			n = 0
+		}
+		want = append(want, fmt.Sprintf("%s total=%d over=[]", a, n+1))
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(subs) != 2 {
+		t.Fatalf("subtasks %v emitted, want both", subs)
 	}
 }

@@ -160,7 +160,7 @@ func (a *alerter) OnTimer(when time.Time, pc *sluice.ProcessContext[string, Aler
 }
 
 // ProcessBroadcastElement stores the rule: the same on every subtask.
-func (a *alerter) ProcessBroadcastElement(r Rule, bc *sluice.BroadcastContext[Alert]) error {
+func (a *alerter) ProcessBroadcastElement(r Rule, bc *sluice.KeyedBroadcastContext[string, Alert]) error {
 	rs, err := sluice.BroadcastStateFor(bc, rulesDesc)
 	if err != nil {
 		return err
