@@ -2,7 +2,6 @@ package sluice
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -498,10 +497,7 @@ func newBroadcastStates(descs []AnyBroadcastStateDescriptor) *broadcastStates {
 }
 
 // broadcastPrefix prefixes the operator state name of a broadcast state.
-const broadcastPrefix = "broadcast/"
-
-// broadcastFormat is the version of a broadcast state entry's layout.
-const broadcastFormat = 1
+const broadcastPrefix = checkpoint.BroadcastStatePrefix
 
 // restore loads the subtask's copy of every broadcast state from the
 // checkpoint: old subtask sub mod the old parallelism's entry (every old
@@ -588,15 +584,12 @@ func (m *bcastMap[UK, UV]) remove(k UK) {
 	}
 }
 
-// encode lays the state out as: format version (uvarint), the key codec's
-// and the value codec's IDs (name as a string, version as a uvarint), the
-// number of entries (uvarint), then each key and value with the codecs, in
-// insertion order.
+// encode lays the state out as a checkpoint.BroadcastHeader (layout
+// version, the codecs' IDs, the number of entries), then each key and value
+// with the codecs, in insertion order.
 func (m *bcastMap[UK, UV]) encode() []byte {
-	b := binary.AppendUvarint(nil, broadcastFormat)
-	b = appendCodecID(b, m.kcID)
-	b = appendCodecID(b, m.vcID)
-	b = binary.AppendUvarint(b, uint64(len(m.keys)))
+	h := checkpoint.BroadcastHeader{KeyCodec: m.kcID, ValueCodec: m.vcID, Entries: uint64(len(m.keys))}
+	b := h.Append(nil)
 	for i, k := range m.keys {
 		b = m.kc.Append(b, k)
 		b = m.vc.Append(b, m.vals[i])
@@ -604,62 +597,36 @@ func (m *bcastMap[UK, UV]) encode() []byte {
 	return b
 }
 
-func appendCodecID(b []byte, id codec.ID) []byte {
-	b = codec.String.Append(b, id.Name)
-	return binary.AppendUvarint(b, uint64(id.Version))
-}
-
-func readCodecID(b []byte) (codec.ID, []byte, error) {
-	name, n, err := codec.String.Decode(b)
-	if err != nil {
-		return codec.ID{}, nil, err
-	}
-	b = b[n:]
-	v, n := binary.Uvarint(b)
-	if n <= 0 || v > 1<<31 {
-		return codec.ID{}, nil, codec.ErrCorrupt
-	}
-	return codec.ID{Name: name, Version: int(v)}, b[n:], nil
-}
-
+// restore replaces the content with entry's. Declared codec IDs that differ
+// from the entry's are refused before decoding; where an ID is undeclared
+// only decoding can tell, and a failure is then an incompatibility if the
+// IDs differ, corruption if they are equal (docs/design.md §10, as for
+// keyed state).
 func (m *bcastMap[UK, UV]) restore(b []byte) error {
 	corrupt := func(err error) error {
 		return fmt.Errorf("broadcast state %q: %w: %w", m.name, state.ErrCorrupt, err)
 	}
-	f, n := binary.Uvarint(b)
-	if n <= 0 {
-		return corrupt(codec.ErrTruncated)
-	}
-	if f != broadcastFormat {
-		return fmt.Errorf("%w: broadcast state %q: entry format %d, this version reads format %d", checkpoint.ErrIncompatible, m.name, f, broadcastFormat)
+	h, n, err := checkpoint.ParseBroadcastHeader(b)
+	switch {
+	case errors.Is(err, checkpoint.ErrBroadcastFormat):
+		return fmt.Errorf("%w: broadcast state %q: %w", checkpoint.ErrIncompatible, m.name, err)
+	case err != nil:
+		return corrupt(err)
 	}
 	b = b[n:]
-	kcID, b, err := readCodecID(b)
-	if err != nil {
-		return corrupt(err)
-	}
-	vcID, b, err := readCodecID(b)
-	if err != nil {
-		return corrupt(err)
-	}
 	mismatch := func(same func(w, n codec.ID) bool) string {
 		var d []string
-		if !same(kcID, m.kcID) {
-			d = append(d, fmt.Sprintf("key codec %s, the job reads it with %s", kcID, m.kcID))
+		if !same(h.KeyCodec, m.kcID) {
+			d = append(d, fmt.Sprintf("key codec %s, the job reads it with %s", h.KeyCodec, m.kcID))
 		}
-		if !same(vcID, m.vcID) {
-			d = append(d, fmt.Sprintf("value codec %s, the job reads it with %s", vcID, m.vcID))
+		if !same(h.ValueCodec, m.vcID) {
+			d = append(d, fmt.Sprintf("value codec %s, the job reads it with %s", h.ValueCodec, m.vcID))
 		}
 		return strings.Join(d, "; ")
 	}
 	if d := mismatch(codec.Compatible); d != "" {
 		return fmt.Errorf("%w: broadcast state %q was written with %s", checkpoint.ErrIncompatible, m.name, d)
 	}
-	cnt, n := binary.Uvarint(b)
-	if n <= 0 || cnt > uint64(len(b)) {
-		return corrupt(codec.ErrCorrupt)
-	}
-	b = b[n:]
 	decodeErr := func(err error) error {
 		if d := mismatch(func(w, n codec.ID) bool { return w == n }); d != "" {
 			return fmt.Errorf("%w: broadcast state %q was written with %s, which cannot read it: %w", checkpoint.ErrIncompatible, m.name, d, err)
@@ -668,7 +635,7 @@ func (m *bcastMap[UK, UV]) restore(b []byte) error {
 	}
 	clear(m.idx)
 	m.keys, m.vals = m.keys[:0], m.vals[:0]
-	for range cnt {
+	for range h.Entries {
 		k, n, err := m.kc.Decode(b)
 		if err != nil {
 			return decodeErr(err)

@@ -387,6 +387,24 @@ func TestBroadcastIncompatibleCodec(t *testing.T) {
 		t.Fatal("no final checkpoint")
 	}
 	from := filepath.Join(cfg1.CheckpointDir, store.CheckpointDir(res.LastCheckpoint.CheckpointID))
+	var desc strings.Builder
+	if err := store.Describe(&desc, res.LastCheckpoint); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(desc.String(), `broadcast state "limits": keys string@v1, values zigzag-varint@v1, 1 entry`); n != 2 {
+		t.Errorf("inspect shows %d copies of the broadcast state with its codecs, want one per subtask (2):\n%s", n, desc.String())
+	}
+
+	// A job without the broadcast operator (its uid changed) is refused,
+	// naming the broadcast state.
+	cfgR := testConfig(t, 2)
+	cfgR.FromCheckpoint = from
+	envR := sluice.New(cfgR)
+	sluice.Sink(sluice.FromSource(envR, "txns", newLogSource[txn]()), "sink", sluice.DiscardSink[txn]())
+	if _, err := envR.Execute(ctxTimeout(t)); err == nil || !errors.Is(err, checkpoint.ErrIncompatible) || !strings.Contains(err.Error(), `operator "limits" (`) ||
+		!strings.Contains(err.Error(), `broadcast state "limits")`) {
+		t.Errorf("restore without the operator: %v, want a refusal naming its broadcast state", err)
+	}
 
 	cfg2 := testConfig(t, 3)
 	cfg2.FromCheckpoint = from
