@@ -61,9 +61,10 @@ type sideOutputs interface {
 // s must be the main output of a Process, CoProcess, ProcessBroadcast or
 // ProcessKeyedBroadcast operator. A tag id used with two different types
 // on one operator is a build error; calling SideOutput twice with the
-// same tag gives two streams of the same records. Records emitted to a tag that no SideOutput consumes cost a lookup and
-// are dropped, as in Flink; likewise, an operator whose side outputs are
-// consumed may leave its main output without a consumer.
+// same tag gives two streams of the same records. Records emitted to a tag
+// that no SideOutput consumes cost a lookup and are dropped, as in Flink;
+// likewise, an operator whose side outputs are consumed may leave its main
+// output without a consumer.
 func SideOutput[X, T any](s Stream[X], tag OutputTag[T]) Stream[T] {
 	e, n := s.env, s.n
 	out := Stream[T]{env: e, n: n, tag: tag.id}
