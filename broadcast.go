@@ -16,27 +16,6 @@ import (
 	"github.com/sluicehq/sluice/state"
 )
 
-// The broadcast state pattern (Flink's BroadcastState): a low-rate stream
-// of rules or configuration is sent to every subtask of an operator, which
-// keeps it in broadcast state, a map per descriptor that every subtask holds
-// in full, and applies it to the records of its main input, keyed or not.
-//
-// Only ProcessBroadcastElement may change broadcast state; ProcessElement
-// (and OnTimer) sees it read-only. This is what keeps every subtask's copy
-// the same: each subtask sees every broadcast record, and, if the function
-// is deterministic, applies the same changes. Only the order between the
-// inputs differs: broadcast records reach the subtasks at different points
-// of their main input, so a main record may be processed before the rule it
-// would match on one subtask and after it on another. A function that must
-// not depend on that buffers records (in keyed state) until its rules have
-// arrived.
-//
-// Broadcast state is operator state (docs/design.md §4): each subtask writes
-// its copy inline into the checkpoint's _metadata, so keep it small. On a
-// restore at another parallelism, new subtask i reads the copy of old
-// subtask i mod the old parallelism; any copy will do, because they are
-// identical when the function is deterministic.
-
 // BroadcastStateDescriptor names a broadcast state, a map from UK to UV,
 // and gives its codecs (Flink's MapStateDescriptor used for broadcast).
 // The name is the state's identity in checkpoints: keep it, and the
@@ -92,10 +71,34 @@ type BroadcastStream[T any] struct {
 
 // BroadcastWith declares s as a broadcast stream and the broadcast states
 // the operator it is connected to keeps (Flink's DataStream.broadcast(
-// descriptors...)). At least one descriptor is needed, with unique non-empty
-// names and non-nil codecs; a mistake fails the job build. (The name
-// Broadcast is the partitioning that sends every record to every subtask
-// without state.)
+// descriptors...)): the broadcast state pattern, in which a low-rate
+// stream of rules or configuration is sent to every subtask of an
+// operator, which keeps it in broadcast state, a map per descriptor that
+// every subtask holds in full, and applies it to the records of its main
+// input, keyed or not. At least one descriptor is needed, with unique
+// non-empty names and non-nil codecs; a mistake fails the job build. (The
+// name Broadcast is the partitioning that sends every record to every
+// subtask without state.)
+//
+// Only ProcessBroadcastElement may change broadcast state; ProcessElement
+// (and OnTimer) sees it read-only. This is what keeps every subtask's copy
+// the same: each subtask sees every broadcast record, and, if the function
+// is deterministic, applies the same changes. Only the order between the
+// inputs differs: broadcast records reach the subtasks at different points
+// of their main input, so a main record may be processed before the rule
+// it would match on one subtask and after it on another. A function that
+// must not depend on that holds records back (in keyed state, until an
+// event-time timer: the operator's watermark is the minimum over both
+// inputs) until the rules in force for them have arrived; see
+// examples/broadcastrules.
+//
+// Broadcast state is operator state (docs/design.md §4): each subtask
+// writes its copy, with the codecs' IDs, inline into the checkpoint's
+// _metadata, so keep it small. On a restore at another parallelism, new
+// subtask i reads the copy of old subtask i mod the old parallelism; any
+// copy will do, because they are identical when the function is
+// deterministic. Its entries iterate in insertion order, the same on every
+// subtask and after a restore.
 func BroadcastWith[T any](s Stream[T], descs ...AnyBroadcastStateDescriptor) BroadcastStream[T] {
 	if len(descs) == 0 {
 		s.env.fail(fmt.Errorf("BroadcastWith after %q: no broadcast state descriptor", s.n.name))
