@@ -80,3 +80,14 @@ func TestBroadcastEntryRoundTrip(t *testing.T) {
 		t.Fatalf("restore with a float64 codec: %v", err)
 	}
 }
+
+// TestBroadcastStateOutsideBroadcastOperator: a keyed process function of
+// an operator without broadcast input asking for broadcast state gets an
+// error saying so.
+func TestBroadcastStateOutsideBroadcastOperator(t *testing.T) {
+	var pc ProcessContext[string, string]
+	_, err := ReadOnlyBroadcastStateFor(&pc, testLimits)
+	if err == nil || !strings.Contains(err.Error(), `broadcast state "limits": the function does not run in a broadcast operator`) {
+		t.Fatalf("ReadOnlyBroadcastStateFor outside a broadcast operator: %v", err)
+	}
+}
