@@ -281,7 +281,7 @@ func lookupBroadcast[UK comparable, UV any](bs *broadcastStates, d BroadcastStat
 		}
 		m, ok := s.(*bcastMap[UK, UV])
 		if !ok {
-			return nil, fmt.Errorf("%s: broadcast state %q is declared as %s, not %T", bs.uid, d.name, s.typeName(), m)
+			return nil, fmt.Errorf("%s: broadcast state %q is declared as %s, not %T", bs.uid, d.name, s.typeName(), map[UK]UV(nil))
 		}
 		return m, nil
 	}
@@ -562,7 +562,7 @@ type bcastMap[UK comparable, UV any] struct {
 }
 
 func (m *bcastMap[UK, UV]) stateName() string { return m.name }
-func (m *bcastMap[UK, UV]) typeName() string  { return fmt.Sprintf("%T", m) }
+func (m *bcastMap[UK, UV]) typeName() string  { return fmt.Sprintf("%T", map[UK]UV(nil)) }
 
 func (m *bcastMap[UK, UV]) put(k UK, v UV) {
 	if i, ok := m.idx[k]; ok {

@@ -91,3 +91,15 @@ func TestBroadcastStateOutsideBroadcastOperator(t *testing.T) {
 		t.Fatalf("ReadOnlyBroadcastStateFor outside a broadcast operator: %v", err)
 	}
 }
+
+// TestBroadcastStateWrongTypes: a descriptor of the declared name but other
+// types is refused, naming both.
+func TestBroadcastStateWrongTypes(t *testing.T) {
+	var ro ReadOnlyContext[string]
+	ro.states = newBroadcastStates([]AnyBroadcastStateDescriptor{testLimits})
+	ro.states.uid = "rules-op"
+	_, err := ReadOnlyBroadcastStateFor(&ro, NewBroadcastStateDescriptor("limits", codec.String, codec.String))
+	if err == nil || err.Error() != `rules-op: broadcast state "limits" is declared as map[string]int64, not map[string]string` {
+		t.Fatalf("lookup with other types: %v", err)
+	}
+}
