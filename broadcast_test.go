@@ -514,19 +514,44 @@ func (f *ruleCounter) ProcessBroadcastElement(r datagen.Record, bc *sluice.Keyed
 	return nil
 }
 
+// ruleCounterNonKeyed: ruleCounter's broadcast side on a non-keyed
+// stream, whose records it emits as "rec:<split>/<seq>,1".
+type ruleCounterNonKeyed struct{ sub int }
+
+func (f *ruleCounterNonKeyed) Open(oc *sluice.OperatorContext) error { f.sub = oc.Subtask; return nil }
+
+func (f *ruleCounterNonKeyed) ProcessElement(r datagen.Record, c *sluice.ReadOnlyContext[countjob.Count]) error {
+	c.Collect(countjob.Count{Key: "rec:" + strconv.Itoa(r.Split) + "/" + strconv.FormatInt(r.Seq, 10), N: 1})
+	return nil
+}
+
+func (f *ruleCounterNonKeyed) ProcessBroadcastElement(r datagen.Record, bc *sluice.BroadcastContext[countjob.Count]) error {
+	s, err := sluice.BroadcastStateFor(bc, ruleCountsDesc)
+	if err != nil {
+		return err
+	}
+	n, _ := s.Get(r.Key)
+	n++
+	s.Put(r.Key, n)
+	bc.Collect(countjob.Count{Key: "rule:" + r.Key + "@" + strconv.Itoa(f.sub), N: n})
+	return nil
+}
+
 // TestBroadcastExactlyOnceUnderFailures: a rules stream counted in
-// broadcast state on every subtask and a keyed stream counted in keyed
-// state, both written by the two-phase-commit file sink, with failures
-// injected at random operators and points. The committed output holds
-// every count 1..n exactly once, the rule counts of every subtask
-// included: each checkpoint's broadcast state matches the broadcast
-// input's position and the sink's transactions.
+// broadcast state on every subtask and a main stream (keyed and counted
+// in keyed state, or not keyed and passed through), both written by the
+// two-phase-commit file sink, with failures injected at random operators
+// and points. The committed output holds every count 1..n exactly once,
+// the rule counts of every subtask included: each checkpoint's broadcast
+// state matches the broadcast input's position and the sink's
+// transactions.
 func TestBroadcastExactlyOnceUnderFailures(t *testing.T) {
 	t.Parallel()
 	seed := uint64(20261202)
 	rng := rand.New(rand.NewPCG(seed, 11))
 	fired := int64(0)
-	for i := range 3 {
+	for i := range 4 {
+		keyed := i%2 == 0
 		main := datagen.Config{
 			Splits: 1 + rng.IntN(3), RecordsPerSplit: int64(1000 + rng.IntN(1500)),
 			RatePerSecond: float64(20_000 + rng.IntN(20_000)), Keys: 2 + rng.IntN(30),
@@ -547,12 +572,20 @@ func TestBroadcastExactlyOnceUnderFailures(t *testing.T) {
 			Restart:       restart.FixedDelay{Attempts: 1000, Delay: time.Millisecond},
 			Faults:        inj, Logger: quietLogger(),
 		})
-		in := sluice.KeyBy(sluice.FromSource(env, "main", datagen.New(main)), func(r datagen.Record) string { return r.Key })
+		in := sluice.FromSource(env, "main", datagen.New(main))
 		rs := sluice.BroadcastWith(sluice.FromSource(env, "rules", datagen.New(rules), sluice.Parallelism(1)), ruleCountsDesc)
-		counts := sluice.ProcessKeyedBroadcast(sluice.ConnectKeyedBroadcast(in, rs), "count",
-			func() sluice.KeyedBroadcastProcessFunction[string, datagen.Record, datagen.Record, countjob.Count] {
-				return &ruleCounter{}
-			})
+		var counts sluice.Stream[countjob.Count]
+		if keyed {
+			counts = sluice.ProcessKeyedBroadcast(sluice.ConnectKeyedBroadcast(sluice.KeyBy(in, func(r datagen.Record) string { return r.Key }), rs), "count",
+				func() sluice.KeyedBroadcastProcessFunction[string, datagen.Record, datagen.Record, countjob.Count] {
+					return &ruleCounter{}
+				})
+		} else {
+			counts = sluice.ProcessBroadcast(sluice.ConnectBroadcast(sluice.Rebalance(in, "spread"), rs), "count",
+				func() sluice.BroadcastProcessFunction[datagen.Record, datagen.Record, countjob.Count] {
+					return &ruleCounterNonKeyed{}
+				})
+		}
 		sluice.Sink(counts, "sink", file.NewSink(file.Config[countjob.Count]{Dir: filepath.Join(dir, "out"), Encode: countjob.AppendLine}))
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		res, err := env.Execute(ctx)
@@ -566,7 +599,14 @@ func TestBroadcastExactlyOnceUnderFailures(t *testing.T) {
 		for s := range main.Splits {
 			pos[s] = main.RecordsPerSplit
 		}
-		want := datagen.Expected(main, pos)
+		want := map[string]int64{}
+		if keyed {
+			want = datagen.Expected(main, pos)
+		} else {
+			for _, r := range input(main) {
+				want["rec:"+strconv.Itoa(r.Split)+"/"+strconv.FormatInt(r.Seq, 10)] = 1
+			}
+		}
 		for k, n := range datagen.Expected(rules, map[int]int64{0: rules.RecordsPerSplit}) {
 			for sub := range par {
 				want["rule:"+k+"@"+strconv.Itoa(sub)] = n
@@ -577,8 +617,8 @@ func TestBroadcastExactlyOnceUnderFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		rep := verify.Counts(want, outs)
-		t.Logf("iteration %d (seed %d): main %+v rules %+v parallelism %d: %d restarts, %d checkpoints, committed %d, failures fired %d",
-			i, seed, main, rules, par, res.Restarts, res.Checkpoints, rep.Committed, inj.Fired())
+		t.Logf("iteration %d (seed %d): keyed %v, main %+v rules %+v parallelism %d: %d restarts, %d checkpoints, committed %d, failures fired %d",
+			i, seed, keyed, main, rules, par, res.Restarts, res.Checkpoints, rep.Committed, inj.Fired())
 		if !rep.ExactlyOnce() || rep.Committed == 0 {
 			t.Fatalf("iteration %d (seed %d): %d lost, %d duplicated: %v", i, seed, rep.Lost, rep.Duplicated, rep.Examples)
 		}
