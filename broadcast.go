@@ -587,11 +587,14 @@ func (m *bcastMap[UK, UV]) remove(k UK) {
 	}
 }
 
+// codecRef is id as a checkpoint records it.
+func codecRef(id codec.ID) checkpoint.CodecRef { return checkpoint.CodecRef(id) }
+
 // encode lays the state out as a checkpoint.BroadcastHeader (layout
 // version, the codecs' IDs, the number of entries), then each key and value
 // with the codecs, in insertion order.
 func (m *bcastMap[UK, UV]) encode() []byte {
-	h := checkpoint.BroadcastHeader{KeyCodec: m.kcID, ValueCodec: m.vcID, Entries: uint64(len(m.keys))}
+	h := checkpoint.BroadcastHeader{KeyCodec: codecRef(m.kcID), ValueCodec: codecRef(m.vcID), Entries: uint64(len(m.keys))}
 	b := h.Append(nil)
 	for i, k := range m.keys {
 		b = m.kc.Append(b, k)
@@ -617,13 +620,14 @@ func (m *bcastMap[UK, UV]) restore(b []byte) error {
 		return corrupt(err)
 	}
 	b = b[n:]
+	kcID, vcID := codec.ID(h.KeyCodec), codec.ID(h.ValueCodec)
 	mismatch := func(same func(w, n codec.ID) bool) string {
 		var d []string
-		if !same(h.KeyCodec, m.kcID) {
-			d = append(d, fmt.Sprintf("key codec %s, the job reads it with %s", h.KeyCodec, m.kcID))
+		if !same(kcID, m.kcID) {
+			d = append(d, fmt.Sprintf("key codec %s, the job reads it with %s", kcID, m.kcID))
 		}
-		if !same(h.ValueCodec, m.vcID) {
-			d = append(d, fmt.Sprintf("value codec %s, the job reads it with %s", h.ValueCodec, m.vcID))
+		if !same(vcID, m.vcID) {
+			d = append(d, fmt.Sprintf("value codec %s, the job reads it with %s", vcID, m.vcID))
 		}
 		return strings.Join(d, "; ")
 	}

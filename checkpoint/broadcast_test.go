@@ -3,15 +3,13 @@ package checkpoint
 import (
 	"errors"
 	"testing"
-
-	"github.com/sluicehq/sluice/codec"
 )
 
 // TestBroadcastHeader: a header round-trips; every truncation is an error
-// wrapping codec.ErrTruncated or codec.ErrCorrupt; another layout version
-// is ErrBroadcastFormat; a count larger than the bytes left is corrupt.
+// wrapping ErrBroadcastHeader; another layout version is
+// ErrBroadcastFormat; a count larger than the bytes left is corrupt.
 func TestBroadcastHeader(t *testing.T) {
-	h := BroadcastHeader{KeyCodec: codec.ID{Name: "string", Version: 1}, ValueCodec: codec.ID{Name: "go:main.Rule"}, Entries: 2}
+	h := BroadcastHeader{KeyCodec: CodecRef{Name: "string", Version: 1}, ValueCodec: CodecRef{Name: "go:main.Rule"}, Entries: 2}
 	b := append(h.Append(nil), 1, 2, 3, 4)
 	got, n, err := ParseBroadcastHeader(b)
 	if err != nil || got != h || n != len(b)-4 {
@@ -21,7 +19,7 @@ func TestBroadcastHeader(t *testing.T) {
 		t.Errorf("String() = %q", s)
 	}
 	for cut := range len(b) - 4 {
-		if _, _, err := ParseBroadcastHeader(b[:cut]); !errors.Is(err, codec.ErrTruncated) && !errors.Is(err, codec.ErrCorrupt) {
+		if _, _, err := ParseBroadcastHeader(b[:cut]); !errors.Is(err, ErrBroadcastHeader) {
 			t.Fatalf("header cut at %d: %v", cut, err)
 		}
 	}
@@ -29,7 +27,7 @@ func TestBroadcastHeader(t *testing.T) {
 		t.Errorf("format 2: %v, want ErrBroadcastFormat", err)
 	}
 	big := BroadcastHeader{KeyCodec: h.KeyCodec, ValueCodec: h.ValueCodec, Entries: 1 << 40}
-	if _, _, err := ParseBroadcastHeader(big.Append(nil)); !errors.Is(err, codec.ErrCorrupt) {
-		t.Errorf("huge count: %v, want codec.ErrCorrupt", err)
+	if _, _, err := ParseBroadcastHeader(big.Append(nil)); !errors.Is(err, ErrBroadcastHeader) {
+		t.Errorf("huge count: %v, want ErrBroadcastHeader", err)
 	}
 }
