@@ -75,6 +75,9 @@ type ProcessContext[K comparable, OUT any] struct {
 	domain TimeDomain
 	// side holds the consumed side outputs (Output), sorted by tag id.
 	side []sideEmitter
+	// bcast is the operator's broadcast state (ProcessKeyedBroadcast),
+	// nil for other keyed operators.
+	bcast *broadcastStates
 }
 
 // TimeDomain says which clock a timer belongs to (Flink's TimeDomain).

@@ -262,6 +262,16 @@ func Describe(w io.Writer, m *checkpoint.Metadata) error {
 				for _, e := range entries {
 					n += len(e)
 				}
+				if bname, ok := strings.CutPrefix(name, checkpoint.BroadcastStatePrefix); ok && len(entries) == 1 {
+					// A broadcast state: this subtask's copy (docs/design.md §4).
+					h, _, err := checkpoint.ParseBroadcastHeader(entries[0])
+					if err != nil {
+						fmt.Fprintf(ew, "    broadcast state %q: %s, unreadable header: %v\n", bname, formatSize(int64(n)), err)
+					} else {
+						fmt.Fprintf(ew, "    broadcast state %q: %s, %s\n", bname, h, formatSize(int64(n)))
+					}
+					continue
+				}
 				fmt.Fprintf(ew, "    operator state %q: %d entries, %s\n", name, len(entries), formatSize(int64(n)))
 			}
 			if len(st.Keyed) == 0 && len(st.Operator) == 0 {

@@ -121,6 +121,10 @@ func describeOperatorState(op *checkpoint.OperatorState) []string {
 		out = append(out, "keyed state (states not recorded: metadata format 1)")
 	}
 	for _, n := range slices.Sorted(maps.Keys(names)) {
+		if b, ok := strings.CutPrefix(n, checkpoint.BroadcastStatePrefix); ok {
+			out = append(out, fmt.Sprintf("broadcast state %q", b))
+			continue
+		}
 		out = append(out, fmt.Sprintf("operator state %q", n))
 	}
 	if kc != "" && len(out) > 0 {
