@@ -314,14 +314,17 @@ func (j *intervalJoin[K, A, B, OUT]) OnTimer(_ time.Time, pc *ProcessContext[K, 
 	return nil
 }
 
-// late counts a late record and says so in the log, once per subtask and
-// attempt.
+// late counts a late record in the task's LateRecords and says so in the
+// log, once per subtask and attempt.
 func (j *intervalJoin[K, A, B, OUT]) late(side string, ts, wm int64) {
+	if st := j.op.stats; st != nil {
+		st.LateRecords.Add(1)
+	}
 	if j.warned {
 		return
 	}
 	j.warned = true
-	j.op.Logger.Warn("interval join: a late record (timestamp at or below the watermark) is not joined; later ones are not logged",
+	j.op.Logger.Warn("interval join: a late record (timestamp at or below the watermark) is not joined; later ones are not logged, all are counted in LateRecords",
 		"operator", j.op.UID, "side", side, "timestamp", ts, "watermark", wm)
 }
 

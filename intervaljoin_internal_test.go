@@ -86,12 +86,12 @@ func (c capture[T]) Emit(v T) error {
 }
 
 type joinHarness struct {
-	op     *coOp[string, jrec, jrec, string]
-	left   Emitter[jrec]
-	right  Emitter[jrec]
-	tm     *runtime.Time
-	out    []string
-	lateOK bool
+	op    *coOp[string, jrec, jrec, string]
+	left  Emitter[jrec]
+	right Emitter[jrec]
+	tm    *runtime.Time
+	out   []string
+	stats *runtime.TaskStats
 }
 
 // newJoinHarness opens subtask 0 of a parallelism-1 interval join built by
@@ -117,7 +117,7 @@ func newJoinHarness(t *testing.T, lateTags bool, build func(IntervalJoinBuilder[
 	if e.err != nil {
 		t.Fatal(e.err)
 	}
-	h := &joinHarness{tm: runtime.NewTime()}
+	h := &joinHarness{tm: runtime.NewTime(), stats: &runtime.TaskStats{}}
 	inst, err := s.n.make(0, Emitter[string](capture[string]{tm: h.tm, out: &h.out, f: func(v string, ts int64) string { return v + "@" + fmtSec(ts) }}))
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +132,7 @@ func newJoinHarness(t *testing.T, lateTags bool, build func(IntervalJoinBuilder[
 	}
 	rc := &runtime.OperatorContext{
 		UID: "join", Name: "join", Parallelism: 1, MaxParallelism: 128, KeyGroups: checkpoint.KeyGroupRange{Start: 0, End: 127},
-		Clock: clock.NewFake(time.Unix(0, 0)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Time: h.tm,
+		Clock: clock.NewFake(time.Unix(0, 0)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Time: h.tm, Stats: h.stats,
 	}
 	if err := h.op.Open(context.Background(), rc); err != nil {
 		t.Fatal(err)
@@ -202,6 +202,7 @@ func TestIntervalJoinTable(t *testing.T) {
 		lateTags bool
 		script   []jstep
 		want     []string
+		late     int64
 	}{{
 		// b ∈ [a-1s, a+2s]. Cleanup: a left record at ta leaves at ta+2,
 		// a right one at tb+1.
@@ -230,10 +231,12 @@ func TestIntervalJoinTable(t *testing.T) {
 		},
 		want: []string{"a1+b1@5s", "a1+b2@7s", "a2+b1@4s", "a3+b2@7s", "a3+b3@8s", "a6+b2@7s", "a6+b3@8s",
 			"a1+b5@6s", "a3+b5@6s", "a6+b5@6s", "a3+b6@8s", "a6+b6@8s"},
+		late: 3,
 	}, {
 		name: "late to side outputs", build: between(0, 0), lateTags: true,
 		script: []jstep{jl("a1", 3), jr("b1", 3), jw(3), jr("b2", 3), jl("a2", 2), jr("b3", 4), jl("a3", 4), jfinal(), jcheck(0, 0)},
 		want:   []string{"a1+b1@3s", "late-right b2@3s", "late-left a2@2s", "a3+b3@4s"},
+		late:   2,
 	}, {
 		name: "inclusive [0,2]", build: between(0, 2), script: boundsScript,
 		want: []string{"a1+b1@5s", "a1+b2@6s", "a1+b3@7s"},
@@ -268,12 +271,14 @@ func TestIntervalJoinTable(t *testing.T) {
 			jcheck(0, 0),
 		},
 		want: []string{"a1+b5@10s", "a1+b2@10s", "a1+b3@10s", "a1+b6@10s", "a2+b5@11s", "a2+b3@11s", "a2+b6@11s", "a2+b4@11s", "a2+b7@11s"},
+		late: 1,
 	}, {
 		// A record whose cleanup time has passed is not buffered: with
-		// [-3s,-1s] and the watermark at 9, a1@10 would leave at 9 and
-		// b1@5 at 8; a2@11 leaves at 10 and is kept.
+		// [-3s,-1s] and the watermark at 9, a1@10 (not late) would leave
+		// at 9, as no right record above 9 can join it; a2@11 leaves at
+		// 10 and is kept.
 		name: "not buffered once unjoinable", build: between(-3, -1),
-		script: []jstep{jw(9), jl("a1", 10), jr("b1", 5), jcheck(0, 0), jl("a2", 11), jcheck(1, 1), jfinal(), jcheck(0, 0)},
+		script: []jstep{jw(9), jl("a1", 10), jcheck(0, 0), jl("a2", 11), jcheck(1, 1), jfinal(), jcheck(0, 0)},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -281,6 +286,9 @@ func TestIntervalJoinTable(t *testing.T) {
 			h.run(t, tc.script)
 			if !slices.Equal(h.out, tc.want) {
 				t.Fatalf("got\n%s\nwant\n%s", strings.Join(h.out, "\n"), strings.Join(tc.want, "\n"))
+			}
+			if n := h.stats.LateRecords.Load(); n != tc.late {
+				t.Fatalf("%d late records counted, want %d", n, tc.late)
 			}
 		})
 	}

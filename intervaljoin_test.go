@@ -33,7 +33,7 @@ import (
 	"github.com/sluicehq/sluice/watermark"
 )
 
-var evRecCodec = must(codec.Struct("evRec",
+var joinEvCodec = must(codec.Struct("evRec",
 	codec.FieldOf("key", func(r *evRec) *string { return &r.Key }, codec.Codec[string](codec.String)),
 	codec.FieldOf("at", func(r *evRec) *int { return &r.At }, codec.Codec[int](codec.Int))))
 
@@ -78,7 +78,7 @@ func TestIntervalJoinJob(t *testing.T) {
 	}}}, bound, nil)
 	byKey := func(e evRec) string { return e.Key }
 	joined := sluice.IntervalJoinProcess(sluice.IntervalJoin(sluice.KeyBy(orders, byKey), sluice.KeyBy(payments, byKey), 0, 5*time.Second),
-		"join", joinEv, evRecCodec, evRecCodec)
+		"join", joinEv, joinEvCodec, joinEvCodec)
 	st := sluice.Process(sluice.KeyBy(joined, func(string) string { return "x" }), "stamp",
 		func() sluice.KeyedProcessFunction[string, string, string] { return stampFn{} })
 	out := newCollector[string]()
@@ -227,7 +227,7 @@ func joinRescaleJob(cfg sluice.Config, left, right *scriptSource, out *collector
 	b := sluice.FromSourceWithWatermarks(env, "right", right, bound, nil)
 	byKey := func(e evRec) string { return e.Key }
 	j := sluice.IntervalJoinProcess(sluice.IntervalJoin(sluice.KeyBy(a, byKey), sluice.KeyBy(b, byKey), -15*time.Second, 15*time.Second),
-		"join", joinEv, evRecCodec, evRecCodec)
+		"join", joinEv, joinEvCodec, joinEvCodec)
 	sluice.Sink(j, "sink", out.Sink())
 	return env
 }

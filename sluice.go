@@ -94,9 +94,10 @@ type VertexStatus struct {
 	// three.
 	AlignmentNanos int64
 	// LateRecords counts the records the task's window operators found
-	// late, past the allowed lateness of all their windows, over every
-	// attempt (replays counted again): sent to the late side output, or
-	// dropped when there is none (docs/design.md §14).
+	// late, past the allowed lateness of all their windows, and those its
+	// interval joins found at or below the watermark, over every attempt
+	// (replays counted again): sent to the late side output, or dropped
+	// when there is none (docs/design.md §14).
 	LateRecords int64
 }
 
