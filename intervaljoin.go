@@ -332,15 +332,39 @@ func errNoTimestamp(side string) error {
 	return fmt.Errorf("interval join: a %s record has no timestamp: interval joins run in event time, so both inputs need timestamps (FromSourceWithWatermarks, a TimestampAssigner, or CollectWithTimestamp upstream)", side)
 }
 
+// keyAppender is implemented by the heap backend's map state: AppendKeys
+// iterates without allocating.
+type keyAppender interface {
+	AppendKeys(dst []int64) []int64
+}
+
 // matching appends to dst, sorted, the timestamps of m's buckets in
 // [lo, hi].
 func matching[V any](dst []int64, m state.MapState[int64, V], lo, hi int64) []int64 {
-	for t := range m.All() {
+	start := len(dst)
+	if ka, ok := m.(keyAppender); ok {
+		dst = ka.AppendKeys(dst)
+	} else {
+		dst = appendAll(dst, m)
+	}
+	n := start
+	for _, t := range dst[start:] {
 		if t >= lo && t <= hi {
-			dst = append(dst, t)
+			dst[n] = t
+			n++
 		}
 	}
-	slices.Sort(dst)
+	dst = dst[:n]
+	slices.Sort(dst[start:])
+	return dst
+}
+
+// appendAll is matching's fallback for other map states; apart, so that
+// its closure's captures do not make matching allocate.
+func appendAll[V any](dst []int64, m state.MapState[int64, V]) []int64 {
+	for t := range m.All() {
+		dst = append(dst, t)
+	}
 	return dst
 }
 
