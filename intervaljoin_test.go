@@ -238,6 +238,30 @@ func joinRescaleJob(cfg sluice.Config, left, right *scriptSource, out *collector
 // each once, and run 2 joins records buffered before the savepoint.
 func TestIntervalJoinRescale(t *testing.T) {
 	t.Parallel()
+	twoInputRescale(t, joinRescaleJob, 40, func(out2 []string) bool {
+		// A pair of run 2 with its left record before the hold (at most
+		// 44s) came out of the savepoint's buffer.
+		for _, p := range out2 {
+			var k string
+			var at int
+			if _, err := fmt.Sscanf(strings.Replace(p, "@", " ", 1), "%s %d", &k, &at); err == nil && at < 45 {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// twoInputRescale runs job on the joinRescaleScripts: once without a
+// stop (the reference), and, for a restore at parallelism 3 and at 1,
+// stopped with a savepoint at the holds (parallelism 2) and restored. The
+// outputs of both runs together must equal the reference's, each once,
+// and restored must find in run 2's output something only the
+// savepoint's state could have produced; the reference must have at least
+// minWant outputs.
+func twoInputRescale(t *testing.T, job func(cfg sluice.Config, left, right *scriptSource, out *collector[string]) *sluice.Environment,
+	minWant int, restored func(out2 []string) bool) {
+	t.Helper()
 	newSources := func(clk *clock.Fake, release bool) (*scriptSource, *scriptSource, chan struct{}, chan struct{}) {
 		la, ra := make(chan struct{}), make(chan struct{})
 		l := &scriptSource{scripts: joinRescaleScripts(0), clk: clk, interval: time.Second, release: release, atHold: la}
@@ -247,11 +271,11 @@ func TestIntervalJoinRescale(t *testing.T) {
 	cfg, clk := evConfig(t, 2)
 	ref := newCollector[string]()
 	l, r, _, _ := newSources(clk, true)
-	run(t, joinRescaleJob(cfg, l, r, ref))
+	run(t, job(cfg, l, r, ref))
 	want := ref.Records()
 	sort.Strings(want)
-	if len(want) < 40 {
-		t.Fatalf("reference run joined %d pairs, want at least 40: %v", len(want), want)
+	if len(want) < minWant {
+		t.Fatalf("reference run has %d outputs, want at least %d: %v", len(want), minWant, want)
 	}
 	for _, par2 := range []int{3, 1} {
 		t.Run(fmt.Sprintf("2→%d", par2), func(t *testing.T) {
@@ -259,7 +283,7 @@ func TestIntervalJoinRescale(t *testing.T) {
 			cfg1, clk1 := evConfig(t, 2)
 			l1, r1, la, ra := newSources(clk1, false)
 			out1 := newCollector[string]()
-			env1 := joinRescaleJob(cfg1, l1, r1, out1)
+			env1 := job(cfg1, l1, r1, out1)
 			x := start(t, env1)
 			for _, ch := range []chan struct{}{la, ra} {
 				select {
@@ -280,24 +304,14 @@ func TestIntervalJoinRescale(t *testing.T) {
 			cfg2.FromCheckpoint = filepath.Join(cfg1.CheckpointDir, store.CheckpointDir(res.LastCheckpoint.CheckpointID))
 			out2 := newCollector[string]()
 			l2, r2, _, _ := newSources(clk2, true)
-			run(t, joinRescaleJob(cfg2, l2, r2, out2))
+			run(t, job(cfg2, l2, r2, out2))
 			got := append(out1.Records(), out2.Records()...)
 			sort.Strings(got)
 			if !slices.Equal(got, want) {
-				t.Fatalf("run 1 joined %v\nrun 2 joined %v\nwant (sorted) %v", out1.Records(), out2.Records(), want)
+				t.Fatalf("run 1 output %v\nrun 2 output %v\nwant (sorted) %v", out1.Records(), out2.Records(), want)
 			}
-			// A pair of run 2 with its left record before the hold (at
-			// most 44s) came out of the savepoint's buffer.
-			restored := 0
-			for _, p := range out2.Records() {
-				var k string
-				var at int
-				if _, err := fmt.Sscanf(strings.Replace(p, "@", " ", 1), "%s %d", &k, &at); err == nil && at < 45 {
-					restored++
-				}
-			}
-			if restored == 0 {
-				t.Fatalf("run 2 joined no record buffered in run 1: %v", out2.Records())
+			if !restored(out2.Records()) {
+				t.Fatalf("run 2 output nothing from the savepoint's state: %v", out2.Records())
 			}
 		})
 	}
