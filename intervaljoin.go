@@ -297,10 +297,10 @@ func (j *intervalJoin[K, A, B, OUT]) emit(a A, b B, ta, tb int64) error {
 
 // OnTimer removes the buckets whose cleanup time is at: the left one at
 // at-upper and the right one at at+lower (as Flink, the bounds are not
-// checkpointed: a job restored with other bounds removes other buckets,
-// and the buffered records of the old bounds stay until the key's next
-// timer after the end of input). At the final watermark, or a cleanup
-// time clamped to it, it clears the key's buffers.
+// checkpointed: a job restored with other bounds computes other buckets
+// from the old timers, and records buffered under the old bounds may stay
+// until the end of input). At the final watermark, or at a cleanup time
+// clamped to it, it clears the key's buffers.
 func (j *intervalJoin[K, A, B, OUT]) OnTimer(_ time.Time, pc *ProcessContext[K, OUT]) error {
 	t := pc.Timestamp()
 	if t == math.MaxInt64 || pc.CurrentWatermark() == math.MaxInt64 {
