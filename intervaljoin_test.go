@@ -111,13 +111,14 @@ func pairKey(o, p datagen.Record) string {
 	return "o" + strconv.Itoa(o.Split) + "." + strconv.FormatInt(o.Seq, 10) + "/p" + strconv.Itoa(p.Split) + "." + strconv.FormatInt(p.Seq, 10)
 }
 
-// expectedPairs joins the two inputs by brute force.
-func expectedPairs(og, pg datagen.Config) map[string]int64 {
+// expectedPairs joins the two inputs by brute force: the pairs of
+// records of the same key for which match holds.
+func expectedPairs(og, pg datagen.Config, match func(o, p datagen.Record) bool) map[string]int64 {
 	want := map[string]int64{}
 	os, ps := input(og), input(pg)
 	for _, o := range os {
 		for _, p := range ps {
-			if d := time.Duration(paymentTS(p) - orderTS(o)); o.Key == p.Key && d >= ejLower && d <= ejUpper {
+			if o.Key == p.Key && match(o, p) {
 				want[pairKey(o, p)] = 1
 			}
 		}
@@ -134,7 +135,28 @@ func expectedPairs(og, pg datagen.Config) map[string]int64 {
 // positions, and watermarks rebuilt from the replayed records.
 func TestIntervalJoinExactlyOnceUnderFailures(t *testing.T) {
 	t.Parallel()
-	seed := uint64(20261201)
+	joinExactlyOnce(t, 20261201, func(orders, payments sluice.KeyedStream[string, datagen.Record]) sluice.Stream[string] {
+		return sluice.IntervalJoinProcess(sluice.IntervalJoin(orders, payments, ejLower, ejUpper), "join",
+			func() sluice.ProcessJoinFunction[string, datagen.Record, datagen.Record, string] {
+				return sluice.ProcessJoinFunc[string, datagen.Record, datagen.Record, string](func(o, p datagen.Record, jc *sluice.JoinContext[string, string]) error {
+					jc.Collect(pairKey(o, p))
+					return nil
+				})
+			}, recordCodec, recordCodec)
+	}, func(o, p datagen.Record) bool {
+		d := time.Duration(paymentTS(p) - orderTS(o))
+		return d >= ejLower && d <= ejUpper
+	}, "join")
+}
+
+// joinExactlyOnce runs three seeded jobs that join orders and payments
+// from datagen with join (each pair as pairKey), written by the file sink,
+// with failures injected at the sources, the sink and the operators ops,
+// and checks that exactly the pairs match accepts are committed, each
+// once.
+func joinExactlyOnce(t *testing.T, seed uint64, join func(orders, payments sluice.KeyedStream[string, datagen.Record]) sluice.Stream[string],
+	match func(o, p datagen.Record) bool, ops ...string) {
+	t.Helper()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 11))
 	fired := int64(0)
@@ -145,12 +167,12 @@ func TestIntervalJoinExactlyOnceUnderFailures(t *testing.T) {
 		}
 		pg := og
 		pg.Seed, pg.Splits = rng.Uint64(), 1+rng.IntN(2)
-		want := expectedPairs(og, pg)
+		want := expectedPairs(og, pg, match)
 		par, failures := 1+rng.IntN(3), 1+rng.IntN(4)
 		dir := t.TempDir()
 		inj := fault.New(rng.Uint64())
 		total := og.RecordsPerSplit * int64(og.Splits)
-		inj.Schedule(inj.RandomTargets([]string{"orders", "payments", "join", "sink"}, failures, int(min(total/int64(2*failures), 200))+1))
+		inj.Schedule(inj.RandomTargets(append([]string{"orders", "payments", "sink"}, ops...), failures, int(min(total/int64(2*failures), 200))+1))
 		env := sluice.New(sluice.Config{
 			JobName: "join-eo", Parallelism: par, BufferTimeout: time.Millisecond, BatchSize: 1 + rng.IntN(64),
 			WatermarkInterval: 2 * time.Millisecond,
@@ -165,13 +187,7 @@ func TestIntervalJoinExactlyOnceUnderFailures(t *testing.T) {
 		payments := sluice.FromSourceWithWatermarks(env, "payments", datagen.New(pg), bound,
 			[]sluice.WatermarkOption[datagen.Record]{sluice.WithTimestampAssigner(func(r datagen.Record, _ int64) int64 { return paymentTS(r) })})
 		byKey := func(r datagen.Record) string { return r.Key }
-		pairs := sluice.IntervalJoinProcess(sluice.IntervalJoin(sluice.KeyBy(orders, byKey), sluice.KeyBy(payments, byKey), ejLower, ejUpper), "join",
-			func() sluice.ProcessJoinFunction[string, datagen.Record, datagen.Record, string] {
-				return sluice.ProcessJoinFunc[string, datagen.Record, datagen.Record, string](func(o, p datagen.Record, jc *sluice.JoinContext[string, string]) error {
-					jc.Collect(pairKey(o, p))
-					return nil
-				})
-			}, recordCodec, recordCodec)
+		pairs := join(sluice.KeyBy(orders, byKey), sluice.KeyBy(payments, byKey))
 		sluice.Sink(pairs, "sink", file.NewSink(file.Config[string]{Dir: filepath.Join(dir, "out"), Encode: func(dst []byte, s string) []byte {
 			return append(append(dst, s...), ",1\n"...)
 		}}))
