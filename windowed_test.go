@@ -762,3 +762,56 @@ func TestWindowExactlyOnceUnderFailures(t *testing.T) {
 		t.Fatal("no failure fired: the test proved nothing")
 	}
 }
+
+// TestWindowPanesMatchPerWindow: sliding windows with an incremental
+// aggregation keep one accumulator per pane; a full-window function keeps
+// every window's records. On random out-of-order input with late records
+// within and beyond the allowed lateness, both give the same results
+// (updated ones included) and the same late records.
+func TestWindowPanesMatchPerWindow(t *testing.T) {
+	t.Parallel()
+	seed := uint64(time.Now().UnixNano())
+	if s, err := strconv.ParseUint(os.Getenv("SLUICE_TEST_SEED"), 10, 64); err == nil {
+		seed = s
+	}
+	t.Logf("seed %d (rerun with SLUICE_TEST_SEED=%d)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 3))
+	var script []step
+	at := 0
+	for range 200 {
+		at += rng.IntN(3)
+		r := max(at-rng.IntN(16), 0) // up to 15s behind: some late
+		script = append(script, rec(fmt.Sprint("k", rng.IntN(3)), r))
+		if rng.IntN(4) == 0 {
+			script = append(script, tick())
+		}
+	}
+	sliding := func(ks sluice.KeyedStream[string, evRec]) sluice.WindowedStream[string, evRec] {
+		return sluice.Window(ks, window.Sliding(6*time.Second, 2*time.Second, 0)).AllowedLateness(3 * time.Second).SideOutputLateData(lateTag)
+	}
+	process := func(ws sluice.WindowedStream[string, evRec]) winOut {
+		w := sluice.WindowProcess(ws, "window", func() sluice.ProcessWindowFunction[string, evRec, string] { return listWinFn{} }, codec.Codec[evRec](evRecCodec{}))
+		return outOf(w, sluice.Map(w, "strip", func(s string) string { i := strings.Index(s, " elems="); return s[:i] }))
+	}
+	var results, lates [2][]string
+	for i, build := range []func(sluice.WindowedStream[string, evRec]) winOut{aggProcess, process} {
+		cfg, clk := evConfig(t, 1)
+		out, late := newCollector[string](), newCollector[string]()
+		j := &winJob{ooo: 2 * time.Second, build: build, window: sliding}
+		run(t, j.env(cfg, &scriptSource{clk: clk, interval: time.Second, scripts: [][]step{script}}, out, late))
+		results[i], lates[i] = out.Records(), late.Records()
+		if k, et, pt := j.out.left(); k != 0 || et != 0 || pt != 0 {
+			t.Errorf("run %d left in state: %d keys, %d event-time timers, %d processing-time timers", i, k, et, pt)
+		}
+	}
+	windows := map[string]bool{}
+	for _, r := range results[1] {
+		windows[r[:strings.Index(r, " n=")]] = true
+	}
+	if len(lates[1]) == 0 || len(results[1]) == len(windows) {
+		t.Fatalf("the input has %d late records and %d updated results: too few to compare", len(lates[1]), len(results[1])-len(windows))
+	}
+	t.Logf("%d results (%d updates), %d late records", len(results[1]), len(results[1])-len(windows), len(lates[1]))
+	checkLines(t, "panes vs per-window results", results[0], results[1])
+	checkLines(t, "panes vs per-window late records", lates[0], lates[1])
+}
