@@ -47,9 +47,11 @@ func (c CoWindowedStreams[K, A, B]) Evictor(e window.Evictor) CoWindowedStreams[
 
 // AllowedLateness keeps event-time windows for d after the watermark
 // passed their end (default 0); a record within it fires the window again
-// with the updated result. Later records are late: counted in
-// VertexStatus.LateRecords and dropped (with a WARN for the first), as
-// Flink's windowed joins drop them.
+// with the updated result: the function runs again over the whole window,
+// so a JoinWindow emits the window's earlier pairs again too, as in
+// Flink. Later records are late: counted in VertexStatus.LateRecords and
+// dropped (with a WARN for the first), as Flink's windowed joins drop
+// them.
 func (c CoWindowedStreams[K, A, B]) AllowedLateness(d time.Duration) CoWindowedStreams[K, A, B] {
 	c.lateness = d
 	return c
