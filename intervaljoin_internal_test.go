@@ -109,7 +109,7 @@ func newJoinHarness(t *testing.T, lateTags bool, build func(IntervalJoinBuilder[
 
 // newJoinHarnessFn is newJoinHarness with the join function and the
 // formatting of its output given.
-func newJoinHarnessFn(t *testing.T, lateTags bool, build func(IntervalJoinBuilder[string, jrec, jrec]) IntervalJoinBuilder[string, jrec, jrec],
+func newJoinHarnessFn(t testing.TB, lateTags bool, build func(IntervalJoinBuilder[string, jrec, jrec]) IntervalJoinBuilder[string, jrec, jrec],
 	fn ProcessJoinFunc[string, jrec, jrec, string], format func(v string, ts int64) string) *joinHarness {
 	t.Helper()
 	e := New(Config{})
@@ -346,5 +346,64 @@ func TestIntervalJoinAllocs(t *testing.T) {
 	t.Logf("%.2f allocations per record", allocs)
 	if allocs > 0.1 {
 		t.Fatalf("%.2f allocations per record", allocs)
+	}
+}
+
+// BenchmarkIntervalJoin: one subtask, 1000 keys, records alternating
+// between the sides 1ms apart in event time, bounds [-5ms, +5ms] (about
+// one match per record), a watermark every 100 records that cleans up
+// what can no longer join. One op is one record.
+func BenchmarkIntervalJoin(b *testing.B) {
+	h := newJoinHarnessFn(b, false, func(ij IntervalJoinBuilder[string, jrec, jrec]) IntervalJoinBuilder[string, jrec, jrec] {
+		ij.lower, ij.upper = -5*time.Millisecond, 5*time.Millisecond
+		return ij
+	}, func(l, r jrec, jc *JoinContext[string, string]) error {
+		jc.Collect(l.ID)
+		return nil
+	}, func(v string, _ int64) string { return v })
+	recs := make([]jrec, 1000)
+	for i := range recs {
+		recs[i] = jrec{Key: fmt.Sprintf("k%04d", i), ID: "x"}
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		h.out = h.out[:0]
+		h.tm.TS = int64(i) * int64(time.Millisecond) / 10
+		in := h.left
+		if i%2 == 1 {
+			in = h.right
+		}
+		if err := in.Emit(recs[(i*7919)%len(recs)]); err != nil {
+			b.Fatal(err)
+		}
+		if i%100 == 99 {
+			if err := h.op.OnWatermark(ctx, h.tm.TS-int64(time.Millisecond)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// TestIntervalJoinSideOutput: JoinOutput emits to a side output with the
+// pair's timestamp, the later of the two.
+func TestIntervalJoinSideOutput(t *testing.T) {
+	t.Parallel()
+	tag := NewOutputTag[string]("pairs")
+	h := newJoinHarnessFn(t, false, func(ij IntervalJoinBuilder[string, jrec, jrec]) IntervalJoinBuilder[string, jrec, jrec] {
+		ij.lower, ij.upper = -time.Duration(sec(5)), time.Duration(sec(5))
+		return ij
+	}, func(l, r jrec, jc *JoinContext[string, string]) error {
+		JoinOutput(jc, tag, l.ID+"+"+r.ID)
+		return nil
+	}, func(v string, ts int64) string { return "main " + v })
+	h.op.setSideOutputs([]sideEmitter{{id: "pairs", em: &sideOut[string]{out: capture[string]{tm: h.tm, out: &h.out, f: func(v string, ts int64) string {
+		return "side " + v + "@" + fmtSec(ts)
+	}}}}})
+	h.run(t, []jstep{jl("a1", 5), jr("b1", 3), jr("b2", 8), jfinal()})
+	if want := []string{"side a1+b1@5s", "side a1+b2@8s"}; !slices.Equal(h.out, want) {
+		t.Fatalf("got %v, want %v", h.out, want)
 	}
 }
