@@ -64,7 +64,8 @@ func joinEv() sluice.ProcessJoinFunction[string, evRec, evRec, string] {
 // TestIntervalJoinJob: orders joined with the payments of the same user
 // 0 to 5 seconds later, both out of order (by less than their 10s bound),
 // the results re-keyed downstream, which sees each with the timestamp of
-// the later record of its pair.
+// the later record of its pair. The late side outputs of both sides are
+// planned and consumed, and stay empty.
 func TestIntervalJoinJob(t *testing.T) {
 	t.Parallel()
 	cfg, clk := evConfig(t, 1)
@@ -77,8 +78,12 @@ func TestIntervalJoinJob(t *testing.T) {
 		rec("u1", 15), tick(), rec("u1", 9), rec("u2", 13), tick(), rec("u2", 50), tick(),
 	}}}, bound, nil)
 	byKey := func(e evRec) string { return e.Key }
-	joined := sluice.IntervalJoinProcess(sluice.IntervalJoin(sluice.KeyBy(orders, byKey), sluice.KeyBy(payments, byKey), 0, 5*time.Second),
-		"join", joinEv, joinEvCodec, joinEvCodec)
+	lateOrders, latePayments := sluice.NewOutputTag[evRec]("late-orders"), sluice.NewOutputTag[evRec]("late-payments")
+	ij := sluice.IntervalJoin(sluice.KeyBy(orders, byKey), sluice.KeyBy(payments, byKey), 0, 5*time.Second).
+		SideOutputLeftLateData(lateOrders).SideOutputRightLateData(latePayments)
+	joined := sluice.IntervalJoinProcess(ij, "join", joinEv, joinEvCodec, joinEvCodec)
+	late := newCollector[evRec]()
+	sluice.Sink(sluice.Union("late", sluice.SideOutput(joined, lateOrders), []sluice.Stream[evRec]{sluice.SideOutput(joined, latePayments)}), "late-sink", late.Sink())
 	st := sluice.Process(sluice.KeyBy(joined, func(string) string { return "x" }), "stamp",
 		func() sluice.KeyedProcessFunction[string, string, string] { return stampFn{} })
 	out := newCollector[string]()
@@ -89,6 +94,9 @@ func TestIntervalJoinJob(t *testing.T) {
 	want := []string{"u1@10+u1@15@15s ts=15s", "u1@11+u1@15@15s ts=15s", "u2@12+u2@13@13s ts=13s"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if l := late.Records(); len(l) != 0 {
+		t.Fatalf("late side outputs got %v, want nothing", l)
 	}
 }
 
