@@ -90,3 +90,30 @@ func TestWindowOperatorNoAllocs(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkWindowEmitExisting: records into existing tumbling windows
+// of 100k keys, with the event-time trigger's timers registered with a
+// window's first record only (fixed) or with every record (as Flink).
+func BenchmarkWindowEmitExisting(b *testing.B) {
+	keys := make([]string, 100_000)
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i)
+	}
+	for _, fixed := range []bool{true, false} {
+		b.Run(fmt.Sprint("fixed-timers=", fixed), func(b *testing.B) {
+			t := &testing.T{}
+			op, tm := newAllocOp(t, window.Tumbling(time.Hour, 0))
+			op.fixedTm = fixed
+			tm.TS = 1
+			for _, k := range keys {
+				_ = op.Emit(k)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				if err := op.Emit(keys[i%len(keys)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
