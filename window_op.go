@@ -442,7 +442,8 @@ func (o *windowOp[K, T, ACC, OUT]) Emit(v T) error {
 
 // emitPane is Emit for sliding windows kept as panes: the record is
 // added to its pane; the windows' timers are registered with the pane's
-// first record (every window containing the pane then has them), and a
+// first record (every window containing the pane then has them; those
+// containing the previous pane have them already if it has records), and a
 // window the watermark passed already (a late record within the allowed
 // lateness) fires again at once, as the default trigger decides.
 func (o *windowOp[K, T, ACC, OUT]) emitPane(key K, ts int64, v T) error {
@@ -459,11 +460,21 @@ func (o *windowOp[K, T, ACC, OUT]) emitPane(key K, ts int64, v T) error {
 		}
 		return nil
 	}
-	if err := o.setKey(key, o.a.PaneOf(ts)); err != nil {
+	pane := o.a.PaneOf(ts)
+	if err := o.setKey(key, pane); err != nil {
 		return err
 	}
 	acc, had := o.acc.Value()
 	o.acc.Update(o.f.add(acc, had, v))
+	// A new pane's windows need their timers, except those that contain
+	// the previous pane too, if it has records: they got them with it.
+	prevHad := false
+	if !had && pane.Start > math.MinInt64+o.slide {
+		if err := o.setKey(key, window.Window{Start: pane.Start - o.slide, End: pane.Start}); err != nil {
+			return err
+		}
+		_, prevHad = o.acc.Value()
+	}
 	now := window.Now{Watermark: o.wm, Processing: ts}
 	for _, w := range o.buf {
 		if o.isLate(w) {
@@ -471,13 +482,14 @@ func (o *windowOp[K, T, ACC, OUT]) emitPane(key K, ts int64, v T) error {
 		}
 		var st window.State
 		r, timers := o.tr.OnElement(ts, w, now, &st)
-		if had && r == window.Continue {
+		reg := !had && (!prevHad || w.Start == pane.Start)
+		if !reg && r == window.Continue {
 			continue
 		}
 		if err := o.setKey(key, w); err != nil {
 			return err
 		}
-		if !had {
+		if reg {
 			o.register(timers)
 			if c := window.CleanupTime(w, o.domain, o.lateness); c != math.MaxInt64 {
 				o.registerAt(o.domain, c)

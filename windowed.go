@@ -26,6 +26,15 @@ type WindowedStream[K comparable, T any] struct {
 // Window groups the records of each key of ks into the windows a assigns
 // (window.Tumbling, Sliding, Session, Global; ProcessingTime for the job
 // clock's time). An invalid assigner fails the job when it is built.
+//
+// Event-time windows read each record's timestamp (a record without one
+// fails the job) and fire as the watermark passes their end; the final
+// watermark at the end of bounded input fires them all. Processing-time
+// windows fire on the job clock; at the end of input, those still open
+// are not fired (as in Flink). Window state and timers are keyed state:
+// checkpointed, restored at any parallelism, and dropped at the window's
+// cleanup time (its end plus the allowed lateness), see docs/design.md
+// §14.
 func Window[K comparable, T any](ks KeyedStream[K, T], a window.Assigner) WindowedStream[K, T] {
 	return WindowedStream[K, T]{ks: ks, assigner: a}
 }
@@ -75,7 +84,11 @@ type AggregateFunction[IN, ACC, OUT any] interface {
 	CreateAccumulator() ACC
 	// Add folds v into acc and returns the result.
 	Add(v IN, acc ACC) ACC
-	// Merge combines the accumulators of two merging (session) windows.
+	// Merge combines two accumulators: of merging (session) windows, and
+	// of the panes of a sliding window (the engine keeps one accumulator
+	// per slide and merges a window's when it fires), so it must agree
+	// with Add: Merge(Add(v, a), b) and Add(v, Merge(a, b)) give the same
+	// Result.
 	Merge(a, b ACC) ACC
 	// Result returns the window's result from its accumulator.
 	Result(acc ACC) OUT
