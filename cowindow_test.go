@@ -37,7 +37,7 @@ func coScripts() (left, right [][]step) {
 
 // ats lists the times of records, sorted (merged session windows do not
 // promise arrival order across the windows that merged).
-func ats(rs []evRec) string {
+func coAts(rs []evRec) string {
 	var s []int
 	for _, r := range rs {
 		s = append(s, r.At)
@@ -74,7 +74,7 @@ func coJob(t *testing.T, par int, build func(cw sluice.CoWindowedStreams[string,
 
 func coGroupFmt(cw sluice.CoWindowedStreams[string, evRec, evRec]) sluice.Stream[string] {
 	return sluice.CoGroupWindow(cw, "cogroup", func(key string, as, bs []evRec, wc *sluice.WindowContext[string]) error {
-		wc.Collect(fmt.Sprintf("%s %s L=%s R=%s", key, fmtWin(wc.Window()), ats(as), ats(bs)))
+		wc.Collect(fmt.Sprintf("%s %s L=%s R=%s", key, fmtWin(wc.Window()), coAts(as), coAts(bs)))
 		return nil
 	}, joinEvCodec, joinEvCodec)
 }
@@ -192,7 +192,7 @@ func TestJoinWindowExactlyOnceUnderFailures(t *testing.T) {
 	t.Parallel()
 	const size = int64(10 * time.Millisecond)
 	joinExactlyOnce(t, 20261202, func(orders, payments sluice.KeyedStream[string, datagen.Record]) sluice.Stream[string] {
-		return sluice.JoinWindow(sluice.CoWindow(orders, payments, window.Tumbling(time.Duration(size), 0)), "join", pairKey, recordCodec, recordCodec)
+		return sluice.JoinWindow(sluice.CoWindow(orders, payments, window.Tumbling(time.Duration(size), 0)), "join", pairKey, joinRecordCodec, joinRecordCodec)
 	}, func(o, p datagen.Record) bool {
 		// t0 is a whole second, so windows of 10ms start at multiples of
 		// 10ms after it.

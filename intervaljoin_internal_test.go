@@ -30,22 +30,22 @@ type jrec struct {
 	ID  string
 }
 
-var jrecCodec = mustStruct(codec.Struct("jrec",
+var jrecCodec = mustJoinStruct(codec.Struct("jrec",
 	codec.FieldOf("key", func(r *jrec) *string { return &r.Key }, codec.Codec[string](codec.String)),
 	codec.FieldOf("id", func(r *jrec) *string { return &r.ID }, codec.Codec[string](codec.String))))
 
-func mustStruct[T any](c codec.Codec[T], err error) codec.Codec[T] {
+func mustJoinStruct[T any](c codec.Codec[T], err error) codec.Codec[T] {
 	if err != nil {
 		panic(err)
 	}
 	return c
 }
 
-// nilSource only gives the join's inputs a node; it never runs.
-type nilSource struct{}
+// joinNilSource only gives the join's inputs a node; it never runs.
+type joinNilSource struct{}
 
-func (nilSource) Splits(context.Context) ([]Split, error) { return nil, nil }
-func (nilSource) NewReader(context.Context, *OperatorContext) (SourceReader[jrec], error) {
+func (joinNilSource) Splits(context.Context) ([]Split, error) { return nil, nil }
+func (joinNilSource) NewReader(context.Context, *OperatorContext) (SourceReader[jrec], error) {
 	return nil, errors.New("not run")
 }
 
@@ -60,27 +60,26 @@ type jstep struct {
 	timers int
 }
 
-func jl(id string, at int64) jstep       { return jstep{side: 'L', key: "k", id: id, at: at} }
-func jr(id string, at int64) jstep       { return jstep{side: 'R', key: "k", id: id, at: at} }
-func jkey(s jstep, key string) jstep     { s.key = key; return s }
-func jw(at int64) jstep                  { return jstep{side: 'W', at: at} }
-func jcheck(keys, timers int) jstep      { return jstep{side: 'C', keys: keys, timers: timers} }
-func sec(n int64) int64                  { return n * int64(time.Second) }
-func jfinal() jstep                      { return jstep{side: 'W', at: math.MaxInt64} }
-func fmtSec(ts int64) string             { return fmt.Sprint(time.Duration(ts)) }
-func pairOut(l, r jrec, ts int64) string { return l.ID + "+" + r.ID + "@" + fmtSec(ts) }
+func jl(id string, at int64) jstep   { return jstep{side: 'L', key: "k", id: id, at: at} }
+func jr(id string, at int64) jstep   { return jstep{side: 'R', key: "k", id: id, at: at} }
+func jkey(s jstep, key string) jstep { s.key = key; return s }
+func jw(at int64) jstep              { return jstep{side: 'W', at: at} }
+func jcheck(keys, timers int) jstep  { return jstep{side: 'C', keys: keys, timers: timers} }
+func jsec(n int64) int64             { return n * int64(time.Second) }
+func jfinal() jstep                  { return jstep{side: 'W', at: math.MaxInt64} }
+func fmtSec(ts int64) string         { return fmt.Sprint(time.Duration(ts)) }
 func lateOut(side string, r jrec, ts int64) string {
 	return "late-" + side + " " + r.ID + "@" + fmtSec(ts)
 }
 
-// capture records what an operator emits, with the task's timestamp.
-type capture[T any] struct {
+// joinCapture records what an operator emits, with the task's timestamp.
+type joinCapture[T any] struct {
 	tm  *runtime.Time
 	out *[]string
 	f   func(v T, ts int64) string
 }
 
-func (c capture[T]) Emit(v T) error {
+func (c joinCapture[T]) Emit(v T) error {
 	*c.out = append(*c.out, c.f(v, c.tm.TS))
 	return nil
 }
@@ -113,8 +112,8 @@ func newJoinHarnessFn(t testing.TB, lateTags bool, build func(IntervalJoinBuilde
 	fn ProcessJoinFunc[string, jrec, jrec, string], format func(v string, ts int64) string) *joinHarness {
 	t.Helper()
 	e := New(Config{})
-	a := KeyBy(FromSource[jrec](e, "left", nilSource{}), func(r jrec) string { return r.Key })
-	b := KeyBy(FromSource[jrec](e, "right", nilSource{}), func(r jrec) string { return r.Key })
+	a := KeyBy(FromSource[jrec](e, "left", joinNilSource{}), func(r jrec) string { return r.Key })
+	b := KeyBy(FromSource[jrec](e, "right", joinNilSource{}), func(r jrec) string { return r.Key })
 	ij := build(IntervalJoin(a, b, 0, 0))
 	if lateTags {
 		ij = ij.SideOutputLeftLateData(NewOutputTag[jrec]("late-left")).SideOutputRightLateData(NewOutputTag[jrec]("late-right"))
@@ -126,7 +125,7 @@ func newJoinHarnessFn(t testing.TB, lateTags bool, build func(IntervalJoinBuilde
 		t.Fatal(e.err)
 	}
 	h := &joinHarness{tm: runtime.NewTime(), stats: &runtime.TaskStats{}}
-	inst, err := s.n.make(0, Emitter[string](capture[string]{tm: h.tm, out: &h.out, f: format}))
+	inst, err := s.n.make(0, Emitter[string](joinCapture[string]{tm: h.tm, out: &h.out, f: format}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +133,8 @@ func newJoinHarnessFn(t testing.TB, lateTags bool, build func(IntervalJoinBuilde
 	h.left, h.right = inst.ins[0].(Emitter[jrec]), inst.ins[1].(Emitter[jrec])
 	if lateTags {
 		h.op.setSideOutputs([]sideEmitter{
-			{id: "late-left", em: &sideOut[jrec]{out: capture[jrec]{tm: h.tm, out: &h.out, f: func(r jrec, ts int64) string { return lateOut("left", r, ts) }}}},
-			{id: "late-right", em: &sideOut[jrec]{out: capture[jrec]{tm: h.tm, out: &h.out, f: func(r jrec, ts int64) string { return lateOut("right", r, ts) }}}},
+			{id: "late-left", em: &sideOut[jrec]{out: joinCapture[jrec]{tm: h.tm, out: &h.out, f: func(r jrec, ts int64) string { return lateOut("left", r, ts) }}}},
+			{id: "late-right", em: &sideOut[jrec]{out: joinCapture[jrec]{tm: h.tm, out: &h.out, f: func(r jrec, ts int64) string { return lateOut("right", r, ts) }}}},
 		})
 	}
 	rc := &runtime.OperatorContext{
@@ -154,7 +153,7 @@ func (h *joinHarness) run(t *testing.T, script []jstep) {
 		var err error
 		switch st.side {
 		case 'L', 'R':
-			h.tm.TS = sec(st.at)
+			h.tm.TS = jsec(st.at)
 			in := h.left
 			if st.side == 'R' {
 				in = h.right
@@ -164,7 +163,7 @@ func (h *joinHarness) run(t *testing.T, script []jstep) {
 		case 'W':
 			wm := st.at
 			if wm != math.MaxInt64 {
-				wm = sec(wm)
+				wm = jsec(wm)
 			}
 			err = h.op.OnWatermark(context.Background(), wm)
 		case 'C':
@@ -187,7 +186,7 @@ func TestIntervalJoinTable(t *testing.T) {
 	t.Parallel()
 	between := func(lo, hi int64) func(IntervalJoinBuilder[string, jrec, jrec]) IntervalJoinBuilder[string, jrec, jrec] {
 		return func(ij IntervalJoinBuilder[string, jrec, jrec]) IntervalJoinBuilder[string, jrec, jrec] {
-			ij.lower, ij.upper = time.Duration(sec(lo)), time.Duration(sec(hi))
+			ij.lower, ij.upper = time.Duration(jsec(lo)), time.Duration(jsec(hi))
 			return ij
 		}
 	}
@@ -308,8 +307,8 @@ func TestIntervalJoinTable(t *testing.T) {
 func TestIntervalJoinErrors(t *testing.T) {
 	t.Parallel()
 	e := New(Config{})
-	a := KeyBy(FromSource[jrec](e, "left", nilSource{}), func(r jrec) string { return r.Key })
-	b := KeyBy(FromSource[jrec](e, "right", nilSource{}), func(r jrec) string { return r.Key })
+	a := KeyBy(FromSource[jrec](e, "left", joinNilSource{}), func(r jrec) string { return r.Key })
+	b := KeyBy(FromSource[jrec](e, "right", joinNilSource{}), func(r jrec) string { return r.Key })
 	IntervalJoinProcess(IntervalJoin(a, b, time.Second, time.Second).UpperBoundExclusive(), "join",
 		func() ProcessJoinFunction[string, jrec, jrec, string] { return nil }, jrecCodec, jrecCodec)
 	if e.err == nil || !strings.Contains(e.err.Error(), `interval join "join": lower bound 1s (exclusive false) is above upper bound 1s (exclusive true)`) {
@@ -328,7 +327,7 @@ func TestIntervalJoinErrors(t *testing.T) {
 // bucket's slice (the map state's All would cost 4 allocations a record).
 func TestIntervalJoinAllocs(t *testing.T) {
 	h := newJoinHarnessFn(t, false, func(ij IntervalJoinBuilder[string, jrec, jrec]) IntervalJoinBuilder[string, jrec, jrec] {
-		ij.lower, ij.upper = -time.Duration(sec(1)), time.Duration(sec(1))
+		ij.lower, ij.upper = -time.Duration(jsec(1)), time.Duration(jsec(1))
 		return ij
 	}, func(l, r jrec, jc *JoinContext[string, string]) error {
 		jc.Collect(l.ID)
@@ -338,7 +337,7 @@ func TestIntervalJoinAllocs(t *testing.T) {
 	r := jrec{Key: "k", ID: "a"}
 	allocs := testing.AllocsPerRun(1000, func() {
 		h.out = h.out[:0]
-		h.tm.TS = sec(5)
+		h.tm.TS = jsec(5)
 		if err := h.left.Emit(r); err != nil {
 			t.Fatal(err)
 		}
@@ -393,13 +392,13 @@ func TestIntervalJoinSideOutput(t *testing.T) {
 	t.Parallel()
 	tag := NewOutputTag[string]("pairs")
 	h := newJoinHarnessFn(t, false, func(ij IntervalJoinBuilder[string, jrec, jrec]) IntervalJoinBuilder[string, jrec, jrec] {
-		ij.lower, ij.upper = -time.Duration(sec(5)), time.Duration(sec(5))
+		ij.lower, ij.upper = -time.Duration(jsec(5)), time.Duration(jsec(5))
 		return ij
 	}, func(l, r jrec, jc *JoinContext[string, string]) error {
 		JoinOutput(jc, tag, l.ID+"+"+r.ID)
 		return nil
 	}, func(v string, ts int64) string { return "main " + v })
-	h.op.setSideOutputs([]sideEmitter{{id: "pairs", em: &sideOut[string]{out: capture[string]{tm: h.tm, out: &h.out, f: func(v string, ts int64) string {
+	h.op.setSideOutputs([]sideEmitter{{id: "pairs", em: &sideOut[string]{out: joinCapture[string]{tm: h.tm, out: &h.out, f: func(v string, ts int64) string {
 		return "side " + v + "@" + fmtSec(ts)
 	}}}}})
 	h.run(t, []jstep{jl("a1", 5), jr("b1", 3), jr("b2", 8), jfinal()})

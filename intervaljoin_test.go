@@ -33,17 +33,17 @@ import (
 	"github.com/sluicehq/sluice/watermark"
 )
 
-var joinEvCodec = must(codec.Struct("evRec",
+var joinEvCodec = mustJoinCodec(codec.Struct("evRec",
 	codec.FieldOf("key", func(r *evRec) *string { return &r.Key }, codec.Codec[string](codec.String)),
 	codec.FieldOf("at", func(r *evRec) *int { return &r.At }, codec.Codec[int](codec.Int))))
 
-var recordCodec = must(codec.Struct("datagen.Record",
+var joinRecordCodec = mustJoinCodec(codec.Struct("datagen.Record",
 	codec.FieldOf("split", func(r *datagen.Record) *int { return &r.Split }, codec.Codec[int](codec.Int)),
 	codec.FieldOf("seq", func(r *datagen.Record) *int64 { return &r.Seq }, codec.Codec[int64](codec.Int64)),
 	codec.FieldOf("key", func(r *datagen.Record) *string { return &r.Key }, codec.Codec[string](codec.String)),
 	codec.FieldOf("value", func(r *datagen.Record) *int64 { return &r.Value }, codec.Codec[int64](codec.Int64))))
 
-func must[T any](c codec.Codec[T], err error) codec.Codec[T] {
+func mustJoinCodec[T any](c codec.Codec[T], err error) codec.Codec[T] {
 	if err != nil {
 		panic(err)
 	}
@@ -150,7 +150,7 @@ func TestIntervalJoinExactlyOnceUnderFailures(t *testing.T) {
 					jc.Collect(pairKey(o, p))
 					return nil
 				})
-			}, recordCodec, recordCodec)
+			}, joinRecordCodec, joinRecordCodec)
 	}, func(o, p datagen.Record) bool {
 		d := time.Duration(paymentTS(p) - orderTS(o))
 		return d >= ejLower && d <= ejUpper
