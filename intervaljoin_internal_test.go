@@ -67,9 +67,9 @@ func jw(at int64) jstep              { return jstep{side: 'W', at: at} }
 func jcheck(keys, timers int) jstep  { return jstep{side: 'C', keys: keys, timers: timers} }
 func jsec(n int64) int64             { return n * int64(time.Second) }
 func jfinal() jstep                  { return jstep{side: 'W', at: math.MaxInt64} }
-func fmtSec(ts int64) string         { return fmt.Sprint(time.Duration(ts)) }
+func jfmtSec(ts int64) string        { return fmt.Sprint(time.Duration(ts)) }
 func lateOut(side string, r jrec, ts int64) string {
-	return "late-" + side + " " + r.ID + "@" + fmtSec(ts)
+	return "late-" + side + " " + r.ID + "@" + jfmtSec(ts)
 }
 
 // joinCapture records what an operator emits, with the task's timestamp.
@@ -103,7 +103,7 @@ func newJoinHarness(t *testing.T, lateTags bool, build func(IntervalJoinBuilder[
 		}
 		jc.Collect(l.ID + "+" + r.ID)
 		return nil
-	}, func(v string, ts int64) string { return v + "@" + fmtSec(ts) })
+	}, func(v string, ts int64) string { return v + "@" + jfmtSec(ts) })
 }
 
 // newJoinHarnessFn is newJoinHarness with the join function and the
@@ -399,7 +399,7 @@ func TestIntervalJoinSideOutput(t *testing.T) {
 		return nil
 	}, func(v string, ts int64) string { return "main " + v })
 	h.op.setSideOutputs([]sideEmitter{{id: "pairs", em: &sideOut[string]{out: joinCapture[string]{tm: h.tm, out: &h.out, f: func(v string, ts int64) string {
-		return "side " + v + "@" + fmtSec(ts)
+		return "side " + v + "@" + jfmtSec(ts)
 	}}}}})
 	h.run(t, []jstep{jl("a1", 5), jr("b1", 3), jr("b2", 8), jfinal()})
 	if want := []string{"side a1+b1@5s", "side a1+b2@8s"}; !slices.Equal(h.out, want) {
