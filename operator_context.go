@@ -49,6 +49,10 @@ type OperatorContext struct {
 	// taken over its checkpoints (docs/design.md §9); see CheckFenced. The
 	// runtime sets it; tests of a sink may set their own.
 	Fence func(ctx context.Context, op string) error
+
+	// stats is the task's counters (nil outside a task): operators built
+	// on the keyed function API count late records in it.
+	stats *runtime.TaskStats
 }
 
 // CheckFenced returns an error for which errors.Is(err, store.ErrFenced)
@@ -103,7 +107,7 @@ func operatorContext(rc *runtime.OperatorContext) *OperatorContext {
 	c := &OperatorContext{
 		UID: rc.UID, Name: rc.Name, Subtask: rc.Subtask, Parallelism: rc.Parallelism, MaxParallelism: rc.MaxParallelism,
 		KeyGroups: rc.KeyGroups, Attempt: rc.Attempt, RunID: rc.RunID, Clock: rc.Clock, Logger: rc.Logger, Faults: rc.Faults,
-		Fence: rc.Fence,
+		Fence: rc.Fence, stats: rc.Stats,
 	}
 	if rs := rc.Restored; rs != nil {
 		c.Restored = &RestoredState{CheckpointID: rs.CheckpointID, Superseded: rs.Superseded, Operator: rs.Operator}

@@ -93,6 +93,12 @@ type VertexStatus struct {
 	// barriers (first barrier to last), summed; it overlaps the other
 	// three.
 	AlignmentNanos int64
+	// LateRecords counts the records the task's window operators found
+	// late, past the allowed lateness of all their windows, and those its
+	// interval joins found at or below the watermark, over every attempt
+	// (replays counted again): sent to the late side output, or dropped
+	// when there is none (docs/design.md §14).
+	LateRecords int64
 }
 
 // jobStatus copies the runtime's status into the public type.
@@ -111,7 +117,7 @@ func jobStatus(s runtime.Status) JobStatus {
 			RecordsInAttempt: v.RecordsInAttempt, RecordsOutAttempt: v.RecordsOutAttempt,
 			RecordsInTotal: v.RecordsInTotal, RecordsOutTotal: v.RecordsOutTotal,
 			BusyNanos: v.BusyNanos, IdleNanos: v.IdleNanos, BackpressuredNanos: v.BackpressuredNanos,
-			AlignmentNanos: v.AlignmentNanos,
+			AlignmentNanos: v.AlignmentNanos, LateRecords: v.LateRecords,
 		})
 	}
 	return js

@@ -430,6 +430,9 @@ type TaskStats struct {
 	BusyNanos      atomic.Int64
 	IdleNanos      atomic.Int64
 	AlignmentNanos atomic.Int64
+	// LateRecords counts the records window operators of the task found
+	// late (past their windows' allowed lateness), over every attempt.
+	LateRecords atomic.Int64
 
 	// attemptIn and attemptOut are RecordsIn and RecordsOut when the
 	// current attempt started.

@@ -249,6 +249,9 @@ type VertexStatus struct {
 	// AlignmentNanos is the time from the first barrier of a checkpoint to
 	// the last, summed over checkpoints; it overlaps the other three.
 	AlignmentNanos int64
+	// LateRecords counts the records the task's window operators found
+	// late, over every attempt.
+	LateRecords int64
 }
 
 // Status returns the job's counters.
@@ -276,6 +279,7 @@ func (j *Job) Status() Status {
 			vs.IdleNanos += st.IdleNanos.Load()
 			vs.BackpressuredNanos += st.BackpressuredNanos.Load()
 			vs.AlignmentNanos += st.AlignmentNanos.Load()
+			vs.LateRecords += st.LateRecords.Load()
 		}
 		s.Vertices = append(s.Vertices, vs)
 	}
@@ -957,7 +961,7 @@ func (a *attempt) opContext(n int, t *task, uid, name string, r *restorer) (*Ope
 		UID: uid, Name: name, Subtask: t.id.Subtask, Parallelism: t.parallelism, MaxParallelism: a.plan.MaxParallelism,
 		KeyGroups: kgs, Restored: rs, Attempt: n, RunID: a.runID, Clock: a.clock,
 		Logger: a.j.log.With("operator", uid, "subtask", t.id.Subtask), Faults: a.faults,
-		Fence: a.j.cfg.Store.CheckOwnership, Time: t.chain.Time,
+		Fence: a.j.cfg.Store.CheckOwnership, Time: t.chain.Time, Stats: t.stats,
 	}, nil
 }
 

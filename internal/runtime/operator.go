@@ -136,6 +136,9 @@ type OperatorContext struct {
 	// and watermark (docs/design.md §14). Nil for an operator outside a
 	// task (tests).
 	Time *Time
+	// Stats is the task's counters, for operators that count something of
+	// their own (late records). Nil outside a task (tests).
+	Stats *TaskStats
 }
 
 // CheckFenced calls c.Fence if it is set; see Fence.

@@ -160,6 +160,27 @@ func (s *mapState[K, UK, UV]) All() iter.Seq2[UK, UV] {
 	}
 }
 
+// AppendKeys appends the current key's user keys (those not expired) to
+// dst, in unspecified order, and returns the extended slice: iteration
+// for hot paths, where the closures of All would allocate on every call.
+func (s *mapState[K, UK, UV]) AppendKeys(dst []UK) []UK {
+	um := s.current()
+	if um == nil {
+		return dst
+	}
+	var now int64
+	if um.exp != nil {
+		now = s.b.now()
+	}
+	for uk := range um.m {
+		if um.exp != nil && um.exp[uk] <= now {
+			continue
+		}
+		dst = append(dst, uk)
+	}
+	return dst
+}
+
 func (s *mapState[K, UK, UV]) Len() int {
 	um := s.current()
 	if um == nil {

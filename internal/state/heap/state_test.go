@@ -342,6 +342,9 @@ func TestTTL(t *testing.T) {
 	if got := maps.Collect(m.All()); !maps.Equal(got, map[string]int64{"y": 2}) || m.Len() != 1 {
 		t.Fatalf("map = %v, len %d", got, m.Len())
 	}
+	if got := m.(*mapState[string, string, int64]).AppendKeys([]string{"before"}); !slices.Equal(got, []string{"before", "y"}) {
+		t.Fatalf("AppendKeys = %v, want [before y]", got)
+	}
 	// Reads do not extend the TTL; expired values were cleaned on access.
 	r.Add(5) // expired: starts over
 	if x, _ := r.Get(); x != 5 {
