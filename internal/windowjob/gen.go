@@ -35,7 +35,7 @@ const (
 	Disorder = 2 * time.Second
 	// Step is how far event time advances per record: record seq's base
 	// time is Epoch + seq·Step.
-	Step = 10 * time.Millisecond
+	Step = 50 * time.Millisecond
 	// TooLateBehind is how far behind its base time a record later than
 	// the allowed lateness is: ten windows, far more than Disorder +
 	// AllowedLateness, so that it is late in every run.

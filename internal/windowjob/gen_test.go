@@ -17,7 +17,7 @@ func TestLayoutPromises(t *testing.T) {
 		kinds[r.kind]++
 		base := BaseTime(seq)
 		sure := BaseTime(seq-1) - int64(Disorder) - 1 // the watermark after seq-1, or after the floor of a restore at seq
-		highest := BaseTime(seq-1) - 1 // the largest before seq is at most its base + Disorder
+		highest := BaseTime(seq-1) - 1                // the largest before seq is at most its base + Disorder
 		w := windowOf(r.ts)
 		wmax := w + int64(Size) - 1
 		switch r.kind {

@@ -85,12 +85,26 @@ func (emitter) Process(key string, elements []acc, wc *sluice.WindowContext[Outp
 // results and the late orders, united → sink, at parallelism after the
 // source.
 func Build(env *sluice.Environment, src *Source, sink sluice.SinkProvider[Output], parallelism int) {
-	in := sluice.FromSourceWithWatermarks(env, SourceUID, src, src.Strategy(), nil, sluice.Parallelism(1))
-	keyed := sluice.KeyBy(in, func(o Order) string { return o.Key })
-	ws := sluice.Window(keyed, window.Tumbling(Size, 0)).AllowedLateness(AllowedLateness).SideOutputLateData(LateTag)
+	build(env, src, sink, parallelism, windowStage)
+}
+
+// stage is the windowing of the job: results and late orders of a keyed
+// stream of orders.
+type stage func(ks sluice.KeyedStream[string, Order], parallelism int) (results sluice.Stream[Output], late sluice.Stream[Order])
+
+// windowStage is the windows operator (sluice.WindowAggregateProcess).
+func windowStage(ks sluice.KeyedStream[string, Order], parallelism int) (sluice.Stream[Output], sluice.Stream[Order]) {
+	ws := sluice.Window(ks, window.Tumbling(Size, 0)).AllowedLateness(AllowedLateness).SideOutputLateData(LateTag)
 	results := sluice.WindowAggregateProcess(ws, WindowUID, sluice.AggregateFunction[Order, acc, acc](revenue{}), accCodec, newEmitter,
 		sluice.Parallelism(parallelism))
-	late := sluice.Map(sluice.SideOutput(results, LateTag), LateUID, func(o Order) Output { return Output{Late: true, Order: o} },
+	return results, sluice.SideOutput(results, LateTag)
+}
+
+func build(env *sluice.Environment, src *Source, sink sluice.SinkProvider[Output], parallelism int, windows stage) {
+	in := sluice.FromSourceWithWatermarks(env, SourceUID, src, src.Strategy(), nil, sluice.Parallelism(1))
+	keyed := sluice.KeyBy(in, func(o Order) string { return o.Key })
+	results, lateOrders := windows(keyed, parallelism)
+	late := sluice.Map(lateOrders, LateUID, func(o Order) Output { return Output{Late: true, Order: o} },
 		sluice.Parallelism(parallelism))
 	out := sluice.Union(UnionUID, results, []sluice.Stream[Output]{late}, sluice.Parallelism(parallelism))
 	sluice.Sink(out, SinkUID, sink, sluice.Parallelism(parallelism))
@@ -331,4 +345,9 @@ func Check(cfg Config, outputs []Output) (Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// ensureTopic creates topic with 4 partitions if it does not exist.
+func ensureTopic(ctx context.Context, brokers []string, topic string) error {
+	return kafkacount.EnsureTopics(ctx, brokers, 4, topic)
 }
