@@ -30,6 +30,9 @@ type node struct {
 	// (SideOutput), by tag id.
 	sideCapable bool
 	sides       map[string]*sideSpec
+	// winProbe is set for window operators (tests read what they left in
+	// state).
+	winProbe *windowProbe
 }
 
 // instance is one subtask of an operator: an operator with its typed input

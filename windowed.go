@@ -96,10 +96,9 @@ type ProcessWindowFunction[K comparable, IN, OUT any] interface {
 // results and the window's metadata.
 type WindowContext[OUT any] struct {
 	Collector[OUT]
-	w   window.Window
-	wm  int64
-	op  *OperatorContext
-	now func() time.Time
+	w  window.Window
+	wm int64
+	op *OperatorContext
 }
 
 // Window returns the window being evaluated.
@@ -118,36 +117,77 @@ func (c *WindowContext[OUT]) Operator() *OperatorContext { return c.op }
 // records by reduce (one running value per key and window, encoded with
 // c), with timestamp w.MaxTimestamp().
 func WindowReduce[K comparable, T any](ws WindowedStream[K, T], name string, reduce func(a, b T) T, c codec.Codec[T], opts ...OpOption) Stream[T] {
-	return notImplemented[K, T, T](ws, name, opts)
+	return windowNode(ws, name, opts, func() *winFuncs[K, T, T, T] {
+		return &winFuncs[K, T, T, T]{
+			add: func(acc T, has bool, v T) T {
+				if !has {
+					return v
+				}
+				return reduce(acc, v)
+			},
+			merge:     reduce,
+			accCodec:  c,
+			elemCodec: c,
+			fireAcc: func(_ K, acc T, wc *WindowContext[T]) error {
+				wc.Collect(acc)
+				return nil
+			},
+		}
+	})
 }
 
 // WindowAggregate emits, for each window that fires, agg's Result of the
 // window's accumulator (one per key and window, encoded with acc), with
-// timestamp w.MaxTimestamp().
+// timestamp w.MaxTimestamp(). With an Evictor the records themselves are
+// kept, which needs a built-in codec for T (codec.For); for other record
+// types, evict in a WindowProcess.
 func WindowAggregate[K comparable, T, ACC, OUT any](ws WindowedStream[K, T], name string, agg AggregateFunction[T, ACC, OUT], acc codec.Codec[ACC], opts ...OpOption) Stream[OUT] {
-	return notImplemented[K, T, OUT](ws, name, opts)
+	return windowNode(ws, name, opts, func() *winFuncs[K, T, ACC, OUT] {
+		f := aggFuncs[K, T, ACC, OUT](agg, acc)
+		f.fireAcc = func(_ K, a ACC, wc *WindowContext[OUT]) error {
+			wc.Collect(agg.Result(a))
+			return nil
+		}
+		return f
+	})
 }
 
 // WindowProcess keeps every record of a window (encoded with elem) and
 // calls a ProcessWindowFunction, made by newFn once per subtask and
 // attempt, with all of them when the window fires.
 func WindowProcess[K comparable, T, OUT any](ws WindowedStream[K, T], name string, newFn func() ProcessWindowFunction[K, T, OUT], elem codec.Codec[T], opts ...OpOption) Stream[OUT] {
-	return notImplemented[K, T, OUT](ws, name, opts)
+	return windowNode(ws, name, opts, func() *winFuncs[K, T, struct{}, OUT] {
+		fn := newFn()
+		return &winFuncs[K, T, struct{}, OUT]{elemCodec: elem, fireList: fn.Process}
+	})
 }
 
 // WindowAggregateProcess aggregates incrementally with agg (one
 // accumulator per key and window, encoded with acc) and, when a window
-// fires, calls the function made by newFn with the one aggregated value
-// and the window's metadata.
+// fires, calls the function made by newFn (once per subtask and attempt)
+// with the one aggregated value and the window's metadata.
 func WindowAggregateProcess[K comparable, T, ACC, V, OUT any](ws WindowedStream[K, T], name string, agg AggregateFunction[T, ACC, V], acc codec.Codec[ACC], newFn func() ProcessWindowFunction[K, V, OUT], opts ...OpOption) Stream[OUT] {
-	return notImplemented[K, T, OUT](ws, name, opts)
+	return windowNode(ws, name, opts, func() *winFuncs[K, T, ACC, OUT] {
+		fn := newFn()
+		f := aggFuncs[K, T, ACC, OUT](agg, acc)
+		one := make([]V, 1)
+		f.fireAcc = func(key K, a ACC, wc *WindowContext[OUT]) error {
+			one[0] = agg.Result(a)
+			return fn.Process(key, one, wc)
+		}
+		return f
+	})
 }
 
-func notImplemented[K comparable, T, OUT any](ws WindowedStream[K, T], name string, opts []OpOption) Stream[OUT] {
-	e := ws.ks.s.env
-	n := e.addNode(name, opts, ws.ks.s.n.par)
-	n.sideCapable = true
-	setFanout[OUT](n)
-	e.fail(fmt.Errorf("window operator %q: not implemented yet", name))
-	return Stream[OUT]{env: e, n: n}
+func aggFuncs[K comparable, T, ACC, OUT, V any](agg AggregateFunction[T, ACC, V], acc codec.Codec[ACC]) *winFuncs[K, T, ACC, OUT] {
+	return &winFuncs[K, T, ACC, OUT]{
+		add: func(a ACC, has bool, v T) ACC {
+			if !has {
+				a = agg.CreateAccumulator()
+			}
+			return agg.Add(v, a)
+		},
+		merge:    agg.Merge,
+		accCodec: acc,
+	}
 }

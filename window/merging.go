@@ -193,3 +193,13 @@ func (s *MergingSet) UnmarshalBinary(b []byte) error {
 	s.entries = entries
 	return nil
 }
+
+// CopyFrom makes s a copy of o (nil: empty), reusing s's memory, so that
+// an engine keeping sets in copy-on-write state can change a copy and
+// leave the stored set, which a snapshot may hold, untouched.
+func (s *MergingSet) CopyFrom(o *MergingSet) {
+	s.entries = s.entries[:0]
+	if o != nil {
+		s.entries = append(s.entries, o.entries...)
+	}
+}

@@ -335,3 +335,18 @@ func (t Trigger) Clear(w Window, st *State) Timers {
 	*st = State{}
 	return timers
 }
+
+// UsesState reports whether the trigger reads or writes its State (count
+// and continuous triggers): the engine keeps no trigger state for the
+// others.
+func (t Trigger) UsesState() bool {
+	return t.kind == countTrigger || t.kind == continuousEventTimeTrigger
+}
+
+// FixedTimers reports whether the only timer OnElement registers is at
+// the window's MaxTimestamp (event-time and processing-time triggers), so
+// that an engine may register it with a window's first record rather
+// than with every record (registration is idempotent either way).
+func (t Trigger) FixedTimers() bool {
+	return t.kind == eventTimeTrigger || t.kind == processingTimeTrigger
+}
