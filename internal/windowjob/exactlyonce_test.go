@@ -79,7 +79,21 @@ func runJob(t *testing.T, rng *rand.Rand, r jobRun, dir string) int64 {
 	t.Helper()
 	inj := fault.New(rng.Uint64())
 	if r.failures > 0 {
-		inj.Schedule(inj.RandomTargets(UIDs, r.failures, int(min(r.cfg.Records/int64(2*r.failures), int64(r.maxSkip)))+1))
+		ts := inj.RandomTargets(UIDs, r.failures, int(min(r.cfg.Records/int64(2*r.failures), int64(r.maxSkip)))+1)
+		for k := range ts {
+			// Record points that are hit less often than once per record:
+			// the source's once per poll, the late map's once per late order.
+			if ts[k].Point == fault.OnRecord {
+				switch ts[k].UID {
+				case SourceUID:
+					ts[k].Skip %= int(max(1, r.cfg.Records/int64(max(1, r.cfg.BatchSize))/4))
+				case LateUID:
+					ts[k].Skip %= 3
+				}
+			}
+		}
+		inj.Schedule(ts)
+		t.Logf("failures: %+v", ts)
 	}
 	env := sluice.New(sluice.Config{
 		JobName:           "windows",

@@ -32,8 +32,9 @@ const (
 	SinkUID   = "sink"
 )
 
-// UIDs lists the job's operators, for fault injection.
-var UIDs = []string{SourceUID, WindowUID, LateUID, UnionUID, SinkUID}
+// UIDs lists the job's operators that have fault points, for fault
+// injection (the union only forwards).
+var UIDs = []string{SourceUID, WindowUID, LateUID, SinkUID}
 
 // LateTag is the window operator's late side output.
 var LateTag = sluice.NewOutputTag[Order]("late")
