@@ -123,7 +123,7 @@ func demoWindows(ctx context.Context, f demoFlags, stdout, stderr io.Writer) err
 		Faults:            inj,
 	})
 	windowjob.Build(env, windowjob.NewSource(cfg), sink, f.parallelism)
-	fmt.Fprintf(stdout, "sluice demo: %d orders (%d keys, %s, out of order by up to %v, ~1%% late) → keyBy → revenue in %v tumbling event-time windows (allowed lateness %v, late orders to a side output) → %s\n",
+	fmt.Fprintf(stdout, "sluice demo: %d orders (%d keys, %s, out of order by up to %v, ~0.5%% late within the allowed lateness, ~0.5%% beyond) → keyBy → revenue in %v tumbling event-time windows (allowed lateness %v, late orders to a side output) → %s\n",
 		cfg.Records, f.keys, rateString(f.rate), windowjob.Disorder, windowjob.Size, windowjob.AllowedLateness, where)
 	fmt.Fprintf(stdout, "parallelism %d, checkpoint every %v, %s, seed %d, checkpoints in %s\n", f.parallelism, f.interval, f.mode, f.seed, ckDir)
 
