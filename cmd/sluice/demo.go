@@ -73,7 +73,8 @@ Runs a built-in job with checkpoints, on the embedded default:
     window. The committed window results and late orders are verified
     against those computed from the generator alone (a failure-free run):
     each exactly once. The JSON summary adds windows, late, committedWindows,
-    committedLate and unexpected.
+    committedLate, unexpected and lateCounted (the operator's late counter,
+    replays included).
 
 For the count pipelines: for every input record the job emits one output (key, n), n being how many
 records of that key it has seen so far. When the demo ends (--duration, or
