@@ -262,6 +262,9 @@ func windowNode[K comparable, T, ACC, OUT any](ws WindowedStream[K, T], name str
 			ev := ws.evictor
 			op.ev = &ev
 		}
+		if slide, ok := a.Panes(); ok && !op.list && tr == a.DefaultTrigger() {
+			op.panes, op.slide = true, slide
+		}
 		op.wc.out = out.(Emitter[OUT])
 		return instance{op: op, ins: []any{Emitter[T](op)}}, nil
 	}
@@ -288,6 +291,12 @@ type windowOp[K comparable, T, ACC, OUT any] struct {
 	// fixedTm: the trigger's and the cleanup timer need registering only
 	// with a window's first record.
 	list, trigSt, fixedTm bool
+	// panes: a sliding window with an incremental function and the
+	// default trigger keeps one accumulator per pane of length slide
+	// (window.Assigner.Panes) and combines a window's panes when it
+	// fires: a record updates one accumulator instead of size/slide.
+	panes bool
+	slide int64
 
 	backend *heap.HeapBackend[wkey[K]]
 	acc     state.ValueState[ACC]
@@ -340,6 +349,8 @@ func (o *windowOp[K, T, ACC, OUT]) Open(ctx context.Context, rc *runtime.Operato
 	var err error
 	if o.list {
 		o.elems, err = heap.List(o.backend, "window-elements", codec.Codec[tsElem[T]](tsElemCodec[T]{o.f.elemCodec}))
+	} else if o.panes {
+		o.acc, err = heap.Value(o.backend, "window-panes", o.f.accCodec)
 	} else {
 		o.acc, err = heap.Value(o.backend, "window-acc", o.f.accCodec)
 	}
@@ -405,6 +416,9 @@ func (o *windowOp[K, T, ACC, OUT]) Emit(v T) error {
 	if o.merging {
 		return o.emitMerging(key, ts, v)
 	}
+	if o.panes {
+		return o.emitPane(key, ts, v)
+	}
 	now := window.Now{Watermark: o.wm, Processing: ts}
 	skipped := true
 	for _, w := range o.buf {
@@ -425,6 +439,82 @@ func (o *windowOp[K, T, ACC, OUT]) Emit(v T) error {
 	}
 	return nil
 }
+
+// emitPane is Emit for sliding windows kept as panes: the record is
+// added to its pane; the windows' timers are registered with the pane's
+// first record (every window containing the pane then has them), and a
+// window the watermark passed already (a late record within the allowed
+// lateness) fires again at once, as the default trigger decides.
+func (o *windowOp[K, T, ACC, OUT]) emitPane(key K, ts int64, v T) error {
+	live := false
+	for _, w := range o.buf {
+		if !o.isLate(w) {
+			live = true
+			break
+		}
+	}
+	if !live {
+		if o.domain == window.EventTime && satAddLate(ts, o.lateness) <= o.wm {
+			return o.onLate(v, ts)
+		}
+		return nil
+	}
+	if err := o.setKey(key, o.a.PaneOf(ts)); err != nil {
+		return err
+	}
+	acc, had := o.acc.Value()
+	o.acc.Update(o.f.add(acc, had, v))
+	now := window.Now{Watermark: o.wm, Processing: ts}
+	for _, w := range o.buf {
+		if o.isLate(w) {
+			continue
+		}
+		var st window.State
+		r, timers := o.tr.OnElement(ts, w, now, &st)
+		if had && r == window.Continue {
+			continue
+		}
+		if err := o.setKey(key, w); err != nil {
+			return err
+		}
+		if !had {
+			o.register(timers)
+			if c := window.CleanupTime(w, o.domain, o.lateness); c != math.MaxInt64 {
+				o.registerAt(o.domain, c)
+			}
+		}
+		if r != window.Continue {
+			if err := o.fire(r, key, w, w); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// paneAcc combines the panes of window w of key; false if all are empty.
+func (o *windowOp[K, T, ACC, OUT]) paneAcc(key K, w window.Window) (ACC, bool, error) {
+	var acc ACC
+	has := false
+	for p, n := w.Start, 0; p < w.End && n < maxPanes; p, n = p+o.slide, n+1 {
+		if err := o.setKey(key, window.Window{Start: p, End: p + o.slide}); err != nil {
+			return acc, false, err
+		}
+		a, ok := o.acc.Value()
+		switch {
+		case !ok:
+		case has:
+			acc = o.f.merge(acc, a)
+		default:
+			acc, has = a, true
+		}
+	}
+	return acc, has, nil
+}
+
+// maxPanes bounds the panes paneAcc visits (windows clamped at the ends
+// of int64 are not whole multiples of the slide).
+const maxPanes = 1 << 20
 
 // satAddLate returns ts plus the allowed lateness, saturated.
 func satAddLate(ts int64, d time.Duration) int64 {
@@ -653,10 +743,19 @@ func (o *windowOp[K, T, ACC, OUT]) fire(r window.Result, key K, w, sw window.Win
 		saved := o.tm.TS
 		o.tm.TS = w.MaxTimestamp()
 		o.wc.w, o.wc.wm = w, o.wm
-		if o.list {
+		switch {
+		case o.list:
 			err = o.fireElements(key)
-		} else if acc, ok := o.acc.Value(); ok {
-			err = o.f.fireAcc(key, acc, &o.wc)
+		case o.panes:
+			var acc ACC
+			var ok bool
+			if acc, ok, err = o.paneAcc(key, w); err == nil && ok {
+				err = o.f.fireAcc(key, acc, &o.wc)
+			}
+		default:
+			if acc, ok := o.acc.Value(); ok {
+				err = o.f.fireAcc(key, acc, &o.wc)
+			}
 		}
 		o.tm.TS = saved
 		if err != nil {
@@ -834,7 +933,12 @@ func (o *windowOp[K, T, ACC, OUT]) onTimer(wk wkey[K], t int64, d window.Domain)
 	if d != o.domain || t != window.CleanupTime(w, o.domain, o.lateness) {
 		return nil
 	}
-	// Cleanup: contents, trigger state and timers, the set's entry.
+	// Cleanup: contents, trigger state and timers, the set's entry. With
+	// panes, the window's first pane goes: every window containing it
+	// starts no later, so is cleaned up by now.
+	if o.panes {
+		sw = window.Window{Start: w.Start, End: w.Start + o.slide}
+	}
 	if err := o.setKey(key, sw); err != nil {
 		return err
 	}

@@ -261,3 +261,23 @@ func CleanupTime(w Window, d Domain, allowedLateness time.Duration) int64 {
 	}
 	return satAdd(w.MaxTimestamp(), max(int64(allowedLateness), 0))
 }
+
+// Panes reports whether the windows of a are unions of panes: a sliding
+// assigner whose slide is smaller than its size and divides it. Each
+// window is then the size/slide consecutive panes of length slide from
+// its Start (PaneOf), so an engine may aggregate a record into its one
+// pane and combine a window's panes when it fires, instead of adding the
+// record to every window it belongs to. It returns the pane length.
+func (a Assigner) Panes() (slide int64, ok bool) {
+	if a.err != nil || a.kind != sliding || a.slide >= a.size || a.size%a.slide != 0 {
+		return 0, false
+	}
+	return a.slide, true
+}
+
+// PaneOf returns the pane of a containing ts, aligned as its windows are;
+// valid when Panes reports true.
+func (a Assigner) PaneOf(ts int64) Window {
+	r := remainder(ts, a.offset, a.slide)
+	return Window{Start: satSub(ts, r), End: satAdd(ts, a.slide-r)}
+}

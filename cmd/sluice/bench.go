@@ -17,9 +17,9 @@ import (
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	pipelines := fs.String("pipelines", "stateless,keyed-sum", "comma-separated pipelines: stateless (datagen → map → filter → discard), keyed-sum (datagen → keyBy → keyed running sum → discard)")
-	records := fs.Int64("records", 50_000_000, "input records per stateless run (keyed-sum uses a fifth of it)")
-	keys := fs.Int("keys", 1_000_000, "distinct keys for keyed-sum")
+	pipelines := fs.String("pipelines", "stateless,keyed-sum", "comma-separated pipelines: stateless (datagen → map → filter → discard), keyed-sum (datagen → keyBy → keyed running sum → discard), tumbling (datagen with event time → keyBy → count in 10s tumbling windows → discard), sliding (the same in 10s windows sliding by 1s)")
+	records := fs.Int64("records", 50_000_000, "input records per stateless run (keyed-sum and tumbling use a fifth of it, sliding a twentieth)")
+	keys := fs.Int("keys", 1_000_000, "distinct keys for keyed-sum and tumbling (sliding uses a tenth: ten windows per key)")
 	par := fs.Int("parallelism", runtime.GOMAXPROCS(0), "parallelism of every operator")
 	interval := fs.Duration("checkpoint-interval", time.Second, "checkpoint interval of the 'with checkpoints' runs")
 	kafkaPipes := fs.String("kafka", "", "comma-separated Kafka pipelines to run instead: kafka-source, kafka-exactly-once, kafka-at-least-once (100-byte records, 4 partitions, checkpoints every second)")
@@ -72,13 +72,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "pipeline\tcheckpoints\trecords\trecords/s\tcompleted\tmax sync pause\tmax checkpoint\tpeak RSS\t")
 	for i, p := range strings.Split(*pipelines, ",") {
-		n := *records
-		if p == benchjob.KeyedSum {
+		n, k := *records, *keys
+		switch p {
+		case benchjob.KeyedSum, benchjob.Tumbling:
 			n /= 5
+		case benchjob.Sliding:
+			n, k = n/20, max(k/10, 1)
 		}
 		var base float64
 		for _, iv := range []time.Duration{0, *interval} {
-			o := benchjob.Options{Pipeline: p, Records: n, Keys: *keys, Parallelism: *par, CheckpointInterval: iv,
+			o := benchjob.Options{Pipeline: p, Records: n, Keys: k, Parallelism: *par, CheckpointInterval: iv,
 				Dir: fmt.Sprintf("%s/%d-%v", root, i, iv)}
 			r, err := benchjob.Run(ctx, o)
 			if err != nil {

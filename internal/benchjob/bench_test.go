@@ -27,11 +27,17 @@ func BenchmarkStatelessCheckpointed(b *testing.B) { benchPipeline(b, Stateless, 
 func BenchmarkKeyedSum(b *testing.B)              { benchPipeline(b, KeyedSum, 1_000_000, 0) }
 func BenchmarkKeyedSumCheckpointed(b *testing.B)  { benchPipeline(b, KeyedSum, 1_000_000, time.Second) }
 
+// The window pipelines, with checkpoints every second: a 10s tumbling
+// count over 1M keys, and a 10s window sliding by 1s over 100k keys
+// (each record updates ten windows, so 1M live window states).
+func BenchmarkTumblingCheckpointed(b *testing.B) { benchPipeline(b, Tumbling, 1_000_000, time.Second) }
+func BenchmarkSlidingCheckpointed(b *testing.B)  { benchPipeline(b, Sliding, 100_000, time.Second) }
+
 // TestPipelinesRun keeps the benchmark pipelines working in the normal test
 // run (small input, no timing).
 func TestPipelinesRun(t *testing.T) {
 	t.Parallel()
-	for _, p := range []string{Stateless, KeyedSum} {
+	for _, p := range []string{Stateless, KeyedSum, Tumbling, Sliding} {
 		r, err := Run(context.Background(), Options{Pipeline: p, Records: 20_000, Keys: 1000, Parallelism: 2, CheckpointInterval: 10 * time.Millisecond, Dir: t.TempDir()})
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)

@@ -1,5 +1,6 @@
 // Package benchjob holds the benchmark pipelines shared by `sluice bench`
-// and the `go test -bench` twins: a stateless chain and a keyed running sum.
+// and the `go test -bench` twins: a stateless chain, a keyed running sum,
+// and tumbling and sliding event-time window counts.
 package benchjob
 
 import (
@@ -19,13 +20,26 @@ import (
 	"github.com/sluicehq/sluice/internal/countjob"
 	"github.com/sluicehq/sluice/restart"
 	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/watermark"
+	"github.com/sluicehq/sluice/window"
 )
 
 // Pipeline names.
 const (
 	Stateless = "stateless" // datagen → map → filter → discard
 	KeyedSum  = "keyed-sum" // datagen → keyBy → keyed running sum → discard
+	// Tumbling: datagen with event time (record i of a split at i·10µs,
+	// monotonous watermarks) → keyBy → count per key in 10s tumbling
+	// windows → discard.
+	Tumbling = "tumbling"
+	// Sliding: as Tumbling with 10s windows sliding by 1s (every record
+	// is in ten windows).
+	Sliding = "sliding"
 )
+
+// eventTimeStep is the event time between two records of a split in the
+// window pipelines: a 10s window holds a million records of each split.
+const eventTimeStep = 10 * time.Microsecond
 
 // Options configure one benchmark run.
 type Options struct {
@@ -85,7 +99,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		cfg.Restart = restart.FixedDelay{Attempts: 1, Delay: -1}
 	}
 	env := sluice.New(cfg)
-	src := sluice.FromSource(env, "datagen", datagen.New(gen))
+	var src sluice.Stream[datagen.Record]
+	switch o.Pipeline {
+	case Tumbling, Sliding:
+		src = sluice.FromSourceWithWatermarks(env, "datagen", datagen.New(gen), watermark.ForMonotonousTimestamps(),
+			[]sluice.WatermarkOption[datagen.Record]{sluice.WithTimestampAssigner(func(r datagen.Record, _ int64) int64 {
+				return r.Seq * int64(eventTimeStep)
+			})})
+	default:
+		src = sluice.FromSource(env, "datagen", datagen.New(gen))
+	}
 	switch o.Pipeline {
 	case Stateless:
 		m := sluice.Map(src, "map", func(r datagen.Record) int64 { return r.Value + r.Seq })
@@ -95,8 +118,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		keyed := sluice.KeyBy(src, func(r datagen.Record) string { return r.Key })
 		sums := sluice.Process(keyed, "sum", func() sluice.KeyedProcessFunction[string, datagen.Record, countjob.Count] { return &summer{} })
 		sluice.Sink(sums, "discard", sluice.DiscardSink[countjob.Count]())
+	case Tumbling, Sliding:
+		a := window.Tumbling(10*time.Second, 0)
+		if o.Pipeline == Sliding {
+			a = window.Sliding(10*time.Second, time.Second, 0)
+		}
+		keyed := sluice.KeyBy(src, func(r datagen.Record) string { return r.Key })
+		counts := sluice.WindowAggregate(sluice.Window(keyed, a), "sum", sluice.AggregateFunction[datagen.Record, int64, int64](counter{}), codec.Int64)
+		sluice.Sink(counts, "discard", sluice.DiscardSink[int64]())
 	default:
-		return nil, fmt.Errorf("pipeline: unknown %q (want %s or %s)", o.Pipeline, Stateless, KeyedSum)
+		return nil, fmt.Errorf("pipeline: unknown %q (want %s, %s, %s or %s)", o.Pipeline, Stateless, KeyedSum, Tumbling, Sliding)
 	}
 	start := time.Now()
 	res, err := env.Execute(ctx)
@@ -133,6 +164,14 @@ func (s *summer) ProcessElement(r datagen.Record, pc *sluice.ProcessContext[stri
 	pc.Collect(countjob.Count{Key: r.Key, N: v})
 	return nil
 }
+
+// counter counts a window's records.
+type counter struct{}
+
+func (counter) CreateAccumulator() int64            { return 0 }
+func (counter) Add(_ datagen.Record, n int64) int64 { return n + 1 }
+func (counter) Merge(a, b int64) int64              { return a + b }
+func (counter) Result(n int64) int64                { return n }
 
 // PeakRSS returns the process's peak resident set size in bytes (Linux
 // VmHWM), or 0 where unknown.
