@@ -218,7 +218,7 @@ func (c Config) at(seq int64) record {
 		if end-1 >= bt-int64(AllowedLateness)+margin {
 			r.kind = InLateness
 			r.ts = end - 1 - int64(z2%uint64(30*time.Second))
-			r.gate = end - 1 + 1
+			r.gate = end // the watermark has passed end-1: the window fired
 		}
 	}
 	return r

@@ -271,12 +271,12 @@ func (r *reader) tokenDue(n int64) time.Time {
 
 // Available fires when Poll may emit again: at the next token when paced;
 // never while a late record waits for its watermark (the task polls again
-// after each periodic watermark); at once otherwise.
+// after each periodic watermark) or without the split; at once otherwise.
 func (r *reader) Available() <-chan struct{} {
 	switch {
 	case r.closed || r.ended:
 		return r.ready
-	case r.gated:
+	case r.gated || !r.has:
 		return r.never
 	case r.waitAt.IsZero():
 		return r.ready
