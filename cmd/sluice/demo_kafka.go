@@ -38,24 +38,11 @@ func demoKafka(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ckDir := filepath.Join(f.dir, "checkpoints")
-	brokers := splitBrokers(f.brokers)
-	if len(brokers) == 0 {
-		dataDir := filepath.Join(f.dir, "broker")
-		for _, d := range []string{dataDir, ckDir} {
-			if err := os.RemoveAll(d); err != nil {
-				return fmt.Errorf("clean %s: %w", d, err)
-			}
-		}
-		b, err := broker.Start(ctx, broker.Config{Port: 0, DataDir: dataDir, Logger: logger})
-		if err != nil {
-			return fmt.Errorf("start embedded broker: %w", err)
-		}
-		defer b.Close()
-		brokers = b.Addrs()
-		fmt.Fprintf(stdout, "embedded Kafka-compatible broker on %s (data in %s)\n", strings.Join(brokers, ","), dataDir)
-	} else if err := os.RemoveAll(ckDir); err != nil {
-		return fmt.Errorf("clean %s: %w", ckDir, err)
+	brokers, closeBroker, err := demoBrokers(ctx, f, logger, stdout)
+	if err != nil {
+		return err
 	}
+	defer closeBroker()
 	// Topics unique per run, so that an external cluster's older runs do
 	// not mix into the verification.
 	input := fmt.Sprintf("sluice-demo-%d-input", f.seed)
@@ -129,6 +116,31 @@ func demoKafka(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error
 		return fmt.Errorf("verification failed: %d lost, %d duplicated", rep.Lost, rep.Duplicated)
 	}
 	return nil
+}
+
+// demoBrokers returns --brokers, or starts the embedded broker (its data
+// in <dir>/broker), after removing what an earlier run left in <dir>
+// (broker data, checkpoints). The returned func closes the broker.
+func demoBrokers(ctx context.Context, f demoFlags, logger *slog.Logger, stdout io.Writer) ([]string, func(), error) {
+	ckDir := filepath.Join(f.dir, "checkpoints")
+	if brokers := splitBrokers(f.brokers); len(brokers) > 0 {
+		if err := os.RemoveAll(ckDir); err != nil {
+			return nil, nil, fmt.Errorf("clean %s: %w", ckDir, err)
+		}
+		return brokers, func() {}, nil
+	}
+	dataDir := filepath.Join(f.dir, "broker")
+	for _, d := range []string{dataDir, ckDir} {
+		if err := os.RemoveAll(d); err != nil {
+			return nil, nil, fmt.Errorf("clean %s: %w", d, err)
+		}
+	}
+	b, err := broker.Start(ctx, broker.Config{Port: 0, DataDir: dataDir, Logger: logger})
+	if err != nil {
+		return nil, nil, fmt.Errorf("start embedded broker: %w", err)
+	}
+	fmt.Fprintf(stdout, "embedded Kafka-compatible broker on %s (data in %s)\n", strings.Join(b.Addrs(), ","), dataDir)
+	return b.Addrs(), func() { _ = b.Close() }, nil
 }
 
 // producer feeds the input topic at a steady rate: keys drawn like

@@ -61,6 +61,41 @@ func demoWithFailures(t *testing.T, pipeline string) {
 	}
 }
 
+// The windows pipeline, in process, with failures injected, through the
+// file sink and the Kafka sink: the summary says every window result and
+// late order expected from a failure-free run was committed exactly once.
+func TestDemoWindowsWithFailures(t *testing.T) {
+	t.Parallel()
+	for _, sink := range []string{"file", "kafka"} {
+		t.Run(sink, func(t *testing.T) {
+			t.Parallel()
+			var out, errb bytes.Buffer
+			code := run([]string{"demo", "--pipeline", "windows", "--sink", sink, "--dir", t.TempDir(), "--duration", "1500ms", "--rate", "20000",
+				"--keys", "300", "--checkpoint-interval", "100ms", "--min-pause", "10ms", "--fail-every", "300ms", "--seed", "7"}, &out, &errb)
+			if code != 0 {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+			}
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			var s windowsSummary
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &s); err != nil {
+				t.Fatalf("last line is not the JSON summary: %v\n%s", err, out.String())
+			}
+			if s.Lost != 0 || s.Duplicated != 0 || s.Unexpected != 0 || s.Windows == 0 || s.Late == 0 ||
+				s.CommittedWindows != s.Windows || s.CommittedLate != s.Late || s.Produced != 30000 || s.Sink != sink {
+				t.Fatalf("summary %+v", s)
+			}
+			if s.Checkpoints < 2 || s.ProcessedTotal < s.Produced {
+				t.Fatalf("%d checkpoints, %d orders processed in all attempts of %d", s.Checkpoints, s.ProcessedTotal, s.Produced)
+			}
+			// The late counter counts replays again, never fewer than the
+			// late orders of one run.
+			if s.LateCounted < s.Late {
+				t.Fatalf("late counter %d below the %d late orders", s.LateCounted, s.Late)
+			}
+		})
+	}
+}
+
 func TestSubcommandHelp(t *testing.T) {
 	t.Parallel()
 	for _, c := range []string{"demo", "bench", "checkpoints", "broker"} {
