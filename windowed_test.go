@@ -365,6 +365,30 @@ func TestWindowTables(t *testing.T) {
 			want:   sessionWant,
 			late:   []string{"c@2"},
 		},
+		{
+			// The same sessions kept as lists: merging appends them.
+			name: "sessions, full-window", ooo: 20 * sec, window: func(ks sluice.KeyedStream[string, evRec]) sluice.WindowedStream[string, evRec] {
+				return sluice.Window(ks, window.Session(10*sec)).SideOutputLateData(lateTag)
+			},
+			build: func(ws sluice.WindowedStream[string, evRec]) winOut {
+				w := sluice.WindowProcess(ws, "window", func() sluice.ProcessWindowFunction[string, evRec, string] { return listWinFn{} }, codec.Codec[evRec](evRecCodec{}))
+				return outOf(w, sluice.Map(w, "strip", func(s string) string { return s[:strings.Index(s, " elems=")] }))
+			},
+			script: sessionScript(false),
+			want:   sessionWant,
+			late:   []string{"c@2"},
+		},
+		{
+			// Sessions with a count trigger: trigger states of merged
+			// sessions add up (3 records fire, wherever they arrived).
+			name: "sessions, count trigger", ooo: 20 * sec, window: func(ks sluice.KeyedStream[string, evRec]) sluice.WindowedStream[string, evRec] {
+				return sluice.Window(ks, window.Session(10*sec)).Trigger(window.CountTrigger(3))
+			},
+			// a@25 merges into [25,40) (count 2), a@16 into [16,40):
+			// count 3 fires; [0,10) and [50,60) never reach 3.
+			script: []step{rec("a", 0), rec("a", 30), rec("a", 25), rec("a", 16), rec("a", 50)},
+			want:   []string{"a [16,40) n=3 sum=71 ts=39.999999999s"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
