@@ -839,3 +839,30 @@ func TestWindowPanesMatchPerWindow(t *testing.T) {
 	checkLines(t, "panes vs per-window results", results[0], results[1])
 	checkLines(t, "panes vs per-window late records", lates[0], lates[1])
 }
+
+// TestWindowRestoreCompatibility: a savepoint of a window operator
+// records its state key codec as the window wrapper of the key's codec
+// and its states with their codecs, so restoring it into a keyed
+// process function of the same uid is refused, naming both key codecs.
+func TestWindowRestoreCompatibility(t *testing.T) {
+	t.Parallel()
+	cfg1, clk1 := evConfig(t, 1)
+	atHold := make(chan struct{})
+	j := &winJob{ooo: 20 * time.Second, build: aggProcess, window: func(ks sluice.KeyedStream[string, evRec]) sluice.WindowedStream[string, evRec] {
+		return sluice.Window(ks, window.Session(10*time.Second))
+	}}
+	sp := stopAtHold(t, j.env(cfg1, &scriptSource{clk: clk1, interval: time.Second, scripts: [][]step{sessionScript(true)}, atHold: atHold}, newCollector[string](), nil), cfg1, atHold)
+	cfg2, clk2 := evConfig(t, 1)
+	cfg2.FromCheckpoint = sp
+	cfg2.AllowNonRestoredState = true // the stamping operator is gone
+	env := sluice.New(cfg2)
+	s := sluice.FromSourceWithWatermarks(env, "src", &scriptSource{clk: clk2, interval: time.Second, scripts: [][]step{sessionScript(true)}, release: true},
+		watermark.ForBoundedOutOfOrderness(time.Second), nil)
+	p := sluice.Process(sluice.KeyBy(s, keyOfEv), "window", func() sluice.KeyedProcessFunction[string, evRec, string] { return &evFn{} })
+	sluice.Sink(p, "sink", sluice.DiscardSink[string]())
+	_, err := env.Execute(ctxTimeout(t))
+	if err == nil || !strings.Contains(err.Error(), "window-key(string@v1)@v1") {
+		t.Fatalf("Execute: %v, want a refusal naming the window key codec", err)
+	}
+	t.Log(err)
+}
