@@ -58,9 +58,11 @@ type sideOutputs interface {
 // consumers align checkpoints and see event time as the main output's do
 // (docs/design.md §1).
 //
-// s must be the main output of a Process, CoProcess, ProcessBroadcast or
-// ProcessKeyedBroadcast operator. A tag id used with two different types
-// on one operator is a build error; calling SideOutput twice with the
+// s must be the main output of a Process, CoProcess, IntervalJoinProcess,
+// ProcessBroadcast or ProcessKeyedBroadcast operator, or of a window
+// operator, whose side output is its late data
+// (WindowedStream.SideOutputLateData). A tag id used with two different
+// types on one operator is a build error; calling SideOutput twice with the
 // same tag gives two streams of the same records. Records emitted to a tag
 // that no SideOutput consumes cost a lookup and are dropped, as in Flink;
 // likewise, an operator whose side outputs are consumed may leave its main
@@ -76,7 +78,7 @@ func SideOutput[X, T any](s Stream[X], tag OutputTag[T]) Stream[T] {
 		e.fail(fmt.Errorf("operator %q: SideOutput %q of side output %q: a side output has no side outputs of its own", n.name, tag.id, s.tag))
 		return out
 	case !n.sideCapable:
-		e.fail(fmt.Errorf("operator %q: SideOutput %q: only the functions of Process, CoProcess and the broadcast process operators emit side outputs", n.name, tag.id))
+		e.fail(fmt.Errorf("operator %q: SideOutput %q: only the functions of Process, CoProcess, IntervalJoinProcess and the broadcast process operators, and window operators (late data), emit side outputs", n.name, tag.id))
 		return out
 	}
 	typ := reflect.TypeFor[T]()

@@ -316,7 +316,7 @@ func TestSideOutputBuildErrors(t *testing.T) {
 		{"map", func(env *sluice.Environment) {
 			m := sluice.Map(splitJob(env), "m", func(v int64) int64 { return v })
 			sluice.Sink(sluice.SideOutput(m, oddTag), "s", sluice.DiscardSink[string]())
-		}, `operator "m": SideOutput "odd": only the functions of Process, CoProcess and the broadcast process operators emit side outputs`},
+		}, `operator "m": SideOutput "odd": only the functions of Process, CoProcess, IntervalJoinProcess and the broadcast process operators, and window operators (late data), emit side outputs`},
 		{"side of side", func(env *sluice.Environment) {
 			o := sluice.SideOutput(splitJob(env), oddTag)
 			sluice.Sink(sluice.SideOutput(o, seqTag), "s", sluice.DiscardSink[int64]())

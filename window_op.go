@@ -491,7 +491,7 @@ func (o *windowOp[K, T, ACC, OUT]) emitPane(key K, ts int64, v T) error {
 		}
 		if reg {
 			o.register(timers)
-			if c := window.CleanupTime(w, o.domain, o.lateness); c != math.MaxInt64 {
+			if c := window.CleanupTime(w, o.domain, o.lateness); c != math.MaxInt64 && !hasTimer(timers, o.domain, c) {
 				o.registerAt(o.domain, c)
 			}
 		}
@@ -554,7 +554,7 @@ func (o *windowOp[K, T, ACC, OUT]) onElement(key K, w, sw window.Window, ts int6
 	}
 	if !existed || !o.fixedTm {
 		o.register(timers)
-		if c := window.CleanupTime(w, o.domain, o.lateness); c != math.MaxInt64 {
+		if c := window.CleanupTime(w, o.domain, o.lateness); c != math.MaxInt64 && !hasTimer(timers, o.domain, c) {
 			o.registerAt(o.domain, c)
 		}
 	}
@@ -562,6 +562,16 @@ func (o *windowOp[K, T, ACC, OUT]) onElement(key K, w, sw window.Window, ts int6
 		return nil
 	}
 	return o.fire(r, key, w, sw)
+}
+
+// hasTimer reports whether ts holds the timer (d, t).
+func hasTimer(ts window.Timers, d window.Domain, t int64) bool {
+	for i := range ts.Len() {
+		if x := ts.At(i); x.Domain == d && x.Time == t {
+			return true
+		}
+	}
+	return false
 }
 
 func (o *windowOp[K, T, ACC, OUT]) saveTrig(st window.State) {
@@ -958,7 +968,13 @@ func (o *windowOp[K, T, ACC, OUT]) onTimer(wk wkey[K], t int64, d window.Domain)
 	if err := o.setKey(key, w); err != nil {
 		return err
 	}
-	o.unregister(o.tr.Clear(w, &st))
+	// The timer that fired is gone already: delete only the others.
+	cleared := o.tr.Clear(w, &st)
+	for i := range cleared.Len() {
+		if c := cleared.At(i); c.Domain != d || c.Time != t {
+			o.deleteAt(c.Domain, c.Time)
+		}
+	}
 	if o.trigSt {
 		o.trig.Clear()
 	}

@@ -365,6 +365,30 @@ func TestWindowTables(t *testing.T) {
 			want:   sessionWant,
 			late:   []string{"c@2"},
 		},
+		{
+			// The same sessions kept as lists: merging appends them.
+			name: "sessions, full-window", ooo: 20 * sec, window: func(ks sluice.KeyedStream[string, evRec]) sluice.WindowedStream[string, evRec] {
+				return sluice.Window(ks, window.Session(10*sec)).SideOutputLateData(lateTag)
+			},
+			build: func(ws sluice.WindowedStream[string, evRec]) winOut {
+				w := sluice.WindowProcess(ws, "window", func() sluice.ProcessWindowFunction[string, evRec, string] { return listWinFn{} }, codec.Codec[evRec](evRecCodec{}))
+				return outOf(w, sluice.Map(w, "strip", func(s string) string { return s[:strings.Index(s, " elems=")] }))
+			},
+			script: sessionScript(false),
+			want:   sessionWant,
+			late:   []string{"c@2"},
+		},
+		{
+			// Sessions with a count trigger: trigger states of merged
+			// sessions add up (3 records fire, wherever they arrived).
+			name: "sessions, count trigger", ooo: 20 * sec, window: func(ks sluice.KeyedStream[string, evRec]) sluice.WindowedStream[string, evRec] {
+				return sluice.Window(ks, window.Session(10*sec)).Trigger(window.CountTrigger(3))
+			},
+			// a@25 merges into [25,40) (count 2), a@16 into [16,40):
+			// count 3 fires; [0,10) and [50,60) never reach 3.
+			script: []step{rec("a", 0), rec("a", 30), rec("a", 25), rec("a", 16), rec("a", 50)},
+			want:   []string{"a [16,40) n=3 sum=71 ts=39.999999999s"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -814,4 +838,31 @@ func TestWindowPanesMatchPerWindow(t *testing.T) {
 	t.Logf("%d results (%d updates), %d late records", len(results[1]), len(results[1])-len(windows), len(lates[1]))
 	checkLines(t, "panes vs per-window results", results[0], results[1])
 	checkLines(t, "panes vs per-window late records", lates[0], lates[1])
+}
+
+// TestWindowRestoreCompatibility: a savepoint of a window operator
+// records its state key codec as the window wrapper of the key's codec
+// and its states with their codecs, so restoring it into a keyed
+// process function of the same uid is refused, naming both key codecs.
+func TestWindowRestoreCompatibility(t *testing.T) {
+	t.Parallel()
+	cfg1, clk1 := evConfig(t, 1)
+	atHold := make(chan struct{})
+	j := &winJob{ooo: 20 * time.Second, build: aggProcess, window: func(ks sluice.KeyedStream[string, evRec]) sluice.WindowedStream[string, evRec] {
+		return sluice.Window(ks, window.Session(10*time.Second))
+	}}
+	sp := stopAtHold(t, j.env(cfg1, &scriptSource{clk: clk1, interval: time.Second, scripts: [][]step{sessionScript(true)}, atHold: atHold}, newCollector[string](), nil), cfg1, atHold)
+	cfg2, clk2 := evConfig(t, 1)
+	cfg2.FromCheckpoint = sp
+	cfg2.AllowNonRestoredState = true // the stamping operator is gone
+	env := sluice.New(cfg2)
+	s := sluice.FromSourceWithWatermarks(env, "src", &scriptSource{clk: clk2, interval: time.Second, scripts: [][]step{sessionScript(true)}, release: true},
+		watermark.ForBoundedOutOfOrderness(time.Second), nil)
+	p := sluice.Process(sluice.KeyBy(s, keyOfEv), "window", func() sluice.KeyedProcessFunction[string, evRec, string] { return &evFn{} })
+	sluice.Sink(p, "sink", sluice.DiscardSink[string]())
+	_, err := env.Execute(ctxTimeout(t))
+	if err == nil || !strings.Contains(err.Error(), "window-key(string@v1)@v1") {
+		t.Fatalf("Execute: %v, want a refusal naming the window key codec", err)
+	}
+	t.Log(err)
 }

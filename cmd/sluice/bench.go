@@ -18,7 +18,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	pipelines := fs.String("pipelines", "stateless,keyed-sum", "comma-separated pipelines: stateless (datagen → map → filter → discard), keyed-sum (datagen → keyBy → keyed running sum → discard), tumbling (datagen with event time → keyBy → count in 10s tumbling windows → discard), sliding (the same in 10s windows sliding by 1s)")
-	records := fs.Int64("records", 50_000_000, "input records per stateless run (keyed-sum and tumbling use a fifth of it, sliding a twentieth)")
+	records := fs.Int64("records", 50_000_000, "input records per stateless run (keyed-sum and tumbling use a fifth of it, sliding a tenth)")
 	keys := fs.Int("keys", 1_000_000, "distinct keys for keyed-sum and tumbling (sliding uses a tenth: ten windows per key)")
 	par := fs.Int("parallelism", runtime.GOMAXPROCS(0), "parallelism of every operator")
 	interval := fs.Duration("checkpoint-interval", time.Second, "checkpoint interval of the 'with checkpoints' runs")
@@ -77,7 +77,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		case benchjob.KeyedSum, benchjob.Tumbling:
 			n /= 5
 		case benchjob.Sliding:
-			n, k = n/20, max(k/10, 1)
+			n, k = n/10, max(k/10, 1)
 		}
 		var base float64
 		for _, iv := range []time.Duration{0, *interval} {
