@@ -258,3 +258,44 @@ func TestFailureWhileStoppingRestartsForFinalCheckpoint(t *testing.T) {
 		t.Fatalf("%d attempts seen by the flatmap, %d restarts; want 1 restart", n, res.Restarts)
 	}
 }
+
+// TestStopCancelledStartNotRetried: a Stop while an attempt starts cancels
+// the start after 5s; a start that then returns an error of its own (a
+// connector reporting its failed dial, not context.Canceled) is not
+// restarted for the final checkpoint, which would hang the same way for
+// every attempt until StopTimeout: Execute ends with ErrStopped carrying
+// that error, after one start and 5s of clock. (`sluice run count` with its
+// broker gone took over a minute to end after SIGTERM so.)
+func TestStopCancelledStartNotRetried(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, 1)
+	cfg.Restart = restart.FixedDelay{Attempts: 100, Delay: time.Millisecond}
+	cfg.StopTimeout = time.Hour
+	env := sluice.New(cfg)
+	clk := cfg.Clock.(*clock.Fake)
+	errDial := errors.New("dial: connection refused")
+	var starts atomic.Int64
+	entered := make(chan struct{}, 100)
+	sink := sluice.TwoPhaseCommitSink(sluice.TwoPhaseCommitConfig[int, int]{
+		New: func(ctx context.Context, _ *sluice.OperatorContext) (sluice.TwoPhaseCommitter[int, int], error) {
+			starts.Add(1)
+			entered <- struct{}{}
+			<-ctx.Done()
+			return nil, errDial
+		},
+		TxnCodec: codec.Int,
+	})
+	sluice.Sink(sluice.FromSource(env, "src", newLogSource[int]()), "sink", sink)
+	x := start(t, env)
+	<-entered
+	env.Stop()
+	waitTimers(t, clk, 1) // the stop's wait for the start, and nothing else
+	clk.Advance(5 * time.Second)
+	res, err := x.wait(t)
+	if !errors.Is(err, sluice.ErrStopped) || !errors.Is(err, errDial) {
+		t.Fatalf("Execute: %v, want ErrStopped with the start's error", err)
+	}
+	if n := starts.Load(); n != 1 || res.Restarts != 0 {
+		t.Fatalf("%d starts, %d restarts; want 1, 0: the cancelled start was retried", n, res.Restarts)
+	}
+}

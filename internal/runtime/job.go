@@ -103,6 +103,11 @@ type Config struct {
 // started again.
 var ErrStopped = errors.New("stopped without a final checkpoint")
 
+// errStopCancelled wraps the error of an attempt that Stop's bound
+// cancelled: its start did not end within stopWhileStarting, or its final
+// checkpoint not within StopTimeout. Such an attempt is not restarted.
+var errStopCancelled = errors.New("attempt cancelled by the stop")
+
 // stopGrace is how long a stopping job waits for its tasks to end after it
 // cancelled them; a task stuck in a call that ignores cancellation is then
 // abandoned so that Stop stays bounded.
@@ -382,7 +387,7 @@ func (j *Job) Run(ctx context.Context) error {
 		// An attempt the stop's own bound cancelled (a hung start or final
 		// commit) is not retried: it would hang again.
 		stopping := j.stopping()
-		if stopping && (j.stopLeft() <= 0 || errors.Is(err, context.Canceled)) {
+		if stopping && (j.stopLeft() <= 0 || errors.Is(err, errStopCancelled) || errors.Is(err, context.Canceled)) {
 			return j.stoppedErr(err)
 		}
 		failedAt = j.clock.Now()
@@ -560,6 +565,9 @@ type attempt struct {
 	// takes a final checkpoint).
 	running   atomic.Bool
 	runningCh chan struct{} // closed with running
+	// stopCancelled is set when watchStop cancelled the attempt (a start
+	// or a final checkpoint that outlasted its bound).
+	stopCancelled atomic.Bool
 }
 
 // watchStop bounds a Stop of the attempt: before the attempt runs it
@@ -581,6 +589,7 @@ func (a *attempt) watchStop(cancel context.CancelFunc) {
 			tm.Stop()
 		case <-tm.C():
 			a.j.log.Warn("stop asked while the attempt is starting; cancelling it", "job", a.plan.JobName, "waited", stopWhileStarting)
+			a.stopCancelled.Store(true)
 			cancel()
 			return
 		case <-a.ctx.Done():
@@ -596,6 +605,7 @@ func (a *attempt) watchStop(cancel context.CancelFunc) {
 	case <-tm.C():
 		a.j.log.Error("stop: the final checkpoint did not end the job in time; cancelling it",
 			"job", a.plan.JobName, "stop timeout", a.j.cfg.StopTimeout)
+		a.stopCancelled.Store(true)
 		cancel()
 	case <-a.ctx.Done():
 	}
@@ -805,6 +815,11 @@ func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failed
 		cancel()
 		if werr := a.waitTasks(); werr != nil {
 			err = errors.Join(err, werr)
+		}
+		if err != nil && a.stopCancelled.Load() {
+			// What the cancelled calls returned need not wrap
+			// context.Canceled (a connector may report its own error).
+			err = fmt.Errorf("%w: %w", errStopCancelled, err)
 		}
 	}()
 	// Stop is bounded (docs/design.md §5): while the attempt starts there
