@@ -97,8 +97,9 @@ type Config struct {
 
 // ErrStopped is wrapped by the error Execute returns when Stop ended the
 // job without a final checkpoint: when the attempts restarted for the stop
-// kept failing, while an attempt was starting, or after StopTimeout. Nothing is lost: the job resumes from
-// its latest checkpoint when it is started again.
+// kept failing, while an attempt was starting, or after StopTimeout.
+// Nothing is lost: the job resumes from its latest checkpoint when it is
+// started again.
 var ErrStopped = runtime.ErrStopped
 
 func (c Config) withDefaults() Config {

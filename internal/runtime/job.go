@@ -99,8 +99,8 @@ type Config struct {
 // ErrStopped is wrapped by the error Run returns when Stop ended the job
 // without a final checkpoint: when an attempt kept failing or could not be
 // restarted within the bound, when an attempt's start did not end in time,
-// or when the final checkpoint did not finish within Config.StopTimeout. The job resumes from its latest checkpoint when it is
-// started again.
+// or when the final checkpoint did not finish within Config.StopTimeout.
+// The job resumes from its latest checkpoint when it is started again.
 var ErrStopped = errors.New("stopped without a final checkpoint")
 
 // errStopCancelled wraps the error of an attempt that Stop's bound
