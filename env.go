@@ -96,9 +96,10 @@ type Config struct {
 }
 
 // ErrStopped is wrapped by the error Execute returns when Stop ended the
-// job without a final checkpoint: during a restart delay, while an attempt
-// was starting, or after StopTimeout. Nothing is lost: the job resumes from
-// its latest checkpoint when it is started again.
+// job without a final checkpoint: when the attempts restarted for the stop
+// kept failing, while an attempt was starting, or after StopTimeout.
+// Nothing is lost: the job resumes from its latest checkpoint when it is
+// started again.
 var ErrStopped = runtime.ErrStopped
 
 func (c Config) withDefaults() Config {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,14 +77,67 @@ func captureLog(buf *logBuffer) func(*sluice.Config) {
 	}
 }
 
-// TestStopDuringRestartDelay: Stop ends a job waiting out its restart delay
-// at once (the clock never moves), with an error wrapping ErrStopped that
-// carries the last attempt's failure.
+// TestStopDuringRestartDelay: a Stop that finds the job waiting out its
+// restart delay cuts the delay short (the clock never moves) and the job
+// restarts at once to take the final checkpoint, so Execute succeeds: a
+// failure just before the Stop does not turn it into a stop without a
+// final checkpoint, any more than one just after it (the demo with
+// --fail-every failed so when a failure landed a restart delay before the
+// stop).
 func TestStopDuringRestartDelay(t *testing.T) {
 	t.Parallel()
 	var log logBuffer
 	rc := restart.FixedDelay{Attempts: 100, Delay: time.Hour}
-	env, attempts, clk := failingJob(t, rc, func(int64) error { return errBoom }, captureLog(&log))
+	env, attempts, clk := failingJob(t, rc, func(n int64) error {
+		if n == 1 {
+			return errBoom
+		}
+		return nil
+	}, captureLog(&log))
+	x := start(t, env)
+	until(t, "the restart delay", func() bool { return strings.Contains(log.String(), "restarting") })
+	waitTimers(t, clk, 1) // the restart delay's timer, and nothing else
+	env.Stop()
+	res, err := x.wait(t)
+	if err != nil {
+		t.Fatalf("Execute: %v, want a clean stop after one restart\nlog:\n%s", err, log.String())
+	}
+	// The restarted attempt may take its final checkpoint before its
+	// first record reaches the flatmap, so only the restart is certain.
+	if n := attempts.Load(); res.Restarts != 1 || n > 2 {
+		t.Fatalf("%d attempts seen by the flatmap, %d restarts after Stop in the delay; want 1 restart", n, res.Restarts)
+	}
+	if res.LastCheckpoint == nil {
+		t.Fatal("no final checkpoint")
+	}
+	if !clk.Now().Equal(t0) {
+		t.Fatalf("the clock moved to %v: the stop waited out the delay", clk.Now())
+	}
+}
+
+// TestStopDuringRestartDelayFailingAgain: a job that fails every attempt
+// (here at start) gets one immediate restart for a Stop in its restart
+// delay; when that attempt fails too, its restart delay (an hour) outlasts
+// Stop's bound, so the job ends at once with an error wrapping ErrStopped
+// that carries the failure, instead of restarting without delay until the
+// bound.
+func TestStopDuringRestartDelayFailingAgain(t *testing.T) {
+	t.Parallel()
+	var log logBuffer
+	cfg := testConfig(t, 1)
+	captureLog(&log)(&cfg)
+	cfg.Restart = restart.FixedDelay{Attempts: 100, Delay: time.Hour}
+	env := sluice.New(cfg)
+	clk := cfg.Clock.(*clock.Fake)
+	var opened atomic.Int64
+	sink := sluice.TwoPhaseCommitSink(sluice.TwoPhaseCommitConfig[int, int]{
+		New: func(context.Context, *sluice.OperatorContext) (sluice.TwoPhaseCommitter[int, int], error) {
+			opened.Add(1)
+			return nil, errBoom
+		},
+		TxnCodec: codec.Int,
+	})
+	sluice.Sink(sluice.FromSource(env, "src", newLogSource[int]()), "sink", sink)
 	x := start(t, env)
 	until(t, "the restart delay", func() bool { return strings.Contains(log.String(), "restarting") })
 	waitTimers(t, clk, 1) // the restart delay's timer, and nothing else
@@ -92,8 +146,11 @@ func TestStopDuringRestartDelay(t *testing.T) {
 	if !errors.Is(err, sluice.ErrStopped) || !errors.Is(err, errBoom) {
 		t.Fatalf("Execute: %v, want ErrStopped with the attempt's error\nlog:\n%s", err, log.String())
 	}
-	if n := attempts.Load(); n != 1 || res.Restarts != 0 {
-		t.Fatalf("%d attempts, %d restarts after Stop in the delay; want 1, 0", n, res.Restarts)
+	if n := opened.Load(); n != 2 || res.Restarts != 1 {
+		t.Fatalf("%d starts, %d restarts after Stop in the delay; want 2, 1", n, res.Restarts)
+	}
+	if !clk.Now().Equal(t0) {
+		t.Fatalf("the clock moved to %v", clk.Now())
 	}
 }
 
@@ -199,5 +256,46 @@ func TestFailureWhileStoppingRestartsForFinalCheckpoint(t *testing.T) {
 	// first record reaches the flatmap, so only the restart is certain.
 	if n := attempts.Load(); res.Restarts != 1 || n > 2 {
 		t.Fatalf("%d attempts seen by the flatmap, %d restarts; want 1 restart", n, res.Restarts)
+	}
+}
+
+// TestStopCancelledStartNotRetried: a Stop while an attempt starts cancels
+// the start after 5s; a start that then returns an error of its own (a
+// connector reporting its failed dial, not context.Canceled) is not
+// restarted for the final checkpoint, which would hang the same way for
+// every attempt until StopTimeout: Execute ends with ErrStopped carrying
+// that error, after one start and 5s of clock. (`sluice run count` with its
+// broker gone took over a minute to end after SIGTERM so.)
+func TestStopCancelledStartNotRetried(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, 1)
+	cfg.Restart = restart.FixedDelay{Attempts: 100, Delay: time.Millisecond}
+	cfg.StopTimeout = time.Hour
+	env := sluice.New(cfg)
+	clk := cfg.Clock.(*clock.Fake)
+	errDial := errors.New("dial: connection refused")
+	var starts atomic.Int64
+	entered := make(chan struct{}, 100)
+	sink := sluice.TwoPhaseCommitSink(sluice.TwoPhaseCommitConfig[int, int]{
+		New: func(ctx context.Context, _ *sluice.OperatorContext) (sluice.TwoPhaseCommitter[int, int], error) {
+			starts.Add(1)
+			entered <- struct{}{}
+			<-ctx.Done()
+			return nil, errDial
+		},
+		TxnCodec: codec.Int,
+	})
+	sluice.Sink(sluice.FromSource(env, "src", newLogSource[int]()), "sink", sink)
+	x := start(t, env)
+	<-entered
+	env.Stop()
+	waitTimers(t, clk, 1) // the stop's wait for the start, and nothing else
+	clk.Advance(5 * time.Second)
+	res, err := x.wait(t)
+	if !errors.Is(err, sluice.ErrStopped) || !errors.Is(err, errDial) {
+		t.Fatalf("Execute: %v, want ErrStopped with the start's error", err)
+	}
+	if n := starts.Load(); n != 1 || res.Restarts != 0 {
+		t.Fatalf("%d starts, %d restarts; want 1, 0: the cancelled start was retried", n, res.Restarts)
 	}
 }

@@ -97,11 +97,16 @@ type Config struct {
 }
 
 // ErrStopped is wrapped by the error Run returns when Stop ended the job
-// without a final checkpoint: while it was restarting, while an attempt was
-// starting, or when the final checkpoint did not finish within
-// Config.StopTimeout. The job resumes from its latest checkpoint when it is
-// started again.
+// without a final checkpoint: when an attempt kept failing or could not be
+// restarted within the bound, when an attempt's start did not end in time,
+// or when the final checkpoint did not finish within Config.StopTimeout.
+// The job resumes from its latest checkpoint when it is started again.
 var ErrStopped = errors.New("stopped without a final checkpoint")
+
+// errStopCancelled wraps the error of an attempt that Stop's bound
+// cancelled: its start did not end within stopWhileStarting, or its final
+// checkpoint not within StopTimeout. Such an attempt is not restarted.
+var errStopCancelled = errors.New("attempt cancelled by the stop")
 
 // stopGrace is how long a stopping job waits for its tasks to end after it
 // cancelled them; a task stuck in a call that ignores cancellation is then
@@ -177,9 +182,11 @@ func NewJob(plan *Plan, cfg Config) (*Job, error) {
 }
 
 // Stop asks the job to finish cleanly: a final checkpoint is taken, sinks
-// commit it, and Run returns nil. An attempt that fails while stopping is
-// restarted (as the restart strategy allows) to take the final checkpoint,
-// until StopTimeout after the Stop; then Run returns ErrStopped.
+// commit it, and Run returns nil. An attempt that fails while stopping, or
+// whose failure the Stop finds in the restart delay, is restarted (as the
+// restart strategy allows; the first such restart at once) to take the
+// final checkpoint, until StopTimeout after the Stop; then Run returns
+// ErrStopped.
 func (j *Job) Stop() {
 	j.stopOnce.Do(func() {
 		j.stopBy.Store(j.clock.Now().Add(j.cfg.StopTimeout).UnixNano())
@@ -332,6 +339,8 @@ func (j *Job) Run(ctx context.Context) error {
 	pinned := int64(-1)
 	var failedAt time.Time
 	var checked *checkpoint.Metadata
+	// stopRestarts counts the restarts since Stop was asked.
+	stopRestarts := 0
 	for attempt := 0; ; attempt++ {
 		rp, err := j.pickRestore(ctx, from, pinned)
 		if err != nil {
@@ -373,11 +382,16 @@ func (j *Job) Run(ctx context.Context) error {
 		}
 		// A failure while stopping (during the final checkpoint) is
 		// restarted like any other, so that the final checkpoint is
-		// taken, but only within Stop's bound.
+		// taken, but only within Stop's bound; so is a failure the Stop
+		// finds in its restart delay (docs/design.md §5). The first
+		// restart for the Stop is immediate; a later one waits its
+		// restart delay, so that a job failing every attempt does not
+		// spin until the bound, and one whose delay outlasts the bound
+		// ends the stop at once.
 		// An attempt the stop's own bound cancelled (a hung start or final
 		// commit) is not retried: it would hang again.
 		stopping := j.stopping()
-		if stopping && (j.stopLeft() <= 0 || errors.Is(err, context.Canceled)) {
+		if stopping && (j.stopLeft() <= 0 || errors.Is(err, errStopCancelled) || errors.Is(err, context.Canceled)) {
 			return j.stoppedErr(err)
 		}
 		failedAt = j.clock.Now()
@@ -389,29 +403,42 @@ func (j *Job) Run(ctx context.Context) error {
 			j.log.Error("job attempt failed, not restarting", "job", j.plan.JobName, "attempt", attempt, "err", err)
 			return fmt.Errorf("job %s failed after %d restarts: %w", j.plan.JobName, j.restarts.Load(), err)
 		}
-		if stopping {
+		switch {
+		case stopping && stopRestarts == 0:
 			// No restart delay: the stop is waiting for this attempt.
 			delay = 0
-			j.log.Error("job attempt failed while stopping, restarting to take the final checkpoint", "job", j.plan.JobName,
+			j.log.Error("job attempt failed while stopping, restarting at once to take the final checkpoint", "job", j.plan.JobName,
 				"attempt", attempt, "stop time left", j.stopLeft().Round(time.Millisecond), "err", err)
-		} else {
+		case stopping && delay >= j.stopLeft():
+			return j.stoppedErr(err)
+		case stopping:
+			j.log.Error("job attempt failed again while stopping, restarting to take the final checkpoint", "job", j.plan.JobName,
+				"attempt", attempt, "delay", delay, "stop time left", j.stopLeft().Round(time.Millisecond), "err", err)
+		default:
 			// The attempt failed: an error, whether or not a restart follows.
 			j.log.Error("job attempt failed, restarting", "job", j.plan.JobName, "attempt", attempt, "delay", delay, "err", err)
 		}
 		if delay > 0 {
+			// A Stop in the delay cuts it short (once stopping, the delay
+			// runs out: the bound allows it).
+			stopCh := j.stopCh
+			if stopping {
+				stopCh = nil
+			}
 			tm := j.clock.NewTimer(delay)
 			select {
 			case <-tm.C():
-			case <-j.stopCh:
+			case <-stopCh:
 				tm.Stop()
-				return j.stoppedErr(err)
+				j.log.Warn("stop asked during the restart delay; restarting at once to take the final checkpoint", "job", j.plan.JobName,
+					"attempt", attempt, "stop time left", j.stopLeft().Round(time.Millisecond))
 			case <-ctx.Done():
 				tm.Stop()
 				return ctx.Err()
 			}
 		}
-		if !stopping && j.stopping() {
-			return j.stoppedErr(err)
+		if j.stopping() {
+			stopRestarts++
 		}
 		j.restarts.Add(1)
 		// Once this run completed a checkpoint, that one is newer than the
@@ -542,6 +569,9 @@ type attempt struct {
 	// takes a final checkpoint).
 	running   atomic.Bool
 	runningCh chan struct{} // closed with running
+	// stopCancelled is set when watchStop cancelled the attempt (a start
+	// or a final checkpoint that outlasted its bound).
+	stopCancelled atomic.Bool
 }
 
 // watchStop bounds a Stop of the attempt: before the attempt runs it
@@ -563,6 +593,7 @@ func (a *attempt) watchStop(cancel context.CancelFunc) {
 			tm.Stop()
 		case <-tm.C():
 			a.j.log.Warn("stop asked while the attempt is starting; cancelling it", "job", a.plan.JobName, "waited", stopWhileStarting)
+			a.stopCancelled.Store(true)
 			cancel()
 			return
 		case <-a.ctx.Done():
@@ -578,6 +609,7 @@ func (a *attempt) watchStop(cancel context.CancelFunc) {
 	case <-tm.C():
 		a.j.log.Error("stop: the final checkpoint did not end the job in time; cancelling it",
 			"job", a.plan.JobName, "stop timeout", a.j.cfg.StopTimeout)
+		a.stopCancelled.Store(true)
 		cancel()
 	case <-a.ctx.Done():
 	}
@@ -787,6 +819,11 @@ func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failed
 		cancel()
 		if werr := a.waitTasks(); werr != nil {
 			err = errors.Join(err, werr)
+		}
+		if err != nil && a.stopCancelled.Load() {
+			// What the cancelled calls returned need not wrap
+			// context.Canceled (a connector may report its own error).
+			err = fmt.Errorf("%w: %w", errStopCancelled, err)
 		}
 	}()
 	// Stop is bounded (docs/design.md §5): while the attempt starts there
