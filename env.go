@@ -137,7 +137,7 @@ func (c Config) withDefaults() Config {
 		c.CheckpointDir = "data/checkpoints/" + c.JobName
 	}
 	if c.SavepointDir == "" && c.CheckpointDir != "" {
-		c.SavepointDir = filepath.Join(c.CheckpointDir, "savepoints")
+		c.SavepointDir = filepath.Join(c.CheckpointDir, store.SavepointsDir)
 	}
 	if c.Restart == nil {
 		c.Restart = restart.Default()
