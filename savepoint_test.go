@@ -1,7 +1,9 @@
 package sluice_test
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/checkpoint/store"
 	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/connector/datagen"
 	"github.com/sluicehq/sluice/watermark"
@@ -154,4 +157,73 @@ func TestStopWithSavepointNoDrainKeepsTimers(t *testing.T) {
 		t.Fatalf("windows across stop → restore count %d records, want %d", got, 2*3000)
 	}
 	t.Logf("read %d before the stop, %d in windows fired before it", read, before)
+}
+
+// TestSavepointConfig: savepoint-dir defaults to <checkpoint-dir>/savepoints
+// and is made only when a savepoint is taken; a file there is refused by
+// name; without a directory (checkpoint-storage) a savepoint is refused
+// naming savepoint-dir; before and after Execute a savepoint is
+// ErrNotRunning.
+func TestSavepointConfig(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := sluice.Config{SavepointDir: f}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "savepoint-dir") {
+		t.Fatalf("savepoint-dir on a file: %v", err)
+	}
+
+	dir := t.TempDir()
+	gen := datagen.Config{Splits: 1, RecordsPerSplit: 1_000_000, Keys: 3, RatePerSecond: 2000}
+	out := newCollector[spWindowed]()
+	env := spWindowJob(dir, "", gen, out)
+	if _, err := env.TriggerSavepoint(ctxTimeout(t)); !errors.Is(err, sluice.ErrNotRunning) {
+		t.Fatalf("savepoint before Execute: %v", err)
+	}
+	if len(env.JobID()) != 32 || env.JobID() == spWindowJob(dir, "", gen, out).JobID() {
+		t.Fatalf("job ids %q: want 32 hex digits, one per Environment", env.JobID())
+	}
+	x := start(t, env)
+	until(t, "records read", func() bool { return sourceOut(env) >= 10 })
+	if _, err := os.Stat(filepath.Join(dir, "checkpoints", "savepoints")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("savepoint directory made before any savepoint: %v", err)
+	}
+	path, err := env.TriggerSavepoint(ctxTimeout(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(path) != filepath.Join(dir, "checkpoints", "savepoints") {
+		t.Fatalf("savepoint at %s, want it under <checkpoint-dir>/savepoints", path)
+	}
+	env.Stop()
+	if _, err := x.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.TriggerSavepoint(ctxTimeout(t)); !errors.Is(err, sluice.ErrNotRunning) {
+		t.Fatalf("savepoint after Execute: %v", err)
+	}
+
+	mem := sluice.New(sluice.Config{JobName: "mem", CheckpointStorage: &countingStorage{Storage: mustFS(t, t.TempDir())}, Logger: quietLogger()})
+	src := sluice.FromSource(mem, "src", datagen.New(gen))
+	sluice.Sink(src, "sink", sluice.DiscardSink[datagen.Record]())
+	xm := start(t, mem)
+	until(t, "job running", func() bool { return mem.Status().Checkpoints != nil })
+	_, err = mem.TriggerSavepoint(ctxTimeout(t))
+	if err == nil || !strings.Contains(err.Error(), "savepoint-dir") {
+		t.Fatalf("savepoint with checkpoint-storage and no savepoint-dir: %v", err)
+	}
+	mem.Stop()
+	if _, err := xm.wait(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustFS(t *testing.T, root string) store.Storage {
+	t.Helper()
+	fs, err := store.NewFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
 }
