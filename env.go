@@ -238,7 +238,10 @@ type Result struct {
 	// Checkpoints counts completed checkpoints.
 	Checkpoints int64
 	// LastCheckpoint is the metadata of the newest checkpoint this run
-	// completed (the final one for a job that ended cleanly), or nil.
+	// completed (the final one for a job that ended cleanly, the savepoint
+	// for one stopped by StopWithSavepoint), or nil. Intermediate
+	// savepoints (TriggerSavepoint) are not checkpoints and never appear
+	// here.
 	LastCheckpoint *checkpoint.Metadata
 	// Status holds the final counters.
 	Status JobStatus
