@@ -467,3 +467,32 @@ func TestStopWithSavepointCommitFails(t *testing.T) {
 		t.Fatalf("stop (commit failed) → restore: %+v", rep)
 	}
 }
+
+// TestStopWithSavepointCommits: with no periodic checkpoint, the
+// stop-with-savepoint's commit is the only one, and when StopWithSavepoint
+// returns every record the job counted is committed output.
+func TestStopWithSavepointCommits(t *testing.T) {
+	seed := testSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 14))
+	gen := datagen.Config{Splits: 2, RecordsPerSplit: 1_000_000, Keys: 100, Seed: rng.Uint64(), RatePerSecond: 20_000}
+	dir := t.TempDir()
+	a := startSPEvery(t, dir, gen, 2, "", nil, 1, time.Hour)
+	a.waitRecords(t, 1000)
+	if _, err := a.env.StopWithSavepoint(ctx2(t), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	outs, err := readOutputs(filepath.Join(dir, "output"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var committed int64
+	for _, ns := range outs {
+		committed += int64(len(ns))
+	}
+	if counted := a.sinkIn(); committed == 0 || committed != counted {
+		t.Fatalf("%d outputs committed at the stop, the job counted %d records", committed, counted)
+	}
+}
