@@ -289,3 +289,59 @@ func TestCheckRestoreAgreesWithRestore(t *testing.T) {
 		})
 	}
 }
+
+// Broadcast state evolves as keyed state does: a value codec declaring
+// that it reads the old one (codec.Evolve) migrates at restore, one that
+// does not is refused, and CheckRestore says so beforehand in both cases.
+func TestCheckRestoreBroadcastState(t *testing.T) {
+	t.Parallel()
+	cfg1 := testConfig(t, 2)
+	res := run(t, storeJob(cfg1, limitsDesc, func(v int64) int64 { return v }))
+	from := filepath.Join(cfg1.CheckpointDir, store.CheckpointDir(res.LastCheckpoint.CheckpointID))
+
+	migrating := sluice.NewBroadcastStateDescriptor("limits", codec.String,
+		codec.Codec[float64](codec.Evolve(codec.Float64, codec.From(codec.Int64, func(v int64) float64 { return float64(v) }))))
+	plain := sluice.NewBroadcastStateDescriptor("limits", codec.String, codec.Float64)
+	for _, tc := range []struct {
+		name string
+		desc sluice.BroadcastStateDescriptor[string, float64]
+		want sluice.Outcome
+	}{{"migrated", migrating, sluice.Migrated}, {"incompatible", plain, sluice.Incompatible}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, 3)
+			cfg.FromCheckpoint = from
+			rep, err := storeJob(cfg, tc.desc, func(v int64) float64 { return float64(v) }).CheckRestore(from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got sluice.Outcome
+			for _, op := range rep.Operators {
+				for _, s := range op.States {
+					if op.UID == "limits" && s.Kind == "broadcast" && s.Name == "limits" {
+						got = s.Outcome
+					}
+				}
+			}
+			if got != tc.want {
+				t.Fatalf("broadcast state %v, want %v:\n%s", got, tc.want, rep)
+			}
+			res, err := storeJob(cfg, tc.desc, func(v int64) float64 { return float64(v) }).Execute(ctxTimeout(t))
+			if (err == nil) != rep.OK(false) {
+				t.Fatalf("CheckRestore OK=%v, restore: %v\n%s", rep.OK(false), err, rep)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), `broadcast state "limits" was written with value codec zigzag-varint@v1, the job reads it with float64-le@v1`) {
+					t.Fatalf("refusal %v", err)
+				}
+				return
+			}
+			var desc strings.Builder
+			if err := store.Describe(&desc, res.LastCheckpoint); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(desc.String(), `broadcast state "limits": keys string@v1, values float64-le@v1, 1 entry`) {
+				t.Fatalf("next checkpoint does not hold the migrated state in the new codec:\n%s", desc.String())
+			}
+		})
+	}
+}

@@ -359,25 +359,37 @@ func (e *Environment) probeStates(ctx context.Context, plan *runtime.Plan, m *ch
 			return nil, fmt.Errorf("check restore: build %s: %w", v.Name, err)
 		}
 		for _, op := range chain.Ops {
-			sp, ok := op.Op.(statePlanner)
-			if !ok {
+			sp, keyed := op.Op.(statePlanner)
+			bp, bcast := op.Op.(broadcastPlanner)
+			if !keyed && !bcast {
 				continue
 			}
 			st := m.Operators[op.UID]
 			if st == nil {
 				st = &checkpoint.OperatorState{}
 			}
-			rc := &runtime.OperatorContext{UID: op.UID, Name: op.Name, Subtask: 0, Parallelism: v.Parallelism, MaxParallelism: plan.MaxParallelism,
-				KeyGroups: keygroup.RangeFor(0, v.Parallelism, plan.MaxParallelism), RunID: "check-restore", Clock: clk, Logger: quiet,
-				Time: tm, PlanOnly: st}
-			if err := sp.Open(ctx, rc); err != nil {
-				return nil, fmt.Errorf("check restore: open %s to learn its states: %w", op.UID, err)
-			}
 			var states []StateRestore
-			for _, r := range sp.plannedStates() {
-				states = append(states, stateRestore(r))
+			if keyed {
+				rc := &runtime.OperatorContext{UID: op.UID, Name: op.Name, Subtask: 0, Parallelism: v.Parallelism, MaxParallelism: plan.MaxParallelism,
+					KeyGroups: keygroup.RangeFor(0, v.Parallelism, plan.MaxParallelism), RunID: "check-restore", Clock: clk, Logger: quiet,
+					Time: tm, PlanOnly: st}
+				if err := sp.Open(ctx, rc); err != nil {
+					return nil, fmt.Errorf("check restore: open %s to learn its states: %w", op.UID, err)
+				}
+				for _, r := range sp.plannedStates() {
+					states = append(states, stateRestore(r))
+				}
 			}
-			out[op.UID] = append(states, otherStates(st)...)
+			if bcast {
+				states = append(states, bp.broadcastPlan(st)...)
+			}
+			for _, s := range checkpointStates(st) {
+				if s.Kind == "operator" {
+					s.Outcome = RestoredAsIs
+					states = append(states, s)
+				}
+			}
+			out[op.UID] = states
 		}
 	}
 	return out, nil
@@ -413,16 +425,9 @@ func ids(in []codec.ID) []string {
 	return out
 }
 
-// otherStates lists the broadcast and operator states of an operator in a
-// checkpoint, restored as is (their codecs are checked when the operator
-// opens).
-func otherStates(op *checkpoint.OperatorState) []StateRestore {
-	var out []StateRestore
-	for _, s := range checkpointStates(op) {
-		if s.Kind == "broadcast" || s.Kind == "operator" {
-			s.Outcome = RestoredAsIs
-			out = append(out, s)
-		}
-	}
-	return out
+// broadcastPlanner is implemented by the broadcast operators: what
+// restoring the checkpointed state of their uid does to their broadcast
+// states, which they declare when the job is built.
+type broadcastPlanner interface {
+	broadcastPlan(st *checkpoint.OperatorState) []StateRestore
 }
