@@ -631,7 +631,7 @@ func (m *bcastMap[UK, UV]) resolve(h checkpoint.BroadcastHeader) (bcastVerdict, 
 		d := fmt.Sprintf("%s codec %s, the job reads it with %s", c.role, c.then, c.now)
 		switch c.comp {
 		case codec.CompatibleAfterMigration:
-			migrated = append(migrated, d)
+			migrated = append(migrated, c.role+" codec")
 		case codec.Incompatible:
 			refused = append(refused, d)
 		}
@@ -644,8 +644,8 @@ func (m *bcastMap[UK, UV]) resolve(h checkpoint.BroadcastHeader) (bcastVerdict, 
 		return v, nil, nil
 	case len(migrated) > 0:
 		v.outcome = Migrated
-		v.reason = fmt.Sprintf("broadcast state %q was written with %s: migrated at restore, the next checkpoint writes the new version",
-			m.name, strings.Join(migrated, "; "))
+		v.reason = fmt.Sprintf("the %s reads the old version: migrated at restore, the next checkpoint writes the new one",
+			strings.Join(migrated, " and "))
 	}
 	return v, kd, vd
 }

@@ -57,6 +57,8 @@ func (c *tallyCounter) Open(rc *sluice.RuntimeContext[string]) error {
 		c.v2, err = sluice.NewValueState(rc, "n", tallyV2Codec)
 	case "string":
 		c.s, err = sluice.NewValueState(rc, "n", codec.String)
+	case "renamed":
+		c.v1, err = sluice.NewValueState(rc, "total", tallyV1Codec)
 	default:
 		c.v1, err = sluice.NewValueState(rc, "n", tallyV1Codec)
 	}
@@ -226,6 +228,10 @@ func TestCheckRestoreAgreesWithRestore(t *testing.T) {
 				"count: incompatible", "count/key: restored as is", "count/n: incompatible"},
 			errHas:  []string{"open count/", `value state "n" was written with value codec struct tally{n:zigzag-varint@v1}@v1, the job now uses string@v1`},
 			printed: []string{`value state "n" was written with value codec struct tally{n:zigzag-varint@v1}@v1, the job now uses string@v1`}},
+		{name: "renamed state", job: evolveJob{version: "renamed", extra: []string{"audit"}}, ok: true, sum: 60,
+			want: []string{"audit: restored as is", "audit/key: restored as is", "audit/seen: restored as is",
+				"count: restored as is", "count/key: restored as is", "count/n: dropped", "count/total: new"},
+			printed: []string{"warning: state count/n is in the checkpoint but no longer registered"}},
 		{name: "rescaled", job: evolveJob{version: "v1", extra: []string{"audit"}, parallelism: 3}, ok: true, sum: 160,
 			want: []string{"audit: restored as is", "audit/key: restored as is", "audit/seen: restored as is",
 				"count: restored as is", "count/key: restored as is", "count/n: restored as is"},
