@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/checkpoint/store"
@@ -14,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/connector/datagen"
 	"github.com/sluicehq/sluice/restart"
 	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/window"
 )
 
 // tallyV1 and tallyV2 are two versions of the count operator's state: v2
@@ -349,5 +351,42 @@ func TestCheckRestoreBroadcastState(t *testing.T) {
 				t.Fatalf("next checkpoint does not hold the migrated state in the new codec:\n%s", desc.String())
 			}
 		})
+	}
+}
+
+// The window operator's internal states are planned like a keyed
+// function's: a savepoint with sessions in flight checks as restored as
+// is (contents, merging sets) into the same job at another parallelism.
+func TestCheckRestoreWindowState(t *testing.T) {
+	t.Parallel()
+	sessions := func(ks sluice.KeyedStream[string, evRec]) sluice.WindowedStream[string, evRec] {
+		return sluice.Window(ks, window.Session(10*time.Second)).SideOutputLateData(lateTag)
+	}
+	cfg1, clk1 := evConfig(t, 1)
+	atHold := make(chan struct{})
+	j1 := &winJob{ooo: 20 * time.Second, build: aggProcess, window: sessions}
+	sp := stopAtHold(t, j1.env(cfg1, &scriptSource{clk: clk1, interval: time.Second, scripts: [][]step{sessionScript(true)}, atHold: atHold},
+		newCollector[string](), newCollector[string]()), cfg1, atHold)
+	cfg2, clk2 := evConfig(t, 2)
+	cfg2.FromCheckpoint = sp
+	j2 := &winJob{ooo: 20 * time.Second, build: aggProcess, window: sessions}
+	rep, err := j2.env(cfg2, &scriptSource{clk: clk2, interval: time.Second, scripts: [][]step{sessionScript(true)}, release: true},
+		newCollector[string](), newCollector[string]()).CheckRestore(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK(false) {
+		t.Fatalf("not OK:\n%s", rep)
+	}
+	var windowStates []string
+	for _, op := range rep.Operators {
+		for _, s := range op.States {
+			if strings.HasPrefix(s.Name, "window-") {
+				windowStates = append(windowStates, s.Name+": "+s.Outcome.String())
+			}
+		}
+	}
+	if !slices.Contains(windowStates, "window-acc: restored as is") || !slices.Contains(windowStates, "window-sessions: restored as is") {
+		t.Fatalf("window states %v:\n%s", windowStates, rep)
 	}
 }
