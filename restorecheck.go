@@ -66,11 +66,12 @@ func (o Outcome) String() string {
 // RestoreReport is CheckRestore's answer: what restoring a checkpoint or
 // savepoint into the job as built would do, per operator and state.
 type RestoreReport struct {
-	// Checkpoint is where the checkpoint was read from; CheckpointID and
-	// Kind are its id and kind (checkpoint or savepoint).
-	Checkpoint   string
+	// Checkpoint is where the checkpoint was read from.
+	Checkpoint string
+	// CheckpointID is the checkpoint's id.
 	CheckpointID int64
-	Kind         checkpoint.Kind
+	// Kind is checkpoint or savepoint.
+	Kind checkpoint.Kind
 	// CheckpointJob is the job name the checkpoint records, Job the name
 	// of the job as built.
 	CheckpointJob, Job string

@@ -43,7 +43,8 @@ type Resolution struct {
 	// Written are the codec IDs the checkpoint recorded (nil for a
 	// version 1 file or a Fresh state), Now those the registration uses.
 	Written, Now []codec.ID
-	Outcome      Outcome
+	// Outcome is the verdict.
+	Outcome Outcome
 	// Reason explains a Migrated or Refused outcome.
 	Reason string
 }
