@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,14 @@ type Config struct {
 	// owns the storage's whole namespace: checkpoints are chk-<id> under
 	// its root. Default nil: a store.FS on CheckpointDir.
 	CheckpointStorage store.Storage
+	// SavepointDir is the local directory where savepoints taken by
+	// TriggerSavepoint and StopWithSavepoint are written, one
+	// savepoint-<id>-<random> directory each [savepoint-dir]. Default
+	// "<CheckpointDir>/savepoints"; required when CheckpointStorage is set
+	// instead of CheckpointDir. Savepoints are self-contained (copy the
+	// directory anywhere and restore it with FromCheckpoint) and checkpoint
+	// retention never deletes them (docs/design.md §3).
+	SavepointDir string
 	// Restart is the restart strategy [restart.strategy]: a
 	// restart.FixedDelay, restart.ExponentialDelay, restart.FailureRate or
 	// restart.None value, or one read by restart.Parse. Default nil:
@@ -125,6 +134,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CheckpointDir == "" && c.CheckpointStorage == nil {
 		c.CheckpointDir = "data/checkpoints/" + c.JobName
+	}
+	if c.SavepointDir == "" && c.CheckpointDir != "" {
+		c.SavepointDir = filepath.Join(c.CheckpointDir, "savepoints")
 	}
 	if c.Restart == nil {
 		c.Restart = restart.Default()
@@ -196,11 +208,13 @@ type Environment struct {
 	stopAsked bool
 	// alignGroups are the job's watermark alignment groups, by name.
 	alignGroups map[string]*alignGroup
+	// jobID identifies this run (JobID).
+	jobID string
 }
 
 // New returns an empty environment with cfg.
 func New(cfg Config) *Environment {
-	return &Environment{cfg: cfg.withDefaults(), uids: map[string]bool{}, ready: make(chan struct{})}
+	return &Environment{cfg: cfg.withDefaults(), uids: map[string]bool{}, ready: make(chan struct{}), jobID: newJobID()}
 }
 
 func (e *Environment) fail(err error) {
