@@ -2,7 +2,6 @@ package job
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -124,14 +123,6 @@ Flags:
 	}
 }
 
-// controller is what the control API calls on the job: the savepoint
-// methods of *sluice.Environment.
-type controller interface {
-	JobID() string
-	TriggerSavepoint(ctx context.Context) (string, error)
-	StopWithSavepoint(ctx context.Context, drain bool) (string, error)
-}
-
 // stopRecorder passes the control API's calls to the job and remembers the
 // path of a successful stop with savepoint.
 type stopRecorder struct {
@@ -140,35 +131,14 @@ type stopRecorder struct {
 	p   string
 }
 
-func (s *stopRecorder) ctl() (controller, error) {
-	c, ok := any(s.env).(controller)
-	if !ok {
-		return nil, errors.New("this build of sluice has no savepoints")
-	}
-	return c, nil
-}
-
-func (s *stopRecorder) JobID() string {
-	if c, ok := any(s.env).(interface{ JobID() string }); ok {
-		return c.JobID()
-	}
-	return "job"
-}
+func (s *stopRecorder) JobID() string { return s.env.JobID() }
 
 func (s *stopRecorder) TriggerSavepoint(ctx context.Context) (string, error) {
-	c, err := s.ctl()
-	if err != nil {
-		return "", err
-	}
-	return c.TriggerSavepoint(ctx)
+	return s.env.TriggerSavepoint(ctx)
 }
 
 func (s *stopRecorder) StopWithSavepoint(ctx context.Context, drain bool) (string, error) {
-	c, err := s.ctl()
-	if err != nil {
-		return "", err
-	}
-	p, err := c.StopWithSavepoint(ctx, drain)
+	p, err := s.env.StopWithSavepoint(ctx, drain)
 	if err == nil {
 		s.mu.Lock()
 		s.p = p

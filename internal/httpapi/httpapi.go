@@ -187,10 +187,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/jobs", s.listJobs)
 	mux.HandleFunc("POST /api/v1/jobs/{id}/savepoints", s.auth(s.savepoint))
 	mux.HandleFunc("POST /api/v1/jobs/{id}/stop", s.auth(s.stop))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s (see GET /api/v1/jobs)", r.Method, r.URL.Path))
-	})
-	return methodNotAllowedAsJSON(mux)
+	return muxErrorsAsJSON(mux)
 }
 
 // JobInfo is one job in GET /api/v1/jobs.
@@ -380,8 +377,9 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, ErrorResponse{Error: msg})
 }
 
-// methodNotAllowedAsJSON turns the mux's plain-text 405 into a JSON error.
-func methodNotAllowedAsJSON(h http.Handler) http.Handler {
+// muxErrorsAsJSON turns the mux's own plain-text 404 and 405 answers into
+// JSON errors. The handlers' errors are JSON already.
+func muxErrorsAsJSON(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(&jsonErrWriter{ResponseWriter: w, method: r.Method, path: r.URL.Path}, r)
 	})
@@ -394,11 +392,15 @@ type jsonErrWriter struct {
 }
 
 func (w *jsonErrWriter) WriteHeader(code int) {
-	if code == http.StatusMethodNotAllowed {
+	plain := strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain")
+	if plain && (code == http.StatusMethodNotAllowed || code == http.StatusNotFound) {
 		w.swallow = true
-		w.ResponseWriter.Header().Del("Content-Type")
-		w.ResponseWriter.Header().Del("X-Content-Type-Options")
-		writeError(w.ResponseWriter, code, fmt.Sprintf("%s is not allowed on %s (allowed: %s)", w.method, w.path, w.ResponseWriter.Header().Get("Allow")))
+		w.Header().Del("X-Content-Type-Options")
+		msg := fmt.Sprintf("no route %s %s (see GET /api/v1/jobs)", w.method, w.path)
+		if code == http.StatusMethodNotAllowed {
+			msg = fmt.Sprintf("%s is not allowed on %s (allowed: %s)", w.method, w.path, w.Header().Get("Allow"))
+		}
+		writeError(w.ResponseWriter, code, msg)
 		return
 	}
 	w.ResponseWriter.WriteHeader(code)
