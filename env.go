@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -186,6 +187,11 @@ func (c Config) Validate() error {
 	if err := c.Restart.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.SavepointDir != "" {
+		if fi, err := os.Stat(c.SavepointDir); err == nil && !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("savepoint-dir: %s is not a directory", c.SavepointDir))
+		}
+	}
 	if c.StopTimeout < 0 {
 		errs = append(errs, fmt.Errorf("stop-timeout: must not be negative, got %v", c.StopTimeout))
 	}
@@ -210,11 +216,13 @@ type Environment struct {
 	alignGroups map[string]*alignGroup
 	// jobID identifies this run (JobID).
 	jobID string
+	// exited is closed when Execute returns.
+	exited chan struct{}
 }
 
 // New returns an empty environment with cfg.
 func New(cfg Config) *Environment {
-	return &Environment{cfg: cfg.withDefaults(), uids: map[string]bool{}, ready: make(chan struct{}), jobID: newJobID()}
+	return &Environment{cfg: cfg.withDefaults(), uids: map[string]bool{}, ready: make(chan struct{}), jobID: newJobID(), exited: make(chan struct{})}
 }
 
 func (e *Environment) fail(err error) {
@@ -251,6 +259,7 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 		// to, and close ready twice.
 		return nil, errors.New("sluice: Execute called twice; an Environment runs one job once")
 	}
+	defer close(e.exited)
 	// The configuration first: an invalid parallelism or max-parallelism
 	// also makes operators look invalid, and the error must name the key.
 	if err := e.cfg.Validate(); err != nil {
@@ -271,12 +280,20 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 		}
 		st = fs
 	}
+	var spRoot store.Storage
+	if e.cfg.SavepointDir != "" {
+		fs, err := store.NewFS(e.cfg.SavepointDir)
+		if err != nil {
+			return nil, fmt.Errorf("savepoint-dir %s: %w", e.cfg.SavepointDir, err)
+		}
+		spRoot = fs
+	}
 	strategy, err := restart.Build(e.cfg.Restart, e.cfg.Seed)
 	if err != nil {
 		return nil, err
 	}
 	job, err := runtime.NewJob(plan, runtime.Config{
-		Checkpoint: e.cfg.Checkpoint, Restart: strategy, Store: store.NewCheckpoints(st),
+		Checkpoint: e.cfg.Checkpoint, Restart: strategy, Store: store.NewCheckpoints(st), Savepoints: spRoot,
 		FromCheckpoint: e.cfg.FromCheckpoint, Clock: e.cfg.Clock, Logger: e.cfg.Logger, Faults: e.cfg.Faults,
 		AllowNonRestoredState: e.cfg.AllowNonRestoredState, AllowSourceChange: e.cfg.AllowSourceChange,
 		StopTimeout: e.cfg.StopTimeout,

@@ -4,13 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
+	"fmt"
+
+	"github.com/sluicehq/sluice/internal/runtime"
 )
 
 // ErrNotRunning is wrapped by the error TriggerSavepoint and
 // StopWithSavepoint return when the job has not started running yet or has
 // already ended.
-var ErrNotRunning = errors.New("job is not running")
+var ErrNotRunning = runtime.ErrNotRunning
 
 // TriggerSavepoint takes a savepoint of the running job (not a stop) and
 // returns its directory once complete. Savepoints go to Config.SavepointDir
@@ -22,7 +24,11 @@ var ErrNotRunning = errors.New("job is not running")
 // keeps running. Like Flink's, an intermediate savepoint commits no sink
 // transactions: they are committed with the next checkpoint.
 func (e *Environment) TriggerSavepoint(ctx context.Context) (path string, err error) {
-	return "", errors.New("sluice: TriggerSavepoint: not implemented yet")
+	job, err := e.runningJob(ctx)
+	if err != nil {
+		return "", fmt.Errorf("savepoint: %w", err)
+	}
+	return job.Savepoint(ctx, false, false)
 }
 
 // StopWithSavepoint stops the job with a savepoint (Flink's stop
@@ -36,7 +42,26 @@ func (e *Environment) TriggerSavepoint(ctx context.Context) (path string, err er
 // If the savepoint fails, the job keeps running (as in Flink) and the error
 // says so.
 func (e *Environment) StopWithSavepoint(ctx context.Context, drain bool) (path string, err error) {
-	return "", errors.New("sluice: StopWithSavepoint: not implemented yet")
+	job, err := e.runningJob(ctx)
+	if err != nil {
+		return "", fmt.Errorf("stop-with-savepoint: %w", err)
+	}
+	return job.Savepoint(ctx, true, drain)
+}
+
+// runningJob waits until Execute made the job (or ctx ends).
+func (e *Environment) runningJob(ctx context.Context) (*runtime.Job, error) {
+	if !e.executed.Load() {
+		return nil, ErrNotRunning
+	}
+	select {
+	case <-e.ready:
+		return e.job, nil
+	case <-e.exited:
+		return nil, ErrNotRunning
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // JobID is a stable id of this run of the job, 32 hex digits, fixed when the
