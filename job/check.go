@@ -32,7 +32,7 @@ the job's keys as for run: the parallelism and the job's own keys shape
 what is compared.
 
 Flags:
-`, c.j.Name))
+`, c.program()))
 	if err != nil {
 		return err
 	}
@@ -51,7 +51,7 @@ Flags:
 		return ErrUsage
 	}
 	if path == "" {
-		fmt.Fprintf(c.stderr, "check needs the savepoint: %s check SAVEPOINT\n", c.j.Name)
+		fmt.Fprintf(c.stderr, "check needs the savepoint: %s check SAVEPOINT\n", c.program())
 		return ErrUsage
 	}
 	rep, err := b.env.CheckRestore(path)

@@ -17,13 +17,14 @@ func clientFlags(fs *flag.FlagSet) (jobID *string, timeout *time.Duration) {
 	return jobID, timeout
 }
 
-// client returns a client of the control API at --http.
+// client returns a client of the control API at --http (default
+// DefaultHTTPAddr).
 func (c *cmd) client() (*httpapi.Client, error) {
-	if c.httpAddr == "" || c.httpAddr == "off" {
-		fmt.Fprintf(c.stderr, "give --http, the address of the running job's control API\n")
-		return nil, ErrUsage
+	addr := c.httpAddr
+	if addr == "" || addr == "off" {
+		addr = DefaultHTTPAddr // the job's default may be off; the client's is not
 	}
-	return &httpapi.Client{Addr: c.httpAddr, Token: c.httpToken}, nil
+	return &httpapi.Client{Addr: addr, Token: c.httpToken}, nil
 }
 
 // pickJob returns id, or the id of the one running job of the process.
@@ -59,7 +60,7 @@ Takes a savepoint of the running job through its control API and prints
 the savepoint's directory once it is complete. The job keeps running.
 
 Flags:
-`, c.j.Name))
+`, c.program()))
 	if err != nil {
 		return err
 	}
@@ -101,7 +102,7 @@ the end (every window and timer fires): for a job that is retired rather
 than upgraded. If the savepoint fails, the job keeps running.
 
 Flags:
-`, c.j.Name))
+`, c.program()))
 	if err != nil {
 		return err
 	}

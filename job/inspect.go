@@ -40,7 +40,7 @@ with their uids and parallelism), the edges between them, and the states
 each operator registers with their codecs.
 
 Flags:
-`, c.j.Name))
+`, c.program()))
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,7 @@
 package job
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -60,6 +61,11 @@ type Job struct {
 	Name string
 	// Doc describes the job in `run --help` (optional).
 	Doc string
+	// Program names the program in usage lines. Default Name.
+	Program string
+	// Usage, when set, replaces the text `run --help` prints before the
+	// flags.
+	Usage string
 	// Flags declares the job's own configuration keys on fs, one flag per
 	// key, named in kebab case (docs/design.md §12). The standard keys
 	// (see StandardKeys) are declared already; redeclaring one is an
@@ -79,6 +85,9 @@ type Job struct {
 	// keys) and builds the dataflow on it. It must not start anything:
 	// check and describe build the job without running it. Required.
 	Build func(cfg sluice.Config) (*sluice.Environment, error)
+	// Started, when set, is called once the job was built and its
+	// control API listens, just before it runs (a line on stdout).
+	Started func(env *sluice.Environment, stdout io.Writer)
 	// Report, when set, is called every ReportInterval while the job runs
 	// (progress lines on stdout).
 	Report func(env *sluice.Environment, stdout io.Writer)
@@ -165,7 +174,7 @@ Commands:
   describe                print the job's graph, uids, states and codecs
 
 Run '%[1]s <command> --help' for the flags of a command.
-`, j.Name)
+`, cmp.Or(j.Program, j.Name))
 		if len(args) == 0 {
 			return ErrUsage
 		}
@@ -210,10 +219,18 @@ type cmd struct {
 	res *resolver
 }
 
+// program is how usage lines name the program.
+func (c *cmd) program() string {
+	if c.j.Program != "" {
+		return c.j.Program
+	}
+	return c.j.Name
+}
+
 // flags makes the flag set of a subcommand with every key, the standard
 // ones and the job's: one config file serves every subcommand.
 func (c *cmd) flags(name, usage string) (fs *flag.FlagSet, err error) {
-	fs = flag.NewFlagSet(c.j.Name+" "+name, flag.ContinueOnError)
+	fs = flag.NewFlagSet(c.program()+" "+name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	par := c.j.Parallelism
 	if par == 0 {

@@ -23,7 +23,9 @@ func (c *cmd) run(ctx context.Context, args []string) error {
 	if doc != "" && !strings.HasSuffix(doc, "\n") {
 		doc += "\n"
 	}
-	fs, err := c.flags("run", fmt.Sprintf(`Usage: %s run [flags]
+	usage := c.j.Usage
+	if usage == "" {
+		usage = fmt.Sprintf(`Usage: %s run [flags]
 
 %sRuns the job. It resumes from the latest checkpoint in --checkpoint-dir, or
 restores --from-savepoint. Ctrl-C or SIGTERM stops it with a final
@@ -32,7 +34,9 @@ can also be set as %[3]sKEY in the environment or as key: in the --config file
 (the command line wins over the environment, the environment over the file).
 
 Flags:
-`, c.j.Name, doc, c.j.EnvPrefix))
+`, c.program(), doc, c.j.EnvPrefix)
+	}
+	fs, err := c.flags("run", usage)
 	if err != nil {
 		return err
 	}
@@ -68,6 +72,9 @@ Flags:
 		}
 		srv.Add(ctl, c.j.Name)
 		fmt.Fprintf(c.stdout, "control API on http://%s/api/v1/ (job %s)\n", srv.Addr(), ctl.JobID())
+	}
+	if c.j.Started != nil {
+		c.j.Started(env, c.stdout)
 	}
 	done := make(chan error, 1)
 	// The job runs on its own context: ctx asks for a clean stop, which
