@@ -392,9 +392,6 @@ func (j *Job) Run(ctx context.Context) (err error) {
 		// taken, but only within Stop's bound.
 		// An attempt the stop's own bound cancelled (a hung start or final
 		// commit) is not retried: it would hang again.
-		if j.stopSavepointDir() != "" && !j.stopping() {
-			j.Stop()
-		}
 		stopping := j.stopping()
 		if stopping && (j.stopLeft() <= 0 || errors.Is(err, context.Canceled)) {
 			return j.stoppedErr(err)
@@ -410,6 +407,9 @@ func (j *Job) Run(ctx context.Context) (err error) {
 			j.restarts.Add(1)
 			if j.lastCompleted.Load() > 0 {
 				from = ""
+			}
+			if dir := j.stopSavepointDir(); dir != "" {
+				from = dir
 			}
 			continue
 		}
@@ -455,7 +455,8 @@ func (j *Job) Run(ctx context.Context) (err error) {
 			// A stop-with-savepoint completed and then the attempt failed
 			// (committing it): the savepoint is newer than every
 			// checkpoint, and its transactions may be partly committed.
-			// Restore it, commit them, and stop with a final checkpoint.
+			// The next attempt restores it (committing them) and stops
+			// with a savepoint again, which is the one the caller gets.
 			from = dir
 		}
 	}
@@ -1023,7 +1024,7 @@ func (a *attempt) opContext(n int, t *task, uid, name string, r *restorer) (*Ope
 // its actions (docs/design.md §3). Nothing on it blocks on I/O: _metadata
 // writes and checkpoint deletions run on goroutines of their own and report
 // back as events, so a slow disk delays no trigger, timeout or notification.
-func (a *attempt) drive(coord *coordinator.Coordinator) error {
+func (a *attempt) drive(coord *coordinator.Coordinator) (err error) {
 	d := &driver{
 		a: a, j: a.j, coord: coord,
 		exhausted: map[checkpoint.TaskID]bool{},
@@ -1031,7 +1032,10 @@ func (a *attempt) drive(coord *coordinator.Coordinator) error {
 		stopCh:    a.j.stopCh,
 		sps:       map[int64]*savepointReq{},
 	}
-	defer d.failSavepoints()
+	defer func() { d.failSavepoints(err) }()
+	if r := d.j.resumeStop(); r != nil {
+		d.request(r)
+	}
 	for {
 		if err := d.carryOut(); err != nil {
 			return err

@@ -86,9 +86,9 @@ func (d *driver) request(r *savepointReq) {
 	case d.j.cfg.Savepoints == nil:
 		why = "savepoint-dir: not configured (set it when checkpoint-storage is not a directory)"
 	case d.stopAsked || d.stopID != 0 || d.j.stopping():
+		// Also when bounded sources ran out: the job is finishing with a
+		// final checkpoint.
 		why = "the job is stopping"
-	case len(d.exhausted) > 0:
-		why = "the job's bounded sources are finishing"
 	}
 	if why != "" {
 		r.reply("", fmt.Errorf("%s refused: %s", r.what(), why))
@@ -151,8 +151,22 @@ func (d *driver) savepointComplete(act coordinator.CompleteAction) {
 		return
 	}
 	d.j.stopMu.Lock()
-	d.j.stopSP, d.j.stopDir = r, loc
+	if d.j.stopSP == nil {
+		d.j.stopSP = r
+	}
+	d.j.stopDir = loc
 	d.j.stopMu.Unlock()
+}
+
+// resumeStop returns the request of a stop-with-savepoint that completed in
+// an earlier attempt, which then failed: the attempt restoring it stops
+// with a savepoint again at once (see Run), so that the records it reads
+// before its sources stop are in a savepoint and nothing is committed
+// outside one.
+func (j *Job) resumeStop() *savepointReq {
+	j.stopMu.Lock()
+	defer j.stopMu.Unlock()
+	return j.stopSP
 }
 
 // savepointAborted answers the request of an aborted savepoint.
@@ -170,8 +184,7 @@ func (d *driver) savepointAborted(act coordinator.AbortAction) {
 }
 
 // failSavepoints answers every request still open when the attempt ends.
-func (d *driver) failSavepoints() {
-	why := d.a.ctx.Err()
+func (d *driver) failSavepoints(why error) {
 	if why == nil {
 		why = errors.New("the attempt ended")
 	}
