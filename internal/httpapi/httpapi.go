@@ -109,6 +109,8 @@ type entry struct {
 	// savepoint or stop is in progress: a second one is refused (409).
 	status string
 	busy   string
+	// stopped is the path of the savepoint the job stopped with.
+	stopped string
 }
 
 // New returns a server for cfg; it does not listen yet.
@@ -143,6 +145,20 @@ func (s *Server) SetStatus(id, status string) {
 			e.status = status
 		}
 	}
+}
+
+// StoppedWith returns the path of the savepoint job id was stopped with
+// through the API, "" if it was not. Call it after Shutdown: a stop's call
+// may still be in progress before.
+func (s *Server) StoppedWith(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.jobs {
+		if e.job.JobID() == id {
+			return e.stopped
+		}
+	}
+	return ""
 }
 
 // Start listens on Config.Addr and serves in the background. Addr returns
@@ -275,6 +291,9 @@ func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "stop with savepoint failed (the job keeps running): "+err.Error())
 		return
 	}
+	s.mu.Lock()
+	e.stopped = path
+	s.mu.Unlock()
 	s.release(e, StatusFinished)
 	writeJSON(w, http.StatusOK, SavepointResponse{Path: path})
 }
