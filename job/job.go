@@ -136,7 +136,11 @@ func Main(j Job) {
 	}()
 	err := Run(ctx, j, os.Args[1:], os.Stdout, os.Stderr)
 	cancel()
-	os.Exit(ExitCode(err))
+	code := ExitCode(err)
+	if code == 1 {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", cmp.Or(j.Program, j.Name), err)
+	}
+	os.Exit(code)
 }
 
 // ExitCode is the exit status for an error of Run: 0 for nil or a help
