@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice"
 )
@@ -31,7 +33,10 @@ func (f *fakeJob) JobID() string { return f.id }
 
 func (f *fakeJob) wait(ctx context.Context) error {
 	if f.started != nil {
-		f.started <- struct{}{}
+		select {
+		case f.started <- struct{}{}:
+		default: // a second call while the first is in progress
+		}
 	}
 	if f.release != nil {
 		select {
@@ -73,6 +78,10 @@ func newTestServer(t *testing.T, token string, jobs ...*fakeJob) *httptest.Serve
 	return ts
 }
 
+// testClient bounds every call: a call the server should have refused at
+// once fails the test instead of hanging it.
+var testClient = &http.Client{Timeout: 10 * time.Second}
+
 func do(t *testing.T, method, url, token, body string) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
@@ -82,7 +91,7 @@ func do(t *testing.T, method, url, token, body string) (int, map[string]any) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +142,9 @@ func TestListSavepointStop(t *testing.T) {
 func TestSavepointInProgress(t *testing.T) {
 	j := &fakeJob{id: "abc", started: make(chan struct{}, 1), release: make(chan struct{})}
 	ts := newTestServer(t, "", j)
+	var once sync.Once
+	release := func() { once.Do(func() { close(j.release) }) }
+	t.Cleanup(release) // before the server's Close, also when the test fails
 	first := make(chan int, 1)
 	go func() {
 		resp, err := http.Post(ts.URL+"/api/v1/jobs/abc/savepoints", "application/json", nil)
@@ -150,7 +162,7 @@ func TestSavepointInProgress(t *testing.T) {
 			t.Fatalf("%s during a savepoint: %d %v", route, code, m)
 		}
 	}
-	close(j.release)
+	release()
 	if code := <-first; code != 200 {
 		t.Fatalf("first savepoint: %d", code)
 	}
