@@ -43,7 +43,8 @@ type Resolution struct {
 	// Written are the codec IDs the checkpoint recorded (nil for a
 	// version 1 file or a Fresh state), Now those the registration uses.
 	Written, Now []codec.ID
-	Outcome      Outcome
+	// Outcome is the verdict.
+	Outcome Outcome
 	// Reason explains a Migrated or Refused outcome.
 	Reason string
 }
@@ -82,7 +83,7 @@ func resolveState(name string, w *blockMeta, k kind, now []codec.ID, verdicts []
 		}
 		d := fmt.Sprintf("%s %s, the job now uses %s", role, wid, nid)
 		if v == codec.CompatibleAfterMigration {
-			migrated = append(migrated, d)
+			migrated = append(migrated, role)
 		} else {
 			refused = append(refused, d)
 		}
@@ -94,8 +95,8 @@ func resolveState(name string, w *blockMeta, k kind, now []codec.ID, verdicts []
 			k, name, strings.Join(refused, "; "))
 	case len(migrated) > 0:
 		r.Outcome = Migrated
-		r.Reason = fmt.Sprintf("%s state %q was written with %s: migrated at restore, the next checkpoint writes the new version",
-			k, name, strings.Join(migrated, "; "))
+		r.Reason = fmt.Sprintf("the %s reads the old version: migrated at restore, the next checkpoint writes the new one",
+			strings.Join(migrated, " and "))
 	}
 	return r
 }
