@@ -65,7 +65,7 @@ Flags:
 			err = srv.Start()
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", c.source("http"), err)
+			return fmt.Errorf("%s: %s", c.source("http"), strings.TrimPrefix(err.Error(), "http: "))
 		}
 		srv.Add(env, c.j.Name)
 		fmt.Fprintf(c.stdout, "control API on http://%s/api/v1/ (job %s)\n", srv.Addr(), env.JobID())
