@@ -28,6 +28,7 @@ func init() {
 		{"demo", "run the built-in count job with failures and verify its output", runDemo},
 		{"run", "run a built-in job against a Kafka cluster (run count)", runRun},
 		{"verify", "check the count job's output topic against its input topic", runVerify},
+		{"compare", "compare a green deployment's output topic with blue's (docs/upgrades.md)", runCompare},
 		{"bench", "measure throughput of the built-in benchmark pipelines", runBench},
 		{"checkpoints", "list and describe checkpoints (ls, inspect)", runCheckpoints},
 		{"broker", "serve the embedded Kafka-compatible broker", runBroker},
