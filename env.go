@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -59,6 +61,14 @@ type Config struct {
 	// owns the storage's whole namespace: checkpoints are chk-<id> under
 	// its root. Default nil: a store.FS on CheckpointDir.
 	CheckpointStorage store.Storage
+	// SavepointDir is the local directory where savepoints taken by
+	// TriggerSavepoint and StopWithSavepoint are written, one
+	// savepoint-<id>-<random> directory each [savepoint-dir]. Default
+	// "<CheckpointDir>/savepoints"; required when CheckpointStorage is set
+	// instead of CheckpointDir. Savepoints are self-contained (copy the
+	// directory anywhere and restore it with FromCheckpoint) and checkpoint
+	// retention never deletes them (docs/design.md §3).
+	SavepointDir string
 	// Restart is the restart strategy [restart.strategy]: a
 	// restart.FixedDelay, restart.ExponentialDelay, restart.FailureRate or
 	// restart.None value, or one read by restart.Parse. Default nil:
@@ -126,6 +136,9 @@ func (c Config) withDefaults() Config {
 	if c.CheckpointDir == "" && c.CheckpointStorage == nil {
 		c.CheckpointDir = "data/checkpoints/" + c.JobName
 	}
+	if c.SavepointDir == "" && c.CheckpointDir != "" {
+		c.SavepointDir = filepath.Join(c.CheckpointDir, "savepoints")
+	}
 	if c.Restart == nil {
 		c.Restart = restart.Default()
 	}
@@ -174,6 +187,11 @@ func (c Config) Validate() error {
 	if err := c.Restart.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.SavepointDir != "" {
+		if fi, err := os.Stat(c.SavepointDir); err == nil && !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("savepoint-dir: %s is not a directory", c.SavepointDir))
+		}
+	}
 	if c.StopTimeout < 0 {
 		errs = append(errs, fmt.Errorf("stop-timeout: must not be negative, got %v", c.StopTimeout))
 	}
@@ -196,11 +214,15 @@ type Environment struct {
 	stopAsked bool
 	// alignGroups are the job's watermark alignment groups, by name.
 	alignGroups map[string]*alignGroup
+	// jobID identifies this run (JobID).
+	jobID string
+	// exited is closed when Execute returns.
+	exited chan struct{}
 }
 
 // New returns an empty environment with cfg.
 func New(cfg Config) *Environment {
-	return &Environment{cfg: cfg.withDefaults(), uids: map[string]bool{}, ready: make(chan struct{})}
+	return &Environment{cfg: cfg.withDefaults(), uids: map[string]bool{}, ready: make(chan struct{}), jobID: newJobID(), exited: make(chan struct{})}
 }
 
 func (e *Environment) fail(err error) {
@@ -237,6 +259,7 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 		// to, and close ready twice.
 		return nil, errors.New("sluice: Execute called twice; an Environment runs one job once")
 	}
+	defer close(e.exited)
 	// The configuration first: an invalid parallelism or max-parallelism
 	// also makes operators look invalid, and the error must name the key.
 	if err := e.cfg.Validate(); err != nil {
@@ -257,12 +280,20 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 		}
 		st = fs
 	}
+	var spRoot store.Storage
+	if e.cfg.SavepointDir != "" {
+		fs, err := store.NewFS(e.cfg.SavepointDir)
+		if err != nil {
+			return nil, fmt.Errorf("savepoint-dir %s: %w", e.cfg.SavepointDir, err)
+		}
+		spRoot = fs
+	}
 	strategy, err := restart.Build(e.cfg.Restart, e.cfg.Seed)
 	if err != nil {
 		return nil, err
 	}
 	job, err := runtime.NewJob(plan, runtime.Config{
-		Checkpoint: e.cfg.Checkpoint, Restart: strategy, Store: store.NewCheckpoints(st),
+		Checkpoint: e.cfg.Checkpoint, Restart: strategy, Store: store.NewCheckpoints(st), Savepoints: spRoot,
 		FromCheckpoint: e.cfg.FromCheckpoint, Clock: e.cfg.Clock, Logger: e.cfg.Logger, Faults: e.cfg.Faults,
 		AllowNonRestoredState: e.cfg.AllowNonRestoredState, AllowSourceChange: e.cfg.AllowSourceChange,
 		StopTimeout: e.cfg.StopTimeout,

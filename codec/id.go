@@ -3,6 +3,8 @@ package codec
 import (
 	"fmt"
 	"reflect"
+	"strconv"
+	"strings"
 )
 
 // ID is a codec's stable identity: the name of its encoding and a version
@@ -87,4 +89,18 @@ func (l listCodec[T]) CodecID() ID {
 		return ID{Name: "list(" + e.Name + ")"}
 	}
 	return ID{Name: "list(" + e.String() + ")", Version: 1}
+}
+
+// ParseID parses an ID in the form String renders, name@vN (the name may
+// itself contain @, as nested IDs do).
+func ParseID(s string) (ID, error) {
+	i := strings.LastIndex(s, "@v")
+	if i < 0 {
+		return ID{}, fmt.Errorf("codec ID %q: no @v<version>", s)
+	}
+	v, err := strconv.Atoi(s[i+2:])
+	if err != nil || v < 0 {
+		return ID{}, fmt.Errorf("codec ID %q: bad version", s)
+	}
+	return ID{Name: s[:i], Version: v}, nil
 }

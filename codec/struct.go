@@ -50,7 +50,10 @@ func FieldOf[T, F any](name string, ref func(*T) *F, c Codec[F]) Field[T] {
 // removing, reordering or retyping a field changes it, and a restore of a
 // snapshot written with the old layout reports the change instead of
 // misreading bytes (docs/design.md §10). name names the type in that ID;
-// keep it when renaming the Go type.
+// keep it when renaming the Go type. It is Evolving: state written with an
+// earlier layout of the same name is migrated at restore when every old
+// field is still there with its codec (fields added, at any position, or
+// reordered), and refused otherwise (see ReadVersion).
 //
 // It fails if name is empty, a field has no name, ref or codec, or two
 // fields share a name. Encoding and decoding call each field's codec through
@@ -86,7 +89,7 @@ func Struct[T any](name string, fields ...Field[T]) (Codec[T], error) {
 		return nil, err
 	}
 	id.WriteByte('}')
-	sc := &structCodec[T]{fields: fields, id: ID{Name: id.String()}}
+	sc := &structCodec[T]{name: name, fields: fields, id: ID{Name: id.String()}}
 	sc.scratch.New = func() any { return new(T) }
 	if declared {
 		sc.id.Version = 1
@@ -95,6 +98,7 @@ func Struct[T any](name string, fields ...Field[T]) (Codec[T], error) {
 }
 
 type structCodec[T any] struct {
+	name   string
 	fields []Field[T]
 	id     ID
 	// scratch holds *T values for the field functions to work on: they
@@ -116,13 +120,26 @@ func (s *structCodec[T]) Append(dst []byte, v T) []byte {
 	return dst
 }
 
-func (s *structCodec[T]) Decode(src []byte) (T, int, error) {
+func (s *structCodec[T]) Decode(src []byte) (T, int, error) { return s.decodeFields(src, nil) }
+
+// decodeFields decodes the fields of indexes order, in that order (all
+// fields in their order when nil): the layout an older version wrote, for
+// ReadVersion. Fields not in order stay zero.
+func (s *structCodec[T]) decodeFields(src []byte, order []int) (T, int, error) {
 	p := s.scratch.Get().(*T)
 	defer s.scratch.Put(p)
 	var zero T
 	*p = zero
 	n := 0
-	for i := range s.fields {
+	count := len(s.fields)
+	if order != nil {
+		count = len(order)
+	}
+	for j := range count {
+		i := j
+		if order != nil {
+			i = order[j]
+		}
 		m, err := s.fields[i].decode(src[n:], p)
 		if err != nil {
 			*p = zero

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/sluicehq/sluice/connector/kafka"
 	"github.com/sluicehq/sluice/internal/kafkacount"
 	"github.com/sluicehq/sluice/internal/verify"
+	"github.com/sluicehq/sluice/job"
 	"github.com/sluicehq/sluice/restart"
 )
 
@@ -28,128 +28,106 @@ func splitBrokers(s string) []string {
 	return out
 }
 
-// runRun is `sluice run <job>`: a built-in job against any Kafka cluster.
-func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	help := func(w io.Writer) {
-		fmt.Fprintf(w, `Usage: sluice run count --brokers B --input T --output U --checkpoint-dir D [flags]
+// countHelp is what `sluice run count --help` prints before the flags.
+const countHelp = `Usage: sluice run count --brokers B --input T --output U --checkpoint-dir D [flags]
 
 Runs the count job against a Kafka cluster: Kafka source (topic T, from the
 earliest offset) → key by record key → keyed running count → Kafka sink
 (topic U; key = input key, value = decimal count). It resumes from the latest
 checkpoint in D when restarted, so it can be killed (even with SIGKILL) and
-started again. Ctrl-C or SIGTERM stops it with a final checkpoint.
+started again, or restores --from-savepoint. Ctrl-C or SIGTERM stops it with
+a final checkpoint; with --http, 'sluice stop --savepoint --http ADDR' stops
+it with a savepoint and 'sluice savepoint --http ADDR' takes one.
+
+Every flag can also be set in the environment (SLUICE_ and the flag in upper
+case with '_' for '-': SLUICE_BROKERS) or in the YAML file of --config
+(brokers: host:9092); the command line wins over the environment, the
+environment over the file (docs/operations.md).
 
 Flags:
-`)
-	}
-	fs := flag.NewFlagSet("run count", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	brokers := fs.String("brokers", "", "Kafka bootstrap servers, host:port[,host:port] (required)")
-	input := fs.String("input", "", "input topic (required)")
-	output := fs.String("output", "", "output topic (required)")
-	ckDir := fs.String("checkpoint-dir", "", "checkpoint directory; the job resumes from its latest checkpoint (required)")
-	par := fs.Int("parallelism", 2, "parallelism of every operator")
-	interval := fs.Duration("checkpoint-interval", time.Second, "checkpoint interval (exactly-once output becomes visible at this pace)")
-	minPause := fs.Duration("min-pause", 500*time.Millisecond, "least time between the end of a checkpoint and the next trigger (0 = no pause)")
-	delivery := fs.String("delivery", "exactly-once", "exactly-once or at-least-once")
-	group := fs.String("group", "sluice-count", "consumer group that receives the job's offsets after each checkpoint (monitoring only)")
-	txnPrefix := fs.String("txn-prefix", "", "transactional id prefix of the sink (default sluice-count-<output>); unique per job on the cluster")
-	txnTimeout := fs.Duration("transaction-timeout", kafka.DefaultTransactionTimeout, "transaction timeout of the sink (kafka.sink.transaction-timeout); at most the broker's transaction.max.timeout.ms")
-	acceptLost := fs.Bool("accept-lost-transactions", false, "restore even if transactions of the checkpoint can no longer be committed (their records are lost; see docs/operations.md)")
-	partitions := fs.Int("partitions", 4, "partitions of topics that do not exist yet (created at start)")
-	allowNonRestored := fs.Bool("allow-non-restored-state", false, "restore a checkpoint holding state of operators the job does not have, dropping that state (logged per state)")
-	allowSource := fs.Bool("allow-source-change", false, "restore a checkpoint written while reading other topics: offsets of partitions still read are kept, the rest start from the earliest offset")
-	logLevel := fs.String("log-level", "info", "log level on stderr: debug, info (restores, recoveries), warn or error")
-	restartFlag := fs.String("restart", "exponential-delay", "restart strategy: fixed-delay, exponential-delay, failure-rate or none, with settings after a colon, e.g. fixed-delay:attempts=10,delay=5s")
-	fs.Usage = func() { help(fs.Output()); fs.PrintDefaults() }
-	if len(args) == 0 || (args[0] != "count" && args[0] != "-h" && args[0] != "--help") {
-		fs.Usage()
-		return errUsage
-	}
-	if args[0] != "count" {
-		fs.SetOutput(stdout)
-		fs.Usage()
-		return nil
-	}
-	for _, a := range args[1:] {
-		if a == "-h" || a == "-help" || a == "--help" {
-			fs.SetOutput(stdout) // asked for: not an error
-		}
-	}
-	if err := parseFlags(fs, args[1:]); err != nil {
-		return err
-	}
-	var check flagCheck
-	check.atLeast("parallelism", int64(*par), 1)
-	check.positive("checkpoint-interval", *interval)
-	check.nonNegative("min-pause", *minPause)
-	check.atLeast("partitions", int64(*partitions), 1)
-	if *input != "" && *input == *output {
-		check.fail("--output: must differ from --input (%s): the job would read its own output", *input)
-	}
-	policy, err := restart.Parse(*restartFlag)
-	if err != nil {
-		check.fail("--restart: %v", err)
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		check.fail("--log-level: must be debug, info, warn or error, got %q", *logLevel)
-	}
-	if err := check.err(stderr); err != nil {
-		return err
-	}
-	var missing []string
-	for name, v := range map[string]string{"--brokers": *brokers, "--input": *input, "--output": *output, "--checkpoint-dir": *ckDir} {
-		if v == "" {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 {
-		fmt.Fprintf(stderr, "missing required flags: %s\n", strings.Join(missing, ", "))
-		return errUsage
-	}
-	bs := splitBrokers(*brokers)
-	if err := kafkacount.EnsureTopics(ctx, bs, int32(*partitions), *input, *output); err != nil {
-		return err
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	env, err := kafkacount.New(kafkacount.Options{
-		Brokers: bs, Input: *input, Output: *output, GroupID: *group, TxnPrefix: *txnPrefix,
-		Parallelism: *par, CheckpointInterval: *interval, MinPause: noneIfZero(*minPause), Delivery: *delivery,
-		CheckpointDir: *ckDir, Restart: policy, Logger: logger,
-		AllowNonRestoredState: *allowNonRestored, AllowSourceChange: *allowSource,
-		TransactionTimeout: *txnTimeout, AcceptLostTransactions: *acceptLost,
-	})
-	if err != nil && strings.Contains(err.Error(), kafka.KeySinkTransactionTimeout) {
-		return fmt.Errorf("%w (%s is --transaction-timeout here)", err, kafka.KeySinkTransactionTimeout)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "running count: %s → %s on %s, checkpoints in %s (Ctrl-C stops with a final checkpoint)\n", *input, *output, *brokers, *ckDir)
-	done := make(chan error, 1)
-	runCtx, hardCancel := context.WithCancel(context.Background())
-	defer hardCancel()
-	go func() {
-		_, err := env.Execute(runCtx)
-		done <- err
-	}()
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				return fmt.Errorf("job failed: %w", err)
+`
+
+// countJob is the count job as a job command (package job): the
+// standard keys (parallelism, checkpoint-dir, from-savepoint,
+// allow-non-restored-state, http, http-token, log-level, config) and the
+// count job's own.
+func countJob() job.Job {
+	var (
+		brokers, input, output, delivery, group, txnPrefix, restartFlag string
+		interval, minPause, txnTimeout                                  time.Duration
+		acceptLost, allowSource                                         bool
+		partitions                                                      int
+		ckDir                                                           string
+		policy                                                          restart.Policy
+	)
+	bs := func() []string { return splitBrokers(brokers) }
+	return job.Job{
+		Name: "count", Program: "sluice", Usage: countHelp, Parallelism: 2, HTTPAddr: "off",
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&brokers, "brokers", "", "Kafka bootstrap servers, host:port[,host:port] (required)")
+			fs.StringVar(&input, "input", "", "input topic (required)")
+			fs.StringVar(&output, "output", "", "output topic (required)")
+			fs.DurationVar(&interval, "checkpoint-interval", time.Second, "checkpoint interval (exactly-once output becomes visible at this pace)")
+			fs.DurationVar(&minPause, "min-pause", 500*time.Millisecond, "least time between the end of a checkpoint and the next trigger (0 = no pause)")
+			fs.StringVar(&delivery, "delivery", "exactly-once", "exactly-once or at-least-once")
+			fs.StringVar(&group, "group", "sluice-count", "consumer group that receives the job's offsets after each checkpoint (monitoring only)")
+			fs.StringVar(&txnPrefix, "txn-prefix", "", "transactional id prefix of the sink (default sluice-count-<output>); unique per job on the cluster")
+			fs.DurationVar(&txnTimeout, "transaction-timeout", kafka.DefaultTransactionTimeout, "transaction timeout of the sink (kafka.sink.transaction-timeout); at most the broker's transaction.max.timeout.ms")
+			fs.BoolVar(&acceptLost, "accept-lost-transactions", false, "restore even if transactions of the checkpoint can no longer be committed (their records are lost; see docs/operations.md)")
+			fs.IntVar(&partitions, "partitions", 4, "partitions of topics that do not exist yet (created at start)")
+			fs.BoolVar(&allowSource, "allow-source-change", false, "restore a checkpoint written while reading other topics: offsets of partitions still read are kept, the rest start from the earliest offset")
+			fs.StringVar(&restartFlag, "restart", "exponential-delay", "restart strategy: fixed-delay, exponential-delay, failure-rate or none, with settings after a colon, e.g. fixed-delay:attempts=10,delay=5s")
+		},
+		Validate: func(cfg sluice.Config) error {
+			var check flagCheck
+			check.positive("checkpoint-interval", interval)
+			check.nonNegative("min-pause", minPause)
+			check.atLeast("partitions", int64(partitions), 1)
+			if input != "" && input == output {
+				check.fail("--output: must differ from --input (%s): the job would read its own output", input)
 			}
-			msg, err := stopSummary(env.Status())
-			fmt.Fprintln(stdout, msg)
-			return err
-		case <-ctx.Done():
-			fmt.Fprintln(stdout, "stopping with a final checkpoint...")
-			env.Stop()
-			ctx = context.Background()
-		case <-tick.C:
+			var err error
+			if policy, err = restart.Parse(restartFlag); err != nil {
+				check.fail("--restart: %v", err)
+			}
+			var missing []string
+			for _, kv := range [][2]string{{"--brokers", brokers}, {"--input", input}, {"--output", output}, {"--checkpoint-dir", cfg.CheckpointDir}} {
+				if kv[1] == "" {
+					missing = append(missing, kv[0])
+				}
+			}
+			if len(missing) > 0 {
+				check.fail("missing required flags: %s", strings.Join(missing, ", "))
+			}
+			if len(check.problems) > 0 {
+				return errors.New(strings.Join(check.problems, "\n"))
+			}
+			return nil
+		},
+		Setup: func(ctx context.Context, cfg sluice.Config) error {
+			if err := kafkacount.EnsureTopics(ctx, bs(), int32(partitions), input, output); err != nil {
+				return err
+			}
+			return nil
+		},
+		Build: func(cfg sluice.Config) (*sluice.Environment, error) {
+			ckDir = cfg.CheckpointDir
+			env, err := kafkacount.New(kafkacount.Options{
+				Brokers: bs(), Input: input, Output: output, GroupID: group, TxnPrefix: txnPrefix,
+				Parallelism: cfg.Parallelism, CheckpointInterval: interval, MinPause: noneIfZero(minPause), Delivery: delivery,
+				CheckpointDir: cfg.CheckpointDir, Restart: policy, Logger: cfg.Logger,
+				FromCheckpoint: cfg.FromCheckpoint, AllowNonRestoredState: cfg.AllowNonRestoredState, AllowSourceChange: allowSource,
+				TransactionTimeout: txnTimeout, AcceptLostTransactions: acceptLost,
+			})
+			if err != nil && strings.Contains(err.Error(), kafka.KeySinkTransactionTimeout) {
+				return nil, fmt.Errorf("%w (%s is --transaction-timeout here)", err, kafka.KeySinkTransactionTimeout)
+			}
+			return env, err
+		},
+		Started: func(_ *sluice.Environment, stdout io.Writer) {
+			fmt.Fprintf(stdout, "running count: %s → %s on %s, checkpoints in %s (Ctrl-C stops with a final checkpoint)\n", input, output, brokers, ckDir)
+		},
+		Report: func(env *sluice.Environment, stdout io.Writer) {
 			st := env.Status()
 			var attempt, total int64
 			for _, v := range st.Vertices {
@@ -159,8 +137,60 @@ Flags:
 			}
 			fmt.Fprintf(stdout, "records read %d this attempt, %d in all attempts (replays included), checkpoints %d (failed %d), restarts %d\n",
 				attempt, total, st.CheckpointsCompleted, st.CheckpointsFailed, st.Restarts)
-		}
+		},
+		Done: func(env *sluice.Environment, savepoint string, stdout io.Writer) error {
+			if savepoint != "" {
+				return nil // the savepoint committed the output
+			}
+			msg, err := stopSummary(env.Status())
+			fmt.Fprintln(stdout, msg)
+			return err
+		},
 	}
+}
+
+// runRun is `sluice run <job>`: a built-in job against any Kafka cluster.
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		_ = job.Run(ctx, countJob(), []string{"run", "--help"}, stderr, stderr)
+		return errUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		return jobErr(job.Run(ctx, countJob(), []string{"run", "--help"}, stdout, stderr))
+	}
+	if args[0] != "count" {
+		fmt.Fprintf(stderr, "sluice run: unknown job %q (the built-in job is count)\n", args[0])
+		return errUsage
+	}
+	return jobErr(job.Run(ctx, countJob(), append([]string{"run"}, args[1:]...), stdout, stderr))
+}
+
+// runJobCommand runs a subcommand of package job on the count job:
+// `sluice savepoint`, `sluice stop`, `sluice check count`, `sluice describe
+// count`.
+func runJobCommand(sub string, needsJob bool) func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		if needsJob {
+			if len(args) == 0 || args[0] != "count" {
+				if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+					return jobErr(job.Run(ctx, countJob(), []string{sub, "--help"}, stdout, stderr))
+				}
+				fmt.Fprintf(stderr, "Usage: sluice %s count [flags] (the built-in job is count)\n", sub)
+				return errUsage
+			}
+			args = args[1:]
+		}
+		return jobErr(job.Run(ctx, countJob(), append([]string{sub}, args...), stdout, stderr))
+	}
+}
+
+// jobErr maps the errors of job.Run to the command's: a usage error was
+// printed already.
+func jobErr(err error) error {
+	if errors.Is(err, job.ErrUsage) {
+		return errUsage
+	}
+	return err
 }
 
 // stopSummary is what `run count` says when the job stopped without error.

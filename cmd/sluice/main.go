@@ -27,6 +27,10 @@ func init() {
 	commands = []command{
 		{"demo", "run the built-in count job with failures and verify its output", runDemo},
 		{"run", "run a built-in job against a Kafka cluster (run count)", runRun},
+		{"savepoint", "take a savepoint of a running job through its --http control API; prints its path", runJobCommand("savepoint", false)},
+		{"stop", "stop a running job with a savepoint (stop --savepoint [--drain]); prints its path", runJobCommand("stop", false)},
+		{"check", "report whether the count job as built can restore a savepoint (check count SAVEPOINT)", runJobCommand("check", true)},
+		{"describe", "print the count job's graph and uids (describe count)", runJobCommand("describe", true)},
 		{"verify", "check the count job's output topic against its input topic", runVerify},
 		{"compare", "compare a green deployment's output topic with blue's (docs/upgrades.md)", runCompare},
 		{"bench", "measure throughput of the built-in benchmark pipelines", runBench},

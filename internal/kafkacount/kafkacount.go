@@ -59,6 +59,9 @@ type Options struct {
 	// can no longer be committed (kafka.SinkConfig.AcceptLostTransactionsOnRestore).
 	AcceptLostTransactions bool
 	CheckpointDir          string
+	// FromCheckpoint restores this checkpoint or savepoint instead of the
+	// latest checkpoint in CheckpointDir (sluice.Config.FromCheckpoint).
+	FromCheckpoint string
 	// AllowNonRestoredState and AllowSourceChange relax the restore
 	// compatibility checks, as sluice.Config's fields of those names
 	// (docs/design.md §10).
@@ -99,6 +102,7 @@ func New(o Options) (*sluice.Environment, error) {
 		BufferTimeout:         o.BufferTimeout,
 		Checkpoint:            checkpoint.Config{Interval: o.CheckpointInterval, MinPause: o.MinPause, Mode: mode},
 		CheckpointDir:         o.CheckpointDir,
+		FromCheckpoint:        o.FromCheckpoint,
 		AllowNonRestoredState: o.AllowNonRestoredState,
 		AllowSourceChange:     o.AllowSourceChange,
 		Restart:               o.Restart,

@@ -80,6 +80,10 @@ type Config struct {
 	Restart    restart.Strategy
 	// Store keeps checkpoints; required.
 	Store *store.Checkpoints
+	// Savepoints is the savepoint root: each savepoint is a
+	// savepoint-<id>-<random> directory in it. Nil: savepoints are refused
+	// with an error naming savepoint-dir.
+	Savepoints store.Storage
 	// FromCheckpoint restores the first attempt from this checkpoint or
 	// savepoint directory instead of the latest in Store.
 	FromCheckpoint string
@@ -140,6 +144,16 @@ type Job struct {
 	lastRecovery  atomic.Int64
 	lastMeta      atomic.Pointer[checkpoint.Metadata]
 	coordStats    atomic.Pointer[checkpoint.Stats]
+
+	// spReqs carries savepoint requests to the running attempt's job
+	// master loop; done is closed when Run returns.
+	spReqs chan *savepointReq
+	done   chan struct{}
+	// stopSP is the completed stop-with-savepoint, answered when Run
+	// returns (its transactions are committed by then).
+	stopMu  sync.Mutex
+	stopSP  *savepointReq
+	stopDir string
 }
 
 // NewJob prepares plan to run with cfg.
@@ -172,7 +186,8 @@ func NewJob(plan *Plan, cfg Config) (*Job, error) {
 	if plan.MaxParallelism <= 0 {
 		plan.MaxParallelism = keygroup.DefaultMaxParallelism
 	}
-	j := &Job{plan: plan, cfg: cfg, clock: cfg.Clock, log: cfg.Logger, stopCh: make(chan struct{}), stats: map[checkpoint.TaskID]*TaskStats{}}
+	j := &Job{plan: plan, cfg: cfg, clock: cfg.Clock, log: cfg.Logger, stopCh: make(chan struct{}), stats: map[checkpoint.TaskID]*TaskStats{},
+		spReqs: make(chan *savepointReq), done: make(chan struct{})}
 	return j, nil
 }
 
@@ -318,7 +333,8 @@ func (j *Job) stopping() bool {
 // with a store.LockedError naming the holder, and an instance that finds
 // another took over since (store.ErrFenced) fails for good, without a
 // restart.
-func (j *Job) Run(ctx context.Context) error {
+func (j *Job) Run(ctx context.Context) (err error) {
+	defer func() { j.endSavepoints(err) }()
 	own, err := j.cfg.Store.Acquire(ctx, j.plan.JobName)
 	if err != nil {
 		j.log.Error("job not started: cannot take the checkpoints", "job", j.plan.JobName, "err", err)
@@ -381,6 +397,22 @@ func (j *Job) Run(ctx context.Context) error {
 			return j.stoppedErr(err)
 		}
 		failedAt = j.clock.Now()
+		if errors.Is(err, errStopSavepointFailed) && !stopping {
+			// The sources ended their input for a savepoint that then
+			// failed: not a failure of the job, which keeps running, as
+			// in Flink. Restart at once from the latest checkpoint,
+			// outside the restart strategy.
+			j.log.Warn("stop-with-savepoint failed; the job keeps running, restarting from its latest checkpoint",
+				"job", j.plan.JobName, "attempt", attempt, "err", err)
+			j.restarts.Add(1)
+			if j.lastCompleted.Load() > 0 {
+				from = ""
+			}
+			if dir := j.stopSavepointDir(); dir != "" {
+				from = dir
+			}
+			continue
+		}
 		ok, delay := j.cfg.Restart.OnFailure(failedAt, err)
 		if !ok && stopping {
 			return j.stoppedErr(err)
@@ -418,6 +450,14 @@ func (j *Job) Run(ctx context.Context) error {
 		// user-given starting point.
 		if j.lastCompleted.Load() > 0 {
 			from = ""
+		}
+		if dir := j.stopSavepointDir(); dir != "" {
+			// A stop-with-savepoint completed and then the attempt failed
+			// (committing it): the savepoint is newer than every
+			// checkpoint, and its transactions may be partly committed.
+			// The next attempt restores it (committing them) and stops
+			// with a savepoint again, which is the one the caller gets.
+			from = dir
 		}
 	}
 }
@@ -537,6 +577,9 @@ type attempt struct {
 	writesMu sync.Mutex
 	writes   map[int64]int
 	aborted  map[int64]bool
+	// savepoints holds the directory of every savepoint triggered in the
+	// attempt and not yet deleted, by id (under writesMu).
+	savepoints map[int64]*store.Snapshot
 
 	// running is set once the tasks run and drive takes over (a Stop then
 	// takes a final checkpoint).
@@ -649,7 +692,13 @@ func (a *attempt) discardAsync(cp int64, aborted bool) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		r := discarded{id: cp, err: a.j.cfg.Store.Discard(a.ctx, cp), aborted: aborted}
+		var err error
+		if sn := a.savepoint(cp); sn != nil && aborted {
+			err = a.deleteSavepoint(cp, sn)
+		} else {
+			err = a.j.cfg.Store.Discard(a.ctx, cp)
+		}
+		r := discarded{id: cp, err: err, aborted: aborted}
 		select {
 		case a.discarded <- r:
 		default:
@@ -743,7 +792,13 @@ func (a *attempt) writeSnapshot(id checkpoint.TaskID, b Barrier, snaps []pending
 
 func (a *attempt) writeKeyed(cp int64, uid string, sub int, ks KeyedSnapshot) (checkpoint.StateHandle, error) {
 	name := fmt.Sprintf("%s-%d.keyed", uid, sub)
-	w, err := a.j.cfg.Store.StateWriter(a.ctx, cp, name)
+	var w *store.StateWriter
+	var err error
+	if sn := a.savepoint(cp); sn != nil {
+		w, err = sn.StateWriter(a.ctx, name)
+	} else {
+		w, err = a.j.cfg.Store.StateWriter(a.ctx, cp, name)
+	}
 	if err != nil {
 		return checkpoint.StateHandle{}, err
 	}
@@ -969,12 +1024,17 @@ func (a *attempt) opContext(n int, t *task, uid, name string, r *restorer) (*Ope
 // its actions (docs/design.md §3). Nothing on it blocks on I/O: _metadata
 // writes and checkpoint deletions run on goroutines of their own and report
 // back as events, so a slow disk delays no trigger, timeout or notification.
-func (a *attempt) drive(coord *coordinator.Coordinator) error {
+func (a *attempt) drive(coord *coordinator.Coordinator) (err error) {
 	d := &driver{
 		a: a, j: a.j, coord: coord,
 		exhausted: map[checkpoint.TaskID]bool{},
 		ended:     map[checkpoint.TaskID]bool{},
 		stopCh:    a.j.stopCh,
+		sps:       map[int64]*savepointReq{},
+	}
+	defer func() { d.failSavepoints(err) }()
+	if r := d.j.resumeStop(); r != nil {
+		d.request(r)
 	}
 	for {
 		if err := d.carryOut(); err != nil {
@@ -1007,6 +1067,10 @@ type driver struct {
 	// stopDone: the final checkpoint completed.
 	stopDone bool
 	stopCh   <-chan struct{}
+	// sps are the savepoints triggered on request and not yet answered,
+	// by id; nextSP is the request whose TriggerAction is due next.
+	sps    map[int64]*savepointReq
+	nextSP *savepointReq
 }
 
 // discarded reports the end of a checkpoint deletion started by the loop.
@@ -1053,6 +1117,9 @@ func (d *driver) trigger(act coordinator.TriggerAction) error {
 		d.stopID = act.CheckpointID
 	}
 	b := Barrier{ID: act.CheckpointID, Kind: act.Kind, Timestamp: act.Timestamp, Stop: act.Stop}
+	if act.Kind == checkpoint.KindSavepoint {
+		b.Drain = d.savepointTriggered(act)
+	}
 	for _, t := range d.a.sources {
 		if err := d.a.sendCtl(t, taskCtl{kind: ctlTrigger, barrier: b}); err != nil {
 			return err
@@ -1073,7 +1140,12 @@ func (d *driver) persist(act coordinator.PersistAction) {
 	go func() {
 		defer a.wg.Done()
 		defer a.endWrite(id)
-		err := a.j.cfg.Store.WriteMetadata(a.ctx, act.Metadata)
+		var err error
+		if sn := a.savepoint(id); sn != nil {
+			err = a.writeSavepointMetadata(sn, act.Metadata)
+		} else {
+			err = a.j.cfg.Store.WriteMetadata(a.ctx, act.Metadata)
+		}
 		if errors.Is(err, store.ErrFenced) {
 			// Nothing of this checkpoint may be committed (docs/design.md
 			// §9): fail the attempt; Run makes it terminal.
@@ -1094,8 +1166,17 @@ func (d *driver) persist(act coordinator.PersistAction) {
 // two-phase-commit sinks commit.
 func (d *driver) complete(act coordinator.CompleteAction) error {
 	d.j.completed.Add(1)
-	d.j.lastCompleted.Store(act.CheckpointID)
-	d.j.lastMeta.Store(act.Metadata)
+	if act.Kind == checkpoint.KindSavepoint {
+		// A savepoint is not in the checkpoint lineage: a restart restores
+		// the latest checkpoint, so it must not count as one (Run restores
+		// from storage once this run completed a checkpoint).
+		d.savepointComplete(act)
+	} else {
+		d.j.lastCompleted.Store(act.CheckpointID)
+	}
+	if act.Kind != checkpoint.KindSavepoint || act.Stop {
+		d.j.lastMeta.Store(act.Metadata)
+	}
 	if act.Kind == checkpoint.KindSavepoint && !act.Stop {
 		// A savepoint does not commit sink transactions (as in Flink ≥
 		// 1.15): a later restore from an older checkpoint would replay
@@ -1118,9 +1199,12 @@ func (d *driver) complete(act coordinator.CompleteAction) error {
 // once no writer is busy with them) and tells every task.
 func (d *driver) abort(act coordinator.AbortAction) error {
 	d.j.failedCP.Add(1)
-	d.j.log.Warn("checkpoint aborted", "checkpoint", act.CheckpointID, "reason", act.Reason)
-	if act.Kind == checkpoint.KindCheckpoint {
+	d.j.log.Warn("checkpoint aborted", "checkpoint", act.CheckpointID, "kind", act.Kind, "reason", act.Reason)
+	if act.Kind == checkpoint.KindCheckpoint || d.a.savepoint(act.CheckpointID) != nil {
 		d.a.markAborted(act.CheckpointID)
+	}
+	if act.Kind == checkpoint.KindSavepoint {
+		d.savepointAborted(act)
 	}
 	for _, t := range d.a.tasks {
 		if err := d.a.sendCtl(t, taskCtl{kind: ctlAborted, id: act.CheckpointID}); err != nil {
@@ -1130,6 +1214,9 @@ func (d *driver) abort(act coordinator.AbortAction) error {
 	if act.CheckpointID == d.stopID {
 		// The sources already ended their input after this barrier; only a
 		// restart can take another one.
+		if act.Kind == checkpoint.KindSavepoint {
+			return fmt.Errorf("%w: savepoint %d: %w", errStopSavepointFailed, act.CheckpointID, act.Reason)
+		}
 		return fmt.Errorf("final checkpoint %d failed: %w", act.CheckpointID, act.Reason)
 	}
 	return nil
@@ -1218,6 +1305,8 @@ func (d *driver) wait() error {
 	case <-d.stopCh:
 		d.stopCh = nil
 		d.askStop()
+	case r := <-d.j.spReqs:
+		d.request(r)
 	case err := <-a.errs:
 		return err
 	case <-a.ctx.Done():

@@ -31,6 +31,10 @@ type Barrier struct {
 	Timestamp time.Time
 	// Stop says the sources end their input after this barrier.
 	Stop bool
+	// Drain says the sources emit the final watermark just before this
+	// (stop) barrier, so that every event-time timer fires and its output
+	// is part of the snapshot (Flink's stop --drain).
+	Drain bool
 }
 
 // Operator is the lifecycle every operator instance (one subtask of one

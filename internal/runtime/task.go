@@ -257,6 +257,18 @@ func (t *task) runSource(ctx context.Context) error {
 	handle := func(c taskCtl) (done bool, err error) {
 		if c.kind == ctlTrigger && c.barrier.Stop {
 			stopped = true
+			if c.barrier.Drain && !exhausted {
+				// Stop with drain: event time ends here, before the
+				// barrier, so that the timers it fires are in the
+				// savepoint and their output in its transactions.
+				t.wmSrc, t.wmAt = nil, time.Time{}
+				if err := t.emitStatus(false); err != nil {
+					return false, err
+				}
+				if err := t.emitWatermark(ctx, FinalWatermark); err != nil {
+					return false, err
+				}
+			}
 		}
 		return t.handleCtl(c)
 	}

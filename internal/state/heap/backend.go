@@ -41,6 +41,10 @@ type HeapBackend[K comparable] struct {
 	// (docs/design.md §14).
 	etimers  timerService[K]
 	restored bool
+	// planning is set by PlanRestore: registrations record their
+	// Resolution in plan instead of decoding restored state.
+	planning bool
+	plan     []Resolution
 }
 
 // registered is what the backend needs from a registered state of any kind.

@@ -30,7 +30,11 @@ func List[K comparable, V any](b *HeapBackend[K], name string, c codec.Codec[V],
 		s.et = newTable[K, int64](b.r.Len())
 	}
 	s.codecs = []codec.ID{codec.IDOf(c)}
-	if err := b.adopt(&s.base, s.decodeGroup); err != nil {
+	err = b.adopt(&s.base, func(w []codec.ID) []codec.Compatibility {
+		return []codec.Compatibility{resolveCodec(c, w, 0, &s.rd)}
+	}, s.decodeGroup)
+	s.rd = nil
+	if err != nil {
 		return nil, err
 	}
 	b.states[name] = s
@@ -48,6 +52,7 @@ type listState[K comparable, V any] struct {
 	t  *table[K, []V]
 	et *table[K, int64] // expiry times with TTL, nil without (see valueCore)
 	vc codec.Codec[V]
+	rd codec.DecodeFunc[V] // restore decoder while adopt runs (see valueCore)
 }
 
 func (s *listState[K, V]) Get() []V {
@@ -137,7 +142,7 @@ func (s *listState[K, V]) decodeGroup(gi int, body []byte, hasTTL bool, now int6
 		body = body[n:]
 		vs := make([]V, 0, count)
 		for range count {
-			v, n, err := s.vc.Decode(body)
+			v, n, err := s.rd(body)
 			if err != nil {
 				return errEntry(k, err)
 			}

@@ -34,7 +34,11 @@ func Map[K comparable, UK comparable, UV any](b *HeapBackend[K], name string, kc
 		uvc:  vc,
 	}
 	s.codecs = []codec.ID{codec.IDOf(kc), codec.IDOf(vc)}
-	if err := b.adopt(&s.base, s.decodeGroup); err != nil {
+	err = b.adopt(&s.base, func(w []codec.ID) []codec.Compatibility {
+		return []codec.Compatibility{resolveCodec(kc, w, 0, &s.rdk), resolveCodec(vc, w, 1, &s.rdv)}
+	}, s.decodeGroup)
+	s.rdk, s.rdv = nil, nil
+	if err != nil {
 		return nil, err
 	}
 	b.states[name] = s
@@ -67,6 +71,11 @@ type mapState[K comparable, UK comparable, UV any] struct {
 	t   *table[K, *userMap[UK, UV]]
 	ukc codec.Codec[UK]
 	uvc codec.Codec[UV]
+	// rdk and rdv decode restored user keys and values while adopt runs
+	// (see valueCore). User keys may migrate: they are not hashed to key
+	// groups.
+	rdk codec.DecodeFunc[UK]
+	rdv codec.DecodeFunc[UV]
 }
 
 // current returns the current key's inner map for reading, nil if none.
@@ -240,12 +249,12 @@ func (s *mapState[K, UK, UV]) decodeGroup(gi int, body []byte, hasTTL bool, now 
 		body = body[n:]
 		um := s.newUserMap(int(count), epoch)
 		for range count {
-			uk, n, err := s.ukc.Decode(body)
+			uk, n, err := s.rdk(body)
 			if err != nil {
 				return errEntry(k, err)
 			}
 			body = body[n:]
-			uv, n, err := s.uvc.Decode(body)
+			uv, n, err := s.rdv(body)
 			if err != nil {
 				return errEntry(k, err)
 			}

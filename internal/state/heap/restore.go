@@ -123,9 +123,8 @@ func (b *HeapBackend[K]) restoreFile(fi int, f *RestoreFile, seen []bool) error 
 			state.ErrIncompatible, fi, maxP, b.maxP)
 	}
 	if version >= 2 {
-		if !codec.Compatible(keyCodec, b.kcID) {
-			return fmt.Errorf("%w: %w: keyed state was written with key codec %s, the job keys it with %s",
-				state.ErrIncompatible, checkpoint.ErrIncompatible, keyCodec, b.kcID)
+		if r := b.resolveKey(keyCodec); r.Outcome == Refused {
+			return refusal(r)
 		}
 		for _, m := range infos {
 			if _, ok := b.rcodecs[m.name]; !ok {
@@ -343,24 +342,37 @@ func codecMismatch(k kind, written, now []codec.ID, compatible func(w, n codec.I
 }
 
 // adopt decodes the restored entries of state s being registered, if any,
-// with decode, and forgets the raw bytes. It first compares the codecs the
-// entries were written with to s's (docs/design.md §10): declared codec IDs
-// that differ are an incompatibility naming both, without decoding; where an
-// ID is undeclared only decoding can tell, and a failure is reported as an
-// incompatibility if the IDs differ, as corruption if they are equal.
-func (b *HeapBackend[K]) adopt(s *base[K], decode func(gi int, body []byte, hasTTL bool, now int64) error) error {
+// with decode, and forgets the raw bytes. It first resolves the codecs the
+// entries were written with against s's (docs/design.md §10): resolve, given
+// the written IDs, sets the state's restore decoders (codec.Resolve: the
+// codec's own Decode, or an older version's reader for a migration) and
+// returns a verdict per codec; resolveState turns them into the outcome. A
+// refusal names both IDs without decoding. Where an ID is undeclared only
+// decoding can tell, and a failure is reported as an incompatibility if the
+// IDs differ, as corruption if they are equal. In planning mode
+// (PlanRestore) the outcome is recorded instead.
+func (b *HeapBackend[K]) adopt(s *base[K], resolve func(written []codec.ID) []codec.Compatibility,
+	decode func(gi int, body []byte, hasTTL bool, now int64) error) error {
 	name := s.name
 	rs, ok := b.raw[name]
 	if !ok {
+		if b.planning {
+			b.plan = append(b.plan, resolveState(name, nil, s.kind, s.codecs, nil))
+		}
 		return nil
 	}
-	if rs.meta.kind != s.kind {
-		return fmt.Errorf("%w: %w: state %q was written as %s state, the job registers it as %s state",
-			state.ErrIncompatible, checkpoint.ErrIncompatible, name, rs.meta.kind, s.kind)
+	var verdicts []codec.Compatibility
+	if rs.meta.kind == s.kind {
+		verdicts = resolve(rs.meta.codecs)
 	}
-	if d := codecMismatch(s.kind, rs.meta.codecs, s.codecs, codec.Compatible); d != "" {
-		return fmt.Errorf("%w: %w: %s state %q was written with %s",
-			state.ErrIncompatible, checkpoint.ErrIncompatible, s.kind, name, d)
+	r := resolveState(name, &rs.meta, s.kind, s.codecs, verdicts)
+	if b.planning {
+		b.plan = append(b.plan, r)
+		delete(b.raw, name)
+		return nil
+	}
+	if r.Outcome == Refused {
+		return refusal(r)
 	}
 	now := b.now()
 	for gi, body := range rs.groups {
@@ -368,7 +380,7 @@ func (b *HeapBackend[K]) adopt(s *base[K], decode func(gi int, body []byte, hasT
 			continue
 		}
 		if err := decode(gi, body, rs.meta.flags&flagTTL != 0, now); err != nil {
-			if d := codecMismatch(s.kind, rs.meta.codecs, s.codecs, func(w, n codec.ID) bool { return w == n }); d != "" {
+			if d := codecMismatch(s.kind, rs.meta.codecs, s.codecs, func(w, n codec.ID) bool { return w == n }); d != "" && r.Outcome == AsIs {
 				return fmt.Errorf("%w: %w: %s state %q was written with %s, which cannot read it (key group %d: %w)",
 					state.ErrIncompatible, checkpoint.ErrIncompatible, s.kind, name, d, b.r.Start+gi, err)
 			}

@@ -70,6 +70,9 @@ type valueCore[K comparable, V any] struct {
 	// instead of 32 took 1M keys from 80 to 53 bytes per entry.
 	et *table[K, int64]
 	vc codec.Codec[V]
+	// rd decodes restored values while adopt runs: vc's Decode, or the
+	// reader of an older encoding (codec.Resolve).
+	rd codec.DecodeFunc[V]
 }
 
 func newValueCore[K comparable, V any](b *HeapBackend[K], name string, k kind, o state.Options, c codec.Codec[V]) valueCore[K, V] {
@@ -88,7 +91,10 @@ func (s *valueCore[K, V]) adopt() error {
 		return errNil(s.name, "value codec")
 	}
 	s.codecs = []codec.ID{codec.IDOf(s.vc)}
-	return s.b.adopt(&s.base, s.decodeGroup)
+	defer func() { s.rd = nil }()
+	return s.b.adopt(&s.base, func(w []codec.ID) []codec.Compatibility {
+		return []codec.Compatibility{resolveCodec(s.vc, w, 0, &s.rd)}
+	}, s.decodeGroup)
 }
 
 func (s *valueCore[K, V]) get() (V, bool) {
@@ -147,7 +153,7 @@ func (s *valueCore[K, V]) decodeGroup(gi int, body []byte, hasTTL bool, now int6
 			return err
 		}
 		body = body[n:]
-		v, n, err := s.vc.Decode(body)
+		v, n, err := s.rd(body)
 		if err != nil {
 			return errEntry(k, err)
 		}
