@@ -249,9 +249,11 @@ func TestBlueGreenUpgradeWithRollback(t *testing.T) {
 	// 3. The state compatibility test of the green build against it.
 	greenKeys := []string{"--brokers", r.brokers[0], "--input", "in", "--output", "green",
 		"--txn-prefix", "upgrade-green", "--checkpoint-dir", filepath.Join(r.dir, "ckpt-green"), "--parallelism", "3"}
-	if out := r.sluice(append([]string{"check", "count", sp}, greenKeys...)...); !strings.Contains(out, "restore OK") {
+	out := r.sluice(append([]string{"check", "count", sp}, greenKeys...)...)
+	if !strings.Contains(out, "restore OK") {
 		t.Fatalf("check of the green build: no \"restore OK\":\n%s", out)
 	}
+	t.Logf("savepoint %s; check of the green build:\n%s", sp, out)
 
 	// 4. Green starts from the savepoint with the new build.
 	green, _ := r.countJob("green", "ckpt-green", 3, "--from-savepoint", sp)
@@ -261,7 +263,7 @@ func TestBlueGreenUpgradeWithRollback(t *testing.T) {
 	// green caught up.
 	total := r.total(produced)
 	blueRep := r.waitCount("blue", int64(total), blue, green)
-	out := r.sluice("compare", "--brokers", r.brokers[0], "--blue", "blue", "--green", "green",
+	out = r.sluice("compare", "--brokers", r.brokers[0], "--blue", "blue", "--green", "green",
 		"--complete", "--min-overlap", "6000", "--wait", "60s")
 	t.Logf("compare: %s", out)
 	cmp, err := kafkacount.Compare(r.ctx, r.brokers, "blue", "green")
