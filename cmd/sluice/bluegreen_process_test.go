@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/internal/kafkacount"
@@ -165,6 +166,16 @@ func (r *upgradeRig) waitCount(output string, produced int64, procs ...*jobProc)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// committed returns the number of committed records of output.
+func (r *upgradeRig) committed(output string) int64 {
+	r.t.Helper()
+	rep, err := kafkacount.Check(r.ctx, r.brokers, "in", output)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return rep.Committed
 }
 
 // waitCommitted waits until output holds at least n committed records.
@@ -330,4 +341,98 @@ func TestInPlaceUpgrade(t *testing.T) {
 		t.Errorf("the new build does not log the restore:\n%s", next.output())
 	}
 	t.Logf("in-place upgrade in %v: %+v", time.Since(began), rep)
+}
+
+// waitGroupOffsets waits until the consumer group has committed offsets: the
+// count job commits its source offsets to its group after each completed
+// checkpoint, so this is "the job completed a checkpoint" (and with it its
+// restore, which runs before any task starts).
+func (r *upgradeRig) waitGroupOffsets(group string, procs ...*jobProc) {
+	r.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for {
+		offs, err := adm.FetchOffsets(r.ctx, group)
+		if err == nil && offs.Ok() && len(offs) > 0 {
+			return
+		}
+		select {
+		case <-r.ctx.Done():
+			r.t.Fatalf("group %s committed no offsets: %v\n%s", group, err, jobOutputs(procs))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// TestBlueGreenBlueFailsDuringSwitch: blue crashes (SIGKILL) after green
+// restored blue's savepoint and recovers from its own checkpoints; "blue"
+// must still hold exactly 1..n per key, once each, and green agree with it.
+//
+//   - From an intermediate savepoint (`sluice savepoint`, blue running),
+//     green started after blue went on checkpointing: green's restore must
+//     commit the savepoint's pending transactions, which are blue's and
+//     which blue committed since, under ids blue has reused. It cannot, and
+//     green refuses to start, naming the transaction (DATA LOSS); with
+//     --accept-lost-transactions, which is safe here because those
+//     transactions belong to blue, it starts (docs/upgrades.md).
+//   - From a stop savepoint, with blue restarted from it once green
+//     completed a checkpoint (the variant docs/upgrades.md gives for
+//     exactly-once on both topics whatever fails).
+func TestBlueGreenBlueFailsDuringSwitch(t *testing.T) {
+	for _, variant := range []string{"intermediate savepoint", "stop savepoint"} {
+		t.Run(variant, func(t *testing.T) {
+			r := newUpgradeRig(t, "in", "blue", "green")
+			r.produce(0, 2000)
+			done := make(chan struct{})
+			produced := r.flow(2000, done, 4)
+			// Blue checkpoints every second: its transactions stay
+			// open while the test acts.
+			blue, api := r.countJob("blue", "ckpt-blue", 2, "--checkpoint-interval", "1s")
+			r.waitCommitted("blue", 1, blue)
+			var green *jobProc
+			if variant == "intermediate savepoint" {
+				sp := r.sluice("savepoint", "--http", api)
+				// Blue completes checkpoints after the savepoint: the
+				// first commits the savepoint's transactions, the next
+				// reuse their ids.
+				for range 3 {
+					r.waitCommitted("blue", r.committed("blue")+1, blue)
+				}
+				refused, _ := r.countJob("green", "ckpt-green", 3, "--from-savepoint", sp)
+				err := <-refused.done
+				if msg := refused.output(); err == nil || !strings.Contains(msg, "DATA LOSS") || !strings.Contains(msg, "upgrade-blue-kafka-sink-") {
+					t.Fatalf("green from a savepoint whose transactions blue committed since: %v, want a DATA LOSS error naming blue's transaction\n%s", err, msg)
+				}
+				green, _ = r.countJob("green", "ckpt-green", 3, "--from-savepoint", sp, "--accept-lost-transactions")
+				r.waitGroupOffsets("upgrade-green", green)
+			} else {
+				sp := r.sluice("stop", "--savepoint", "--http", api)
+				r.waitExit(blue, "blue after stop --savepoint")
+				green, _ = r.countJob("green", "ckpt-green", 3, "--from-savepoint", sp)
+				r.waitGroupOffsets("upgrade-green", green)
+				n := r.committed("blue")
+				blue, _ = r.countJob("blue", "ckpt-blue", 2, "--checkpoint-interval", "1s", "--from-savepoint", sp)
+				// Blue completed a checkpoint of its own: a crash now
+				// resumes from it, not from the checkpoint before the
+				// savepoint.
+				r.waitCommitted("blue", n+1, blue)
+			}
+			// Blue crashes and recovers from its latest checkpoint.
+			_ = blue.cmd.Process.Kill()
+			<-blue.done
+			close(done)
+			blue2, _ := r.countJob("blue", "ckpt-blue", 2)
+			total := r.total(produced)
+			rep := r.waitCount("blue", int64(total), blue2, green)
+			cmp := r.sluice("compare", "--brokers", r.brokers[0], "--blue", "blue", "--green", "green",
+				"--complete", "--wait", "60s")
+			t.Logf("blue: %+v\ncompare: %s", rep, cmp)
+			_ = green.cmd.Process.Signal(syscall.SIGTERM)
+			r.waitExit(green, "green after SIGTERM")
+		})
+	}
 }
