@@ -228,11 +228,18 @@ func (k *keyedCore[K, OUT]) Open(ctx context.Context, rc *runtime.OperatorContex
 		return err
 	}
 	for _, name := range k.backend.Unregistered() {
+		if oc.plan != nil {
+			break // a restore check reports them
+		}
 		oc.Logger.Warn("restored keyed state not registered in Open: kept unchanged in checkpoints, but the function does not see it (was the state renamed?)",
 			"operator", oc.UID, "state", name, "checkpoint", oc.Restored.CheckpointID)
 	}
 	return nil
 }
+
+// plannedStates returns the verdicts of a restore check on the key codec
+// and the states (after Open with runtime.OperatorContext.PlanOnly).
+func (k *keyedCore[K, OUT]) plannedStates() []heap.Resolution { return k.backend.Plan() }
 
 // Snapshot freezes the keyed state (the synchronous part).
 func (k *keyedCore[K, OUT]) Snapshot(_ context.Context, b runtime.Barrier) (*runtime.OperatorSnapshot, error) {
@@ -322,7 +329,17 @@ type keyedOp[K comparable, IN, OUT any] struct {
 	key func(IN) K
 }
 
+// restoreKeyed restores the subtask's keyed state into b, or, for a restore
+// check, puts b in planning mode for the checkpoint's states
+// (heap.PlanRestore): registrations then record what a restore would do.
 func restoreKeyed[K comparable](b *heap.HeapBackend[K], oc *OperatorContext) error {
+	if oc.plan != nil {
+		kc, states := oc.plan.States()
+		if err := b.PlanRestore(kc, states); err != nil {
+			return fmt.Errorf("%s: plan restore: %w", oc.UID, err)
+		}
+		return nil
+	}
 	if oc.Restored == nil || len(oc.Restored.Keyed) == 0 {
 		return nil
 	}

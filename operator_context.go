@@ -53,6 +53,9 @@ type OperatorContext struct {
 	// stats is the task's counters (nil outside a task): operators built
 	// on the keyed function API count late records in it.
 	stats *runtime.TaskStats
+	// plan is set when a restore check opens the operator only to plan
+	// the restore of this state (runtime.OperatorContext.PlanOnly).
+	plan *checkpoint.OperatorState
 }
 
 // CheckFenced returns an error for which errors.Is(err, store.ErrFenced)
@@ -107,7 +110,7 @@ func operatorContext(rc *runtime.OperatorContext) *OperatorContext {
 	c := &OperatorContext{
 		UID: rc.UID, Name: rc.Name, Subtask: rc.Subtask, Parallelism: rc.Parallelism, MaxParallelism: rc.MaxParallelism,
 		KeyGroups: rc.KeyGroups, Attempt: rc.Attempt, RunID: rc.RunID, Clock: rc.Clock, Logger: rc.Logger, Faults: rc.Faults,
-		Fence: rc.Fence, stats: rc.Stats,
+		Fence: rc.Fence, stats: rc.Stats, plan: rc.PlanOnly,
 	}
 	if rs := rc.Restored; rs != nil {
 		c.Restored = &RestoredState{CheckpointID: rs.CheckpointID, Superseded: rs.Superseded, Operator: rs.Operator}

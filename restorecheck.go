@@ -3,6 +3,7 @@ package sluice
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -10,7 +11,11 @@ import (
 
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/checkpoint/store"
+	"github.com/sluicehq/sluice/clock"
+	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/internal/runtime"
+	"github.com/sluicehq/sluice/internal/state/heap"
+	"github.com/sluicehq/sluice/keygroup"
 )
 
 // Outcome is what restoring a checkpoint does to one operator or state
@@ -145,7 +150,7 @@ func (r *RestoreReport) String() string {
 		par := ""
 		switch {
 		case op.OldParallelism > 0 && op.NewParallelism > 0 && op.OldParallelism != op.NewParallelism:
-			par = fmt.Sprintf("parallelism %d -> %d (key groups redistribute)", op.OldParallelism, op.NewParallelism)
+			par = fmt.Sprintf("parallelism %d -> %d (state redistributes)", op.OldParallelism, op.NewParallelism)
 		case op.NewParallelism > 0:
 			par = fmt.Sprintf("parallelism %d", op.NewParallelism)
 		case op.OldParallelism > 0:
@@ -204,13 +209,11 @@ func (e *Environment) checkRestore(ctx context.Context, path string) (*RestoreRe
 		return nil, fmt.Errorf("check restore of %s: %w", path, err)
 	}
 	r := &RestoreReport{Checkpoint: sn.Location(), CheckpointID: m.CheckpointID, Kind: m.Kind, CheckpointJob: m.JobName, Job: plan.JobName}
+	// Dropped operators are reported per operator (OK decides whether
+	// they are allowed), so they are allowed here.
 	rc := runtime.ResolveRestore(m, plan, runtime.RestoreOptions{Explicit: true,
-		AllowNonRestoredState: e.cfg.AllowNonRestoredState, AllowSourceChange: e.cfg.AllowSourceChange})
-	for _, s := range rc.Refusals {
-		if !strings.HasPrefix(s, "the checkpoint holds state of operators") {
-			r.Problems = append(r.Problems, s)
-		}
-	}
+		AllowNonRestoredState: true, AllowSourceChange: e.cfg.AllowSourceChange})
+	r.Problems = rc.Refusals
 	par := map[string]int{}
 	for _, v := range plan.Vertices {
 		for _, uid := range v.UIDs {
@@ -234,8 +237,18 @@ func (e *Environment) checkRestore(ctx context.Context, path string) (*RestoreRe
 	for _, uid := range slices.Sorted(maps.Keys(par)) {
 		op := m.Operators[uid]
 		states, stateful := probed[uid]
-		if !op.HasState() && !stateful {
+		if !op.HasState() && len(states) == 0 {
 			continue
+		}
+		if m.Version < 2 && op.HasState() {
+			// Format 1 recorded no states: what the job registers restores
+			// unchecked, as the restore does.
+			for i := range states {
+				if states[i].Outcome == Added {
+					states[i].Outcome = RestoredAsIs
+					states[i].Reason = "metadata format 1: codecs not recorded, cannot be checked"
+				}
+			}
 		}
 		or := OperatorRestore{UID: uid, NewParallelism: par[uid]}
 		if op.HasState() {
@@ -306,9 +319,110 @@ func checkpointStates(op *checkpoint.OperatorState) []StateRestore {
 	return out
 }
 
-// probeStates returns, per operator uid whose states the job declares
-// (keyed operators), what a restore does to each state. Operators it
-// cannot probe are absent.
+// statePlanner is implemented by the operators whose keyed state a
+// restore check plans (keyed functions, windows): after Open with
+// runtime.OperatorContext.PlanOnly set, plannedStates returns the backend's
+// verdicts.
+type statePlanner interface {
+	runtime.Operator
+	plannedStates() []heap.Resolution
+}
+
+// probeStates plans the restore of every keyed operator of the job: it
+// builds subtask 0 of each chain and opens its keyed operators with
+// PlanOnly set, which runs their registrations (the user's Open) against a
+// backend in planning mode, so the codecs are resolved exactly as the
+// restore resolves them (heap.Resolution). Nothing is read, sent or
+// written; sources and sinks are built but never opened. It returns the
+// states per operator uid, for the operators it planned.
 func (e *Environment) probeStates(ctx context.Context, plan *runtime.Plan, m *checkpoint.Metadata) (map[string][]StateRestore, error) {
-	return map[string][]StateRestore{}, nil
+	par := map[int]int{}
+	for _, v := range plan.Vertices {
+		par[v.ID] = v.Parallelism
+	}
+	channels := make(map[int]any, len(plan.Edges))
+	for _, ed := range plan.Edges {
+		channels[ed.ID] = ed.NewChannels(par[ed.From], par[ed.To], 1)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	clk := e.cfg.Clock
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	out := map[string][]StateRestore{}
+	for _, v := range plan.Vertices {
+		tm := runtime.NewTime()
+		chain, err := v.Instantiate(&runtime.Wiring{Subtask: 0, Channels: channels, Done: done, Stats: &runtime.TaskStats{}, BatchSize: plan.BatchSize, Time: tm})
+		if err != nil {
+			return nil, fmt.Errorf("check restore: build %s: %w", v.Name, err)
+		}
+		for _, op := range chain.Ops {
+			sp, ok := op.Op.(statePlanner)
+			if !ok {
+				continue
+			}
+			st := m.Operators[op.UID]
+			if st == nil {
+				st = &checkpoint.OperatorState{}
+			}
+			rc := &runtime.OperatorContext{UID: op.UID, Name: op.Name, Subtask: 0, Parallelism: v.Parallelism, MaxParallelism: plan.MaxParallelism,
+				KeyGroups: keygroup.RangeFor(0, v.Parallelism, plan.MaxParallelism), RunID: "check-restore", Clock: clk, Logger: quiet,
+				Time: tm, PlanOnly: st}
+			if err := sp.Open(ctx, rc); err != nil {
+				return nil, fmt.Errorf("check restore: open %s to learn its states: %w", op.UID, err)
+			}
+			var states []StateRestore
+			for _, r := range sp.plannedStates() {
+				states = append(states, stateRestore(r))
+			}
+			out[op.UID] = append(states, otherStates(st)...)
+		}
+	}
+	return out, nil
+}
+
+// stateRestore converts the backend's verdict on a keyed state.
+func stateRestore(r heap.Resolution) StateRestore {
+	s := StateRestore{Name: r.Name, Kind: "keyed " + r.Kind, Reason: r.Reason, Written: ids(r.Written), Now: ids(r.Now)}
+	if r.Kind == "key codec" {
+		s.Name, s.Kind = "key", "key codec"
+	}
+	switch r.Outcome {
+	case heap.AsIs:
+		s.Outcome = RestoredAsIs
+	case heap.Migrated:
+		s.Outcome = Migrated
+	case heap.Fresh:
+		s.Outcome, s.Reason = Added, "starts empty"
+	case heap.Unregistered:
+		s.Outcome = Dropped
+		s.Reason = "in the checkpoint, but the operator no longer registers it: kept unchanged in later checkpoints, invisible to the job (was it renamed?)"
+	default:
+		s.Outcome = Incompatible
+	}
+	return s
+}
+
+func ids(in []codec.ID) []string {
+	var out []string
+	for _, id := range in {
+		out = append(out, id.String())
+	}
+	return out
+}
+
+// otherStates lists the broadcast and operator states of an operator in a
+// checkpoint, restored as is (their codecs are checked when the operator
+// opens).
+func otherStates(op *checkpoint.OperatorState) []StateRestore {
+	var out []StateRestore
+	for _, s := range checkpointStates(op) {
+		if s.Kind == "broadcast" || s.Kind == "operator" {
+			s.Outcome = RestoredAsIs
+			out = append(out, s)
+		}
+	}
+	return out
 }

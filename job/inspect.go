@@ -56,6 +56,10 @@ Flags:
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(c.stdout, s)
+	states, err := b.env.DescribeStates()
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(c.stdout, s+states)
 	return nil
 }

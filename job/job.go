@@ -110,7 +110,7 @@ type Job struct {
 // StandardKeys are the keys every job has, in the root section
 // (docs/design.md §12); Job.Flags must not redeclare them.
 var StandardKeys = []string{
-	"config", "parallelism", "checkpoint-dir", "from-savepoint", "allow-non-restored-state",
+	"config", "parallelism", "checkpoint-dir", "savepoint-dir", "from-savepoint", "allow-non-restored-state",
 	"http", "http-token", "log-level",
 }
 
@@ -136,7 +136,11 @@ func Main(j Job) {
 	}()
 	err := Run(ctx, j, os.Args[1:], os.Stdout, os.Stderr)
 	cancel()
-	os.Exit(ExitCode(err))
+	code := ExitCode(err)
+	if code == 1 {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", cmp.Or(j.Program, j.Name), err)
+	}
+	os.Exit(code)
 }
 
 // ExitCode is the exit status for an error of Run: 0 for nil or a help
@@ -210,6 +214,7 @@ type cmd struct {
 	configFile       string
 	parallelism      int
 	checkpointDir    string
+	savepointDir     string
 	fromSavepoint    string
 	allowNonRestored bool
 	httpAddr         string
@@ -243,6 +248,7 @@ func (c *cmd) flags(name, usage string) (fs *flag.FlagSet, err error) {
 	fs.StringVar(&c.configFile, "config", "", "YAML file of configuration keys (key: value; the command line and the environment win over it)")
 	fs.IntVar(&c.parallelism, "parallelism", par, "default parallelism of the job's operators")
 	fs.StringVar(&c.checkpointDir, "checkpoint-dir", "", "checkpoint directory; the job resumes from its latest checkpoint (default data/checkpoints/<job>)")
+	fs.StringVar(&c.savepointDir, "savepoint-dir", "", "directory of the savepoints the job takes (default <checkpoint-dir>/savepoints); never cleaned by checkpoint retention")
 	fs.StringVar(&c.fromSavepoint, "from-savepoint", "", "restore this savepoint (or checkpoint) directory instead of the latest checkpoint")
 	fs.BoolVar(&c.allowNonRestored, "allow-non-restored-state", false, "restore a savepoint holding state of operators the job no longer has, dropping that state (logged per state)")
 	fs.StringVar(&c.httpAddr, "http", httpDef, `address of the job's control API, host:port (port 0: a free one, printed); "off": none. Loopback only unless http-token is set`)
@@ -315,7 +321,7 @@ func (c *cmd) engineConfig(serving bool) (sluice.Config, error) {
 		}
 	}
 	cfg := sluice.Config{
-		JobName: c.j.Name, Parallelism: c.parallelism, CheckpointDir: c.checkpointDir,
+		JobName: c.j.Name, Parallelism: c.parallelism, CheckpointDir: c.checkpointDir, SavepointDir: c.savepointDir,
 		FromCheckpoint: c.fromSavepoint, AllowNonRestoredState: c.allowNonRestored,
 		Logger: slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level})),
 	}

@@ -294,7 +294,7 @@ func TestCheckAndDescribe(t *testing.T) {
 	if err := job.Run(context.Background(), countJob(nil), []string{"describe"}, &out, &errb); err != nil {
 		t.Fatalf("describe: %v %s", err, errb.String())
 	}
-	for _, w := range []string{"datagen", "count", "sink"} {
+	for _, w := range []string{"datagen", "count", "sink", `state count: keyed value "count", codecs `} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("describe does not show %s:\n%s", w, out.String())
 		}

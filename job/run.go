@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/httpapi"
 )
 
@@ -60,7 +58,6 @@ Flags:
 	if err != nil {
 		return err
 	}
-	ctl := &stopRecorder{env: env}
 	var srv *httpapi.Server
 	if c.httpAddr != "off" {
 		srv, err = httpapi.New(httpapi.Config{Addr: c.httpAddr, Token: c.httpToken, Logger: cfg.Logger})
@@ -70,8 +67,8 @@ Flags:
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.source("http"), err)
 		}
-		srv.Add(ctl, c.j.Name)
-		fmt.Fprintf(c.stdout, "control API on http://%s/api/v1/ (job %s)\n", srv.Addr(), ctl.JobID())
+		srv.Add(env, c.j.Name)
+		fmt.Fprintf(c.stdout, "control API on http://%s/api/v1/ (job %s)\n", srv.Addr(), env.JobID())
 	}
 	if c.j.Started != nil {
 		c.j.Started(env, c.stdout)
@@ -101,7 +98,7 @@ Flags:
 				if runErr != nil {
 					status = httpapi.StatusFailed
 				}
-				srv.SetStatus(ctl.JobID(), status)
+				srv.SetStatus(env.JobID(), status)
 				sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 				_ = srv.Shutdown(sctx)
 				cancel()
@@ -110,7 +107,10 @@ Flags:
 				cfg.Logger.Error("job failed", "job", c.j.Name, "err", runErr)
 				return fmt.Errorf("job failed: %w", runErr)
 			}
-			path := ctl.path()
+			var path string
+			if srv != nil {
+				path = srv.StoppedWith(env.JobID())
+			}
 			if path != "" {
 				fmt.Fprintf(c.stdout, "stopped with savepoint %s\n", path)
 			}
@@ -128,34 +128,4 @@ Flags:
 			}
 		}
 	}
-}
-
-// stopRecorder passes the control API's calls to the job and remembers the
-// path of a successful stop with savepoint.
-type stopRecorder struct {
-	env *sluice.Environment
-	mu  sync.Mutex
-	p   string
-}
-
-func (s *stopRecorder) JobID() string { return s.env.JobID() }
-
-func (s *stopRecorder) TriggerSavepoint(ctx context.Context) (string, error) {
-	return s.env.TriggerSavepoint(ctx)
-}
-
-func (s *stopRecorder) StopWithSavepoint(ctx context.Context, drain bool) (string, error) {
-	p, err := s.env.StopWithSavepoint(ctx, drain)
-	if err == nil {
-		s.mu.Lock()
-		s.p = p
-		s.mu.Unlock()
-	}
-	return p, err
-}
-
-func (s *stopRecorder) path() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.p
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/sluicehq/sluice/connector/file"
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/countjob"
+	"github.com/sluicehq/sluice/internal/httpapi"
 	"github.com/sluicehq/sluice/internal/verify"
 	"github.com/sluicehq/sluice/restart"
 )
@@ -47,6 +48,9 @@ type demoFlags struct {
 	// (docs/design.md §10).
 	allowNonRestored bool
 	allowSource      bool
+	// http and httpToken serve the job's control API (package
+	// internal/httpapi) while it runs.
+	http, httpToken string
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -111,6 +115,9 @@ Flags:
 	fs.BoolVar(&f.resume, "resume", false, "resume an earlier run from the latest checkpoint in <dir>/checkpoints, keeping its output; pass that run's --seed")
 	fs.BoolVar(&f.allowNonRestored, "allow-non-restored-state", false, "with --resume/--from-checkpoint: drop state of operators the job does not have instead of refusing (logged per state)")
 	fs.BoolVar(&f.allowSource, "allow-source-change", false, "with --resume/--from-checkpoint: restore a checkpoint whose source read something else (other --keys, --splits, --distribution or --seed)")
+	fs.StringVar(&f.http, "http", "", "serve the job's control API on this address (e.g. 127.0.0.1:8081; port 0 picks a free one): 'sluice savepoint' and 'sluice stop --savepoint' (which ends the demo and verifies it); loopback only unless --http-token")
+	fs.StringVar(&f.httpToken, "http-token", os.Getenv("SLUICE_HTTP_TOKEN"), "bearer token of the control API's savepoint and stop calls (default $SLUICE_HTTP_TOKEN)")
+	fs.Func("from-savepoint", "like --from-checkpoint, for a savepoint directory (file pipeline)", func(v string) error { f.from = v; return nil })
 	fs.StringVar(&f.from, "from-checkpoint", "", "resume from this checkpoint directory (e.g. data/demo/checkpoints/chk-12) of an earlier run, keeping its output; pass that run's --seed")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -137,6 +144,11 @@ Flags:
 	check.nonNegative("min-pause", f.minPause)
 	check.nonNegative("fail-every", f.failEvery)
 	check.nonNegative("buffer-timeout", f.bufTimeout)
+	if f.http != "" {
+		if err := httpapi.CheckAddr(f.http, f.httpToken != ""); err != nil {
+			check.fail("--%v", err)
+		}
+	}
 	if err := check.err(stderr); err != nil {
 		return err
 	}
@@ -249,6 +261,19 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 	runCtx, hardCancel := context.WithCancel(context.Background())
 	defer hardCancel()
 	start := time.Now()
+	var srv *httpapi.Server
+	if f.http != "" {
+		var err error
+		srv, err = httpapi.New(httpapi.Config{Addr: f.http, Token: f.httpToken})
+		if err == nil {
+			err = srv.Start()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--%w", err), 0
+		}
+		srv.Add(env, "demo")
+		fmt.Fprintf(stdout, "control API on http://%s/api/v1/ (job %s)\n", srv.Addr(), env.JobID())
+	}
 	go func() {
 		res, err := env.Execute(runCtx)
 		done <- result{res, err}
@@ -288,7 +313,22 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 	for {
 		select {
 		case r := <-done:
-			return r.res, r.err, time.Since(start)
+			took := time.Since(start)
+			if srv != nil {
+				// The answer of a stop is written before the demo verifies.
+				status := httpapi.StatusFinished
+				if r.err != nil {
+					status = httpapi.StatusFailed
+				}
+				srv.SetStatus(env.JobID(), status)
+				sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_ = srv.Shutdown(sctx)
+				cancel()
+				if p := srv.StoppedWith(env.JobID()); p != "" {
+					fmt.Fprintf(stdout, "stopped with savepoint %s\n", p)
+				}
+			}
+			return r.res, r.err, took
 		case <-stopAt:
 			stop("duration reached")
 		case <-ctx.Done():

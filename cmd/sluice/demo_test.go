@@ -156,3 +156,54 @@ func TestDemoSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("after 4 SIGKILLs: %+v", s)
 	}
 }
+
+// TestDemoStopWithSavepoint: `sluice demo --http` serves the control API;
+// `sluice stop --savepoint` against it ends the demo with a savepoint,
+// which the demo verifies like its final checkpoint (exactly once), and
+// a second demo restores it with --from-savepoint.
+func TestDemoStopWithSavepoint(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"demo", "--pipeline", "file", "--dir", dir, "--duration", "0", "--rate", "20000", "--keys", "100",
+			"--checkpoint-interval", "100ms", "--min-pause", "10ms", "--seed", "9", "--http", "127.0.0.1:0"}, &out, &errb)
+	}()
+	var api string
+	for api == "" {
+		if m := controlAPILine.FindStringSubmatch(out.String()); m != nil {
+			api = m[1]
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("demo ended: %d\n%s\n%s", code, out.String(), errb.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // some input and checkpoints first
+	var sout, serr bytes.Buffer
+	if code := run([]string{"stop", "--savepoint", "--http", api}, &sout, &serr); code != 0 {
+		t.Fatalf("stop: exit %d: %s", code, serr.String())
+	}
+	sp := strings.TrimSpace(sout.String())
+	if code := <-done; code != 0 {
+		t.Fatalf("demo after stop: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "stopped with savepoint "+sp) {
+		t.Fatalf("demo output does not name the savepoint %s:\n%s", sp, out.String())
+	}
+	s := lastJSON(t, out.String())
+	if s.Lost != 0 || s.Duplicated != 0 || s.Produced == 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	out2, errb2 := &bytes.Buffer{}, &bytes.Buffer{}
+	if code := run([]string{"demo", "--pipeline", "file", "--dir", dir, "--duration", "500ms", "--rate", "20000", "--keys", "100",
+		"--checkpoint-interval", "100ms", "--min-pause", "10ms", "--seed", "9", "--from-savepoint", sp}, out2, errb2); code != 0 {
+		t.Fatalf("demo --from-savepoint: exit %d\n%s\n%s", code, out2.String(), errb2.String())
+	}
+	s2 := lastJSON(t, out2.String())
+	if s2.Lost != 0 || s2.Duplicated != 0 || s2.Produced <= s.Produced {
+		t.Fatalf("after the restore: %+v (before: %+v)", s2, s)
+	}
+}

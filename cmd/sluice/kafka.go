@@ -115,7 +115,7 @@ func countJob() job.Job {
 			env, err := kafkacount.New(kafkacount.Options{
 				Brokers: bs(), Input: input, Output: output, GroupID: group, TxnPrefix: txnPrefix,
 				Parallelism: cfg.Parallelism, CheckpointInterval: interval, MinPause: noneIfZero(minPause), Delivery: delivery,
-				CheckpointDir: cfg.CheckpointDir, Restart: policy, Logger: cfg.Logger,
+				CheckpointDir: cfg.CheckpointDir, SavepointDir: cfg.SavepointDir, Restart: policy, Logger: cfg.Logger,
 				FromCheckpoint: cfg.FromCheckpoint, AllowNonRestoredState: cfg.AllowNonRestoredState, AllowSourceChange: allowSource,
 				TransactionTimeout: txnTimeout, AcceptLostTransactions: acceptLost,
 			})

@@ -14,7 +14,8 @@
 // Errors are {"error": "..."} with a status code that says what happened:
 // 400 a bad request, 401 no token, 403 a wrong token, 404 an unknown job or
 // route, 405 a wrong method, 409 a savepoint or stop already in progress or
-// a job not running, 500 a savepoint that failed.
+// a job not running (sluice.ErrNotRunning), 500 a savepoint that failed
+// (the job keeps running).
 package httpapi
 
 import (
@@ -31,6 +32,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice"
 )
 
 // Job is what the server controls: a *sluice.Environment.
@@ -109,6 +112,8 @@ type entry struct {
 	// savepoint or stop is in progress: a second one is refused (409).
 	status string
 	busy   string
+	// stopped is the path of the savepoint the job stopped with.
+	stopped string
 }
 
 // New returns a server for cfg; it does not listen yet.
@@ -143,6 +148,20 @@ func (s *Server) SetStatus(id, status string) {
 			e.status = status
 		}
 	}
+}
+
+// StoppedWith returns the path of the savepoint job id was stopped with
+// through the API, "" if it was not. Call it after Shutdown: a stop's call
+// may still be in progress before.
+func (s *Server) StoppedWith(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.jobs {
+		if e.job.JobID() == id {
+			return e.stopped
+		}
+	}
+	return ""
 }
 
 // Start listens on Config.Addr and serves in the background. Addr returns
@@ -244,7 +263,7 @@ func (s *Server) savepoint(w http.ResponseWriter, r *http.Request) {
 	s.release(e, StatusRunning)
 	if err != nil {
 		s.log.Warn("control API: savepoint failed", "job", e.job.JobID(), "err", err)
-		writeError(w, http.StatusInternalServerError, "savepoint failed: "+err.Error())
+		writeError(w, failureCode(err), "savepoint failed: "+err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, SavepointResponse{Path: path})
@@ -267,16 +286,31 @@ func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	e.status = StatusStopping
 	s.mu.Unlock()
-	path, err := e.job.StopWithSavepoint(r.Context(), req.Drain)
+	// A stop is not abandoned with its caller: once asked, it completes
+	// (bounded by the job's stop timeout) and the job's process reports its
+	// savepoint even if the client went away.
+	path, err := e.job.StopWithSavepoint(context.WithoutCancel(r.Context()), req.Drain)
 	if err != nil {
 		// The job keeps running when its stop-with-savepoint fails.
 		s.release(e, StatusRunning)
 		s.log.Warn("control API: stop with savepoint failed; the job keeps running", "job", e.job.JobID(), "err", err)
-		writeError(w, http.StatusInternalServerError, "stop with savepoint failed (the job keeps running): "+err.Error())
+		writeError(w, failureCode(err), "stop with savepoint failed (the job keeps running): "+err.Error())
 		return
 	}
+	s.mu.Lock()
+	e.stopped = path
+	s.mu.Unlock()
 	s.release(e, StatusFinished)
 	writeJSON(w, http.StatusOK, SavepointResponse{Path: path})
+}
+
+// failureCode is the status of a failed savepoint: 409 when the job was
+// not running (not started yet, or ended meanwhile), else 500.
+func failureCode(err error) int {
+	if errors.Is(err, sluice.ErrNotRunning) {
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
 }
 
 // claim finds the job with id and marks it busy with what, answering 404

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice"
 )
 
 // fakeJob answers savepoints with paths it numbers; a call blocks until
@@ -167,6 +170,17 @@ func TestFailedSavepointKeepsJobRunning(t *testing.T) {
 	_, m = do(t, "GET", ts.URL+"/api/v1/jobs", "", "")
 	if st := m["jobs"].([]any)[0].(map[string]any)["status"]; st != StatusRunning {
 		t.Fatalf("status after a failed stop: %v", st)
+	}
+}
+
+// TestNotRunning: a savepoint the engine refuses because the job is not
+// running (not started, or ended) is a conflict, not a server error.
+func TestNotRunning(t *testing.T) {
+	ts := newTestServer(t, "", &fakeJob{id: "abc", fail: fmt.Errorf("savepoint: %w", sluice.ErrNotRunning)})
+	for _, route := range []string{"savepoints", "stop"} {
+		if code, m := do(t, "POST", ts.URL+"/api/v1/jobs/abc/"+route, "", ""); code != http.StatusConflict {
+			t.Errorf("%s of a job not running: %d %v, want 409", route, code, m)
+		}
 	}
 }
 

@@ -62,6 +62,8 @@ type Options struct {
 	// FromCheckpoint restores this checkpoint or savepoint instead of the
 	// latest checkpoint in CheckpointDir (sluice.Config.FromCheckpoint).
 	FromCheckpoint string
+	// SavepointDir is sluice.Config.SavepointDir: where savepoints go.
+	SavepointDir string
 	// AllowNonRestoredState and AllowSourceChange relax the restore
 	// compatibility checks, as sluice.Config's fields of those names
 	// (docs/design.md §10).
@@ -103,6 +105,7 @@ func New(o Options) (*sluice.Environment, error) {
 		Checkpoint:            checkpoint.Config{Interval: o.CheckpointInterval, MinPause: o.MinPause, Mode: mode},
 		CheckpointDir:         o.CheckpointDir,
 		FromCheckpoint:        o.FromCheckpoint,
+		SavepointDir:          o.SavepointDir,
 		AllowNonRestoredState: o.AllowNonRestoredState,
 		AllowSourceChange:     o.AllowSourceChange,
 		Restart:               o.Restart,

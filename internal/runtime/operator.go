@@ -143,6 +143,12 @@ type OperatorContext struct {
 	// Stats is the task's counters, for operators that count something of
 	// their own (late records). Nil outside a task (tests).
 	Stats *TaskStats
+	// PlanOnly is set by a restore check (sluice.Environment.CheckRestore,
+	// docs/design.md §10) instead of Restored: the operator is opened only
+	// to learn which states it registers, and plans the restore of this
+	// state of its uid (empty for an operator the checkpoint lacks) instead
+	// of restoring it. Nil in a running job.
+	PlanOnly *checkpoint.OperatorState
 }
 
 // CheckFenced calls c.Fence if it is set; see Fence.
