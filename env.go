@@ -137,7 +137,7 @@ func (c Config) withDefaults() Config {
 		c.CheckpointDir = "data/checkpoints/" + c.JobName
 	}
 	if c.SavepointDir == "" && c.CheckpointDir != "" {
-		c.SavepointDir = filepath.Join(c.CheckpointDir, "savepoints")
+		c.SavepointDir = filepath.Join(c.CheckpointDir, store.SavepointsDir)
 	}
 	if c.Restart == nil {
 		c.Restart = restart.Default()
@@ -280,13 +280,17 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 		}
 		st = fs
 	}
-	var spRoot store.Storage
-	if e.cfg.SavepointDir != "" {
-		fs, err := store.NewFS(e.cfg.SavepointDir)
-		if err != nil {
-			return nil, fmt.Errorf("savepoint-dir %s: %w", e.cfg.SavepointDir, err)
+	var spRoot func() (store.Storage, error)
+	if dir := e.cfg.SavepointDir; dir != "" {
+		// Made when the first savepoint is asked for, not before: a job
+		// that takes none leaves no directory behind.
+		spRoot = func() (store.Storage, error) {
+			fs, err := store.NewFS(dir)
+			if err != nil {
+				return nil, fmt.Errorf("savepoint-dir %s: %w", dir, err)
+			}
+			return fs, nil
 		}
-		spRoot = fs
 	}
 	strategy, err := restart.Build(e.cfg.Restart, e.cfg.Seed)
 	if err != nil {

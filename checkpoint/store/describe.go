@@ -7,6 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -70,12 +72,38 @@ type Summary struct {
 // (savepoint-<id>-…) directory under root, checkpoints first, each sorted by
 // id. It verifies every complete one fully, reading all of its state files,
 // so that "complete" means restorable. The root must exist.
+//
+// The savepoints of the job's default savepoint directory, root/savepoints
+// (SavepointsDir), are listed too, after the others, their Dir prefixed
+// with "savepoints/".
 func List(ctx context.Context, root string) ([]Summary, error) {
 	s, err := openFS(root)
 	if err != nil {
 		return nil, err
 	}
-	return ListStorage(ctx, s)
+	out, err := ListStorage(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	sub := filepath.Join(root, SavepointsDir)
+	if fi, err := os.Stat(sub); err != nil || !fi.IsDir() {
+		return out, nil
+	}
+	ss, err := openFS(sub)
+	if err != nil {
+		return nil, err
+	}
+	sps, err := ListStorage(ctx, ss)
+	if err != nil {
+		return nil, err
+	}
+	for _, sum := range sps {
+		if _, ok := parseSavepointDir(sum.Dir); ok {
+			sum.Dir = SavepointsDir + "/" + sum.Dir
+			out = append(out, sum)
+		}
+	}
+	return out, nil
 }
 
 // ListStorage is List for any Storage.

@@ -147,3 +147,32 @@ func TestFormatSize(t *testing.T) {
 		}
 	}
 }
+
+// TestListDefaultSavepointDir: List of a job's checkpoint directory shows
+// the savepoints in its savepoints/ subdirectory (the default
+// savepoint-dir), after its checkpoints.
+func TestListDefaultSavepointDir(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, root := newOSStore(t)
+	writeCheckpoint(t, c.Snapshot(4), 4, checkpoint.KindCheckpoint)
+	spRoot, err := NewFS(filepath.Join(root, SavepointsDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, _ := NewSavepoint(spRoot, 7)
+	writeCheckpoint(t, sp, 7, checkpoint.KindSavepoint)
+	sums, err := List(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) != 2 || sums[0].ID != 4 || sums[1].ID != 7 || sums[1].Kind != checkpoint.KindSavepoint ||
+		sums[1].Status != StatusComplete || !strings.HasPrefix(sums[1].Dir, SavepointsDir+"/savepoint-7-") ||
+		sums[1].Location != filepath.Join(root, sums[1].Dir) {
+		t.Fatalf("List = %+v", sums)
+	}
+	// The savepoint's location restores as is.
+	if _, _, err := LoadPath(ctx, sums[1].Location); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -16,6 +16,12 @@ import (
 	"github.com/sluicehq/sluice/checkpoint"
 )
 
+// SavepointsDir is the name of a job's default savepoint directory inside
+// its checkpoint directory (sluice.Config.SavepointDir): <checkpoint
+// dir>/savepoints/savepoint-<id>-<random>. List shows its savepoints with
+// the checkpoints.
+const SavepointsDir = "savepoints"
+
 // savepointPrefix starts the directory name of every savepoint.
 const savepointPrefix = "savepoint-"
 

@@ -14,7 +14,8 @@ func runCheckpoints(ctx context.Context, args []string, stdout, stderr io.Writer
 	help := func(w io.Writer) {
 		fmt.Fprintf(w, `Usage:
   sluice checkpoints ls DIR        list the checkpoints and savepoints under DIR (a job's
-                                   checkpoint directory), verifying every complete one
+                                   checkpoint directory; its savepoints/ too), verifying
+                                   every complete one
   sluice checkpoints inspect PATH  describe one checkpoint or savepoint: PATH is its
                                    directory (e.g. DIR/chk-7) or its _metadata file
 `)

@@ -347,9 +347,22 @@ func TestFailedSavepointJobKeepsRunning(t *testing.T) {
 	dir := t.TempDir()
 	a := startSP(t, dir, gen, 2, "", nil, 1)
 	a.waitRecords(t, 500)
-	// The savepoint root is there; replace it by a file so that the
-	// savepoint's directory cannot be made.
+	// A file where the savepoint root goes: refused at once, by key.
 	spRoot := filepath.Join(dir, "checkpoints", "savepoints")
+	if err := os.WriteFile(spRoot, []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.env.TriggerSavepoint(ctx2(t)); err == nil || !strings.Contains(err.Error(), "savepoint-dir") {
+		t.Fatalf("savepoint into a file: err %v, want a refusal naming savepoint-dir", err)
+	}
+	if err := os.Remove(spRoot); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.env.TriggerSavepoint(ctx2(t)); err != nil {
+		t.Fatal(err)
+	}
+	// The savepoint root is open now; replace it by a file so that the
+	// next savepoint's directory cannot be made: its tasks decline.
 	if err := os.RemoveAll(spRoot); err != nil {
 		t.Fatal(err)
 	}

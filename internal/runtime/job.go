@@ -80,10 +80,11 @@ type Config struct {
 	Restart    restart.Strategy
 	// Store keeps checkpoints; required.
 	Store *store.Checkpoints
-	// Savepoints is the savepoint root: each savepoint is a
-	// savepoint-<id>-<random> directory in it. Nil: savepoints are refused
+	// Savepoints opens the savepoint root (each savepoint is a
+	// savepoint-<id>-<random> directory in it) when the first savepoint
+	// is asked for, on the caller's goroutine. Nil: savepoints are refused
 	// with an error naming savepoint-dir.
-	Savepoints store.Storage
+	Savepoints func() (store.Storage, error)
 	// FromCheckpoint restores the first attempt from this checkpoint or
 	// savepoint directory instead of the latest in Store.
 	FromCheckpoint string
@@ -154,6 +155,9 @@ type Job struct {
 	stopMu  sync.Mutex
 	stopSP  *savepointReq
 	stopDir string
+	// spRoot is the savepoint root, opened by the first request (under
+	// stopMu).
+	spRoot store.Storage
 }
 
 // NewJob prepares plan to run with cfg.

@@ -22,6 +22,8 @@ var errStopSavepointFailed = errors.New("stop-with-savepoint failed")
 // savepointReq is a request for a savepoint, handed to the job master loop.
 type savepointReq struct {
 	stop, drain bool
+	// root is the savepoint root the savepoint is written into.
+	root store.Storage
 	// id is set once the savepoint is triggered.
 	id     int64
 	answer chan savepointResult // buffered, one answer
@@ -64,6 +66,14 @@ func (r *savepointReq) what() string {
 // own.
 func (j *Job) Savepoint(ctx context.Context, stop, drain bool) (string, error) {
 	r := &savepointReq{stop: stop, drain: drain && stop, answer: make(chan savepointResult, 1)}
+	if j.cfg.Savepoints == nil {
+		return "", fmt.Errorf("%s refused: savepoint-dir: not configured (set it when checkpoint-storage is not a directory)", r.what())
+	}
+	root, err := j.savepointRoot()
+	if err != nil {
+		return "", fmt.Errorf("%s refused: %w", r.what(), err)
+	}
+	r.root = root
 	select {
 	case j.spReqs <- r:
 	case <-j.done:
@@ -83,8 +93,6 @@ func (j *Job) Savepoint(ctx context.Context, stop, drain bool) (string, error) {
 func (d *driver) request(r *savepointReq) {
 	var why string
 	switch {
-	case d.j.cfg.Savepoints == nil:
-		why = "savepoint-dir: not configured (set it when checkpoint-storage is not a directory)"
 	case d.stopAsked || d.stopID != 0 || d.j.stopping():
 		// Also when bounded sources ran out: the job is finishing with a
 		// final checkpoint.
@@ -114,10 +122,10 @@ func (d *driver) savepointTriggered(act coordinator.TriggerAction) bool {
 	}
 	r.id = act.CheckpointID
 	d.sps[act.CheckpointID] = r
-	if d.j.cfg.Savepoints == nil {
-		return false
+	if r.root == nil {
+		return false // its writes fail: "no savepoint directory"
 	}
-	sn, err := store.NewSavepoint(d.j.cfg.Savepoints, act.CheckpointID)
+	sn, err := store.NewSavepoint(r.root, act.CheckpointID)
 	if err != nil {
 		// Not reachable for a valid id; the writes fail and the savepoint
 		// aborts, naming this.
@@ -194,6 +202,21 @@ func (d *driver) failSavepoints(why error) {
 	if d.nextSP != nil {
 		d.nextSP.reply("", fmt.Errorf("%s not triggered: the job attempt ended", d.nextSP.what()))
 	}
+}
+
+// savepointRoot opens the savepoint root once; a failure is retried by the
+// next request.
+func (j *Job) savepointRoot() (store.Storage, error) {
+	j.stopMu.Lock()
+	defer j.stopMu.Unlock()
+	if j.spRoot == nil {
+		root, err := j.cfg.Savepoints()
+		if err != nil {
+			return nil, err
+		}
+		j.spRoot = root
+	}
+	return j.spRoot, nil
 }
 
 // stopSavepointDir is the location of the completed stop-with-savepoint,
