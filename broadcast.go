@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -480,6 +481,8 @@ type bcastState interface {
 	// restore replaces the content with that of entry, checking the
 	// codecs it was written with.
 	restore(entry []byte) error
+	// plan says what restore would do with entry.
+	plan(entry []byte) bcastVerdict
 }
 
 // broadcastStates are the broadcast states of one subtask, in declaration
@@ -603,11 +606,66 @@ func (m *bcastMap[UK, UV]) encode() []byte {
 	return b
 }
 
-// restore replaces the content with entry's. Declared codec IDs that differ
-// from the entry's are refused before decoding; where an ID is undeclared
-// only decoding can tell, and a failure is then an incompatibility if the
-// IDs differ, corruption if they are equal (docs/design.md §10, as for
-// keyed state).
+// bcastVerdict is what restoring a broadcast state entry does: the one
+// resolution (codec.Resolve on the key and value codecs) that the restore
+// and CheckRestore apply (docs/design.md §10).
+type bcastVerdict struct {
+	outcome      Outcome // RestoredAsIs, Migrated or Incompatible
+	reason       string
+	written, now []string
+}
+
+// resolve resolves the codecs of an entry with header h against the
+// state's, returning the decoders to restore with (nil if Incompatible).
+func (m *bcastMap[UK, UV]) resolve(h checkpoint.BroadcastHeader) (bcastVerdict, codec.DecodeFunc[UK], codec.DecodeFunc[UV]) {
+	kcID, vcID := codec.ID(h.KeyCodec), codec.ID(h.ValueCodec)
+	v := bcastVerdict{outcome: RestoredAsIs, written: []string{kcID.String(), vcID.String()}, now: []string{m.kcID.String(), m.vcID.String()}}
+	kcomp, kd := codec.Resolve(m.kc, kcID)
+	vcomp, vd := codec.Resolve(m.vc, vcID)
+	var refused, migrated []string
+	for _, c := range []struct {
+		comp      codec.Compatibility
+		role      string
+		then, now codec.ID
+	}{{kcomp, "key", kcID, m.kcID}, {vcomp, "value", vcID, m.vcID}} {
+		d := fmt.Sprintf("%s codec %s, the job reads it with %s", c.role, c.then, c.now)
+		switch c.comp {
+		case codec.CompatibleAfterMigration:
+			migrated = append(migrated, c.role+" codec")
+		case codec.Incompatible:
+			refused = append(refused, d)
+		}
+	}
+	switch {
+	case len(refused) > 0:
+		v.outcome = Incompatible
+		v.reason = fmt.Sprintf("broadcast state %q was written with %s, which does not declare that it reads the old version (codec.Evolving)",
+			m.name, strings.Join(refused, "; "))
+		return v, nil, nil
+	case len(migrated) > 0:
+		v.outcome = Migrated
+		v.reason = fmt.Sprintf("the %s reads the old version: migrated at restore, the next checkpoint writes the new one",
+			strings.Join(migrated, " and "))
+	}
+	return v, kd, vd
+}
+
+// plan is what restoring entry does, without restoring it (CheckRestore).
+func (m *bcastMap[UK, UV]) plan(entry []byte) bcastVerdict {
+	h, _, err := checkpoint.ParseBroadcastHeader(entry)
+	if err != nil {
+		return bcastVerdict{outcome: Incompatible, reason: fmt.Sprintf("broadcast state %q: %v", m.name, err)}
+	}
+	v, _, _ := m.resolve(h)
+	return v
+}
+
+// restore replaces the content with entry's. The codecs it was written
+// with are resolved first (resolve): a refusal names both IDs without
+// decoding, a migration decodes with the old readers; where an ID is
+// undeclared only decoding can tell, and a failure is then an
+// incompatibility if the IDs differ, corruption if they are equal
+// (docs/design.md §10, as for keyed state).
 func (m *bcastMap[UK, UV]) restore(b []byte) error {
 	corrupt := func(err error) error {
 		return fmt.Errorf("broadcast state %q: %w: %w", m.name, state.ErrCorrupt, err)
@@ -620,35 +678,27 @@ func (m *bcastMap[UK, UV]) restore(b []byte) error {
 		return corrupt(err)
 	}
 	b = b[n:]
+	v, kd, vd := m.resolve(h)
+	if v.outcome == Incompatible {
+		return fmt.Errorf("%w: %s", checkpoint.ErrIncompatible, v.reason)
+	}
 	kcID, vcID := codec.ID(h.KeyCodec), codec.ID(h.ValueCodec)
-	mismatch := func(same func(w, n codec.ID) bool) string {
-		var d []string
-		if !same(kcID, m.kcID) {
-			d = append(d, fmt.Sprintf("key codec %s, the job reads it with %s", kcID, m.kcID))
-		}
-		if !same(vcID, m.vcID) {
-			d = append(d, fmt.Sprintf("value codec %s, the job reads it with %s", vcID, m.vcID))
-		}
-		return strings.Join(d, "; ")
-	}
-	if d := mismatch(codec.Compatible); d != "" {
-		return fmt.Errorf("%w: broadcast state %q was written with %s", checkpoint.ErrIncompatible, m.name, d)
-	}
 	decodeErr := func(err error) error {
-		if d := mismatch(func(w, n codec.ID) bool { return w == n }); d != "" {
-			return fmt.Errorf("%w: broadcast state %q was written with %s, which cannot read it: %w", checkpoint.ErrIncompatible, m.name, d, err)
+		if (kcID != m.kcID || vcID != m.vcID) && v.outcome == RestoredAsIs {
+			return fmt.Errorf("%w: broadcast state %q was written with key codec %s and value codec %s, the job reads it with %s and %s, which cannot read it: %w",
+				checkpoint.ErrIncompatible, m.name, kcID, vcID, m.kcID, m.vcID, err)
 		}
 		return corrupt(err)
 	}
 	clear(m.idx)
 	m.keys, m.vals = m.keys[:0], m.vals[:0]
 	for range h.Entries {
-		k, n, err := m.kc.Decode(b)
+		k, n, err := kd(b)
 		if err != nil {
 			return decodeErr(err)
 		}
 		b = b[n:]
-		v, n, err := m.vc.Decode(b)
+		v, n, err := vd(b)
 		if err != nil {
 			return decodeErr(err)
 		}
@@ -659,6 +709,51 @@ func (m *bcastMap[UK, UV]) restore(b []byte) error {
 		return decodeErr(fmt.Errorf("%d bytes after the last entry", len(b)))
 	}
 	return nil
+}
+
+// plan reports what restoring the operator's checkpointed state st does to
+// every broadcast state: declared ones restored, migrated, refused or new,
+// restored ones no longer declared dropped (kept, unseen).
+func (bs *broadcastStates) plan(st *checkpoint.OperatorState) []StateRestore {
+	entries := map[string][]byte{}
+	for _, sub := range st.Subtasks {
+		if sub == nil {
+			continue
+		}
+		for name, es := range sub.Operator {
+			if b, ok := strings.CutPrefix(name, broadcastPrefix); ok && len(es) > 0 {
+				if _, seen := entries[b]; !seen {
+					entries[b] = es[0]
+				}
+			}
+		}
+	}
+	var out []StateRestore
+	for _, s := range bs.states {
+		e, ok := entries[s.stateName()]
+		delete(entries, s.stateName())
+		if !ok {
+			out = append(out, StateRestore{Name: s.stateName(), Kind: "broadcast", Outcome: Added, Reason: "starts empty"})
+			continue
+		}
+		v := s.plan(e)
+		out = append(out, StateRestore{Name: s.stateName(), Kind: "broadcast", Outcome: v.outcome, Reason: v.reason, Written: v.written, Now: v.now})
+	}
+	for _, name := range slices.Sorted(maps.Keys(entries)) {
+		out = append(out, StateRestore{Name: name, Kind: "broadcast", Outcome: Dropped,
+			Reason: "in the checkpoint, but no longer declared with BroadcastWith: kept unchanged in later checkpoints, invisible to the function (was it renamed?)"})
+	}
+	return out
+}
+
+// broadcastPlan implements broadcastPlanner.
+func (b *bcastOp[IN, BC, OUT]) broadcastPlan(st *checkpoint.OperatorState) []StateRestore {
+	return b.states.plan(st)
+}
+
+// broadcastPlan implements broadcastPlanner.
+func (k *keyedBcastOp[K, IN, BC, OUT]) broadcastPlan(st *checkpoint.OperatorState) []StateRestore {
+	return k.states.plan(st)
 }
 
 // bcastOp is a subtask of ProcessBroadcast.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/checkpoint/store"
@@ -14,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/connector/datagen"
 	"github.com/sluicehq/sluice/restart"
 	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/window"
 )
 
 // tallyV1 and tallyV2 are two versions of the count operator's state: v2
@@ -57,6 +59,8 @@ func (c *tallyCounter) Open(rc *sluice.RuntimeContext[string]) error {
 		c.v2, err = sluice.NewValueState(rc, "n", tallyV2Codec)
 	case "string":
 		c.s, err = sluice.NewValueState(rc, "n", codec.String)
+	case "renamed":
+		c.v1, err = sluice.NewValueState(rc, "total", tallyV1Codec)
 	default:
 		c.v1, err = sluice.NewValueState(rc, "n", tallyV1Codec)
 	}
@@ -226,6 +230,10 @@ func TestCheckRestoreAgreesWithRestore(t *testing.T) {
 				"count: incompatible", "count/key: restored as is", "count/n: incompatible"},
 			errHas:  []string{"open count/", `value state "n" was written with value codec struct tally{n:zigzag-varint@v1}@v1, the job now uses string@v1`},
 			printed: []string{`value state "n" was written with value codec struct tally{n:zigzag-varint@v1}@v1, the job now uses string@v1`}},
+		{name: "renamed state", job: evolveJob{version: "renamed", extra: []string{"audit"}}, ok: true, sum: 60,
+			want: []string{"audit: restored as is", "audit/key: restored as is", "audit/seen: restored as is",
+				"count: restored as is", "count/key: restored as is", "count/n: dropped", "count/total: new"},
+			printed: []string{"warning: state count/n is in the checkpoint but no longer registered"}},
 		{name: "rescaled", job: evolveJob{version: "v1", extra: []string{"audit"}, parallelism: 3}, ok: true, sum: 160,
 			want: []string{"audit: restored as is", "audit/key: restored as is", "audit/seen: restored as is",
 				"count: restored as is", "count/key: restored as is", "count/n: restored as is"},
@@ -287,5 +295,98 @@ func TestCheckRestoreAgreesWithRestore(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Broadcast state evolves as keyed state does: a value codec declaring
+// that it reads the old one (codec.Evolve) migrates at restore, one that
+// does not is refused, and CheckRestore says so beforehand in both cases.
+func TestCheckRestoreBroadcastState(t *testing.T) {
+	t.Parallel()
+	cfg1 := testConfig(t, 2)
+	res := run(t, storeJob(cfg1, limitsDesc, func(v int64) int64 { return v }))
+	from := filepath.Join(cfg1.CheckpointDir, store.CheckpointDir(res.LastCheckpoint.CheckpointID))
+
+	migrating := sluice.NewBroadcastStateDescriptor("limits", codec.String,
+		codec.Codec[float64](codec.Evolve(codec.Float64, codec.From(codec.Int64, func(v int64) float64 { return float64(v) }))))
+	plain := sluice.NewBroadcastStateDescriptor("limits", codec.String, codec.Float64)
+	for _, tc := range []struct {
+		name string
+		desc sluice.BroadcastStateDescriptor[string, float64]
+		want sluice.Outcome
+	}{{"migrated", migrating, sluice.Migrated}, {"incompatible", plain, sluice.Incompatible}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, 3)
+			cfg.FromCheckpoint = from
+			rep, err := storeJob(cfg, tc.desc, func(v int64) float64 { return float64(v) }).CheckRestore(from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got sluice.Outcome
+			for _, op := range rep.Operators {
+				for _, s := range op.States {
+					if op.UID == "limits" && s.Kind == "broadcast" && s.Name == "limits" {
+						got = s.Outcome
+					}
+				}
+			}
+			if got != tc.want {
+				t.Fatalf("broadcast state %v, want %v:\n%s", got, tc.want, rep)
+			}
+			res, err := storeJob(cfg, tc.desc, func(v int64) float64 { return float64(v) }).Execute(ctxTimeout(t))
+			if (err == nil) != rep.OK(false) {
+				t.Fatalf("CheckRestore OK=%v, restore: %v\n%s", rep.OK(false), err, rep)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), `broadcast state "limits" was written with value codec zigzag-varint@v1, the job reads it with float64-le@v1`) {
+					t.Fatalf("refusal %v", err)
+				}
+				return
+			}
+			var desc strings.Builder
+			if err := store.Describe(&desc, res.LastCheckpoint); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(desc.String(), `broadcast state "limits": keys string@v1, values float64-le@v1, 1 entry`) {
+				t.Fatalf("next checkpoint does not hold the migrated state in the new codec:\n%s", desc.String())
+			}
+		})
+	}
+}
+
+// The window operator's internal states are planned like a keyed
+// function's: a savepoint with sessions in flight checks as restored as
+// is (contents, merging sets) into the same job at another parallelism.
+func TestCheckRestoreWindowState(t *testing.T) {
+	t.Parallel()
+	sessions := func(ks sluice.KeyedStream[string, evRec]) sluice.WindowedStream[string, evRec] {
+		return sluice.Window(ks, window.Session(10*time.Second)).SideOutputLateData(lateTag)
+	}
+	cfg1, clk1 := evConfig(t, 1)
+	atHold := make(chan struct{})
+	j1 := &winJob{ooo: 20 * time.Second, build: aggProcess, window: sessions}
+	sp := stopAtHold(t, j1.env(cfg1, &scriptSource{clk: clk1, interval: time.Second, scripts: [][]step{sessionScript(true)}, atHold: atHold},
+		newCollector[string](), newCollector[string]()), cfg1, atHold)
+	cfg2, clk2 := evConfig(t, 2)
+	cfg2.FromCheckpoint = sp
+	j2 := &winJob{ooo: 20 * time.Second, build: aggProcess, window: sessions}
+	rep, err := j2.env(cfg2, &scriptSource{clk: clk2, interval: time.Second, scripts: [][]step{sessionScript(true)}, release: true},
+		newCollector[string](), newCollector[string]()).CheckRestore(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK(false) {
+		t.Fatalf("not OK:\n%s", rep)
+	}
+	var windowStates []string
+	for _, op := range rep.Operators {
+		for _, s := range op.States {
+			if strings.HasPrefix(s.Name, "window-") {
+				windowStates = append(windowStates, s.Name+": "+s.Outcome.String())
+			}
+		}
+	}
+	if !slices.Contains(windowStates, "window-acc: restored as is") || !slices.Contains(windowStates, "window-sessions: restored as is") {
+		t.Fatalf("window states %v:\n%s", windowStates, rep)
 	}
 }

@@ -39,7 +39,7 @@ const (
 	// A dropped operator's state needs AllowNonRestoredState
 	// (--allow-non-restored-state); a state an existing operator no longer
 	// registers is kept unchanged in later checkpoints but is invisible to
-	// the job.
+	// the job (see RestoreReport.Kept).
 	Dropped
 	// Incompatible: the restore is refused; Reason says why.
 	Incompatible
@@ -118,9 +118,13 @@ type StateRestore struct {
 	Reason string
 }
 
-// OK reports whether the restore would succeed without dropping state:
-// false when any operator or state is Incompatible or there are Problems,
-// and, unless allowNonRestored, when any is Dropped.
+// OK reports whether the restore would pass its compatibility checks
+// without dropping state: false when any operator or state is
+// Incompatible or there are Problems, and, unless allowNonRestored, when
+// an operator is Dropped. A state an existing operator no longer registers
+// (Dropped, but kept unchanged in later checkpoints, as the restore keeps
+// it) does not make it false, since the restore does not refuse it; String
+// lists it as a warning, and Kept returns such states.
 func (r *RestoreReport) OK(allowNonRestored bool) bool {
 	if len(r.Problems) > 0 {
 		return false
@@ -130,12 +134,31 @@ func (r *RestoreReport) OK(allowNonRestored bool) bool {
 			return false
 		}
 		for _, s := range op.States {
-			if s.Outcome == Incompatible || s.Outcome == Dropped && !allowNonRestored {
+			if s.Outcome == Incompatible {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// Kept returns, as "uid/state", the states in the checkpoint that an
+// operator the job still has no longer registers (or declares): the
+// restore keeps them unchanged in later checkpoints, but the job does not
+// see them, which is what a renamed state looks like.
+func (r *RestoreReport) Kept() []string {
+	var out []string
+	for _, op := range r.Operators {
+		if op.Outcome == Dropped {
+			continue
+		}
+		for _, s := range op.States {
+			if s.Outcome == Dropped {
+				out = append(out, op.UID+"/"+s.Name)
+			}
+		}
+	}
+	return out
 }
 
 // String renders the report as the table `check` prints: a header line,
@@ -165,6 +188,9 @@ func (r *RestoreReport) String() string {
 	_ = tw.Flush()
 	for _, p := range r.Problems {
 		fmt.Fprintf(&b, "problem: %s\n", p)
+	}
+	for _, k := range r.Kept() {
+		fmt.Fprintf(&b, "warning: state %s is in the checkpoint but no longer registered: kept, unseen by the job (renamed?)\n", k)
 	}
 	return b.String()
 }
@@ -359,25 +385,37 @@ func (e *Environment) probeStates(ctx context.Context, plan *runtime.Plan, m *ch
 			return nil, fmt.Errorf("check restore: build %s: %w", v.Name, err)
 		}
 		for _, op := range chain.Ops {
-			sp, ok := op.Op.(statePlanner)
-			if !ok {
+			sp, keyed := op.Op.(statePlanner)
+			bp, bcast := op.Op.(broadcastPlanner)
+			if !keyed && !bcast {
 				continue
 			}
 			st := m.Operators[op.UID]
 			if st == nil {
 				st = &checkpoint.OperatorState{}
 			}
-			rc := &runtime.OperatorContext{UID: op.UID, Name: op.Name, Subtask: 0, Parallelism: v.Parallelism, MaxParallelism: plan.MaxParallelism,
-				KeyGroups: keygroup.RangeFor(0, v.Parallelism, plan.MaxParallelism), RunID: "check-restore", Clock: clk, Logger: quiet,
-				Time: tm, PlanOnly: st}
-			if err := sp.Open(ctx, rc); err != nil {
-				return nil, fmt.Errorf("check restore: open %s to learn its states: %w", op.UID, err)
-			}
 			var states []StateRestore
-			for _, r := range sp.plannedStates() {
-				states = append(states, stateRestore(r))
+			if keyed {
+				rc := &runtime.OperatorContext{UID: op.UID, Name: op.Name, Subtask: 0, Parallelism: v.Parallelism, MaxParallelism: plan.MaxParallelism,
+					KeyGroups: keygroup.RangeFor(0, v.Parallelism, plan.MaxParallelism), RunID: "check-restore", Clock: clk, Logger: quiet,
+					Time: tm, PlanOnly: st}
+				if err := sp.Open(ctx, rc); err != nil {
+					return nil, fmt.Errorf("check restore: open %s to learn its states: %w", op.UID, err)
+				}
+				for _, r := range sp.plannedStates() {
+					states = append(states, stateRestore(r))
+				}
 			}
-			out[op.UID] = append(states, otherStates(st)...)
+			if bcast {
+				states = append(states, bp.broadcastPlan(st)...)
+			}
+			for _, s := range checkpointStates(st) {
+				if s.Kind == "operator" {
+					s.Outcome = RestoredAsIs
+					states = append(states, s)
+				}
+			}
+			out[op.UID] = states
 		}
 	}
 	return out, nil
@@ -413,16 +451,9 @@ func ids(in []codec.ID) []string {
 	return out
 }
 
-// otherStates lists the broadcast and operator states of an operator in a
-// checkpoint, restored as is (their codecs are checked when the operator
-// opens).
-func otherStates(op *checkpoint.OperatorState) []StateRestore {
-	var out []StateRestore
-	for _, s := range checkpointStates(op) {
-		if s.Kind == "broadcast" || s.Kind == "operator" {
-			s.Outcome = RestoredAsIs
-			out = append(out, s)
-		}
-	}
-	return out
+// broadcastPlanner is implemented by the broadcast operators: what
+// restoring the checkpointed state of their uid does to their broadcast
+// states, which they declare when the job is built.
+type broadcastPlanner interface {
+	broadcastPlan(st *checkpoint.OperatorState) []StateRestore
 }

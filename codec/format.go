@@ -28,6 +28,17 @@ type FormatCodec[T any] interface {
 	Codec[T]
 }
 
+// EvolvingFormat is implemented by a Format that can read whole values
+// written by other (older) encodings, as Avro can through schema
+// resolution. A Framed codec of it is Evolving, with the framing applied.
+type EvolvingFormat[T any] interface {
+	Format[T]
+	// ReadVersion says how a value written with identity old (never equal
+	// to CodecID()) is read: as Evolving.ReadVersion, with unmarshal
+	// decoding the whole of src.
+	ReadVersion(old ID) (c Compatibility, unmarshal func(src []byte) (T, error))
+}
+
 // EncodeError is the value a FormatCodec's Append panics with when its
 // Format cannot encode a value (Codec.Append has no error result). The state
 // snapshot writer recovers it and fails the checkpoint with an error naming
@@ -70,6 +81,34 @@ func (c framed[T]) Append(dst []byte, v T) []byte {
 	copy(out[start:], hdr[:h])
 	copy(out[start+h:], out[start+binary.MaxVarintLen64:])
 	return out[:start+h+body]
+}
+
+// ReadVersion makes a Framed codec Evolving when its Format is an
+// EvolvingFormat; for any other Format it is Incompatible.
+func (c framed[T]) ReadVersion(old ID) (Compatibility, DecodeFunc[T]) {
+	ef, ok := c.f.(EvolvingFormat[T])
+	if !ok {
+		return Incompatible, nil
+	}
+	comp, unmarshal := ef.ReadVersion(old)
+	switch {
+	case comp == CompatibleAsIs:
+		return CompatibleAsIs, nil
+	case comp != CompatibleAfterMigration || unmarshal == nil:
+		return Incompatible, nil
+	}
+	return CompatibleAfterMigration, func(src []byte) (T, int, error) {
+		var zero T
+		b, n, err := lengthPrefixed(src)
+		if err != nil {
+			return zero, 0, err
+		}
+		v, err := unmarshal(b)
+		if err != nil {
+			return zero, 0, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return v, n, nil
+	}
 }
 
 func (c framed[T]) Decode(src []byte) (T, int, error) {

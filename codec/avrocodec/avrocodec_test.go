@@ -62,3 +62,41 @@ func Example() {
 	fmt.Printf("%d bytes: %+v\n", len(rec), o)
 	// Output: 12 bytes: {ID:o-1 Amount:2.5}
 }
+
+type orderV2 struct {
+	ID       string  `avro:"id"`
+	Amount   float64 `avro:"amount"`
+	Currency string  `avro:"currency"`
+}
+
+const schemaV2 = `{"type": "record", "name": "Order", "fields": [
+	{"name": "id", "type": "string"}, {"name": "amount", "type": "double"},
+	{"name": "currency", "type": "string", "default": "EUR"}]}`
+
+// State written with an old schema migrates through Avro schema
+// resolution; a schema not declared with ReadsOld, or one that cannot be
+// resolved, is incompatible.
+func TestReadsOldSchema(t *testing.T) {
+	t.Parallel()
+	v1, _ := avrocodec.New[order](schema)
+	v2, err := avrocodec.New[orderV2](schemaV2, avrocodec.ReadsOld(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	comp, read := codec.Resolve[orderV2](v2, v1.CodecID())
+	if comp != codec.CompatibleAfterMigration {
+		t.Fatalf("resolve: %v", comp)
+	}
+	enc := v1.Append(nil, order{ID: "o-1", Amount: 2.5})
+	got, n, err := read(enc)
+	if err != nil || n != len(enc) || got != (orderV2{ID: "o-1", Amount: 2.5, Currency: "EUR"}) {
+		t.Fatalf("migrated %+v, %d, %v", got, n, err)
+	}
+	plain, _ := avrocodec.New[orderV2](schemaV2)
+	if comp, _ := codec.Resolve[orderV2](plain, v1.CodecID()); comp != codec.Incompatible {
+		t.Fatalf("without ReadsOld: %v", comp)
+	}
+	if _, err := avrocodec.New[orderV2](schemaV2, avrocodec.ReadsOld(`{"type": "string"}`)); err == nil {
+		t.Fatal("an old schema that cannot be resolved was accepted")
+	}
+}

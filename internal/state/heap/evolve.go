@@ -82,7 +82,7 @@ func resolveState(name string, w *blockMeta, k kind, now []codec.ID, verdicts []
 		}
 		d := fmt.Sprintf("%s %s, the job now uses %s", role, wid, nid)
 		if v == codec.CompatibleAfterMigration {
-			migrated = append(migrated, d)
+			migrated = append(migrated, role)
 		} else {
 			refused = append(refused, d)
 		}
@@ -94,8 +94,8 @@ func resolveState(name string, w *blockMeta, k kind, now []codec.ID, verdicts []
 			k, name, strings.Join(refused, "; "))
 	case len(migrated) > 0:
 		r.Outcome = Migrated
-		r.Reason = fmt.Sprintf("%s state %q was written with %s: migrated at restore, the next checkpoint writes the new version",
-			k, name, strings.Join(migrated, "; "))
+		r.Reason = fmt.Sprintf("the %s reads the old version: migrated at restore, the next checkpoint writes the new one",
+			strings.Join(migrated, " and "))
 	}
 	return r
 }
