@@ -32,6 +32,7 @@ func init() {
 		{"check", "report whether the count job as built can restore a savepoint (check count SAVEPOINT)", runJobCommand("check", true)},
 		{"describe", "print the count job's graph and uids (describe count)", runJobCommand("describe", true)},
 		{"verify", "check the count job's output topic against its input topic", runVerify},
+		{"compare", "compare a green deployment's output topic with blue's (docs/upgrades.md)", runCompare},
 		{"bench", "measure throughput of the built-in benchmark pipelines", runBench},
 		{"checkpoints", "list and describe checkpoints (ls, inspect)", runCheckpoints},
 		{"broker", "serve the embedded Kafka-compatible broker", runBroker},
