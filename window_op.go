@@ -206,6 +206,8 @@ type winFuncs[K comparable, T, ACC, OUT any] struct {
 // at the end of input (tests: nothing leaks).
 type windowProbe struct {
 	keys, eventTimers, procTimers atomic.Int64
+	// fast counts the subtasks opened on the fast path (window_fast.go).
+	fast atomic.Int64
 }
 
 // windowNode validates ws and adds the window operator.
@@ -265,6 +267,7 @@ func windowNode[K comparable, T, ACC, OUT any](ws WindowedStream[K, T], name str
 		if slide, ok := a.Panes(); ok && !op.list && tr == a.DefaultTrigger() {
 			op.panes, op.slide = true, slide
 		}
+		op.fast = fastPath(a, tr, op.list) && !ws.generic
 		op.wc.out = out.(Emitter[OUT])
 		return instance{op: op, ins: []any{Emitter[T](op)}}, nil
 	}
@@ -297,6 +300,10 @@ type windowOp[K comparable, T, ACC, OUT any] struct {
 	// fires: a record updates one accumulator instead of size/slide.
 	panes bool
 	slide int64
+	// fast: window-major state (window_fast.go), in ws.
+	fast       bool
+	ws         *heap.WindowMajor[wkey[K], K, ACC]
+	scratchAcc map[K]ACC
 
 	backend *heap.HeapBackend[wkey[K]]
 	acc     state.ValueState[ACC]
@@ -347,7 +354,10 @@ func (o *windowOp[K, T, ACC, OUT]) Open(ctx context.Context, rc *runtime.Operato
 		return err
 	}
 	var err error
-	if o.list {
+	if o.fast {
+		err = o.openFast()
+		o.probe.fast.Add(1)
+	} else if o.list {
 		o.elems, err = heap.List(o.backend, "window-elements", codec.Codec[tsElem[T]](tsElemCodec[T]{o.f.elemCodec}))
 	} else if o.panes {
 		o.acc, err = heap.Value(o.backend, "window-panes", o.f.accCodec)
@@ -390,6 +400,9 @@ func (o *windowOp[K, T, ACC, OUT]) Snapshot(_ context.Context, b runtime.Barrier
 func (o *windowOp[K, T, ACC, OUT]) EndInput(context.Context) error {
 	o.probe.keys.Add(int64(o.backend.NumKeys()))
 	o.probe.eventTimers.Add(int64(o.backend.NumEventTimers()))
+	if o.fast {
+		o.probe.eventTimers.Add(int64(o.ws.NumWindows()))
+	}
 	o.probe.procTimers.Add(int64(o.backend.NumTimers()))
 	return nil
 }
@@ -413,6 +426,9 @@ func (o *windowOp[K, T, ACC, OUT]) Emit(v T) error {
 	}
 	key := o.key(v)
 	o.buf = o.a.Assign(ts, o.buf[:0])
+	if o.fast {
+		return o.emitFast(key, ts, v)
+	}
 	if o.merging {
 		return o.emitMerging(key, ts, v)
 	}
@@ -881,6 +897,9 @@ func (o *windowOp[K, T, ACC, OUT]) onLate(v T, ts int64) error {
 
 // OnWatermark fires the event-time timers up to wm, in time order.
 func (o *windowOp[K, T, ACC, OUT]) OnWatermark(_ context.Context, wm int64) error {
+	if o.fast {
+		return o.fastWatermark(wm)
+	}
 	o.wm = wm
 	for {
 		wk, t, ok := o.backend.PopEventTimer(wm)
