@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/sluicehq/sluice/internal/state/heap"
@@ -22,8 +23,13 @@ func fastPath(a window.Assigner, tr window.Trigger, list bool) bool {
 		a.DefaultTrigger() == window.EventTimeTrigger() && tr == window.EventTimeTrigger()
 }
 
-func wkeyPair[K comparable](k K, w window.Window) wkey[K] { return wkey[K]{key: k, w: w} }
+func wkeyPair[K comparable](k K, w window.Window) wkey[K]  { return wkey[K]{key: k, w: w} }
 func wkeySplit[K comparable](k wkey[K]) (K, window.Window) { return k.key, k.w }
+
+// appendWindow is the window part of wkeyCodec's encoding.
+func appendWindow(dst []byte, w window.Window) []byte {
+	return binary.AppendVarint(binary.AppendVarint(dst, w.Start), w.End)
+}
 
 // openFast registers the window-major state under the generic path's name.
 func (o *windowOp[K, T, ACC, OUT]) openFast() error {
@@ -31,7 +37,8 @@ func (o *windowOp[K, T, ACC, OUT]) openFast() error {
 	if o.panes {
 		name = "window-panes"
 	}
-	ws, err := heap.NewWindowMajor(o.backend, name, o.f.accCodec, o.kc.Hash, wkeyPair[K], wkeySplit[K], o.slide, o.lateness)
+	enc := heap.PairEncoding[K]{AppendKey: o.kc.Append, AppendWindow: appendWindow}
+	ws, err := heap.NewWindowMajor(o.backend, name, o.f.accCodec, o.kc.Hash, wkeyPair[K], wkeySplit[K], enc, o.slide, o.lateness)
 	if err != nil {
 		return err
 	}

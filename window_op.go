@@ -54,9 +54,7 @@ func newWkeyCodec[K comparable](kc codec.KeyCodec[K]) wkeyCodec[K] {
 }
 
 func (c wkeyCodec[K]) Append(dst []byte, k wkey[K]) []byte {
-	dst = c.kc.Append(dst, k.key)
-	dst = binary.AppendVarint(dst, k.w.Start)
-	return binary.AppendVarint(dst, k.w.End)
+	return appendWindow(c.kc.Append(dst, k.key), k.w) // the fast path's encoding too
 }
 
 func (c wkeyCodec[K]) Decode(src []byte) (wkey[K], int, error) {

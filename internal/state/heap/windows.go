@@ -35,6 +35,7 @@ type WindowMajor[KK, K comparable, V any] struct {
 	hash  func(K) uint64
 	pair  func(K, window.Window) KK
 	split func(KK) (K, window.Window)
+	enc   PairEncoding[K]
 	// slide is the pane length of a sliding window, 0 when the state
 	// windows are the windows themselves.
 	slide    int64
@@ -46,6 +47,13 @@ type WindowMajor[KK, K comparable, V any] struct {
 
 	lastW window.Window
 	lastT *table[K, V]
+}
+
+// PairEncoding is how the backend's key codec encodes a (key, window)
+// pair: the key's encoding, then the window's.
+type PairEncoding[K comparable] struct {
+	AppendKey    func(dst []byte, k K) []byte
+	AppendWindow func(dst []byte, w window.Window) []byte
 }
 
 // winTimer is a live window: fired once the watermark passed its end.
@@ -67,8 +75,13 @@ type winEvent struct {
 // length, 0 for windows kept whole. A restored timer that is neither a
 // window's end nor after it (another trigger wrote the checkpoint), any
 // processing-time timer, or TTL on the state is state.ErrIncompatible.
+//
+// enc must encode pair(k, w) as b's key codec does, as the user key's
+// encoding followed by one of the window's (appendWindow): snapshots
+// encode each window once.
 func NewWindowMajor[KK, K comparable, V any](b *HeapBackend[KK], name string, c codec.Codec[V], hash func(K) uint64,
-	pair func(K, window.Window) KK, split func(KK) (K, window.Window), slide int64, lateness time.Duration) (*WindowMajor[KK, K, V], error) {
+	pair func(K, window.Window) KK, split func(KK) (K, window.Window), enc PairEncoding[K],
+	slide int64, lateness time.Duration) (*WindowMajor[KK, K, V], error) {
 	_, old, err := b.prepare(name, kindValue, nil)
 	if err != nil {
 		return nil, err
@@ -80,7 +93,7 @@ func NewWindowMajor[KK, K comparable, V any](b *HeapBackend[KK], name string, c 
 		return nil, errNil(name, "value codec")
 	}
 	s := &WindowMajor[KK, K, V]{
-		base: b.newBase(name, kindValue, state.Options{}), vc: c, hash: hash, pair: pair, split: split,
+		base: b.newBase(name, kindValue, state.Options{}), vc: c, hash: hash, pair: pair, split: split, enc: enc,
 		slide: slide, lateness: lateness,
 		panes: make(map[window.Window]*table[K, V]),
 		wins:  make(map[window.Window]*winTimer),
@@ -349,6 +362,7 @@ func (s *WindowMajor[KK, K, V]) numKeys() int {
 type frozenPane[K comparable, V any] struct {
 	w    window.Window
 	maps []map[K]V
+	wenc []byte // the window's encoding
 }
 
 type frozenWin struct {
@@ -360,26 +374,29 @@ type frozenWin struct {
 // × key groups) to take.
 type frozenWindows[KK, K comparable, V any] struct {
 	meta     blockMeta
-	kc       codec.KeyCodec[KK]
 	vc       codec.Codec[V]
-	pair     func(K, window.Window) KK
+	enc      PairEncoding[K]
 	slide    int64
 	lateness time.Duration
 	panes    []frozenPane[K, V]
 	byWin    map[window.Window]int
 	wins     []frozenWin
 	seen     map[K]struct{}
+	masks    map[K]uint64
+	sc       scratch[K, V]
+	wmask    []uint64
+	key      []byte
 }
 
 func (s *WindowMajor[KK, K, V]) freeze(seq int64) frozenState {
 	f := &frozenWindows[KK, K, V]{
-		meta: s.meta(), kc: s.b.kc, vc: s.vc, pair: s.pair, slide: s.slide, lateness: s.lateness,
+		meta: s.meta(), vc: s.vc, enc: s.enc, slide: s.slide, lateness: s.lateness,
 		panes: make([]frozenPane[K, V], 0, len(s.panes)),
 		byWin: make(map[window.Window]int, len(s.panes)),
 		wins:  make([]frozenWin, 0, len(s.wins)),
 	}
 	for sw, t := range s.panes {
-		f.panes = append(f.panes, frozenPane[K, V]{w: sw, maps: t.freeze(seq)})
+		f.panes = append(f.panes, frozenPane[K, V]{w: sw, maps: t.freeze(seq), wenc: s.enc.AppendWindow(nil, sw)})
 	}
 	slices.SortFunc(f.panes, func(x, y frozenPane[K, V]) int { return cmp.Compare(x.w.Start, y.w.Start) })
 	for i, p := range f.panes {
@@ -396,10 +413,11 @@ func (f *frozenWindows[KK, K, V]) header() blockMeta { return f.meta }
 
 func (f *frozenWindows[KK, K, V]) appendGroup(dst []byte, gi int, _ int64) []byte {
 	for _, p := range f.panes {
-		for k, v := range p.maps[gi] {
-			dst = f.kc.Append(dst, f.pair(k, p.w))
+		forEachPrefetched(&f.sc, p.maps[gi], func(k K, v V) {
+			dst = f.enc.AppendKey(dst, k)
+			dst = append(dst, p.wenc...)
 			dst = f.vc.Append(dst, v)
-		}
+		})
 	}
 	return dst
 }
@@ -408,31 +426,78 @@ func (f *frozenWindows[KK, K, V]) appendGroup(dst []byte, gi int, _ int64) []byt
 // would hold in key group index gi: per key of a live window, the window's
 // end unless it fired, and its cleanup time if later.
 func (f *frozenWindows[KK, K, V]) appendEventTimers(dst []byte, gi int) []byte {
+	if f.slide != 0 {
+		return f.appendPaneTimers(dst, gi)
+	}
 	for _, fw := range f.wins {
-		w := fw.w
-		end, clean := w.MaxTimestamp(), window.CleanupTime(w, window.EventTime, f.lateness)
-		timers := func(k K) {
-			kk := f.pair(k, w)
-			if !fw.fired {
-				dst = appendTimer(f.kc, dst, kk, end)
-			}
-			if clean != end && clean != math.MaxInt64 {
-				dst = appendTimer(f.kc, dst, kk, clean)
-			}
-		}
-		if f.slide == 0 {
-			if i, ok := f.byWin[w]; ok {
-				for k := range f.panes[i].maps[gi] {
-					timers(k)
-				}
-			}
+		i, ok := f.byWin[fw.w]
+		if !ok {
 			continue
 		}
-		if f.seen == nil {
-			f.seen = make(map[K]struct{})
+		p := &f.panes[i]
+		forEachPrefetched(&f.sc, p.maps[gi], func(k K, _ V) {
+			dst = f.appendTimers(dst, k, fw, p.wenc)
+		})
+	}
+	return dst
+}
+
+// appendTimers appends key k's timers of window fw, whose encoding is
+// wenc.
+func (f *frozenWindows[KK, K, V]) appendTimers(dst []byte, k K, fw frozenWin, wenc []byte) []byte {
+	end, clean := fw.w.MaxTimestamp(), window.CleanupTime(fw.w, window.EventTime, f.lateness)
+	f.key = append(f.enc.AppendKey(f.key[:0], k), wenc...)
+	if !fw.fired {
+		dst = binary.AppendVarint(append(dst, f.key...), end)
+	}
+	if clean != end && clean != math.MaxInt64 {
+		dst = binary.AppendVarint(append(dst, f.key...), clean)
+	}
+	return dst
+}
+
+// appendPaneTimers is appendEventTimers for panes: a key has the timers
+// of every live window holding one of its panes. With up to 64 panes it
+// marks each key's panes in a bit set, visiting every entry once;
+// otherwise it visits each window's panes.
+func (f *frozenWindows[KK, K, V]) appendPaneTimers(dst []byte, gi int) []byte {
+	if len(f.panes) <= 64 {
+		if f.masks == nil {
+			f.masks = make(map[K]uint64)
+			f.wmask = make([]uint64, len(f.wins))
+			for j, fw := range f.wins {
+				for p := fw.w.Start; p < fw.w.End; p += f.slide {
+					if i, ok := f.byWin[window.Window{Start: p, End: p + f.slide}]; ok {
+						f.wmask[j] |= 1 << i
+					}
+				}
+			}
 		}
+		clear(f.masks)
+		for i, p := range f.panes {
+			for k := range p.maps[gi] {
+				f.masks[k] |= 1 << i
+			}
+		}
+		var wenc []byte
+		for j, fw := range f.wins {
+			wenc = f.enc.AppendWindow(wenc[:0], fw.w)
+			for k, m := range f.masks {
+				if m&f.wmask[j] != 0 {
+					dst = f.appendTimers(dst, k, fw, wenc)
+				}
+			}
+		}
+		return dst
+	}
+	if f.seen == nil {
+		f.seen = make(map[K]struct{})
+	}
+	var wenc []byte
+	for _, fw := range f.wins {
+		wenc = f.enc.AppendWindow(wenc[:0], fw.w)
 		clear(f.seen)
-		for p := w.Start; p < w.End; p += f.slide {
+		for p := fw.w.Start; p < fw.w.End; p += f.slide {
 			i, ok := f.byWin[window.Window{Start: p, End: p + f.slide}]
 			if !ok {
 				continue
@@ -440,7 +505,7 @@ func (f *frozenWindows[KK, K, V]) appendEventTimers(dst []byte, gi int) []byte {
 			for k := range f.panes[i].maps[gi] {
 				if _, dup := f.seen[k]; !dup {
 					f.seen[k] = struct{}{}
-					timers(k)
+					dst = f.appendTimers(dst, k, fw, wenc)
 				}
 			}
 		}
@@ -467,9 +532,4 @@ func (j *joinedTimers) appendGroup(dst []byte, gi int, now int64) []byte {
 		dst = x.appendEventTimers(dst, gi)
 	}
 	return dst
-}
-
-func appendTimer[KK comparable](kc codec.KeyCodec[KK], dst []byte, kk KK, t int64) []byte {
-	dst = kc.Append(dst, kk)
-	return binary.AppendVarint(dst, t)
 }
