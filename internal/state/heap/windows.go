@@ -47,6 +47,8 @@ type WindowMajor[KK, K comparable, V any] struct {
 
 	lastW window.Window
 	lastT *table[K, V]
+	// hints are the sizes of the last dropped state window's maps.
+	hints []int
 }
 
 // PairEncoding is how the backend's key codec encodes a (key, window)
@@ -185,7 +187,14 @@ func (s *WindowMajor[KK, K, V]) pane(sw window.Window) *table[K, V] {
 	}
 	t, ok := s.panes[sw]
 	if !ok {
-		t = newTable[K, V](s.b.r.Len())
+		if s.hints != nil {
+			// Size the maps as the last dropped window's: windows of a
+			// steady stream hold about as many keys, and growing a map
+			// from empty rehashes it several times.
+			t = newTableSized[K, V](s.hints)
+		} else {
+			t = newTable[K, V](s.b.r.Len())
+		}
 		s.panes[sw] = t
 	}
 	s.lastW, s.lastT = sw, t
@@ -286,6 +295,14 @@ func (s *WindowMajor[KK, K, V]) PopDue(wm int64) (w window.Window, fire, clean, 
 
 // DropPane drops state window sw whole.
 func (s *WindowMajor[KK, K, V]) DropPane(sw window.Window) {
+	if t, ok := s.panes[sw]; ok {
+		if s.hints == nil {
+			s.hints = make([]int, len(t.maps))
+		}
+		for gi, m := range t.maps {
+			s.hints[gi] = len(m)
+		}
+	}
 	delete(s.panes, sw)
 	if s.lastW == sw {
 		s.lastT = nil
