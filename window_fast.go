@@ -165,8 +165,8 @@ func (o *windowOp[K, T, ACC, OUT]) fastWatermark(wm int64) error {
 		if !ok {
 			return nil
 		}
-		if fire {
-			if err := o.fireWindow(w); err != nil {
+		if fire != nil {
+			if err := o.fireWindow(w, fire); err != nil {
 				return err
 			}
 		}
@@ -180,15 +180,19 @@ func (o *windowOp[K, T, ACC, OUT]) fastWatermark(wm int64) error {
 	}
 }
 
-func (o *windowOp[K, T, ACC, OUT]) fireWindow(w window.Window) error {
+// fireWindow emits window w's result for every key of the key groups
+// (by index) set in groups.
+func (o *windowOp[K, T, ACC, OUT]) fireWindow(w window.Window, groups []bool) error {
 	var ferr error
 	emit := func(k K, acc ACC) bool {
 		ferr = o.fireKey(k, acc, w)
 		return ferr == nil
 	}
-	groups := o.oc.KeyGroups.Len()
 	if !o.panes {
-		for gi := range groups {
+		for gi, f := range groups {
+			if !f {
+				continue
+			}
 			if o.ws.Range(w, gi, emit); ferr != nil {
 				return ferr
 			}
@@ -204,7 +208,10 @@ func (o *windowOp[K, T, ACC, OUT]) fireWindow(w window.Window) error {
 		}
 		return true
 	}
-	for gi := range groups {
+	for gi, f := range groups {
+		if !f {
+			continue
+		}
 		clear(m)
 		for p, n := w.Start, 0; p < w.End && n < maxPanes; p, n = p+o.slide, n+1 {
 			o.ws.Range(window.Window{Start: p, End: p + o.slide}, gi, merge)

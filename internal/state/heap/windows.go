@@ -45,8 +45,9 @@ type WindowMajor[KK, K comparable, V any] struct {
 	wins  map[window.Window]*winTimer
 	q     []winEvent
 
-	lastW window.Window
-	lastT *table[K, V]
+	lastW  window.Window
+	lastT  *table[K, V]
+	toFire []bool
 	// hints are the sizes of the last dropped state window's maps.
 	hints []int
 }
@@ -58,8 +59,11 @@ type PairEncoding[K comparable] struct {
 	AppendWindow func(dst []byte, w window.Window) []byte
 }
 
-// winTimer is a live window: fired once the watermark passed its end.
-type winTimer struct{ fired bool }
+// winTimer is a live window. fired[gi] is set once key group index gi
+// fired (the watermark passed the window's end): per key group, because
+// key groups are what a rescale moves, and the subtasks whose files a
+// restore combines had different watermarks.
+type winTimer struct{ fired []bool }
 
 // winEvent is a window's timer: its end (fire) and/or its cleanup.
 type winEvent struct {
@@ -133,8 +137,8 @@ func (s *WindowMajor[KK, K, V]) decodeGroup(gi int, body []byte, _ bool, _ int64
 }
 
 // adoptTimers turns the restored per-key event-time timers into live
-// windows: a window fired already unless one of its keys still has its
-// end as a timer.
+// windows: a window fired already in a key group unless one of the
+// group's keys still has the window's end as a timer.
 func (s *WindowMajor[KK, K, V]) adoptTimers() error {
 	b := s.b
 	if b.timers.live > 0 {
@@ -144,25 +148,35 @@ func (s *WindowMajor[KK, K, V]) adoptTimers() error {
 	if b.etimers.live == 0 {
 		return nil
 	}
-	unfired := make(map[window.Window]bool)
-	for _, m := range b.etimers.t.maps {
+	// Per window and key group: 0 no timer, 1 only later ones (fired), 2
+	// the end (not fired). A group without keys in the window has not
+	// fired: a key it gets fires with the window.
+	seen := make(map[window.Window][]byte)
+	for gi, m := range b.etimers.t.maps {
 		for tk := range m {
 			_, w := s.split(tk.key)
+			g, ok := seen[w]
+			if !ok {
+				g = make([]byte, b.r.Len())
+				seen[w] = g
+			}
 			switch {
 			case tk.t == w.MaxTimestamp():
-				unfired[w] = true
+				g[gi] = 2
 			case tk.t < w.MaxTimestamp():
 				return fmt.Errorf("%w: %w: window state %q: restored event-time timer at %d for window %v, before its end: the checkpoint was written with another trigger",
 					state.ErrIncompatible, checkpoint.ErrIncompatible, s.name, tk.t, w)
 			default:
-				if _, ok := unfired[w]; !ok {
-					unfired[w] = false
-				}
+				g[gi] = max(g[gi], 1)
 			}
 		}
 	}
-	for w, uf := range unfired {
-		s.addWindow(w, !uf)
+	for w, g := range seen {
+		f := make([]bool, len(g))
+		for i, x := range g {
+			f[i] = x == 1
+		}
+		s.addWindow(w, f)
 	}
 	b.etimers = timerService[KK]{}
 	b.etimers.init(b.r.Len())
@@ -249,15 +263,25 @@ func (s *WindowMajor[KK, K, V]) Range(sw window.Window, gi int, fn func(K, V) bo
 // set.
 func (s *WindowMajor[KK, K, V]) AddWindow(w window.Window, passed bool) {
 	if _, ok := s.wins[w]; !ok {
-		s.addWindow(w, passed)
+		f := make([]bool, s.b.r.Len())
+		if passed {
+			for i := range f {
+				f[i] = true
+			}
+		}
+		s.addWindow(w, f)
 	}
 }
 
-func (s *WindowMajor[KK, K, V]) addWindow(w window.Window, fired bool) {
+func (s *WindowMajor[KK, K, V]) addWindow(w window.Window, fired []bool) {
 	s.wins[w] = &winTimer{fired: fired}
 	end, clean := w.MaxTimestamp(), s.cleanup(w)
+	all := true
+	for _, f := range fired {
+		all = all && f
+	}
 	switch {
-	case fired:
+	case all:
 		s.push(winEvent{t: clean, w: w, clean: true})
 	case clean == end:
 		s.push(winEvent{t: end, w: w, fire: true, clean: true})
@@ -272,25 +296,36 @@ func (s *WindowMajor[KK, K, V]) cleanup(w window.Window) int64 {
 }
 
 // PopDue returns the earliest window timer due at watermark wm: the
-// window, whether it fires and whether it is to be cleaned up (the caller
-// then calls Drop); false if none is due. A fired window is marked so.
-func (s *WindowMajor[KK, K, V]) PopDue(wm int64) (w window.Window, fire, clean, ok bool) {
+// window, the key groups (by index) that fire now, nil if none, and
+// whether its state is to be dropped (the caller then calls DropPane);
+// false if none is due. fire is valid until the next call; the groups
+// are marked fired.
+func (s *WindowMajor[KK, K, V]) PopDue(wm int64) (w window.Window, fire []bool, clean, ok bool) {
 	for len(s.q) > 0 && s.q[0].t <= wm {
 		e := s.pop()
 		wt, live := s.wins[e.w]
 		if !live {
 			continue
 		}
-		fire := e.fire && !wt.fired
-		if fire {
-			wt.fired = true
+		fire = nil
+		if e.fire {
+			s.toFire = append(s.toFire[:0], wt.fired...)
+			any := false
+			for i, f := range s.toFire {
+				s.toFire[i] = !f
+				any = any || !f
+				wt.fired[i] = true
+			}
+			if any {
+				fire = s.toFire
+			}
 		}
 		if e.clean {
 			delete(s.wins, e.w)
 		}
 		return e.w, fire, e.clean, true
 	}
-	return w, false, false, false
+	return w, nil, false, false
 }
 
 // DropPane drops state window sw whole.
@@ -384,7 +419,7 @@ type frozenPane[K comparable, V any] struct {
 
 type frozenWin struct {
 	w     window.Window
-	fired bool
+	fired []bool
 }
 
 // frozenWindows is a WindowMajor as a snapshot froze it: O(state windows
@@ -420,7 +455,7 @@ func (s *WindowMajor[KK, K, V]) freeze(seq int64) frozenState {
 		f.byWin[p.w] = i
 	}
 	for w, wt := range s.wins {
-		f.wins = append(f.wins, frozenWin{w: w, fired: wt.fired})
+		f.wins = append(f.wins, frozenWin{w: w, fired: slices.Clone(wt.fired)})
 	}
 	slices.SortFunc(f.wins, func(x, y frozenWin) int { return cmp.Compare(x.w.Start, y.w.Start) })
 	return f
@@ -453,18 +488,18 @@ func (f *frozenWindows[KK, K, V]) appendEventTimers(dst []byte, gi int) []byte {
 		}
 		p := &f.panes[i]
 		forEachPrefetched(&f.sc, p.maps[gi], func(k K, _ V) {
-			dst = f.appendTimers(dst, k, fw, p.wenc)
+			dst = f.appendTimers(dst, k, fw, gi, p.wenc)
 		})
 	}
 	return dst
 }
 
 // appendTimers appends key k's timers of window fw, whose encoding is
-// wenc.
-func (f *frozenWindows[KK, K, V]) appendTimers(dst []byte, k K, fw frozenWin, wenc []byte) []byte {
+// wenc, in key group index gi.
+func (f *frozenWindows[KK, K, V]) appendTimers(dst []byte, k K, fw frozenWin, gi int, wenc []byte) []byte {
 	end, clean := fw.w.MaxTimestamp(), window.CleanupTime(fw.w, window.EventTime, f.lateness)
 	f.key = append(f.enc.AppendKey(f.key[:0], k), wenc...)
-	if !fw.fired {
+	if !fw.fired[gi] {
 		dst = binary.AppendVarint(append(dst, f.key...), end)
 	}
 	if clean != end && clean != math.MaxInt64 {
@@ -501,7 +536,7 @@ func (f *frozenWindows[KK, K, V]) appendPaneTimers(dst []byte, gi int) []byte {
 			wenc = f.enc.AppendWindow(wenc[:0], fw.w)
 			for k, m := range f.masks {
 				if m&f.wmask[j] != 0 {
-					dst = f.appendTimers(dst, k, fw, wenc)
+					dst = f.appendTimers(dst, k, fw, gi, wenc)
 				}
 			}
 		}
@@ -522,7 +557,7 @@ func (f *frozenWindows[KK, K, V]) appendPaneTimers(dst []byte, gi int) []byte {
 			for k := range f.panes[i].maps[gi] {
 				if _, dup := f.seen[k]; !dup {
 					f.seen[k] = struct{}{}
-					dst = f.appendTimers(dst, k, fw, wenc)
+					dst = f.appendTimers(dst, k, fw, gi, wenc)
 				}
 			}
 		}
