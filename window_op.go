@@ -22,7 +22,10 @@ import (
 // free; the pair's codec hashes only the key, so key groups, and with
 // them routing and rescaling, are those of the user's key. State of a
 // whole key (the merging set of session windows) lives under the
-// sentinel window perKey.
+// sentinel window perKey. Non-merging event-time windows with the default
+// trigger and an incremental function take the fast path instead
+// (window_fast.go): the same state, checkpointed in the same layout, kept
+// window-major.
 
 // wkey is the state key of the window operator.
 type wkey[K comparable] struct {
