@@ -75,7 +75,11 @@ func (o *windowOp[K, T, ACC, OUT]) emitFast(key K, ts int64, v T) error {
 		}
 		acc = o.f.add(acc, had, v)
 		o.ws.Put(w, gi, key, acc)
-		if w.MaxTimestamp() <= o.wm {
+		// A window that fired in this key group fires the key's updated
+		// result at once, even when the watermark is below the window's end:
+		// after a restore the watermark starts low, and the window's one
+		// timer will not fire it again.
+		if w.MaxTimestamp() <= o.wm || o.ws.Fired(w, gi) {
 			if err := o.fireKey(key, acc, w); err != nil {
 				return err
 			}
@@ -112,7 +116,7 @@ func (o *windowOp[K, T, ACC, OUT]) emitFastPane(key K, gi int, ts int64, v T) er
 	}
 	o.ws.Put(pane, gi, key, o.f.add(acc, had, v))
 	for _, w := range o.buf {
-		if o.isLate(w) || w.MaxTimestamp() > o.wm {
+		if o.isLate(w) || (w.MaxTimestamp() > o.wm && !o.ws.Fired(w, gi)) {
 			continue
 		}
 		acc, ok := o.fastPaneAcc(key, gi, w)

@@ -273,6 +273,15 @@ func (s *WindowMajor[KK, K, V]) AddWindow(w window.Window, passed bool) {
 	}
 }
 
+// Fired reports whether live window w has fired in key group index gi:
+// the watermark passed its end there, or a restored checkpoint says so
+// (after a restore the watermark starts low, so the caller cannot tell
+// from it).
+func (s *WindowMajor[KK, K, V]) Fired(w window.Window, gi int) bool {
+	wt, ok := s.wins[w]
+	return ok && wt.fired[gi]
+}
+
 func (s *WindowMajor[KK, K, V]) addWindow(w window.Window, fired []bool) {
 	s.wins[w] = &winTimer{fired: fired}
 	end, clean := w.MaxTimestamp(), s.cleanup(w)
