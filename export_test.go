@@ -7,3 +7,14 @@ func WindowLeftovers[T any](s Stream[T]) (keys, eventTimers, procTimers int64) {
 	p := s.n.winProbe
 	return p.keys.Load(), p.eventTimers.Load(), p.procTimers.Load()
 }
+
+// WindowGeneric keeps the window operator built from ws off its fast path
+// (window_fast.go), for differential tests.
+func WindowGeneric[K comparable, T any](ws WindowedStream[K, T]) WindowedStream[K, T] {
+	ws.generic = true
+	return ws
+}
+
+// WindowFastSubtasks returns how many subtasks of the window operator
+// producing s opened on the fast path.
+func WindowFastSubtasks[T any](s Stream[T]) int64 { return s.n.winProbe.fast.Load() }

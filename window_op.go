@@ -22,7 +22,10 @@ import (
 // free; the pair's codec hashes only the key, so key groups, and with
 // them routing and rescaling, are those of the user's key. State of a
 // whole key (the merging set of session windows) lives under the
-// sentinel window perKey.
+// sentinel window perKey. Non-merging event-time windows with the default
+// trigger and an incremental function take the fast path instead
+// (window_fast.go): the same state, checkpointed in the same layout, kept
+// window-major.
 
 // wkey is the state key of the window operator.
 type wkey[K comparable] struct {
@@ -54,9 +57,7 @@ func newWkeyCodec[K comparable](kc codec.KeyCodec[K]) wkeyCodec[K] {
 }
 
 func (c wkeyCodec[K]) Append(dst []byte, k wkey[K]) []byte {
-	dst = c.kc.Append(dst, k.key)
-	dst = binary.AppendVarint(dst, k.w.Start)
-	return binary.AppendVarint(dst, k.w.End)
+	return appendWindow(c.kc.Append(dst, k.key), k.w) // the fast path's encoding too
 }
 
 func (c wkeyCodec[K]) Decode(src []byte) (wkey[K], int, error) {
@@ -206,6 +207,8 @@ type winFuncs[K comparable, T, ACC, OUT any] struct {
 // at the end of input (tests: nothing leaks).
 type windowProbe struct {
 	keys, eventTimers, procTimers atomic.Int64
+	// fast counts the subtasks opened on the fast path (window_fast.go).
+	fast atomic.Int64
 }
 
 // windowNode validates ws and adds the window operator.
@@ -265,6 +268,7 @@ func windowNode[K comparable, T, ACC, OUT any](ws WindowedStream[K, T], name str
 		if slide, ok := a.Panes(); ok && !op.list && tr == a.DefaultTrigger() {
 			op.panes, op.slide = true, slide
 		}
+		op.fast = fastPath(a, tr, op.list) && !ws.generic
 		op.wc.out = out.(Emitter[OUT])
 		return instance{op: op, ins: []any{Emitter[T](op)}}, nil
 	}
@@ -297,6 +301,10 @@ type windowOp[K comparable, T, ACC, OUT any] struct {
 	// fires: a record updates one accumulator instead of size/slide.
 	panes bool
 	slide int64
+	// fast: window-major state (window_fast.go), in ws.
+	fast       bool
+	ws         *heap.WindowMajor[wkey[K], K, ACC]
+	scratchAcc map[K]ACC
 
 	backend *heap.HeapBackend[wkey[K]]
 	acc     state.ValueState[ACC]
@@ -350,7 +358,10 @@ func (o *windowOp[K, T, ACC, OUT]) Open(ctx context.Context, rc *runtime.Operato
 		return err
 	}
 	var err error
-	if o.list {
+	if o.fast {
+		err = o.openFast()
+		o.probe.fast.Add(1)
+	} else if o.list {
 		o.elems, err = heap.List(o.backend, "window-elements", codec.Codec[tsElem[T]](tsElemCodec[T]{o.f.elemCodec}))
 	} else if o.panes {
 		o.acc, err = heap.Value(o.backend, "window-panes", o.f.accCodec)
@@ -396,6 +407,9 @@ func (o *windowOp[K, T, ACC, OUT]) Snapshot(_ context.Context, b runtime.Barrier
 func (o *windowOp[K, T, ACC, OUT]) EndInput(context.Context) error {
 	o.probe.keys.Add(int64(o.backend.NumKeys()))
 	o.probe.eventTimers.Add(int64(o.backend.NumEventTimers()))
+	if o.fast {
+		o.probe.eventTimers.Add(int64(o.ws.NumWindows()))
+	}
 	o.probe.procTimers.Add(int64(o.backend.NumTimers()))
 	return nil
 }
@@ -419,6 +433,9 @@ func (o *windowOp[K, T, ACC, OUT]) Emit(v T) error {
 	}
 	key := o.key(v)
 	o.buf = o.a.Assign(ts, o.buf[:0])
+	if o.fast {
+		return o.emitFast(key, ts, v)
+	}
 	if o.merging {
 		return o.emitMerging(key, ts, v)
 	}
@@ -887,6 +904,9 @@ func (o *windowOp[K, T, ACC, OUT]) onLate(v T, ts int64) error {
 
 // OnWatermark fires the event-time timers up to wm, in time order.
 func (o *windowOp[K, T, ACC, OUT]) OnWatermark(_ context.Context, wm int64) error {
+	if o.fast {
+		return o.fastWatermark(wm)
+	}
 	o.wm = wm
 	for {
 		wk, t, ok := o.backend.PopEventTimer(wm)

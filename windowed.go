@@ -21,6 +21,8 @@ type WindowedStream[K comparable, T any] struct {
 	hasEvict bool
 	lateness time.Duration
 	lateTag  string
+	// generic keeps the operator off its fast path (tests).
+	generic bool
 }
 
 // Window groups the records of each key of ks into the windows a assigns

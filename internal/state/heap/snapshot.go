@@ -150,6 +150,15 @@ func (b *HeapBackend[K]) Snapshot(checkpointID int64) *Snapshot {
 		s.states = append(s.states, rs)
 	}
 	slices.SortFunc(s.states, func(x, y frozenState) int { return cmp.Compare(x.header().name, y.header().name) })
+	var extras []eventTimerSource
+	for _, st := range s.states {
+		if x, ok := st.(eventTimerSource); ok {
+			extras = append(extras, x)
+		}
+	}
+	if extras != nil {
+		s.etimers = &joinedTimers{base: s.etimers, extras: extras}
+	}
 	return s
 }
 

@@ -83,6 +83,19 @@ func newTable[KK comparable, E any](groups int) *table[KK, E] {
 	return t
 }
 
+// newTableSized is newTable with map gi sized for hints[gi] entries.
+func newTableSized[KK comparable, E any](hints []int) *table[KK, E] {
+	t := &table[KK, E]{
+		maps:   make([]map[KK]E, len(hints)),
+		frozen: make([]int64, len(hints)),
+		epoch:  make([]uint64, len(hints)),
+	}
+	for i, n := range hints {
+		t.maps[i] = make(map[KK]E, n)
+	}
+	return t
+}
+
 // mut returns key group gi's map for writing.
 func (t *table[KK, E]) mut(c *cow, gi int) map[KK]E {
 	if f := t.frozen[gi]; f != 0 {

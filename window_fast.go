@@ -1,0 +1,232 @@
+package sluice
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/sluicehq/sluice/internal/state/heap"
+	"github.com/sluicehq/sluice/window"
+)
+
+// The window operator's fast path (docs/design.md §14): non-merging
+// event-time windows with the default trigger and an incremental
+// function keep their accumulators window-major (heap.WindowMajor): per
+// state window (the window, or a pane of a sliding window) and key group,
+// a map from key to accumulator, and one timer per window. A record costs
+// one map update; a window fires for all its keys in key-group order and
+// its state goes whole at its cleanup time. The checkpointed layout is the
+// generic path's, so either restores the other's checkpoints.
+
+// fastPath reports whether the operator can keep its state window-major.
+func fastPath(a window.Assigner, tr window.Trigger, list bool) bool {
+	return !list && !a.IsMerging() && a.Domain() == window.EventTime &&
+		a.DefaultTrigger() == window.EventTimeTrigger() && tr == window.EventTimeTrigger()
+}
+
+func wkeyPair[K comparable](k K, w window.Window) wkey[K]  { return wkey[K]{key: k, w: w} }
+func wkeySplit[K comparable](k wkey[K]) (K, window.Window) { return k.key, k.w }
+
+// appendWindow is the window part of wkeyCodec's encoding.
+func appendWindow(dst []byte, w window.Window) []byte {
+	return binary.AppendVarint(binary.AppendVarint(dst, w.Start), w.End)
+}
+
+// openFast registers the window-major state under the generic path's name.
+func (o *windowOp[K, T, ACC, OUT]) openFast() error {
+	name := "window-acc"
+	if o.panes {
+		name = "window-panes"
+	}
+	enc := heap.PairEncoding[K]{AppendKey: o.kc.Append, AppendWindow: appendWindow}
+	ws, err := heap.NewWindowMajor(o.backend, name, o.f.accCodec, o.kc.Hash, wkeyPair[K], wkeySplit[K], enc, o.slide, o.lateness)
+	if err != nil {
+		return err
+	}
+	o.ws = ws
+	if o.panes {
+		o.scratchAcc = make(map[K]ACC)
+	}
+	return nil
+}
+
+// emitFast is Emit on the fast path: the record is added to its state
+// window (its pane, or each of its windows that is not late); a state
+// window's first record makes its windows live (one timer each); a window
+// the watermark passed already (a late record within the allowed
+// lateness) re-emits the key's result at once, as the default trigger
+// does.
+func (o *windowOp[K, T, ACC, OUT]) emitFast(key K, ts int64, v T) error {
+	gi, err := o.ws.Group(key)
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.uid, err)
+	}
+	if o.panes {
+		return o.emitFastPane(key, gi, ts, v)
+	}
+	skipped := true
+	for _, w := range o.buf {
+		if o.isLate(w) {
+			continue
+		}
+		skipped = false
+		acc, had := o.ws.Get(w, gi, key)
+		if !had && !o.ws.HasPane(w) {
+			o.ws.AddWindow(w, w.MaxTimestamp() <= o.wm)
+		}
+		acc = o.f.add(acc, had, v)
+		o.ws.Put(w, gi, key, acc)
+		// A window that fired in this key group fires the key's updated
+		// result at once, even when the watermark is below the window's end:
+		// after a restore the watermark starts low, and the window's one
+		// timer will not fire it again.
+		if w.MaxTimestamp() <= o.wm || o.ws.Fired(w, gi) {
+			if err := o.fireKey(key, acc, w); err != nil {
+				return err
+			}
+		}
+	}
+	if skipped && satAddLate(ts, o.lateness) <= o.wm {
+		return o.onLate(v, ts)
+	}
+	return nil
+}
+
+func (o *windowOp[K, T, ACC, OUT]) emitFastPane(key K, gi int, ts int64, v T) error {
+	live := false
+	for _, w := range o.buf {
+		if !o.isLate(w) {
+			live = true
+			break
+		}
+	}
+	if !live {
+		if satAddLate(ts, o.lateness) <= o.wm {
+			return o.onLate(v, ts)
+		}
+		return nil
+	}
+	pane := o.a.PaneOf(ts)
+	acc, had := o.ws.Get(pane, gi, key)
+	if !had && !o.ws.HasPane(pane) {
+		for _, w := range o.buf {
+			if !o.isLate(w) {
+				o.ws.AddWindow(w, w.MaxTimestamp() <= o.wm)
+			}
+		}
+	}
+	o.ws.Put(pane, gi, key, o.f.add(acc, had, v))
+	for _, w := range o.buf {
+		if o.isLate(w) || (w.MaxTimestamp() > o.wm && !o.ws.Fired(w, gi)) {
+			continue
+		}
+		acc, ok := o.fastPaneAcc(key, gi, w)
+		if !ok {
+			continue
+		}
+		if err := o.fireKey(key, acc, w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fastPaneAcc combines key's panes of window w.
+func (o *windowOp[K, T, ACC, OUT]) fastPaneAcc(key K, gi int, w window.Window) (ACC, bool) {
+	var acc ACC
+	has := false
+	for p, n := w.Start, 0; p < w.End && n < maxPanes; p, n = p+o.slide, n+1 {
+		a, ok := o.ws.Get(window.Window{Start: p, End: p + o.slide}, gi, key)
+		switch {
+		case !ok:
+		case has:
+			acc = o.f.merge(acc, a)
+		default:
+			acc, has = a, true
+		}
+	}
+	return acc, has
+}
+
+// fireKey emits key's result of window w.
+func (o *windowOp[K, T, ACC, OUT]) fireKey(key K, acc ACC, w window.Window) error {
+	saved := o.tm.TS
+	o.tm.TS = w.MaxTimestamp()
+	o.wc.w, o.wc.wm = w, o.wm
+	err := o.f.fireAcc(key, acc, &o.wc)
+	o.tm.TS = saved
+	if err != nil {
+		return fmt.Errorf("%s: window %v: %w", o.uid, w, err)
+	}
+	return o.wc.take()
+}
+
+// fastWatermark fires and cleans up the windows the watermark passed, in
+// time order; a window emits its keys key group by key group.
+func (o *windowOp[K, T, ACC, OUT]) fastWatermark(wm int64) error {
+	o.wm = wm
+	for {
+		w, fire, clean, ok := o.ws.PopDue(wm)
+		if !ok {
+			return nil
+		}
+		if fire != nil {
+			if err := o.fireWindow(w, fire); err != nil {
+				return err
+			}
+		}
+		if clean {
+			if o.panes {
+				o.ws.DropPane(window.Window{Start: w.Start, End: w.Start + o.slide})
+			} else {
+				o.ws.DropPane(w)
+			}
+		}
+	}
+}
+
+// fireWindow emits window w's result for every key of the key groups
+// (by index) set in groups.
+func (o *windowOp[K, T, ACC, OUT]) fireWindow(w window.Window, groups []bool) error {
+	var ferr error
+	emit := func(k K, acc ACC) bool {
+		ferr = o.fireKey(k, acc, w)
+		return ferr == nil
+	}
+	if !o.panes {
+		for gi, f := range groups {
+			if !f {
+				continue
+			}
+			if o.ws.Range(w, gi, emit); ferr != nil {
+				return ferr
+			}
+		}
+		return nil
+	}
+	m := o.scratchAcc
+	merge := func(k K, a ACC) bool {
+		if b, ok := m[k]; ok {
+			m[k] = o.f.merge(b, a)
+		} else {
+			m[k] = a
+		}
+		return true
+	}
+	for gi, f := range groups {
+		if !f {
+			continue
+		}
+		clear(m)
+		for p, n := w.Start, 0; p < w.End && n < maxPanes; p, n = p+o.slide, n+1 {
+			o.ws.Range(window.Window{Start: p, End: p + o.slide}, gi, merge)
+		}
+		for k, acc := range m {
+			if !emit(k, acc) {
+				clear(m)
+				return ferr
+			}
+		}
+	}
+	clear(m)
+	return nil
+}

@@ -1,0 +1,163 @@
+package sluice
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/clock"
+	"github.com/sluicehq/sluice/codec"
+	"github.com/sluicehq/sluice/internal/runtime"
+	"github.com/sluicehq/sluice/window"
+)
+
+// newFastAllocOp is newAllocOp on the fast path.
+func newFastAllocOp(t *testing.T, a window.Assigner) (*windowOp[string, string, int64, int64], *runtime.Time) {
+	t.Helper()
+	f := aggFuncs[string, string, int64, int64](AggregateFunction[string, int64, int64](allocCount{}), codec.Int64)
+	f.fireAcc = func(_ string, acc int64, wc *WindowContext[int64]) error { wc.Collect(acc); return nil }
+	tr := a.DefaultTrigger()
+	op := &windowOp[string, string, int64, int64]{f: f, key: func(s string) string { return s }, kc: codec.String, a: a, tr: tr,
+		probe: &windowProbe{}, domain: a.Domain(), fixedTm: tr.FixedTimers(), fast: fastPath(a, tr, false)}
+	if slide, ok := a.Panes(); ok {
+		op.panes, op.slide = true, slide
+	}
+	if !op.fast {
+		t.Fatalf("%v: not on the fast path", a)
+	}
+	op.wc.out = discard[int64]{}
+	tm := runtime.NewTime()
+	rc := &runtime.OperatorContext{UID: "w", MaxParallelism: 128, KeyGroups: checkpoint.KeyGroupRange{Start: 0, End: 127},
+		Clock: clock.NewFake(time.Unix(0, 0)), Logger: slog.New(slog.DiscardHandler), Time: tm}
+	if err := op.Open(context.Background(), rc); err != nil {
+		t.Fatal(err)
+	}
+	return op, tm
+}
+
+// TestWindowFastPathNoAllocs: on the fast path, records into existing
+// windows allocate nothing, and a steady state of new windows, firing and
+// cleanup allocates only the new windows' maps (amortized: a window's
+// per-key-group maps, not per record).
+func TestWindowFastPathNoAllocs(t *testing.T) {
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i)
+	}
+	for _, a := range []window.Assigner{window.Tumbling(time.Second, 0), window.Sliding(4*time.Second, time.Second, 0)} {
+		op, tm := newFastAllocOp(t, a)
+		emit := func(ts int64) {
+			tm.TS = ts
+			for _, k := range keys {
+				if err := op.Emit(k); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for s := range int64(20) {
+			emit(s * int64(time.Second))
+			if err := op.OnWatermark(context.Background(), s*int64(time.Second)-1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ts := 20 * int64(time.Second)
+		emit(ts)
+		if n := testing.AllocsPerRun(20, func() { emit(ts + 1) }); n != 0 {
+			t.Errorf("%v: %v allocations per %d records into existing windows", a, n, len(keys))
+		}
+		s := int64(21)
+		if n := testing.AllocsPerRun(20, func() {
+			emit(s * int64(time.Second))
+			if err := op.OnWatermark(context.Background(), s*int64(time.Second)-1); err != nil {
+				t.Fatal(err)
+			}
+			s++
+		}); n > float64(len(keys)) {
+			// A new state window makes one map per key group (128 here)
+			// and they grow to ~8 keys each: about 3 allocations per
+			// group, far below one per record.
+			t.Errorf("%v: %v allocations per second of %d keys (new windows, firing, cleanup)", a, n, len(keys))
+		} else {
+			t.Logf("%v: %v allocations per second of %d keys", a, n, len(keys))
+		}
+	}
+}
+
+// collectInts is an Emitter that keeps what it gets.
+type collectInts struct{ got []int64 }
+
+func (c *collectInts) Emit(v int64) error { c.got = append(c.got, v); return nil }
+
+// TestWindowFastFiredWindowAfterRestore: a window that fired before a
+// checkpoint, and is kept for its allowed lateness, re-emits a key's
+// updated result at once when a record reaches it after a restore, even
+// though the watermark (not checkpointed) starts below the window's end:
+// the window's one timer has fired, so nothing would emit it later and
+// the update would be dropped at cleanup.
+func TestWindowFastFiredWindowAfterRestore(t *testing.T) {
+	sec := int64(time.Second)
+	open := func(restored *runtime.RestoredState) (*windowOp[string, string, int64, int64], *runtime.Time, *collectInts) {
+		a := window.Tumbling(10*time.Second, 0)
+		f := aggFuncs[string, string, int64, int64](AggregateFunction[string, int64, int64](allocCount{}), codec.Int64)
+		f.fireAcc = func(_ string, acc int64, wc *WindowContext[int64]) error { wc.Collect(acc); return nil }
+		tr := a.DefaultTrigger()
+		op := &windowOp[string, string, int64, int64]{f: f, key: func(s string) string { return s }, kc: codec.String, a: a, tr: tr,
+			lateness: time.Minute, probe: &windowProbe{}, domain: a.Domain(), fixedTm: tr.FixedTimers(), fast: fastPath(a, tr, false)}
+		out := &collectInts{}
+		op.wc.out = out
+		tm := runtime.NewTime()
+		rc := &runtime.OperatorContext{UID: "w", MaxParallelism: 128, KeyGroups: checkpoint.KeyGroupRange{Start: 0, End: 127},
+			Clock: clock.NewFake(time.Unix(0, 0)), Logger: slog.New(slog.DiscardHandler), Time: tm, Restored: restored}
+		if err := op.Open(context.Background(), rc); err != nil {
+			t.Fatal(err)
+		}
+		if !op.fast {
+			t.Fatal("not on the fast path")
+		}
+		return op, tm, out
+	}
+	op, tm, out := open(nil)
+	for _, ts := range []int64{1, 2} {
+		tm.TS = ts * sec
+		if err := op.Emit("a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := op.OnWatermark(context.Background(), 15*sec); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(out.got, []int64{2}) {
+		t.Fatalf("before the checkpoint: fired %v, want [2]", out.got)
+	}
+	snap, err := op.Snapshot(context.Background(), runtime.Barrier{ID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	offs, err := snap.Keyed.WriteKeyGroups(&buf)
+	snap.Keyed.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := &runtime.RestoredState{CheckpointID: 1, Keyed: []runtime.RestoredKeyed{{Data: buf.Bytes(), KeyGroups: checkpoint.KeyGroupRange{Start: 0, End: 127}, Offsets: offs}}}
+	op2, tm2, out2 := open(restored)
+	tm2.TS = 3 * sec
+	if err := op2.Emit("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := op2.OnWatermark(context.Background(), 4*sec); err != nil {
+		t.Fatal(err)
+	}
+	if err := op2.OnWatermark(context.Background(), math.MaxInt64); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(out2.got, []int64{3}) {
+		t.Fatalf("after the restore: fired %v, want the updated result [3] once", out2.got)
+	}
+}
