@@ -31,7 +31,10 @@ import (
 // other. The per-key-group maps are copy-on-write as the backend's tables.
 type WindowMajor[KK, K comparable, V any] struct {
 	base[KK]
-	vc    codec.Codec[V]
+	vc codec.Codec[V]
+	// rd decodes restored accumulators while adopt runs: vc's Decode, or
+	// the reader of an older version (a migration).
+	rd    codec.DecodeFunc[V]
 	hash  func(K) uint64
 	pair  func(K, window.Window) KK
 	split func(KK) (K, window.Window)
@@ -108,7 +111,13 @@ func NewWindowMajor[KK, K comparable, V any](b *HeapBackend[KK], name string, c 
 	if rs, ok := b.raw[name]; ok && rs.meta.flags&flagTTL != 0 {
 		return nil, fmt.Errorf("%w: %w: state %q was written with TTL; window state has none", state.ErrIncompatible, checkpoint.ErrIncompatible, name)
 	}
-	if err := b.adopt(&s.base, s.decodeGroup); err != nil {
+	// The accumulator codec resolves against the written one as every
+	// state's does (docs/design.md §10): as is, or through a migration.
+	err = b.adopt(&s.base, func(w []codec.ID) []codec.Compatibility {
+		return []codec.Compatibility{resolveCodec(s.vc, w, 0, &s.rd)}
+	}, s.decodeGroup)
+	s.rd = nil
+	if err != nil {
 		return nil, err
 	}
 	if err := s.adoptTimers(); err != nil {
@@ -125,7 +134,7 @@ func (s *WindowMajor[KK, K, V]) decodeGroup(gi int, body []byte, _ bool, _ int64
 			return err
 		}
 		body = body[n:]
-		v, n, err := s.vc.Decode(body)
+		v, n, err := s.rd(body)
 		if err != nil {
 			return errEntry(kk, err)
 		}
