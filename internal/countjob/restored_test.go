@@ -90,7 +90,7 @@ func TestRestartAfterCrashedRestoreExactlyOnce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 20))
 	gen := datagen.Config{Splits: 2, RecordsPerSplit: 3000, Keys: 50, Seed: rng.Uint64(), RatePerSecond: 20_000}
 	dir := t.TempDir()
-	crashAfterRestore(t, rng, dir, gen)
+	path := crashAfterRestore(t, rng, dir, gen)
 
 	c := startSP(t, dir, gen, 2, "", nil, 1)
 	if _, err := c.wait(t); err != nil {
@@ -100,6 +100,29 @@ func TestRestartAfterCrashedRestoreExactlyOnce(t *testing.T) {
 	t.Logf("seed %d: %+v", seed, rep)
 	if !rep.ExactlyOnce() || rep.Produced != 2*3000 {
 		t.Fatalf("savepoint → crashed restore → plain restart: %d lost, %d duplicated: %v", rep.Lost, rep.Duplicated, rep.Examples)
+	}
+
+	// Run 3 completed checkpoints of its own, newer than the record: they
+	// supersede it, so a start without the savepoint succeeds and restores
+	// them (the input is all read: nothing more is emitted).
+	cps := store.NewCheckpoints(mustFS(t, filepath.Join(dir, "checkpoints")))
+	r, ok, err := cps.ReadRestored(ctx2(t))
+	if err != nil || !ok {
+		t.Fatalf("restore record after run 3: ok %v err %v", ok, err)
+	}
+	ids, err := cps.Completed(ctx2(t))
+	if err != nil || len(ids) == 0 || ids[len(ids)-1] <= r.Above {
+		t.Fatalf("run 3 left checkpoints %v (%v), want one above the record's %d", ids, err, r.Above)
+	}
+	if err := os.RemoveAll(path); err != nil {
+		t.Fatal(err)
+	}
+	d := startSP(t, dir, gen, 2, "", nil, 1)
+	if _, err := d.wait(t); err != nil {
+		t.Fatalf("run 4, after a checkpoint newer than the recorded savepoint (now deleted): %v", err)
+	}
+	if rep := check(t, gen, dir); !rep.ExactlyOnce() || rep.Produced != 2*3000 {
+		t.Fatalf("run 4: %+v", rep)
 	}
 }
 
@@ -131,5 +154,22 @@ func TestRecordedRestoreMissing(t *testing.T) {
 	}
 	if after := check(t, gen, dir); after.Committed != before.Committed || after.Duplicated != 0 {
 		t.Fatalf("the failed start committed output: before %+v, after %+v", before, after)
+	}
+
+	// An explicit FromCheckpoint wins over the record, and replaces it:
+	// here the operator chose the older checkpoint (its output is then
+	// the operator's business, not checked).
+	cps := store.NewCheckpoints(mustFS(t, filepath.Join(dir, "checkpoints")))
+	ids, err := cps.Completed(ctx2(t))
+	if err != nil || len(ids) == 0 {
+		t.Fatalf("checkpoints %v (%v)", ids, err)
+	}
+	older := filepath.Join(dir, "checkpoints", store.CheckpointDir(ids[len(ids)-1]))
+	e := startSP(t, dir, gen, 2, older, nil, 1)
+	if _, err := e.wait(t); err != nil {
+		t.Fatalf("explicit restore of %s: %v", older, err)
+	}
+	if r, ok, err := cps.ReadRestored(ctx2(t)); err != nil || !ok || r.Path != older {
+		t.Fatalf("record after the explicit restore: %+v ok %v err %v, want it to name %s", r, ok, err, older)
 	}
 }

@@ -345,6 +345,11 @@ func (j *Job) stopping() bool {
 // with a store.LockedError naming the holder, and an instance that finds
 // another took over since (store.ErrFenced) fails for good, without a
 // restart.
+//
+// An explicit restore point (FromCheckpoint) is recorded in the checkpoint
+// directory (store.RestoredName) before the first attempt commits
+// anything; a start without FromCheckpoint restores the recorded one when
+// no checkpoint of the directory is newer (docs/design.md §5, §9).
 func (j *Job) Run(ctx context.Context) (err error) {
 	defer func() { j.endSavepoints(err) }()
 	own, err := j.cfg.Store.Acquire(ctx, j.plan.JobName)
