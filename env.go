@@ -75,7 +75,11 @@ type Config struct {
 	// restart.Default(), exponential-delay with its defaults.
 	Restart restart.Policy
 	// FromCheckpoint restores the job from this checkpoint or savepoint
-	// directory instead of the latest checkpoint in CheckpointDir.
+	// directory instead of the latest checkpoint in CheckpointDir. The
+	// path is recorded in the checkpoint directory (store.RestoredName)
+	// before anything is committed: a later start without FromCheckpoint
+	// restores it again, unless the job completed a newer checkpoint of its
+	// own since (docs/design.md §5).
 	FromCheckpoint string
 	// AllowNonRestoredState lets the job restore a checkpoint that holds
 	// state of operator uids the job no longer has (an operator removed or

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"sync"
@@ -344,6 +345,11 @@ func (j *Job) stopping() bool {
 // with a store.LockedError naming the holder, and an instance that finds
 // another took over since (store.ErrFenced) fails for good, without a
 // restart.
+//
+// An explicit restore point (FromCheckpoint) is recorded in the checkpoint
+// directory (store.RestoredName) before the first attempt commits
+// anything; a start without FromCheckpoint restores the recorded one when
+// no checkpoint of the directory is newer (docs/design.md §5, §9).
 func (j *Job) Run(ctx context.Context) (err error) {
 	defer func() { j.endSavepoints(err) }()
 	own, err := j.cfg.Store.Acquire(ctx, j.plan.JobName)
@@ -354,6 +360,18 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	defer own.Release()
 	j.log.Debug("took ownership of the checkpoints", "job", j.plan.JobName, "epoch", own.Owner().Epoch)
 	from := j.cfg.FromCheckpoint
+	// recordedFrom is the restore point recorded in the checkpoint
+	// directory (store.RestoredName) by this run or, when it starts
+	// without FromCheckpoint, by the instance before it.
+	recordedFrom := ""
+	recorded := false
+	if from == "" {
+		p, err := j.recordedRestore(ctx)
+		if err != nil {
+			return err
+		}
+		from, recordedFrom, recorded = p, p, p != ""
+	}
 	// pinned is the newest checkpoint a restart may restore until this run
 	// completed one of its own: the one the run started from (0: none).
 	pinned := int64(-1)
@@ -364,6 +382,9 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	for attempt := 0; ; attempt++ {
 		rp, err := j.pickRestore(ctx, from, pinned)
 		if err != nil {
+			if recorded && from == recordedFrom {
+				return j.recordUnusable(from, err)
+			}
 			return err
 		}
 		if pinned < 0 {
@@ -383,6 +404,15 @@ func (j *Job) Run(ctx context.Context) (err error) {
 			j.log.Info("restoring checkpoint", "job", j.plan.JobName, "attempt", attempt,
 				"checkpoint", rp.meta.CheckpointID, "location", rp.src.Location(),
 				"age", j.clock.Now().Sub(rp.meta.CompletedAt).Round(time.Millisecond))
+		}
+		if from != "" && from != recordedFrom && rp != nil {
+			// An explicit restore point (FromCheckpoint, or the savepoint
+			// of a stop whose commit failed), recorded before anything
+			// is committed.
+			if err := j.recordRestored(ctx, from, rp); err != nil {
+				return err
+			}
+			recordedFrom = from
 		}
 		err = j.runAttempt(ctx, attempt, rp, failedAt)
 		if err == nil {
@@ -491,6 +521,93 @@ func (j *Job) Run(ctx context.Context) (err error) {
 			from = dir
 		}
 	}
+}
+
+// recordRestored records in the checkpoint directory that this run starts
+// from the explicit checkpoint or savepoint rp (store.RestoredName), before
+// anything is committed: a later start without FromCheckpoint, after a
+// crash before this run completed a checkpoint of its own, restores it
+// rather than an older checkpoint of the directory whose transactions the
+// savepoint's job already committed (docs/design.md §5, §9).
+func (j *Job) recordRestored(ctx context.Context, from string, rp *restorePoint) error {
+	path, err := filepath.Abs(from)
+	if err != nil {
+		path = from
+	}
+	above, err := j.cfg.Store.MaxID(ctx)
+	if err != nil {
+		err = fmt.Errorf("job %s: record the restored checkpoint: %w", j.plan.JobName, err)
+		j.log.Error("job not started", "job", j.plan.JobName, "err", err)
+		return err
+	}
+	r := store.Restored{Path: path, CheckpointID: rp.meta.CheckpointID, Above: max(above, rp.meta.CheckpointID),
+		Job: j.plan.JobName, At: j.clock.Now()}
+	if err := j.cfg.Store.WriteRestored(ctx, r); err != nil {
+		err = fmt.Errorf("job %s: record the restored checkpoint %s: %w", j.plan.JobName, path, err)
+		j.log.Error("job not started", "job", j.plan.JobName, "err", err)
+		return err
+	}
+	return nil
+}
+
+// recordedRestore returns the path a start without FromCheckpoint must
+// restore because of the directory's store.RestoredName record: the
+// checkpoint or savepoint an earlier instance was started from, when no
+// checkpoint of the directory is newer than it. It returns "" when there
+// is no record or a newer checkpoint supersedes it.
+func (j *Job) recordedRestore(ctx context.Context) (string, error) {
+	fail := func(err error) (string, error) {
+		j.log.Error("job not started", "job", j.plan.JobName, "err", err)
+		return "", err
+	}
+	r, ok, err := j.cfg.Store.ReadRestored(ctx)
+	if err != nil {
+		return fail(restart.Unrecoverable(fmt.Errorf("job %s: %w; restore the job's latest checkpoint or savepoint explicitly "+
+			"with --from-checkpoint PATH (Config.FromCheckpoint), which rewrites the record", j.plan.JobName, err)))
+	}
+	if !ok {
+		return "", nil
+	}
+	ids, err := j.cfg.Store.Completed(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("job %s: list checkpoints: %w", j.plan.JobName, err))
+	}
+	if len(ids) > 0 && ids[len(ids)-1] > r.Above {
+		m, err := j.cfg.Store.Latest(ctx, j.log)
+		if err == nil && m.CheckpointID > r.Above {
+			// A checkpoint of the run that restored r, or of a later
+			// one: newer than r.
+			return "", nil
+		}
+		if err != nil && !errors.Is(err, store.ErrCorrupt) && !errors.Is(err, store.ErrNoCheckpoint) {
+			return fail(fmt.Errorf("job %s: find latest checkpoint: %w", j.plan.JobName, err))
+		}
+	}
+	j.log.Info("restoring the checkpoint this job was last started from: no checkpoint in the directory is newer "+
+		"(the previous instance ended before completing one of its own)",
+		"job", j.plan.JobName, "checkpoint", r.CheckpointID, "location", r.Path,
+		"record", j.cfg.Store.RestoredLocation(), "newest own checkpoint", lastOr0(ids))
+	return r.Path, nil
+}
+
+func lastOr0(ids []int64) int64 {
+	if len(ids) == 0 {
+		return 0
+	}
+	return ids[len(ids)-1]
+}
+
+// recordUnusable is the terminal error of a start that must restore the
+// recorded checkpoint path and cannot: falling back to an older
+// checkpoint would commit again what the recorded one's job committed.
+func (j *Job) recordUnusable(path string, cause error) error {
+	err := restart.Unrecoverable(fmt.Errorf("job %s: %w; it is the checkpoint the job was last started from "+
+		"(recorded in %s), newer than every checkpoint in its directory, whose output was committed past them, "+
+		"so none of those is restored instead: restore it, or a newer checkpoint or savepoint, explicitly with "+
+		"--from-checkpoint PATH (Config.FromCheckpoint)", j.plan.JobName, cause, j.cfg.Store.RestoredLocation()))
+	j.log.Error("job not started: the recorded restore point cannot be restored", "job", j.plan.JobName,
+		"location", path, "err", cause)
+	return err
 }
 
 // fenced checks, after a failed attempt, whether this instance lost the
