@@ -177,6 +177,15 @@ func startProducer(brokers []string, topic string, f demoFlags, logger *slog.Log
 			case now := <-t.C:
 				due := int64(rate * now.Sub(start).Seconds())
 				for ; seq < due; seq++ {
+					// A producer behind its rate (Produce blocks while the
+					// client's buffer is full, as on a loaded machine)
+					// must still stop when asked, not after its backlog:
+					// the demo's stop waits for it.
+					select {
+					case <-p.quit:
+						return
+					default:
+					}
 					r := &kgo.Record{Key: []byte(gen.KeyOf(0, seq)), Value: strconv.AppendInt(nil, seq, 10)}
 					cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
 						if err != nil {
