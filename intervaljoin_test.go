@@ -137,7 +137,7 @@ func expectedPairs(og, pg datagen.Config, match func(o, p datagen.Record) bool) 
 // TestIntervalJoinExactlyOnceUnderFailures: orders and payments from two
 // datagen sources joined within [-2ms, +3ms], the pairs written by the
 // two-phase-commit file sink, with failures injected at random operators
-// and points (seeded; the seed is printed). Every pair the inputs hold is
+// and points (seeded, printing its seed). Every pair the inputs hold is
 // committed exactly once, and nothing else: the buffers and their cleanup
 // timers are restored from checkpoints consistent with the sources'
 // positions, and watermarks rebuilt from the replayed records.
