@@ -4,41 +4,20 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"math"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/checkpoint"
-	"github.com/sluicehq/sluice/clock"
-	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/internal/runtime"
 	"github.com/sluicehq/sluice/window"
 )
 
-// newFastAllocOp is newAllocOp on the fast path.
+// newFastAllocOp is testCountOp on the fast path.
 func newFastAllocOp(t *testing.T, a window.Assigner) (*windowOp[string, string, int64, int64], *runtime.Time) {
 	t.Helper()
-	f := aggFuncs[string, string, int64, int64](AggregateFunction[string, int64, int64](allocCount{}), codec.Int64)
-	f.fireAcc = func(_ string, acc int64, wc *WindowContext[int64]) error { wc.Collect(acc); return nil }
-	tr := a.DefaultTrigger()
-	op := &windowOp[string, string, int64, int64]{f: f, key: func(s string) string { return s }, kc: codec.String, a: a, tr: tr,
-		probe: &windowProbe{}, domain: a.Domain(), fixedTm: tr.FixedTimers(), fast: fastPath(a, tr, false)}
-	if slide, ok := a.Panes(); ok {
-		op.panes, op.slide = true, slide
-	}
-	if !op.fast {
-		t.Fatalf("%v: not on the fast path", a)
-	}
-	op.wc.out = discard[int64]{}
-	tm := runtime.NewTime()
-	rc := &runtime.OperatorContext{UID: "w", MaxParallelism: 128, KeyGroups: checkpoint.KeyGroupRange{Start: 0, End: 127},
-		Clock: clock.NewFake(time.Unix(0, 0)), Logger: slog.New(slog.DiscardHandler), Time: tm}
-	if err := op.Open(context.Background(), rc); err != nil {
-		t.Fatal(err)
-	}
-	return op, tm
+	return testCountOp(t, a, countOp{fast: true})
 }
 
 // TestWindowFastPathNoAllocs: on the fast path, records into existing
@@ -103,23 +82,8 @@ func (c *collectInts) Emit(v int64) error { c.got = append(c.got, v); return nil
 func TestWindowFastFiredWindowAfterRestore(t *testing.T) {
 	sec := int64(time.Second)
 	open := func(restored *runtime.RestoredState) (*windowOp[string, string, int64, int64], *runtime.Time, *collectInts) {
-		a := window.Tumbling(10*time.Second, 0)
-		f := aggFuncs[string, string, int64, int64](AggregateFunction[string, int64, int64](allocCount{}), codec.Int64)
-		f.fireAcc = func(_ string, acc int64, wc *WindowContext[int64]) error { wc.Collect(acc); return nil }
-		tr := a.DefaultTrigger()
-		op := &windowOp[string, string, int64, int64]{f: f, key: func(s string) string { return s }, kc: codec.String, a: a, tr: tr,
-			lateness: time.Minute, probe: &windowProbe{}, domain: a.Domain(), fixedTm: tr.FixedTimers(), fast: fastPath(a, tr, false)}
 		out := &collectInts{}
-		op.wc.out = out
-		tm := runtime.NewTime()
-		rc := &runtime.OperatorContext{UID: "w", MaxParallelism: 128, KeyGroups: checkpoint.KeyGroupRange{Start: 0, End: 127},
-			Clock: clock.NewFake(time.Unix(0, 0)), Logger: slog.New(slog.DiscardHandler), Time: tm, Restored: restored}
-		if err := op.Open(context.Background(), rc); err != nil {
-			t.Fatal(err)
-		}
-		if !op.fast {
-			t.Fatal("not on the fast path")
-		}
+		op, tm := testCountOp(t, window.Tumbling(10*time.Second, 0), countOp{fast: true, lateness: time.Minute, restored: restored, out: out})
 		return op, tm, out
 	}
 	op, tm, out := open(nil)

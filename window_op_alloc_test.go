@@ -21,26 +21,46 @@ func (allocCount) Add(_ string, n int64) int64 { return n + 1 }
 func (allocCount) Merge(a, b int64) int64      { return a + b }
 func (allocCount) Result(n int64) int64        { return n }
 
-// newAllocOp opens a window operator outside a job: per-key counts of
+// countOp says how testCountOp builds its operator.
+type countOp struct {
+	fast     bool                   // take the window-major fast path (and fail if it does not)
+	lateness time.Duration          // allowed lateness
+	restored *runtime.RestoredState // state to restore, or nil
+	out      Emitter[int64]         // where results go; nil discards them
+}
+
+// testCountOp opens a window operator outside a job: per-key counts of
 // string records (the record is its key).
-func newAllocOp(t *testing.T, a window.Assigner) (*windowOp[string, string, int64, int64], *runtime.Time) {
+func testCountOp(t *testing.T, a window.Assigner, c countOp) (*windowOp[string, string, int64, int64], *runtime.Time) {
 	t.Helper()
 	f := aggFuncs[string, string, int64, int64](AggregateFunction[string, int64, int64](allocCount{}), codec.Int64)
 	f.fireAcc = func(_ string, acc int64, wc *WindowContext[int64]) error { wc.Collect(acc); return nil }
 	tr := a.DefaultTrigger()
 	op := &windowOp[string, string, int64, int64]{f: f, key: func(s string) string { return s }, kc: codec.String, a: a, tr: tr,
-		probe: &windowProbe{}, domain: a.Domain(), fixedTm: tr.FixedTimers()}
+		lateness: c.lateness, probe: &windowProbe{}, domain: a.Domain(), fixedTm: tr.FixedTimers(), fast: c.fast && fastPath(a, tr, false)}
 	if slide, ok := a.Panes(); ok {
 		op.panes, op.slide = true, slide
 	}
-	op.wc.out = discard[int64]{}
+	if c.fast && !op.fast {
+		t.Fatalf("%v: not on the fast path", a)
+	}
+	op.wc.out = c.out
+	if c.out == nil {
+		op.wc.out = discard[int64]{}
+	}
 	tm := runtime.NewTime()
 	rc := &runtime.OperatorContext{UID: "w", MaxParallelism: 128, KeyGroups: checkpoint.KeyGroupRange{Start: 0, End: 127},
-		Clock: clock.NewFake(time.Unix(0, 0)), Logger: slog.New(slog.DiscardHandler), Time: tm}
+		Clock: clock.NewFake(time.Unix(0, 0)), Logger: slog.New(slog.DiscardHandler), Time: tm, Restored: c.restored}
 	if err := op.Open(context.Background(), rc); err != nil {
 		t.Fatal(err)
 	}
 	return op, tm
+}
+
+// newAllocOp is testCountOp on the generic path.
+func newAllocOp(t *testing.T, a window.Assigner) (*windowOp[string, string, int64, int64], *runtime.Time) {
+	t.Helper()
+	return testCountOp(t, a, countOp{})
 }
 
 // TestWindowOperatorNoAllocs: adding records to existing windows
