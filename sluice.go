@@ -57,6 +57,137 @@ type JobStatus struct {
 	// Checkpoints is the checkpoint coordinator's view: counts, retained
 	// checkpoints and recent history. Nil before the first attempt.
 	Checkpoints *checkpoint.Stats
+
+	// StartedAt is when Execute started the run (uptime is the time since);
+	// AttemptStartedAt when the current attempt's tasks started.
+	StartedAt        time.Time
+	AttemptStartedAt time.Time
+	// RestartsByCause splits Restarts by why the attempt ended: one of the
+	// Cause* constants.
+	RestartsByCause map[string]int64
+	// LastFailure is the newest attempt failure, nil if none.
+	LastFailure *FailureInfo
+	// LastRestore is the newest restore from a checkpoint or savepoint (at
+	// start or after a failure), nil if the job never restored.
+	LastRestore *RestoreInfo
+	// Edges are the shuffles between vertices, in plan order.
+	Edges []EdgeStatus
+	// Sources has one entry per source vertex that reports its splits.
+	Sources []SourceStatus
+	// Sinks has one entry per two-phase-commit sink vertex.
+	Sinks []SinkStatus
+}
+
+// The causes of JobStatus.RestartsByCause.
+const (
+	// CauseTaskFailure: a task's operator, source or sink failed.
+	CauseTaskFailure = "task-failure"
+	// CauseCheckpointFailure: more consecutive checkpoint failures than
+	// tolerated.
+	CauseCheckpointFailure = "checkpoint-failure"
+	// CauseOther: anything else (a lost coordinator, storage errors).
+	CauseOther = "other"
+)
+
+// FailureInfo describes an attempt failure.
+type FailureInfo struct {
+	// At is when the failure was seen.
+	At time.Time
+	// Vertex and Subtask name the failed task, empty and -1 when the
+	// failure was not a task's.
+	Vertex  string
+	Subtask int
+	// Cause is one of the Cause* constants.
+	Cause string
+	// Error is the failure's message.
+	Error string
+}
+
+// RestoreInfo describes a restore.
+type RestoreInfo struct {
+	// At is when the restore began; Duration how long until the restored
+	// tasks ran.
+	At       time.Time
+	Duration time.Duration
+	// CheckpointID and Path name what was restored; Kind is "checkpoint"
+	// or "savepoint".
+	CheckpointID int64
+	Path         string
+	Kind         checkpoint.Kind
+}
+
+// EdgeStatus is a shuffle between two vertices.
+type EdgeStatus struct {
+	// From and To are vertex uids.
+	From, To string
+	// Partitioning is "forward", "hash", "rebalance" or "broadcast".
+	Partitioning string
+	// QueueFill is the mean fill of the edge's channels, 0 to 1.
+	QueueFill float64
+}
+
+// SourceStatus is one source vertex's view of its splits (for Kafka, its
+// partitions).
+type SourceStatus struct {
+	// Vertex is the vertex uid; Name the source's name.
+	Vertex, Name string
+	// Splits has one entry per split being read.
+	Splits []SplitStatus
+	// RecordsLagMax is the largest known Lag over the splits, -1 if none
+	// is known.
+	RecordsLagMax int64
+	// IdleSplits counts the splits marked idle.
+	IdleSplits int
+}
+
+// SplitStatus is one split of a source.
+type SplitStatus struct {
+	// Split is the split id; Topic and Partition are set for Kafka.
+	Split     string
+	Topic     string
+	Partition int32
+	// Subtask is the subtask reading it.
+	Subtask int
+	// Next is the position of the next record; End the split's end as last
+	// seen (Kafka: the last stable offset under read_committed), -1 if
+	// unknown; Lag is End-Next, -1 if unknown.
+	Next, End, Lag int64
+	// Watermark is the split's watermark, zero if none yet.
+	Watermark time.Time
+	// Idle says the split is marked idle.
+	Idle bool
+}
+
+// SinkStatus is one two-phase-commit sink vertex, over every attempt.
+type SinkStatus struct {
+	// Vertex is the vertex uid; Name the sink's name.
+	Vertex, Name string
+	// TransactionsCommitted and TransactionsAborted count transactions.
+	TransactionsCommitted int64
+	TransactionsAborted   int64
+	// Commits and CommitLatencySum give the mean commit latency (from the
+	// checkpoint's completion to the commit done); LastCommitLatency is the
+	// newest one.
+	Commits           int64
+	CommitLatencySum  time.Duration
+	LastCommitLatency time.Duration
+}
+
+// SubtaskStatus holds one subtask's counters (see VertexStatus for their
+// meaning).
+type SubtaskStatus struct {
+	Index                                int
+	RecordsInAttempt, RecordsOutAttempt  int64
+	RecordsInTotal, RecordsOutTotal      int64
+	BytesInTotal, BytesOutTotal          int64
+	BusyNanos, IdleNanos                 int64
+	BackpressuredNanos, AlignmentNanos   int64
+	BusyRatio, IdleRatio                 float64
+	BackpressuredRatio                   float64
+	RecordsInRate, RecordsOutRate        float64
+	InputQueueFill, OutputQueueFill      float64
+	Watermark                            time.Time
+	LateRecords, LateDropped, LateToSide int64
 }
 
 // VertexStatus sums the counters of one task's subtasks.
@@ -99,6 +230,35 @@ type VertexStatus struct {
 	// (replays counted again): sent to the late side output, or dropped
 	// when there is none (docs/design.md §14).
 	LateRecords int64
+
+	// UID is the vertex's uid (its first operator's); Operators the names
+	// of the operators chained in it, in order.
+	UID       string
+	Operators []string
+	// LateDropped and LateToSide split LateRecords: dropped, or sent to
+	// the late side output.
+	LateDropped, LateToSide int64
+	// BytesInTotal and BytesOutTotal count serialized bytes where records
+	// are (de)serialized: read by a source, written by a sink; zero
+	// elsewhere.
+	BytesInTotal, BytesOutTotal int64
+	// BusyRatio, IdleRatio and BackpressuredRatio are the shares of time
+	// over the recent sliding window (docs/design.md §8), averaged over the
+	// subtasks: disjoint, summing to 1 once the window has data.
+	BusyRatio, IdleRatio, BackpressuredRatio float64
+	// RecordsInRate and RecordsOutRate are records per second over the
+	// same window, summed over the subtasks.
+	RecordsInRate, RecordsOutRate float64
+	// InputQueueFill and OutputQueueFill are the mean fill of the input
+	// and output channels, 0 to 1.
+	InputQueueFill, OutputQueueFill float64
+	// Watermark is the smallest subtask watermark, zero if none yet.
+	Watermark time.Time
+	// StateBytes is the vertex's state size in the last completed
+	// checkpoint.
+	StateBytes int64
+	// Subtasks holds each subtask's counters.
+	Subtasks []SubtaskStatus
 }
 
 // jobStatus copies the runtime's status into the public type.

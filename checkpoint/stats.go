@@ -77,11 +77,40 @@ type CheckpointStats struct {
 	// MaxSyncDuration is the longest synchronous snapshot pause among the
 	// acks (docs/design.md §3 step 4).
 	MaxSyncDuration time.Duration `json:"maxSyncDuration"`
+	// MaxAsyncDuration is the longest asynchronous part (writing the
+	// state out) among the acks (docs/design.md §3 step 4).
+	MaxAsyncDuration time.Duration `json:"maxAsyncDuration"`
+	// FullBytes is the size of the complete state the snapshot describes;
+	// IncrementalBytes is what this snapshot wrote anew (equal to FullBytes
+	// for a backend that writes everything each time).
+	FullBytes        int64 `json:"fullBytes"`
+	IncrementalBytes int64 `json:"incrementalBytes"`
 	// Acked is how many tasks acked; Total how many must.
 	Acked int `json:"acked"`
 	Total int `json:"total"`
 	// FailureReason is the abort reason's message for a failed snapshot.
 	FailureReason string `json:"failureReason,omitempty"`
+	// Tasks holds one entry per subtask that acked, in ack order.
+	Tasks []TaskCheckpointStats `json:"tasks,omitempty"`
+}
+
+// TaskCheckpointStats is one subtask's part of a checkpoint or savepoint:
+// what its ack reported.
+type TaskCheckpointStats struct {
+	// Vertex is the task's vertex uid; Subtask its index.
+	Vertex  string `json:"vertex"`
+	Subtask int    `json:"subtask"`
+	// AckedAt is when the coordinator received the ack.
+	AckedAt time.Time `json:"ackedAt"`
+	// Duration is from the trigger to the ack.
+	Duration time.Duration `json:"duration"`
+	// Bytes is the size of the subtask's state in this snapshot.
+	Bytes int64 `json:"bytes"`
+	// Alignment is the subtask's barrier alignment time; SyncDuration its
+	// synchronous snapshot pause; AsyncDuration the asynchronous part.
+	Alignment     time.Duration `json:"alignment"`
+	SyncDuration  time.Duration `json:"syncDuration"`
+	AsyncDuration time.Duration `json:"asyncDuration"`
 }
 
 // At returns a copy of s in which the Duration of every snapshot in
@@ -95,6 +124,7 @@ func (s Stats) At(now time.Time) Stats {
 	out.History = slices.Clone(s.History)
 	for i := range out.History {
 		h := &out.History[i]
+		h.Tasks = slices.Clone(h.Tasks)
 		if h.Status == StatusInProgress {
 			h.Duration = max(h.Duration, now.Sub(h.TriggeredAt))
 		}

@@ -103,6 +103,8 @@ type Server struct {
 	jobs  []*entry
 	srv   *http.Server
 	ln    net.Listener
+	// extra are the routes added with Handle.
+	extra []route
 }
 
 type entry struct {
@@ -199,10 +201,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.srv.Shutdown(ctx)
 }
 
+// Handle mounts h on pattern (a net/http ServeMux pattern, such as
+// "GET /metrics") beside the API's own routes: the metrics, the dashboard
+// and the profiler share the one endpoint. Call it before Start.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.extra = append(s.extra, route{pattern, h})
+}
+
+type route struct {
+	pattern string
+	h       http.Handler
+}
+
 // Handler returns the API's handler (for tests and for mounting it under
 // another server).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	s.mu.Lock()
+	for _, r := range s.extra {
+		mux.Handle(r.pattern, r.h)
+	}
+	s.mu.Unlock()
 	mux.HandleFunc("GET /api/v1/jobs", s.listJobs)
 	mux.HandleFunc("POST /api/v1/jobs/{id}/savepoints", s.auth(s.savepoint))
 	mux.HandleFunc("POST /api/v1/jobs/{id}/stop", s.auth(s.stop))
