@@ -156,6 +156,11 @@ type Job struct {
 	// master loop; done is closed when Run returns.
 	spReqs chan *savepointReq
 	done   chan struct{}
+	// cpReqs carries checkpoint requests (TriggerCheckpoint) the same way.
+	cpReqs chan *checkpointReq
+	// cancelCh is closed by Cancel.
+	cancelOnce sync.Once
+	cancelCh   chan struct{}
 	// stopSP is the completed stop-with-savepoint, answered when Run
 	// returns (its transactions are committed by then).
 	stopMu  sync.Mutex
@@ -197,7 +202,8 @@ func NewJob(plan *Plan, cfg Config) (*Job, error) {
 		plan.MaxParallelism = keygroup.DefaultMaxParallelism
 	}
 	j := &Job{plan: plan, cfg: cfg, clock: cfg.Clock, log: cfg.Logger, stopCh: make(chan struct{}), stats: map[checkpoint.TaskID]*TaskStats{},
-		spReqs: make(chan *savepointReq), done: make(chan struct{})}
+		spReqs: make(chan *savepointReq), done: make(chan struct{}),
+		cpReqs: make(chan *checkpointReq), cancelCh: make(chan struct{})}
 	return j, nil
 }
 
@@ -352,6 +358,9 @@ func (j *Job) stopping() bool {
 // no checkpoint of the directory is newer (docs/design.md §5, §9).
 func (j *Job) Run(ctx context.Context) (err error) {
 	defer func() { j.endSavepoints(err) }()
+	ctx, release := j.withCancel(ctx)
+	defer release()
+	defer func() { err = j.cancelErr(err) }()
 	own, err := j.cfg.Store.Acquire(ctx, j.plan.JobName)
 	if err != nil {
 		j.log.Error("job not started: cannot take the checkpoints", "job", j.plan.JobName, "err", err)
@@ -1189,8 +1198,9 @@ func (a *attempt) drive(coord *coordinator.Coordinator) (err error) {
 		ended:     map[checkpoint.TaskID]bool{},
 		stopCh:    a.j.stopCh,
 		sps:       map[int64]*savepointReq{},
+		cps:       map[int64]*checkpointReq{},
 	}
-	defer func() { d.failSavepoints(err) }()
+	defer func() { d.failSavepoints(err); d.failCheckpoints(err) }()
 	if r := d.j.resumeStop(); r != nil {
 		d.request(r)
 	}
@@ -1229,6 +1239,9 @@ type driver struct {
 	// by id; nextSP is the request whose TriggerAction is due next.
 	sps    map[int64]*savepointReq
 	nextSP *savepointReq
+	// cps are the checkpoints triggered by TriggerCheckpoint and not yet
+	// answered, by id.
+	cps map[int64]*checkpointReq
 }
 
 // discarded reports the end of a checkpoint deletion started by the loop.
@@ -1331,6 +1344,7 @@ func (d *driver) complete(act coordinator.CompleteAction) error {
 		d.savepointComplete(act)
 	} else {
 		d.j.lastCompleted.Store(act.CheckpointID)
+		d.checkpointComplete(act.CheckpointID)
 	}
 	if act.Kind != checkpoint.KindSavepoint || act.Stop {
 		d.j.lastMeta.Store(act.Metadata)
@@ -1363,6 +1377,8 @@ func (d *driver) abort(act coordinator.AbortAction) error {
 	}
 	if act.Kind == checkpoint.KindSavepoint {
 		d.savepointAborted(act)
+	} else {
+		d.checkpointAborted(act)
 	}
 	for _, t := range d.a.tasks {
 		if err := d.a.sendCtl(t, taskCtl{kind: ctlAborted, id: act.CheckpointID}); err != nil {
@@ -1465,6 +1481,8 @@ func (d *driver) wait() error {
 		d.askStop()
 	case r := <-d.j.spReqs:
 		d.request(r)
+	case r := <-d.j.cpReqs:
+		d.requestCheckpoint(r)
 	case err := <-a.errs:
 		return err
 	case <-a.ctx.Done():
