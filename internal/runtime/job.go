@@ -144,6 +144,9 @@ type Job struct {
 	completed     atomic.Int64
 	failedCP      atomic.Int64
 	lastCompleted atomic.Int64
+	// lastCompletedAt is when lastCompleted completed (UnixNano of the job
+	// clock), 0 if none.
+	lastCompletedAt atomic.Int64
 	// lastTriggered is the highest checkpoint id used by this run: ids keep
 	// increasing across attempts even after aborted checkpoints' files were
 	// deleted, so logs never name one id twice.
@@ -238,6 +241,8 @@ type Status struct {
 	CheckpointsFailed    int64
 	// LastCheckpointID is the newest checkpoint this run completed, 0 if none.
 	LastCheckpointID int64
+	// LastCheckpointAt is when it completed, zero if none.
+	LastCheckpointAt time.Time
 	// LastRecovery is the time from the last failure to the restarted
 	// attempt's tasks running.
 	LastRecovery time.Duration
@@ -295,6 +300,9 @@ func (j *Job) Status() Status {
 		CheckpointsFailed:    j.failedCP.Load(),
 		LastCheckpointID:     j.lastCompleted.Load(),
 		LastRecovery:         time.Duration(j.lastRecovery.Load()),
+	}
+	if at := j.lastCompletedAt.Load(); at != 0 {
+		s.LastCheckpointAt = time.Unix(0, at)
 	}
 	if cs := j.coordStats.Load(); cs != nil {
 		st := cs.At(j.clock.Now())
@@ -1344,6 +1352,11 @@ func (d *driver) complete(act coordinator.CompleteAction) error {
 		d.savepointComplete(act)
 	} else {
 		d.j.lastCompleted.Store(act.CheckpointID)
+		at := d.a.clock.Now()
+		if act.Metadata != nil && !act.Metadata.CompletedAt.IsZero() {
+			at = act.Metadata.CompletedAt
+		}
+		d.j.lastCompletedAt.Store(at.UnixNano())
 		d.checkpointComplete(act.CheckpointID)
 	}
 	if act.Kind != checkpoint.KindSavepoint || act.Stop {
