@@ -463,8 +463,16 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 			b.WriteString("/")
 		}
 		path := b.String()
-		if path == "" || rng.IntN(3) == 0 {
+		pick := func(l ...string) string { return l[rng.IntN(len(l))] }
+		switch rng.IntN(3) {
+		case 0: // a route's shape with random parts
+			path = "/api/v1/jobs/" + pick("abc", "abc", "nope", "", "%00") + pick("", "/plan", "/exceptions", "/checkpoints", "/savepoints", "/stop", "/cancel",
+				"/vertices/"+pick("input", "count", "out", "nope", ""), "/checkpoints/"+pick("8", "9", "10", "11", "12", "0", "-1", "x", "1e3", "99999999999999999999"))
+		case 1:
 			path = "/api/v1/jobs" + path
+		}
+		if path == "" {
+			path = "/"
 		}
 		method := methods[rng.IntN(len(methods))]
 		body := bodies[rng.IntN(len(bodies))]
