@@ -271,6 +271,11 @@ type route struct {
 // Handler returns the API's handler (for tests and for mounting it under
 // another server).
 func (s *Server) Handler() http.Handler {
+	return muxErrorsAsJSON(s.mux())
+}
+
+// mux returns the routes' mux, its errors not yet JSON.
+func (s *Server) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	s.mu.Lock()
 	for _, r := range s.extra {
@@ -284,7 +289,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		mux.HandleFunc(r.pattern, recoverJSON(s.log, h))
 	}
-	return muxErrorsAsJSON(mux)
+	return mux
 }
 
 // apiRoute is one route of the API.
