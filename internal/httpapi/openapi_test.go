@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -204,4 +205,44 @@ func jsonFields(t reflect.Type) []string {
 		}
 	}
 	return out
+}
+
+// TestRestDocCoversRoutes: docs/rest.md has a section "### METHOD path"
+// for every route served, and none for a route that is not.
+func TestRestDocCoversRoutes(t *testing.T) {
+	b, err := os.ReadFile("../../docs/rest.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served, documented []string
+	for _, r := range s.routes() {
+		served = append(served, r.pattern)
+	}
+	for line := range strings.Lines(string(b)) {
+		if h, ok := strings.CutPrefix(strings.TrimSpace(line), "### "); ok {
+			documented = append(documented, h)
+		}
+	}
+	for _, p := range served {
+		if !slices.Contains(documented, p) {
+			t.Errorf("docs/rest.md has no section ### %s", p)
+		}
+	}
+	for _, d := range documented {
+		if !slices.Contains(served, d) {
+			t.Errorf("docs/rest.md documents ### %s, which is not served", d)
+		}
+	}
+	// Every example answer is JSON.
+	blocks := strings.Split(string(b), "```json\n")
+	for i, blk := range blocks[1:] {
+		body, _, _ := strings.Cut(blk, "```")
+		if !json.Valid([]byte(body)) {
+			t.Errorf("docs/rest.md: example %d is not JSON:\n%s", i+1, body)
+		}
+	}
 }
