@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/httpapi"
 	"github.com/sluicehq/sluice/job"
 )
 
@@ -41,6 +42,36 @@ func TestCheckpointAndCancelSubcommands(t *testing.T) {
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != 200 || cp.ID != cid || cp.Status != "completed" {
 		t.Fatalf("GET checkpoint %d: %d %+v %v", cid, resp.StatusCode, cp, err)
+	}
+
+	// The read routes on the real job.
+	get := func(path string, v any) int {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		return resp.StatusCode
+	}
+	var o httpapi.JobOverview
+	if code := get("/api/v1/jobs/"+id, &o); code != 200 || o.Status != httpapi.StatusRunning || len(o.Vertices) == 0 || o.Checkpoints.Completed < 1 {
+		t.Fatalf("overview: %d %+v", code, o)
+	}
+	var v httpapi.VertexDetail
+	if code := get("/api/v1/jobs/"+id+"/vertices/"+o.Vertices[0].ID, &v); code != 200 || v.Name != o.Vertices[0].Name {
+		t.Fatalf("vertex %s: %d %+v", o.Vertices[0].ID, code, v)
+	}
+	var ex httpapi.Exceptions
+	if code := get("/api/v1/jobs/"+id+"/exceptions", &ex); code != 200 || ex.Failure != nil {
+		t.Fatalf("exceptions: %d %+v", code, ex)
+	}
+	var h httpapi.HealthResponse
+	if code := get("/readyz", &h); code != 200 || h.Status != "ready" {
+		t.Fatalf("readyz: %d %+v", code, h)
 	}
 
 	out.Reset()
