@@ -13,7 +13,7 @@ import (
 // clientFlags adds the flags of the subcommands that call the control API.
 func clientFlags(fs *flag.FlagSet) (jobID *string, timeout *time.Duration) {
 	jobID = fs.String("job-id", "", "id of the job (GET /api/v1/jobs); default the one running job")
-	timeout = fs.Duration("timeout", 10*time.Minute, "give up waiting for the savepoint after this long")
+	timeout = fs.Duration("timeout", 10*time.Minute, "give up waiting for the answer (a savepoint, a checkpoint) after this long")
 	return jobID, timeout
 }
 
