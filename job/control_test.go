@@ -34,14 +34,13 @@ func TestCheckpointAndCancelSubcommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cp struct {
-		ID     int64
-		Status string
-	}
-	err = json.NewDecoder(resp.Body).Decode(&cp)
+	// At once: the history holds the last 32 snapshots, and periodic ones
+	// follow every 50ms.
+	var d httpapi.CheckpointDetail
+	err = json.NewDecoder(resp.Body).Decode(&d)
 	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 || cp.ID != cid || cp.Status != "completed" {
-		t.Fatalf("GET checkpoint %d: %d %+v %v", cid, resp.StatusCode, cp, err)
+	if err != nil || resp.StatusCode != 200 || d.ID != cid || d.Status != "completed" || len(d.Tasks) != d.Total || d.Total == 0 {
+		t.Fatalf("GET checkpoint %d: %d %+v %v", cid, resp.StatusCode, d, err)
 	}
 
 	// The read routes on the real job.
@@ -64,6 +63,21 @@ func TestCheckpointAndCancelSubcommands(t *testing.T) {
 	var v httpapi.VertexDetail
 	if code := get("/api/v1/jobs/"+id+"/vertices/"+o.Vertices[0].ID, &v); code != 200 || v.Name != o.Vertices[0].Name {
 		t.Fatalf("vertex %s: %d %+v", o.Vertices[0].ID, code, v)
+	}
+	// Ids link up: the plan's edges and each checkpoint task name vertices
+	// by the ids the overview lists.
+	ids := map[string]bool{}
+	for _, v := range o.Vertices {
+		ids[v.ID] = true
+	}
+	var p httpapi.Plan
+	if code := get("/api/v1/jobs/"+id+"/plan", &p); code != 200 || len(p.Edges) == 0 || !ids[p.Edges[0].From] || !ids[p.Edges[0].To] || p.Edges[0].Partitioning != "hash" {
+		t.Fatalf("plan: %d %+v (vertex ids %v)", code, p, ids)
+	}
+	for _, tk := range d.Tasks {
+		if !ids[tk.Vertex] {
+			t.Errorf("checkpoint task of vertex %q, not an id of the overview %v", tk.Vertex, ids)
+		}
 	}
 	var ex httpapi.Exceptions
 	if code := get("/api/v1/jobs/"+id+"/exceptions", &ex); code != 200 || ex.Failure != nil {
