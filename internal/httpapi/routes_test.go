@@ -555,3 +555,43 @@ func isCode(err error, code int) bool {
 	ae, ok := errors.AsType[*APIError](err)
 	return ok && ae.Code == code
 }
+
+// FuzzRequest is TestRandomRequestsNever5xx for the fuzzer (go test
+// -fuzz=FuzzRequest ./internal/httpapi): no request gets a 5xx, and every
+// error answer is JSON with a reason. Its seeds run with the other tests.
+func FuzzRequest(f *testing.F) {
+	f.Add("GET", "/api/v1/jobs/abc", "", "")
+	f.Add("POST", "/api/v1/jobs/abc/stop", `{"savepoint": true, "drain": true}`, "tok")
+	f.Add("POST", "/api/v1/jobs/abc/checkpoints", `{"x": 1}`, "tok")
+	f.Add("GET", "/api/v1/jobs/abc/checkpoints/99999999999999999999", "", "")
+	f.Add("DELETE", "/api/v1/jobs/abc/vertices/input", "", "bad")
+	s, err := New(Config{Addr: "127.0.0.1:0", Token: "tok", Clock: clock.NewFake(t0), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		f.Fatal(err)
+	}
+	j := &fakeJob{id: "abc", interval: 10 * time.Second}
+	j.setStatus(richStatus())
+	s.Add(j, "count")
+	h := s.Handler()
+	f.Fuzz(func(t *testing.T, method, path, body, token string) {
+		req, err := http.NewRequest(method, "http://sluice"+path, strings.NewReader(body))
+		if err != nil || req.URL.Path == "" {
+			return
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		s.SetStatus("abc", StatusRunning)
+		if rec.Code >= 500 {
+			t.Fatalf("%s %q body %q: %d %s", method, path, body, rec.Code, rec.Body)
+		}
+		if rec.Code >= 400 && method != "HEAD" {
+			var e ErrorResponse
+			if json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Error == "" {
+				t.Fatalf("%s %q: %d without a JSON reason: %q", method, path, rec.Code, rec.Body)
+			}
+		}
+	})
+}
