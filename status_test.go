@@ -223,7 +223,7 @@ func TestStatusFailureAndRestore(t *testing.T) {
 			t.Fatalf("sinks %+v, want sink with 1 transaction committed", st.Sinks)
 		}
 
-		src.Append(11, 12) // an open transaction at the failure: aborted
+		src.Append(11, 12)                 // an open transaction at the failure: aborted
 		time.Sleep(200 * time.Millisecond) // the buffer timeout: they reach the sink
 		synctest.Wait()
 		src.Append(-1) // fails the source task (fail is chained to it)

@@ -123,8 +123,8 @@ type reader struct {
 	splits []*splitState // every split owned, by id, for snapshots
 	// published is splits as ReportSplits reads it, from another goroutine.
 	published atomic.Pointer[[]*splitState]
-	active []*splitState // the splits not ended yet, polled round-robin
-	turn   int           // index into active of the split polled next
+	active    []*splitState // the splits not ended yet, polled round-robin
+	turn      int           // index into active of the split polled next
 	// paused counts the splits of active that watermark alignment paused
 	// (sluice.SplitPauser): Poll skips them, and a reader whose active
 	// splits are all paused waits on the task's clock, not on Available.
