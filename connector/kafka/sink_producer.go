@@ -30,7 +30,7 @@ type liveTxn struct {
 	// bytes is the keys' and values' size handed to the client, counted
 	// on the task goroutine and reported once per transaction.
 	bytes int64
-	acked   atomic.Int64 // records whose promise ran
+	acked atomic.Int64 // records whose promise ran
 
 	failed atomic.Bool
 	errMu  sync.Mutex
