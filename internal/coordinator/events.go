@@ -32,6 +32,9 @@ type AckEvent struct {
 	// SyncDuration is how long the synchronous part of the snapshot paused
 	// the task.
 	SyncDuration time.Duration
+	// AsyncDuration is how long the asynchronous part (writing the state
+	// files) took, up to the ack.
+	AsyncDuration time.Duration
 }
 
 // DeclineEvent reports that a task could not take part in CheckpointID
@@ -56,6 +59,14 @@ type TriggerSavepointEvent struct {
 	Stop bool
 }
 
+// TriggerCheckpointEvent asks for a checkpoint now (not a savepoint, not
+// a stop), on the user's request: like a savepoint it is forced, ignoring
+// the interval, the minimum pause and MaxConcurrent, and it does not move
+// the periodic schedule. It is refused (no action) while a final
+// checkpoint or stop-with-savepoint is pending or completed: the sources
+// are ending their input.
+type TriggerCheckpointEvent struct{ Now time.Time }
+
 // TriggerFinalCheckpointEvent asks for a checkpoint now after which the
 // sources end their input (used when bounded sources are exhausted, and to
 // stop a job cleanly with its output committed).
@@ -66,6 +77,7 @@ func (AckEvent) isEvent()                    {}
 func (DeclineEvent) isEvent()                {}
 func (PersistedEvent) isEvent()              {}
 func (TriggerSavepointEvent) isEvent()       {}
+func (TriggerCheckpointEvent) isEvent()      {}
 func (TriggerFinalCheckpointEvent) isEvent() {}
 
 // TriggerAction tells the runtime to inject barrier CheckpointID at every

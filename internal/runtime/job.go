@@ -49,8 +49,10 @@ type Vertex struct {
 	Name        string
 	UID         string
 	Parallelism int
-	// UIDs lists every operator uid in the chain, the source's first.
-	UIDs []string
+	// UIDs lists every operator uid in the chain, the source's first;
+	// Names their names, in the same order (nil: the uids).
+	UIDs  []string
+	Names []string
 	// Instantiate builds subtask w.Subtask of the vertex for one attempt.
 	Instantiate func(w *Wiring) (*Chain, error)
 }
@@ -59,6 +61,8 @@ type Vertex struct {
 type EdgeSpec struct {
 	ID       int
 	From, To int
+	// Partitioning is how records cross the edge.
+	Partitioning Partitioning
 	// NewChannels makes the typed channels (a *Channels[T]).
 	NewChannels func(up, down, capacity int) any
 }
@@ -96,6 +100,9 @@ type Config struct {
 	Clock                 clock.Clock
 	Logger                *slog.Logger
 	Faults                *fault.Injector
+	// StatusWindow is the sliding window of Status's ratios and rates
+	// (docs/design.md §8); zero means DefaultStatusWindow.
+	StatusWindow time.Duration
 	// StopTimeout bounds Stop: how long the final checkpoint and the
 	// commits after it may take before the attempt is cancelled and Run
 	// returns ErrStopped. Default the checkpoint timeout plus 10s.
@@ -140,10 +147,18 @@ type Job struct {
 	mu    sync.Mutex
 	stats map[checkpoint.TaskID]*TaskStats
 
+	// info is what Status reports about the run beyond counters (under
+	// infoMu).
+	infoMu sync.Mutex
+	info   runInfo
+
 	restarts      atomic.Int64
 	completed     atomic.Int64
 	failedCP      atomic.Int64
 	lastCompleted atomic.Int64
+	// lastCompletedAt is when lastCompleted completed (UnixNano of the job
+	// clock), 0 if none.
+	lastCompletedAt atomic.Int64
 	// lastTriggered is the highest checkpoint id used by this run: ids keep
 	// increasing across attempts even after aborted checkpoints' files were
 	// deleted, so logs never name one id twice.
@@ -156,6 +171,11 @@ type Job struct {
 	// master loop; done is closed when Run returns.
 	spReqs chan *savepointReq
 	done   chan struct{}
+	// cpReqs carries checkpoint requests (TriggerCheckpoint) the same way.
+	cpReqs chan *checkpointReq
+	// cancelCh is closed by Cancel.
+	cancelOnce sync.Once
+	cancelCh   chan struct{}
 	// stopSP is the completed stop-with-savepoint, answered when Run
 	// returns (its transactions are committed by then).
 	stopMu  sync.Mutex
@@ -197,7 +217,8 @@ func NewJob(plan *Plan, cfg Config) (*Job, error) {
 		plan.MaxParallelism = keygroup.DefaultMaxParallelism
 	}
 	j := &Job{plan: plan, cfg: cfg, clock: cfg.Clock, log: cfg.Logger, stopCh: make(chan struct{}), stats: map[checkpoint.TaskID]*TaskStats{},
-		spReqs: make(chan *savepointReq), done: make(chan struct{})}
+		spReqs: make(chan *savepointReq), done: make(chan struct{}),
+		cpReqs: make(chan *checkpointReq), cancelCh: make(chan struct{})}
 	return j, nil
 }
 
@@ -223,96 +244,6 @@ func (j *Job) stopLeft() time.Duration {
 	return time.Duration(j.stopBy.Load() - j.clock.Now().UnixNano())
 }
 
-// Status is a point-in-time view of a running job (docs/design.md §8).
-type Status struct {
-	// Restarts counts the attempts after the first.
-	Restarts int64
-	// CheckpointsCompleted and CheckpointsFailed count over every attempt.
-	CheckpointsCompleted int64
-	CheckpointsFailed    int64
-	// LastCheckpointID is the newest checkpoint this run completed, 0 if none.
-	LastCheckpointID int64
-	// LastRecovery is the time from the last failure to the restarted
-	// attempt's tasks running.
-	LastRecovery time.Duration
-	// Vertices has one entry per vertex, in plan order.
-	Vertices []VertexStatus
-	// Checkpoints is the current attempt's coordinator statistics, nil
-	// before its first step. The Duration of a checkpoint in progress is
-	// the time since its trigger as of this Status call.
-	Checkpoints *checkpoint.Stats
-}
-
-// VertexStatus sums the counters of a vertex's subtasks.
-//
-// Record counts come in two kinds. The Attempt counts start from zero when
-// an attempt starts, so after a restore they count each record the attempt
-// handled once: what the job did since the checkpoint it restored. The Total
-// counts add up every attempt, so records replayed after a restore are
-// counted again each time: the work done, not the input size.
-//
-// The time counters add up every subtask and every attempt. A subtask's
-// running time is split into three disjoint parts, as Flink defines them
-// (busyTimeMsPerSecond, idleTimeMsPerSecond, backPressuredTimeMsPerSecond):
-// BusyNanos + IdleNanos + BackpressuredNanos is the time the subtasks ran.
-type VertexStatus struct {
-	Name        string
-	Parallelism int
-	// RecordsInAttempt and RecordsOutAttempt count the current attempt.
-	RecordsInAttempt  int64
-	RecordsOutAttempt int64
-	// RecordsInTotal and RecordsOutTotal count every attempt, replays
-	// included.
-	RecordsInTotal  int64
-	RecordsOutTotal int64
-	// BusyNanos is the time spent processing (records, timers, snapshots),
-	// backpressured time excluded.
-	BusyNanos int64
-	// IdleNanos is the time spent waiting for input, control mail or a
-	// timer.
-	IdleNanos int64
-	// BackpressuredNanos is the time spent blocked on a full output channel.
-	BackpressuredNanos int64
-	// AlignmentNanos is the time from the first barrier of a checkpoint to
-	// the last, summed over checkpoints; it overlaps the other three.
-	AlignmentNanos int64
-	// LateRecords counts the records the task's window operators found
-	// late, over every attempt.
-	LateRecords int64
-}
-
-// Status returns the job's counters.
-func (j *Job) Status() Status {
-	s := Status{
-		Restarts:             j.restarts.Load(),
-		CheckpointsCompleted: j.completed.Load(),
-		CheckpointsFailed:    j.failedCP.Load(),
-		LastCheckpointID:     j.lastCompleted.Load(),
-		LastRecovery:         time.Duration(j.lastRecovery.Load()),
-	}
-	if cs := j.coordStats.Load(); cs != nil {
-		st := cs.At(j.clock.Now())
-		s.Checkpoints = &st
-	}
-	for _, v := range j.plan.Vertices {
-		vs := VertexStatus{Name: v.Name, Parallelism: v.Parallelism}
-		for i := 0; i < v.Parallelism; i++ {
-			st := j.taskStats(checkpoint.TaskID{Vertex: v.UID, Subtask: i})
-			vs.RecordsInAttempt += st.AttemptRecordsIn()
-			vs.RecordsOutAttempt += st.AttemptRecordsOut()
-			vs.RecordsInTotal += st.RecordsIn.Load()
-			vs.RecordsOutTotal += st.RecordsOut.Load()
-			vs.BusyNanos += st.BusyNanos.Load()
-			vs.IdleNanos += st.IdleNanos.Load()
-			vs.BackpressuredNanos += st.BackpressuredNanos.Load()
-			vs.AlignmentNanos += st.AlignmentNanos.Load()
-			vs.LateRecords += st.LateRecords.Load()
-		}
-		s.Vertices = append(s.Vertices, vs)
-	}
-	return s
-}
-
 // LastCompleted returns the metadata of the newest checkpoint completed by
 // this run, or nil.
 func (j *Job) LastCompleted() *checkpoint.Metadata { return j.lastMeta.Load() }
@@ -323,6 +254,7 @@ func (j *Job) taskStats(id checkpoint.TaskID) *TaskStats {
 	st, ok := j.stats[id]
 	if !ok {
 		st = &TaskStats{clk: j.clock}
+		st.beginAttempt(j.clock.Now())
 		j.stats[id] = st
 	}
 	return st
@@ -352,6 +284,12 @@ func (j *Job) stopping() bool {
 // no checkpoint of the directory is newer (docs/design.md §5, §9).
 func (j *Job) Run(ctx context.Context) (err error) {
 	defer func() { j.endSavepoints(err) }()
+	j.infoMu.Lock()
+	j.info.startedAt = j.clock.Now()
+	j.infoMu.Unlock()
+	ctx, release := j.withCancel(ctx)
+	defer release()
+	defer func() { err = j.cancelErr(err) }()
 	own, err := j.cfg.Store.Acquire(ctx, j.plan.JobName)
 	if err != nil {
 		j.log.Error("job not started: cannot take the checkpoints", "job", j.plan.JobName, "err", err)
@@ -421,6 +359,7 @@ func (j *Job) Run(ctx context.Context) (err error) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		cause := j.failed(err, j.clock.Now())
 		if errors.Is(err, checkpoint.ErrIncompatible) {
 			// Another attempt would restore the same checkpoint into
 			// the same job.
@@ -452,7 +391,7 @@ func (j *Job) Run(ctx context.Context) (err error) {
 			// outside the restart strategy.
 			j.log.Warn("stop-with-savepoint failed; the job keeps running, restarting from its latest checkpoint",
 				"job", j.plan.JobName, "attempt", attempt, "err", err)
-			j.restarts.Add(1)
+			j.restarted(cause)
 			if j.lastCompleted.Load() > 0 {
 				from = ""
 			}
@@ -506,7 +445,7 @@ func (j *Job) Run(ctx context.Context) (err error) {
 		if j.stopping() {
 			stopRestarts++
 		}
-		j.restarts.Add(1)
+		j.restarted(cause)
 		// Once this run completed a checkpoint, that one is newer than the
 		// user-given starting point.
 		if j.lastCompleted.Load() > 0 {
@@ -893,6 +832,7 @@ func (a *attempt) writeSnapshot(id checkpoint.TaskID, b Barrier, snaps []pending
 	a.wg.Add(1)
 	a.beginWrite(b.ID)
 	go func() {
+		began := a.clock.Now()
 		defer a.wg.Done()
 		defer a.endWrite(b.ID)
 		defer func() {
@@ -909,7 +849,7 @@ func (a *attempt) writeSnapshot(id checkpoint.TaskID, b Barrier, snaps []pending
 					err = fmt.Errorf("task %s/%d: asynchronous snapshot %d: %w", id.Vertex, id.Subtask, b.ID, e)
 				}
 				select {
-				case a.errs <- err:
+				case a.errs <- &taskError{id: id, err: err}:
 				default:
 				}
 			}
@@ -939,7 +879,8 @@ func (a *attempt) writeSnapshot(id checkpoint.TaskID, b Barrier, snaps []pending
 			}
 			states[p.uid] = st
 		}
-		a.event(coordinator.AckEvent{CheckpointID: b.ID, Task: id, States: states, Bytes: total, AlignmentDuration: align, SyncDuration: sync})
+		a.event(coordinator.AckEvent{CheckpointID: b.ID, Task: id, States: states, Bytes: total, AlignmentDuration: align, SyncDuration: sync,
+			AsyncDuration: a.clock.Now().Sub(began)})
 	}()
 }
 
@@ -981,6 +922,7 @@ func (a *attempt) parallelism(id checkpoint.TaskID) int {
 // or fails.
 func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failedAt time.Time) (err error) {
 	ctx, cancel := context.WithCancel(parent)
+	began := j.clock.Now()
 	a := &attempt{
 		j: j, plan: j.plan, cfg: j.cfg.Checkpoint, clock: j.clock, faults: j.cfg.Faults, ctx: ctx, runID: newRunID(),
 		byID:      map[checkpoint.TaskID]*task{},
@@ -1044,21 +986,29 @@ func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failed
 		a.closeAll()
 		return err
 	}
+	started := j.clock.Now()
 	for _, t := range a.tasks {
 		a.wg.Add(1)
 		go func(t *task) {
 			defer a.wg.Done()
 			if err := t.run(ctx); err != nil && ctx.Err() == nil {
 				select {
-				case a.errs <- err:
+				case a.errs <- &taskError{id: t.id, err: err}:
 				default:
 				}
 			}
 		}(t)
 	}
 	if !failedAt.IsZero() {
-		j.lastRecovery.Store(int64(j.clock.Now().Sub(failedAt)))
+		j.lastRecovery.Store(int64(started.Sub(failedAt)))
 	}
+	j.infoMu.Lock()
+	j.info.attemptStartedAt = started
+	if rp != nil {
+		j.info.lastRestore = &RestoreInfo{At: began, Duration: started.Sub(began), CheckpointID: rp.meta.CheckpointID,
+			Path: rp.src.Location(), Kind: rp.meta.Kind}
+	}
+	j.infoMu.Unlock()
 	a.running.Store(true)
 	close(a.runningCh)
 	return a.drive(coord)
@@ -1117,12 +1067,15 @@ func (a *attempt) build(n int, rp *restorePoint) error {
 	for _, e := range a.plan.Edges {
 		channels[e.ID] = e.NewChannels(par[e.From], par[e.To], a.plan.ChannelCapacity)
 	}
+	a.j.infoMu.Lock()
+	a.j.info.channels = channels
+	a.j.infoMu.Unlock()
 	restorer := newRestorer(a.ctx, rp)
 	for _, v := range a.plan.Vertices {
 		for sub := 0; sub < v.Parallelism; sub++ {
 			id := checkpoint.TaskID{Vertex: v.UID, Subtask: sub}
 			stats := a.j.taskStats(id)
-			stats.beginAttempt()
+			stats.beginAttempt(a.clock.Now())
 			tm := NewTime()
 			chain, err := v.Instantiate(&Wiring{Subtask: sub, Channels: channels, Done: a.ctx.Done(), Stats: stats, BatchSize: a.plan.BatchSize, Time: tm})
 			if err != nil {
@@ -1189,8 +1142,9 @@ func (a *attempt) drive(coord *coordinator.Coordinator) (err error) {
 		ended:     map[checkpoint.TaskID]bool{},
 		stopCh:    a.j.stopCh,
 		sps:       map[int64]*savepointReq{},
+		cps:       map[int64]*checkpointReq{},
 	}
-	defer func() { d.failSavepoints(err) }()
+	defer func() { d.failSavepoints(err); d.failCheckpoints(err) }()
 	if r := d.j.resumeStop(); r != nil {
 		d.request(r)
 	}
@@ -1229,6 +1183,9 @@ type driver struct {
 	// by id; nextSP is the request whose TriggerAction is due next.
 	sps    map[int64]*savepointReq
 	nextSP *savepointReq
+	// cps are the checkpoints triggered by TriggerCheckpoint and not yet
+	// answered, by id.
+	cps map[int64]*checkpointReq
 }
 
 // discarded reports the end of a checkpoint deletion started by the loop.
@@ -1331,6 +1288,12 @@ func (d *driver) complete(act coordinator.CompleteAction) error {
 		d.savepointComplete(act)
 	} else {
 		d.j.lastCompleted.Store(act.CheckpointID)
+		at := d.a.clock.Now()
+		if act.Metadata != nil && !act.Metadata.CompletedAt.IsZero() {
+			at = act.Metadata.CompletedAt
+		}
+		d.j.lastCompletedAt.Store(at.UnixNano())
+		d.checkpointComplete(act.CheckpointID)
 	}
 	if act.Kind != checkpoint.KindSavepoint || act.Stop {
 		d.j.lastMeta.Store(act.Metadata)
@@ -1363,6 +1326,8 @@ func (d *driver) abort(act coordinator.AbortAction) error {
 	}
 	if act.Kind == checkpoint.KindSavepoint {
 		d.savepointAborted(act)
+	} else {
+		d.checkpointAborted(act)
 	}
 	for _, t := range d.a.tasks {
 		if err := d.a.sendCtl(t, taskCtl{kind: ctlAborted, id: act.CheckpointID}); err != nil {
@@ -1373,9 +1338,9 @@ func (d *driver) abort(act coordinator.AbortAction) error {
 		// The sources already ended their input after this barrier; only a
 		// restart can take another one.
 		if act.Kind == checkpoint.KindSavepoint {
-			return fmt.Errorf("%w: savepoint %d: %w", errStopSavepointFailed, act.CheckpointID, act.Reason)
+			return &checkpointError{err: fmt.Errorf("%w: savepoint %d: %w", errStopSavepointFailed, act.CheckpointID, act.Reason)}
 		}
-		return fmt.Errorf("final checkpoint %d failed: %w", act.CheckpointID, act.Reason)
+		return &checkpointError{err: fmt.Errorf("final checkpoint %d failed: %w", act.CheckpointID, act.Reason)}
 	}
 	return nil
 }
@@ -1390,7 +1355,7 @@ func (d *driver) discard(act coordinator.DiscardAction) {
 // tolerated.
 func (d *driver) failJob(act coordinator.FailJobAction) error {
 	d.j.log.Error("checkpoint failures beyond tolerance fail the attempt", "job", d.j.plan.JobName, "err", act.Err)
-	return act.Err
+	return &checkpointError{err: act.Err}
 }
 
 // askStop asks the coordinator for the final checkpoint, once.
@@ -1465,6 +1430,8 @@ func (d *driver) wait() error {
 		d.askStop()
 	case r := <-d.j.spReqs:
 		d.request(r)
+	case r := <-d.j.cpReqs:
+		d.requestCheckpoint(r)
 	case err := <-a.errs:
 		return err
 	case <-a.ctx.Done():
