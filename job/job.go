@@ -3,7 +3,8 @@
 // Kafka Streams application its configuration (docs/design.md §12):
 //
 //	myjob run [--config job.yaml] [--from-savepoint PATH] [--allow-non-restored-state]
-//	          [--parallelism N] [--checkpoint-dir D] [--http ADDR] [job keys...]
+//	          [--parallelism N] [--checkpoint-dir D] [--http ADDR] [--pprof]
+//	          [--log-level L] [--log-format text|json] [job keys...]
 //	myjob savepoint [--http ADDR]              # prints the savepoint's path
 //	myjob stop --savepoint [--drain] [--http ADDR]
 //	myjob check SAVEPOINT [job keys...]        # can this build restore it?
@@ -48,6 +49,7 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/httpapi"
+	"github.com/sluicehq/sluice/internal/logfmt"
 )
 
 // DefaultHTTPAddr is the default of --http: the loopback interface, port
@@ -111,7 +113,7 @@ type Job struct {
 // (docs/design.md §12); Job.Flags must not redeclare them.
 var StandardKeys = []string{
 	"config", "parallelism", "checkpoint-dir", "savepoint-dir", "from-savepoint", "allow-non-restored-state",
-	"http", "http-token", "log-level",
+	"http", "http-token", "log-level", "log-format", "pprof",
 }
 
 // ErrUsage is wrapped by the errors of Run that are the caller's mistake
@@ -220,6 +222,8 @@ type cmd struct {
 	httpAddr         string
 	httpToken        string
 	logLevel         string
+	logFormat        string
+	pprof            bool
 
 	res *resolver
 }
@@ -254,6 +258,8 @@ func (c *cmd) flags(name, usage string) (fs *flag.FlagSet, err error) {
 	fs.StringVar(&c.httpAddr, "http", httpDef, `address of the job's control API, host:port (port 0: a free one, printed); "off": none. Loopback only unless http-token is set`)
 	fs.StringVar(&c.httpToken, "http-token", "", "bearer token of the control API's mutating calls (savepoint, stop); better set as "+EnvVar(c.j.EnvPrefix, "http-token")+" than on the command line")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", logfmt.Text, logfmt.Usage)
+	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the control API (needs http; behind http-token when one is set)")
 	if c.j.Flags != nil {
 		defer func() {
 			// The flag package panics on a redeclared flag.
@@ -315,6 +321,12 @@ func (c *cmd) engineConfig(serving bool) (sluice.Config, error) {
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		problems = append(problems, fmt.Sprintf("%s: must be debug, info, warn or error, got %q", c.source("log-level"), c.logLevel))
 	}
+	if err := logfmt.Check(c.logFormat); err != nil {
+		problems = append(problems, fmt.Sprintf("%s: %v", c.source("log-format"), err))
+	}
+	if serving && c.pprof && c.httpAddr == "off" {
+		problems = append(problems, fmt.Sprintf("%s: the profiler is served on the control API: set http too", c.source("pprof")))
+	}
 	if serving && c.httpAddr != "off" {
 		if err := httpapi.CheckAddr(c.httpAddr, c.httpToken != ""); err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v", c.source("http"), strings.TrimPrefix(err.Error(), "http: ")))
@@ -323,7 +335,7 @@ func (c *cmd) engineConfig(serving bool) (sluice.Config, error) {
 	cfg := sluice.Config{
 		JobName: c.j.Name, Parallelism: c.parallelism, CheckpointDir: c.checkpointDir, SavepointDir: c.savepointDir,
 		FromCheckpoint: c.fromSavepoint, AllowNonRestoredState: c.allowNonRestored,
-		Logger: slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level})),
+		Logger: logfmt.New(c.stderr, c.logFormat, level),
 	}
 	if len(problems) == 0 && c.j.Validate != nil {
 		if err := c.j.Validate(cfg); err != nil {

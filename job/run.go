@@ -61,6 +61,9 @@ Flags:
 	var srv *httpapi.Server
 	if c.httpAddr != "off" {
 		srv, err = httpapi.New(httpapi.Config{Addr: c.httpAddr, Token: c.httpToken, Logger: cfg.Logger})
+		if err == nil && c.pprof {
+			httpapi.MountPprof(srv)
+		}
 		if err == nil {
 			err = srv.Start()
 		}
@@ -69,6 +72,9 @@ Flags:
 		}
 		srv.Add(env, c.j.Name)
 		fmt.Fprintf(c.stdout, "control API on http://%s/api/v1/ (job %s)\n", srv.Addr(), env.JobID())
+		if c.pprof {
+			fmt.Fprintf(c.stdout, "profiler on http://%s%s\n", srv.Addr(), httpapi.PprofPrefix)
+		}
 	}
 	if c.j.Started != nil {
 		c.j.Started(env, c.stdout)
