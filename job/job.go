@@ -91,10 +91,17 @@ type Job struct {
 	// control API listens, just before it runs (a line on stdout).
 	Started func(env *sluice.Environment, stdout io.Writer)
 	// Report, when set, is called every ReportInterval while the job runs
-	// (progress lines on stdout).
+	// (progress lines on stdout). Default: when stdout is a terminal, one
+	// status line (rates, records, checkpoints, lag, backpressure,
+	// restarts) redrawn every second; otherwise an INFO log record
+	// "progress" with the same figures every ReportInterval.
 	Report func(env *sluice.Environment, stdout io.Writer)
-	// ReportInterval is how often Report is called. Default 5s.
+	// ReportInterval is how often Report is called. Default 5s (1s for
+	// the default live line).
 	ReportInterval time.Duration
+	// IsTerminal decides whether stdout is a terminal, which gets the
+	// live status line. Default: an *os.File on a character device.
+	IsTerminal func(stdout io.Writer) bool
 	// Done, when set, is called after the job ended without error; savepoint
 	// is the path of the stop's savepoint, "" for any other end. Its error
 	// is the run's (exit status 1).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -120,5 +121,61 @@ func TestPprofFlag(t *testing.T) {
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestProgressPlain: without a terminal, a job without Report logs its
+// progress as INFO records, in the chosen log format.
+func TestProgressPlain(t *testing.T) {
+	var out counts
+	j := countJob(&out)
+	j.ReportInterval = 20 * time.Millisecond
+	j.IsTerminal = func(io.Writer) bool { return false }
+	_, stdout, stderr, stop := runJob(t, j, &out, "--http", "off", "--log-format", "json", "--checkpoint-dir", t.TempDir())
+	waitFor(t, "a progress record with records", func() bool {
+		for _, l := range strings.Split(stderr.String(), "\n") {
+			var rec map[string]any
+			if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == "progress" && rec["records"].(float64) > 0 &&
+				rec["job"] == "count-test" && rec["backpressure"] != nil && rec["restarts"] == float64(0) {
+				return true
+			}
+		}
+		return false
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stdout.String(), "\r") || strings.Contains(stdout.String(), "\x1b") {
+		t.Errorf("terminal control characters without a terminal: %q", stdout.String())
+	}
+}
+
+// TestProgressLive: on a terminal the status line is redrawn in place on
+// stdout, and the lines printed meanwhile do not run into it.
+func TestProgressLive(t *testing.T) {
+	var out counts
+	j := countJob(&out)
+	j.ReportInterval = 20 * time.Millisecond
+	j.IsTerminal = func(io.Writer) bool { return true }
+	_, stdout, stderr, stop := runJob(t, j, &out, "--http", "off", "--log-level", "info", "--checkpoint-dir", t.TempDir())
+	waitFor(t, "two status lines", func() bool { return strings.Count(stdout.String(), "\r\x1b[K") >= 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	s := stdout.String()
+	draws := strings.Split(s, "\r\x1b[K")
+	last := draws[len(draws)-2]
+	for _, want := range []string{" in ", "/s out ", "records ", "checkpoints ", "backpressure ", "restarts 0"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("status line %q lacks %q", last, want)
+		}
+	}
+	// "stopping ..." is printed on a line of its own, and the output ends
+	// on a new line (Done).
+	if !strings.Contains(s, "\r\x1b[Kstopping with a final checkpoint...\n") || !strings.HasSuffix(s, "\n") {
+		t.Errorf("stdout %q", s)
+	}
+	if strings.Contains(stderr.String(), "msg=progress") {
+		t.Errorf("progress logged although live: %s", stderr)
 	}
 }

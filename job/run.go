@@ -6,7 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/httpapi"
+	"github.com/sluicehq/sluice/internal/progress"
 )
 
 // shutdownTimeout bounds the wait for the control API's calls in progress
@@ -45,6 +47,15 @@ Flags:
 		fmt.Fprintf(c.stderr, "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
 		return ErrUsage
 	}
+	// The live status line, when stdout is a terminal; logs and other
+	// output erase it and draw it again (docs/design.md §8).
+	isTerminal := c.j.IsTerminal
+	if isTerminal == nil {
+		isTerminal = progress.IsTerminal
+	}
+	pr := progress.New(c.stdout, isTerminal)
+	c.stdout, c.stderr = pr.Wrap(c.stdout), pr.Wrap(c.stderr)
+	defer pr.Done()
 	cfg, err := c.engineConfig(true)
 	if err != nil {
 		return err
@@ -89,14 +100,20 @@ Flags:
 		done <- err
 	}()
 	interval := c.j.ReportInterval
-	if interval <= 0 {
+	switch {
+	case interval > 0:
+	case pr.Live() && c.j.Report == nil:
+		interval = time.Second // the live line
+	default:
 		interval = 5 * time.Second
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	rep := reporter{start: time.Now()}
 	for {
 		select {
 		case runErr := <-done:
+			pr.Done()
 			// Wait for the calls in progress: a stop's savepoint path is
 			// known, and answered, once its handler returned.
 			if srv != nil {
@@ -128,10 +145,31 @@ Flags:
 			fmt.Fprintln(c.stdout, "stopping with a final checkpoint...")
 			env.Stop()
 			ctx = context.Background()
-		case <-tick.C:
+		case now := <-tick.C:
 			if c.j.Report != nil {
 				c.j.Report(env, c.stdout)
+				continue
+			}
+			st, rates := rep.next(env.Status(), now)
+			if pr.Live() {
+				pr.Update(progress.Line(st, rates, now.Sub(rep.start)))
+			} else {
+				cfg.Logger.Info("progress", append([]any{"job", c.j.Name}, progress.Attrs(st, rates, now.Sub(rep.start))...)...)
 			}
 		}
 	}
+}
+
+// reporter keeps the previous status, for rates the status does not carry.
+type reporter struct {
+	start  time.Time
+	prev   *sluice.JobStatus
+	prevAt time.Time
+}
+
+// next returns st with the job's rates since the previous call.
+func (r *reporter) next(st sluice.JobStatus, now time.Time) (sluice.JobStatus, progress.Rates) {
+	rates := progress.StatusRates(st, r.prev, now.Sub(r.prevAt))
+	r.prev, r.prevAt = &st, now
+	return st, rates
 }

@@ -357,3 +357,49 @@ func (x *wrapped) Write(b []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Attrs are the parts of Line as slog attributes, for the plain log line a
+// job writes instead of the live line when its output is not a terminal:
+// elapsed_s, records_in_per_second, records_out_per_second, records,
+// records_with_replays, checkpoints, checkpoints_failed,
+// last_checkpoint_ms (once one completed), lag_max (when a source reports
+// it), backpressure (OK, LOW or HIGH) with backpressured_task and
+// backpressured_ratio when not OK, and restarts.
+func Attrs(st sluice.JobStatus, rates Rates, elapsed time.Duration) []any {
+	var attempt, total int64
+	for _, i := range sources(st) {
+		attempt += st.Vertices[i].RecordsOutAttempt
+		total += st.Vertices[i].RecordsOutTotal
+	}
+	round := func(f float64) float64 { return math.Round(f*10) / 10 }
+	out := []any{
+		"elapsed_s", int64(elapsed.Seconds()),
+		"records_in_per_second", round(rates.In), "records_out_per_second", round(rates.Out),
+		"records", attempt, "records_with_replays", total,
+		"checkpoints", st.CheckpointsCompleted, "checkpoints_failed", st.CheckpointsFailed,
+	}
+	if last, _ := lastCheckpoint(st.Checkpoints); last != nil {
+		out = append(out, "last_checkpoint_ms", last.Duration.Milliseconds())
+	}
+	lag := int64(-1)
+	for _, s := range st.Sources {
+		lag = max(lag, s.RecordsLagMax)
+	}
+	if lag >= 0 {
+		out = append(out, "lag_max", lag)
+	}
+	worst := -1
+	for i, v := range st.Vertices {
+		if worst < 0 || v.BackpressuredRatio > st.Vertices[worst].BackpressuredRatio {
+			worst = i
+		}
+	}
+	if worst >= 0 {
+		v := st.Vertices[worst]
+		out = append(out, "backpressure", Level(v.BackpressuredRatio))
+		if Level(v.BackpressuredRatio) != "OK" {
+			out = append(out, "backpressured_task", v.Name, "backpressured_ratio", math.Round(v.BackpressuredRatio*100)/100)
+		}
+	}
+	return append(out, "restarts", st.Restarts)
+}

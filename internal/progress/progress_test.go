@@ -3,6 +3,7 @@ package progress
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +159,25 @@ func TestPrinterLive(t *testing.T) {
 	}
 	if !strings.HasSuffix(out.String(), "\nsummary\n") {
 		t.Error("output after Done does not start on its own line")
+	}
+}
+
+func TestAttrs(t *testing.T) {
+	var b bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	st := status()
+	log.Info("progress", Attrs(st, StatusRates(st, nil, 0), 12500*time.Millisecond)...)
+	st = sluice.JobStatus{Vertices: []sluice.VertexStatus{{Name: "src"}}}
+	log.Info("progress", Attrs(st, Rates{}, time.Second)...)
+	want := "level=INFO msg=progress elapsed_s=12 records_in_per_second=48200 records_out_per_second=48100 records=580000 records_with_replays=612000 " +
+		"checkpoints=11 checkpoints_failed=1 last_checkpoint_ms=35 lag_max=1234 backpressure=HIGH backpressured_task=datagen backpressured_ratio=0.34 restarts=1\n" +
+		"level=INFO msg=progress elapsed_s=1 records_in_per_second=0 records_out_per_second=0 records=0 records_with_replays=0 checkpoints=0 checkpoints_failed=0 backpressure=OK restarts=0\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }
