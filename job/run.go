@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/httpapi"
 	"github.com/sluicehq/sluice/internal/progress"
 )
@@ -109,7 +108,8 @@ Flags:
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	rep := reporter{start: time.Now()}
+	start := time.Now()
+	var meter progress.Meter
 	for {
 		select {
 		case runErr := <-done:
@@ -150,26 +150,13 @@ Flags:
 				c.j.Report(env, c.stdout)
 				continue
 			}
-			st, rates := rep.next(env.Status(), now)
+			st := env.Status()
+			rates := meter.Rates(st, now)
 			if pr.Live() {
-				pr.Update(progress.Line(st, rates, now.Sub(rep.start)))
+				pr.Update(progress.Line(st, rates, now.Sub(start)))
 			} else {
-				cfg.Logger.Info("progress", append([]any{"job", c.j.Name}, progress.Attrs(st, rates, now.Sub(rep.start))...)...)
+				cfg.Logger.Info("progress", append([]any{"job", c.j.Name}, progress.Attrs(st, rates, now.Sub(start))...)...)
 			}
 		}
 	}
-}
-
-// reporter keeps the previous status, for rates the status does not carry.
-type reporter struct {
-	start  time.Time
-	prev   *sluice.JobStatus
-	prevAt time.Time
-}
-
-// next returns st with the job's rates since the previous call.
-func (r *reporter) next(st sluice.JobStatus, now time.Time) (sluice.JobStatus, progress.Rates) {
-	rates := progress.StatusRates(st, r.prev, now.Sub(r.prevAt))
-	r.prev, r.prevAt = &st, now
-	return st, rates
 }

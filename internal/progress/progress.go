@@ -249,8 +249,13 @@ func Duration(d time.Duration) string {
 }
 
 // IsTerminal reports whether w is a terminal: an *os.File on a character
-// device (a tty), not a file or a pipe.
+// device (a tty), not a file or a pipe, or a writer that says so itself
+// with a method IsTerminal() bool (a test's, or a wrapper around a
+// terminal).
 func IsTerminal(w io.Writer) bool {
+	if t, ok := w.(interface{ IsTerminal() bool }); ok {
+		return t.IsTerminal()
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
@@ -402,4 +407,19 @@ func Attrs(st sluice.JobStatus, rates Rates, elapsed time.Duration) []any {
 		}
 	}
 	return append(out, "restarts", st.Restarts)
+}
+
+// Meter computes a job's rates from successive statuses (see StatusRates).
+// The zero value is ready.
+type Meter struct {
+	prev   *sluice.JobStatus
+	prevAt time.Time
+}
+
+// Rates returns the job's rates in st, read at now, falling back to the
+// change since the previous call's status when st carries no rates.
+func (m *Meter) Rates(st sluice.JobStatus, now time.Time) Rates {
+	r := StatusRates(st, m.prev, now.Sub(m.prevAt))
+	m.prev, m.prevAt = &st, now
+	return r
 }

@@ -3,6 +3,7 @@ package progress
 import (
 	"bytes"
 	"io"
+	"os"
 	"log/slog"
 	"strings"
 	"testing"
@@ -179,5 +180,42 @@ func TestAttrs(t *testing.T) {
 		"level=INFO msg=progress elapsed_s=1 records_in_per_second=0 records_out_per_second=0 records=0 records_with_replays=0 checkpoints=0 checkpoints_failed=0 backpressure=OK restarts=0\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+func TestMeter(t *testing.T) {
+	var m Meter
+	st := sluice.JobStatus{Vertices: []sluice.VertexStatus{{Name: "src", RecordsOutTotal: 100}, {Name: "sink", RecordsInTotal: 50}}}
+	t0 := time.Unix(1000, 0)
+	if got := m.Rates(st, t0); got != (Rates{}) {
+		t.Errorf("first call: %+v", got)
+	}
+	st2 := sluice.JobStatus{Vertices: []sluice.VertexStatus{{Name: "src", RecordsOutTotal: 300}, {Name: "sink", RecordsInTotal: 250}}}
+	if got := m.Rates(st2, t0.Add(2*time.Second)); got != (Rates{100, 100}) {
+		t.Errorf("second call: %+v", got)
+	}
+}
+
+type fakeTerminal struct{ bytes.Buffer }
+
+func (*fakeTerminal) IsTerminal() bool { return true }
+
+func TestIsTerminal(t *testing.T) {
+	if !IsTerminal(&fakeTerminal{}) {
+		t.Error("a writer that says it is a terminal")
+	}
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if IsTerminal(f) {
+		t.Error("a regular file is a terminal")
+	}
+	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		defer tty.Close()
+		if !IsTerminal(tty) {
+			t.Error("/dev/tty is not a terminal")
+		}
 	}
 }
