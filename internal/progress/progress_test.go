@@ -3,8 +3,8 @@ package progress
 import (
 	"bytes"
 	"io"
-	"os"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
