@@ -207,7 +207,7 @@ Run '%[1]s <command> --help' for the flags of a command.
 	case "check":
 		return c.check(args[1:])
 	case "describe":
-		return c.describe(args[1:])
+		return c.describe(ctx, args[1:])
 	}
 	fmt.Fprintf(stderr, "%s: unknown command %q (run, savepoint, stop, check or describe)\n", j.Name, args[0])
 	return ErrUsage

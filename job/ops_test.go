@@ -1,6 +1,7 @@
 package job_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/connector/datagen"
 	"github.com/sluicehq/sluice/job"
 )
 
@@ -177,5 +180,61 @@ func TestProgressLive(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), "msg=progress") {
 		t.Errorf("progress logged although live: %s", stderr)
+	}
+}
+
+// partitioned is a datagen source that says it reads n partitions (or
+// fails to count them), as the Kafka source does.
+type partitioned struct {
+	sluice.Source[datagen.Record]
+	n   int
+	err error
+}
+
+func (p partitioned) PartitionCount(context.Context) (int, error) { return p.n, p.err }
+
+func partitionedJob(n int, err error) job.Job {
+	return job.Job{
+		Name: "advised",
+		Build: func(cfg sluice.Config) (*sluice.Environment, error) {
+			env := sluice.New(cfg)
+			src := partitioned{datagen.New(datagen.Config{Keys: 5, RatePerSecond: 10}), n, err}
+			sluice.Sink(sluice.FromSource(env, "orders", src), "sink", sluice.DiscardSink[datagen.Record]())
+			return env, nil
+		},
+	}
+}
+
+// TestDescribeAdvice: describe prints the advisor's warnings, and says so
+// when it could not count a source's partitions.
+func TestDescribeAdvice(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		j     job.Job
+		par   string
+		want  []string
+		never string
+	}{
+		{"fine", partitionedJob(8, nil), "4", nil, "WARN"},
+		{"uneven", partitionedJob(8, nil), "3", []string{
+			`WARN source "orders": parallelism 3 is neither a multiple nor a divisor of its 8 partitions: subtasks read 2 or 3 each`}, ""},
+		{"idle", partitionedJob(2, nil), "4", []string{`WARN source "orders": 2 of its 4 subtasks will be idle, reading none of its 2 partitions`}, "neither"},
+		{"unknown", partitionedJob(0, errors.New("no broker")), "3", []string{
+			`advice incomplete: source "orders": partition count unknown: no broker`}, "WARN"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if err := job.Run(context.Background(), tc.j, []string{"describe", "--parallelism", tc.par}, &out, &errb); err != nil {
+				t.Fatalf("describe: %v %s", err, errb.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("describe does not say %q:\n%s", w, out.String())
+				}
+			}
+			if tc.never != "" && strings.Contains(out.String(), tc.never) {
+				t.Errorf("describe says %q:\n%s", tc.never, out.String())
+			}
+		})
 	}
 }
