@@ -29,8 +29,12 @@ const (
 // Sizing is the partition count Partitions advises, with what it came
 // from.
 type Sizing struct {
+	// Producers and Consumers are the concurrent writers and readers of
+	// the topic (the readers: a source's parallelism).
 	Producers, Consumers int
-	Redundancy           float64
+	// Redundancy is the factor of headroom, MinRedundancy to
+	// MaxRedundancy.
+	Redundancy float64
 	// Partitions is ceil(max(Producers, Consumers) × Redundancy).
 	Partitions int
 	// Even is the smallest count at or above Partitions that Consumers
@@ -126,8 +130,10 @@ type Sink struct {
 
 // Job is what the advisor checks.
 type Job struct {
+	// Sources are the job's sources whose partition count is known.
 	Sources []Source
-	Sinks   []Sink
+	// Sinks are the job's transactional sinks.
+	Sinks []Sink
 	// CheckpointInterval (negative or zero: no periodic checkpoints),
 	// CheckpointTimeout and MaxRestartDelay (the longest delay of the
 	// restart strategy) are the job's own settings, defaults applied.
@@ -156,6 +162,7 @@ type Warning struct {
 	Message string
 }
 
+// String returns the message.
 func (w Warning) String() string { return w.Message }
 
 // Check returns the warnings for j, sources first, in order.
