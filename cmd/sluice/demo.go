@@ -250,8 +250,9 @@ func demo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 // demoLoop runs env until the duration passes or ctx is cancelled, printing
 // progress and arming failures, then stops it with a final checkpoint.
 // beforeStop, if set, runs first (off the loop) and must return before the
-// job is stopped.
-func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fault.Injector, uids []string, countUID string,
+// job is stopped. The unnamed string, the count operator's uid, is unused
+// since the status line counts what the sources read.
+func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fault.Injector, uids []string, _ string,
 	beforeStop func(), stdout io.Writer) (*sluice.Result, error, time.Duration) {
 	type result struct {
 		res *sluice.Result
