@@ -152,7 +152,7 @@ Flags:
 			check.fail("--%v", err)
 		}
 	}
-	f.opsFlags.check(&check, f.http != "", stdout)
+	stdout = f.opsFlags.check(&check, f.http != "", stdout)
 	if err := check.err(stderr); err != nil {
 		return err
 	}

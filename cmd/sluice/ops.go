@@ -27,15 +27,19 @@ func (o *opsFlags) register(fs *flag.FlagSet) {
 
 // check adds the problems of the flags to c; serving says whether the
 // command serves a control API. It also makes the status line's printer on
-// stdout.
-func (o *opsFlags) check(c *flagCheck, serving bool, stdout io.Writer) {
+// stdout, and returns the writer the command must print to from then on:
+// stdout behind a lock that the printer's own writes take too, so that the
+// goroutines that print (the stop, the producer) never race it.
+func (o *opsFlags) check(c *flagCheck, serving bool, stdout io.Writer) io.Writer {
 	if err := logfmt.Check(o.logFormat); err != nil {
 		c.fail("--log-format: %v", err)
 	}
 	if o.pprof && !serving {
 		c.fail("--pprof: the profiler is served on the control API: set --http too")
 	}
-	o.printer = progress.New(stdout, progress.IsTerminal)
+	locked := &lockedWriter{w: stdout}
+	o.printer = progress.New(locked, func(io.Writer) bool { return progress.IsTerminal(stdout) })
+	return locked
 }
 
 // logger is the demo's logger: errors only, everything with -v.
