@@ -192,6 +192,8 @@ func TestAlertRuleTestsCatchMistakes(t *testing.T) {
 		{"increase(sluice_job_restarts_total[10m])) > 3", "increase(sluice_job_restarts_total[10m])) > 2"},
 		{"(sluice_task_backpressured_ratio) > 0.3\n        for: 5m", "(sluice_task_backpressured_ratio) > 0.3\n        for: 3m"},
 		{"max without (subtask)", "max"},
+		{"timestamp(sluice_checkpoint_last_completed_timestamp_seconds) - ", "time() - "},
+		{"(sluice_job_running == 1)\n        for: 2m", "(sluice_job_running == 1)"},
 	}
 	for _, m := range mutations {
 		if !strings.Contains(string(rules), m.old) {
