@@ -289,6 +289,7 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.logAdvice()
 	st := e.cfg.CheckpointStorage
 	if st == nil {
 		fs, err := store.NewFS(e.cfg.CheckpointDir)

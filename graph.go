@@ -33,6 +33,8 @@ type node struct {
 	// winProbe is set for window operators (tests read what they left in
 	// state).
 	winProbe *windowProbe
+	// advice is what the advisor knows of a source or sink (advice.go).
+	advice nodeAdvice
 }
 
 // instance is one subtask of an operator: an operator with its typed input

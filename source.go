@@ -120,8 +120,9 @@ func fromSource[T any](e *Environment, name string, src Source[T], spec *eventTi
 		id := d.DescribeSource()
 		n.source = &id
 	}
+	n.advice.partitions, _ = any(src).(PartitionCounter)
 	n.make = func(sub int, out any) (instance, error) {
-		return instance{src: &sourceDriver[T]{src: src, out: out.(Emitter[T]), spec: spec, interval: e.cfg.WatermarkInterval}}, nil
+		return instance{src: &sourceDriver[T]{src: src, out: out.(Emitter[T]), spec: spec, interval: e.cfg.WatermarkInterval, advice: &n.advice}}, nil
 	}
 	return Stream[T]{env: e, n: n}
 }
@@ -151,6 +152,8 @@ type sourceDriver[T any] struct {
 	interval time.Duration
 	tm       *runtime.Time
 	so       *srcOutput[T]
+	// advice logs the advisor's warnings on the splits (advice.go).
+	advice *nodeAdvice
 }
 
 func (d *sourceDriver[T]) Open(ctx context.Context, rc *runtime.OperatorContext) error {
@@ -181,6 +184,9 @@ func (d *sourceDriver[T]) Open(ctx context.Context, rc *runtime.OperatorContext)
 	}
 	if a, ok := d.src.(SplitAssigner); ok {
 		assign = a.AssignSplit
+	}
+	if d.advice != nil {
+		d.advice.checkSplits(oc, all, assign)
 	}
 	var mine []Split
 	for _, s := range all {

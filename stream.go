@@ -215,6 +215,7 @@ func Sink[T any](s Stream[T], name string, sink SinkProvider[T], opts ...OpOptio
 	e := s.env
 	n := e.addNode(name, opts, s.n.par)
 	n.isSink = true
+	n.advice.txn, _ = any(sink).(TransactionalSink)
 	n.fanout = func([]any) any { return nil }
 	n.make = func(sub int, _ any) (instance, error) {
 		op, err := sink.newSinkOperator()

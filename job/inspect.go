@@ -1,9 +1,11 @@
 package job
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // buildOnly resolves the keys and builds the job without running it.
@@ -31,13 +33,22 @@ func splitPositional(args []string) (string, []string) {
 	return "", args
 }
 
-// describe is the describe subcommand: the graph, uids, states and codecs.
-func (c *cmd) describe(args []string) error {
+// adviseTimeout bounds describe's questions to the cluster (a source's
+// partition count) for the advisor.
+const adviseTimeout = 5 * time.Second
+
+// describe is the describe subcommand: the graph, uids, states and codecs,
+// and the advisor's warnings.
+func (c *cmd) describe(ctx context.Context, args []string) error {
 	fs, err := c.flags("describe", fmt.Sprintf(`Usage: %s describe [flags]
 
 Builds the job without running it and prints its tasks (chains of operators
-with their uids and parallelism), the edges between them, and the states
-each operator registers with their codecs.
+with their uids and parallelism), the edges between them, the states each
+operator registers with their codecs, and the advisor's warnings: a source
+whose parallelism is neither a multiple nor a divisor of its partition
+count, or that leaves subtasks idle, and a transaction timeout too short for
+the checkpoint timeout and restart delay (it asks the cluster for the
+partition counts, for up to 5s).
 
 Flags:
 `, c.program()))
@@ -61,5 +72,16 @@ Flags:
 		return err
 	}
 	fmt.Fprint(c.stdout, s+states)
+	actx, cancel := context.WithTimeout(ctx, adviseTimeout)
+	defer cancel()
+	warnings, aerr := b.env.Advise(actx)
+	for _, w := range warnings {
+		fmt.Fprintf(c.stdout, "WARN %s\n", w.Message)
+	}
+	if aerr != nil {
+		for _, line := range strings.Split(aerr.Error(), "\n") {
+			fmt.Fprintf(c.stdout, "advice incomplete: %s\n", line)
+		}
+	}
 	return nil
 }

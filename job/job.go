@@ -3,7 +3,8 @@
 // Kafka Streams application its configuration (docs/design.md §12):
 //
 //	myjob run [--config job.yaml] [--from-savepoint PATH] [--allow-non-restored-state]
-//	          [--parallelism N] [--checkpoint-dir D] [--http ADDR] [job keys...]
+//	          [--parallelism N] [--checkpoint-dir D] [--http ADDR] [--pprof]
+//	          [--log-level L] [--log-format text|json] [job keys...]
 //	myjob savepoint [--http ADDR]              # prints the savepoint's path
 //	myjob stop --savepoint [--drain] [--http ADDR]
 //	myjob checkpoint [--http ADDR]             # prints the checkpoint's id
@@ -50,6 +51,7 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/httpapi"
+	"github.com/sluicehq/sluice/internal/logfmt"
 )
 
 // DefaultHTTPAddr is the default of --http: the loopback interface, port
@@ -91,10 +93,17 @@ type Job struct {
 	// control API listens, just before it runs (a line on stdout).
 	Started func(env *sluice.Environment, stdout io.Writer)
 	// Report, when set, is called every ReportInterval while the job runs
-	// (progress lines on stdout).
+	// (progress lines on stdout). Default: when stdout is a terminal, one
+	// status line (rates, records, checkpoints, lag, backpressure,
+	// restarts) redrawn every second; otherwise an INFO log record
+	// "progress" with the same figures every ReportInterval.
 	Report func(env *sluice.Environment, stdout io.Writer)
-	// ReportInterval is how often Report is called. Default 5s.
+	// ReportInterval is how often Report is called. Default 5s (1s for
+	// the default live line).
 	ReportInterval time.Duration
+	// IsTerminal decides whether stdout is a terminal, which gets the
+	// live status line. Default: an *os.File on a character device.
+	IsTerminal func(stdout io.Writer) bool
 	// Done, when set, is called after the job ended without error; savepoint
 	// is the path of the stop's savepoint, "" for any other end. Its error
 	// is the run's (exit status 1).
@@ -113,7 +122,7 @@ type Job struct {
 // (docs/design.md §12); Job.Flags must not redeclare them.
 var StandardKeys = []string{
 	"config", "parallelism", "checkpoint-dir", "savepoint-dir", "from-savepoint", "allow-non-restored-state",
-	"http", "http-token", "log-level",
+	"http", "http-token", "log-level", "log-format", "pprof",
 }
 
 // ErrUsage is wrapped by the errors of Run that are the caller's mistake
@@ -206,7 +215,7 @@ Run '%[1]s <command> --help' for the flags of a command.
 	case "check":
 		return c.check(args[1:])
 	case "describe":
-		return c.describe(args[1:])
+		return c.describe(ctx, args[1:])
 	}
 	fmt.Fprintf(stderr, "%s: unknown command %q (run, savepoint, stop, checkpoint, cancel, check or describe)\n", j.Name, args[0])
 	return ErrUsage
@@ -228,6 +237,8 @@ type cmd struct {
 	httpAddr         string
 	httpToken        string
 	logLevel         string
+	logFormat        string
+	pprof            bool
 
 	res *resolver
 }
@@ -262,6 +273,8 @@ func (c *cmd) flags(name, usage string) (fs *flag.FlagSet, err error) {
 	fs.StringVar(&c.httpAddr, "http", httpDef, `address of the job's control API, host:port (port 0: a free one, printed); "off": none. Loopback only unless http-token is set`)
 	fs.StringVar(&c.httpToken, "http-token", "", "bearer token of the control API's mutating calls (checkpoint, savepoint, stop, cancel); better set as "+EnvVar(c.j.EnvPrefix, "http-token")+" than on the command line")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", logfmt.Text, logfmt.Usage)
+	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the control API (needs http; behind http-token when one is set)")
 	if c.j.Flags != nil {
 		defer func() {
 			// The flag package panics on a redeclared flag.
@@ -323,6 +336,12 @@ func (c *cmd) engineConfig(serving bool) (sluice.Config, error) {
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		problems = append(problems, fmt.Sprintf("%s: must be debug, info, warn or error, got %q", c.source("log-level"), c.logLevel))
 	}
+	if err := logfmt.Check(c.logFormat); err != nil {
+		problems = append(problems, fmt.Sprintf("%s: %v", c.source("log-format"), err))
+	}
+	if serving && c.pprof && c.httpAddr == "off" {
+		problems = append(problems, fmt.Sprintf("%s: the profiler is served on the control API: set http too", c.source("pprof")))
+	}
 	if serving && c.httpAddr != "off" {
 		if err := httpapi.CheckAddr(c.httpAddr, c.httpToken != ""); err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v", c.source("http"), strings.TrimPrefix(err.Error(), "http: ")))
@@ -331,7 +350,7 @@ func (c *cmd) engineConfig(serving bool) (sluice.Config, error) {
 	cfg := sluice.Config{
 		JobName: c.j.Name, Parallelism: c.parallelism, CheckpointDir: c.checkpointDir, SavepointDir: c.savepointDir,
 		FromCheckpoint: c.fromSavepoint, AllowNonRestoredState: c.allowNonRestored,
-		Logger: slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level})),
+		Logger: logfmt.New(c.stderr, c.logFormat, level),
 	}
 	if len(problems) == 0 && c.j.Validate != nil {
 		if err := c.j.Validate(cfg); err != nil {

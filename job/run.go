@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/httpapi"
+	"github.com/sluicehq/sluice/internal/progress"
 )
 
 // shutdownTimeout bounds the wait for the control API's calls in progress
@@ -47,6 +48,15 @@ Flags:
 		fmt.Fprintf(c.stderr, "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
 		return ErrUsage
 	}
+	// The live status line, when stdout is a terminal; logs and other
+	// output erase it and draw it again (docs/design.md §8).
+	isTerminal := c.j.IsTerminal
+	if isTerminal == nil {
+		isTerminal = progress.IsTerminal
+	}
+	pr := progress.New(c.stdout, isTerminal)
+	c.stdout, c.stderr = pr.Wrap(c.stdout), pr.Wrap(c.stderr)
+	defer pr.Done()
 	cfg, err := c.engineConfig(true)
 	if err != nil {
 		return err
@@ -63,6 +73,9 @@ Flags:
 	var srv *httpapi.Server
 	if c.httpAddr != "off" {
 		srv, err = httpapi.New(httpapi.Config{Addr: c.httpAddr, Token: c.httpToken, Logger: cfg.Logger, Clock: cfg.Clock})
+		if err == nil && c.pprof {
+			httpapi.MountPprof(srv)
+		}
 		if err == nil {
 			err = srv.Start()
 		}
@@ -71,6 +84,9 @@ Flags:
 		}
 		srv.Add(env, c.j.Name)
 		fmt.Fprintf(c.stdout, "control API on http://%s/api/v1/ (job %s)\n", srv.Addr(), env.JobID())
+		if c.pprof {
+			fmt.Fprintf(c.stdout, "profiler on http://%s%s\n", srv.Addr(), httpapi.PprofPrefix)
+		}
 	}
 	if c.j.Started != nil {
 		c.j.Started(env, c.stdout)
@@ -85,14 +101,21 @@ Flags:
 		done <- err
 	}()
 	interval := c.j.ReportInterval
-	if interval <= 0 {
+	switch {
+	case interval > 0:
+	case pr.Live() && c.j.Report == nil:
+		interval = time.Second // the live line
+	default:
 		interval = 5 * time.Second
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	start := time.Now()
+	var meter progress.Meter
 	for {
 		select {
 		case runErr := <-done:
+			pr.Done()
 			// Wait for the calls in progress: a stop's savepoint path is
 			// known, and answered, once its handler returned.
 			if srv != nil {
@@ -131,9 +154,17 @@ Flags:
 			fmt.Fprintln(c.stdout, "stopping with a final checkpoint...")
 			env.Stop()
 			ctx = context.Background()
-		case <-tick.C:
+		case now := <-tick.C:
 			if c.j.Report != nil {
 				c.j.Report(env, c.stdout)
+				continue
+			}
+			st := env.Status()
+			rates := meter.Rates(st, now)
+			if pr.Live() {
+				pr.Update(progress.Line(st, rates, now.Sub(start)))
+			} else {
+				cfg.Logger.Info("progress", append([]any{"job", c.j.Name}, progress.Attrs(st, rates, now.Sub(start))...)...)
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice/broker"
+	"github.com/sluicehq/sluice/internal/logfmt"
 )
 
 const brokerUsage = `Usage: sluice broker [flags]
@@ -54,6 +55,7 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	txnMax := fs.Duration("txn-max-timeout", def.TxnMaxTimeout, "transaction.max.timeout.ms: the longest transaction timeout a producer may ask for")
 	ephemeral := fs.Bool("ephemeral", false, "keep everything in memory; nothing survives a restart (no --data-dir)")
 	logLevel := fs.String("log-level", "info", "log `level` on stderr: debug (every request), info, warn or error")
+	logFormat := fs.String("log-format", logfmt.Text, logfmt.Usage)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), brokerUsage)
 		fs.PrintDefaults()
@@ -64,6 +66,9 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var check flagCheck
 	check.atLeast("partitions", int64(*partitions), 1)
 	check.positive("txn-max-timeout", *txnMax)
+	if err := logfmt.Check(*logFormat); err != nil {
+		check.fail("--log-format: %v", err)
+	}
 	if err := check.err(stderr); err != nil {
 		return err
 	}
@@ -80,7 +85,7 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		DefaultPartitions: *partitions,
 		SyncWrites:        *syncWrites,
 		TxnMaxTimeout:     *txnMax,
-		Logger:            slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Logger:            logfmt.New(stderr, *logFormat, level),
 	}
 	if *ephemeral && !flagSet(fs, "data-dir") {
 		cfg.DataDir = "" // the default does not apply; an explicit one is an error

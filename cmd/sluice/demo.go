@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/countjob"
 	"github.com/sluicehq/sluice/internal/httpapi"
+	"github.com/sluicehq/sluice/internal/progress"
 	"github.com/sluicehq/sluice/internal/verify"
 	"github.com/sluicehq/sluice/restart"
 )
@@ -51,6 +51,8 @@ type demoFlags struct {
 	// http and httpToken serve the job's control API (package
 	// internal/httpapi) while it runs.
 	http, httpToken string
+	// Operations (cmd/sluice/ops.go).
+	opsFlags
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -118,6 +120,7 @@ Flags:
 	fs.StringVar(&f.http, "http", "", "serve the job's control API on this address (e.g. 127.0.0.1:8081; port 0 picks a free one): 'sluice savepoint' and 'sluice stop --savepoint' (which ends the demo and verifies it); loopback only unless --http-token")
 	fs.StringVar(&f.httpToken, "http-token", os.Getenv("SLUICE_HTTP_TOKEN"), "bearer token of the control API's savepoint and stop calls (default $SLUICE_HTTP_TOKEN)")
 	fs.Func("from-savepoint", "like --from-checkpoint, for a savepoint directory (file pipeline)", func(v string) error { f.from = v; return nil })
+	f.opsFlags.register(fs)
 	fs.StringVar(&f.from, "from-checkpoint", "", "resume from this checkpoint directory (e.g. data/demo/checkpoints/chk-12) of an earlier run, keeping its output; pass that run's --seed")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -149,6 +152,7 @@ Flags:
 			check.fail("--%v", err)
 		}
 	}
+	stdout = f.opsFlags.check(&check, f.http != "", stdout)
 	if err := check.err(stderr); err != nil {
 		return err
 	}
@@ -214,11 +218,7 @@ func demo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	if err := gen.Validate(); err != nil {
 		return err
 	}
-	level := slog.LevelError
-	if f.verbose {
-		level = slog.LevelDebug
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := f.logger(stderr)
 	var inj *fault.Injector
 	if f.failEvery > 0 {
 		inj = fault.New(f.seed)
@@ -250,8 +250,9 @@ func demo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 // demoLoop runs env until the duration passes or ctx is cancelled, printing
 // progress and arming failures, then stops it with a final checkpoint.
 // beforeStop, if set, runs first (off the loop) and must return before the
-// job is stopped.
-func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fault.Injector, uids []string, countUID string,
+// job is stopped. The unnamed string, the count operator's uid, is unused
+// since the status line counts what the sources read.
+func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fault.Injector, uids []string, _ string,
 	beforeStop func(), stdout io.Writer) (*sluice.Result, error, time.Duration) {
 	type result struct {
 		res *sluice.Result
@@ -265,6 +266,9 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 	if f.http != "" {
 		var err error
 		srv, err = httpapi.New(httpapi.Config{Addr: f.http, Token: f.httpToken})
+		if err == nil && f.pprof {
+			httpapi.MountPprof(srv)
+		}
 		if err == nil {
 			err = srv.Start()
 		}
@@ -273,7 +277,18 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 		}
 		srv.Add(env, "demo")
 		fmt.Fprintf(stdout, "control API on http://%s/api/v1/ (job %s)\n", srv.Addr(), env.JobID())
+		if f.pprof {
+			fmt.Fprintf(stdout, "profiler on http://%s%s\n", srv.Addr(), httpapi.PprofPrefix)
+		}
 	}
+	// One status line, redrawn in place on a terminal (docs/design.md §8).
+	pr := f.printer
+	if pr == nil {
+		pr = progress.New(stdout, nil)
+	}
+	stdout = pr.Wrap(stdout)
+	defer pr.Done()
+	var meter progress.Meter
 	go func() {
 		res, err := env.Execute(runCtx)
 		done <- result{res, err}
@@ -282,16 +297,14 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 	if f.duration > 0 {
 		stopAt = time.After(f.duration)
 	}
-	progress := time.NewTicker(time.Second)
-	defer progress.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	var failTick <-chan time.Time
 	if inj != nil {
 		t := time.NewTicker(f.failEvery)
 		defer t.Stop()
 		failTick = t.C
 	}
-	var last int64
-	lastAt := start
 	stopping := false
 	stop := func(why string) {
 		if stopping {
@@ -343,13 +356,9 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 				}
 				fmt.Fprintf(stdout, "armed failure: %s at %s\n", where, t.Point)
 			}
-		case now := <-progress.C:
+		case now := <-tick.C:
 			st := env.Status()
-			attempt, total := processed(st, countUID)
-			rate := float64(total-last) / now.Sub(lastAt).Seconds()
-			last, lastAt = total, now
-			fmt.Fprintf(stdout, "%5.0fs  %9.0f records/s  %10d records this attempt  %10d in all attempts (replays included)  checkpoints %d (failed %d)  restarts %d\n",
-				now.Sub(start).Seconds(), rate, attempt, total, st.CheckpointsCompleted, st.CheckpointsFailed, st.Restarts)
+			pr.Update(progress.Line(st, meter.Rates(st, now), now.Sub(start)))
 		}
 	}
 }

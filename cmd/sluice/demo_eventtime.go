@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,11 +54,7 @@ type windowsSummary struct {
 // generator alone.
 func demoWindows(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	stdout = &lockedWriter{w: stdout}
-	level := slog.LevelError
-	if f.verbose {
-		level = slog.LevelDebug
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := f.logger(stderr)
 	cfg := windowjob.Config{Records: int64(f.rate * f.duration.Seconds()), RatePerSecond: f.rate, Keys: f.keys, Seed: f.seed}
 	if err := cfg.Validate(); err != nil {
 		return err

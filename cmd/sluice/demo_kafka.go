@@ -32,11 +32,7 @@ import (
 func demoKafka(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	// The progress lines and the stop goroutine both print.
 	stdout = &lockedWriter{w: stdout}
-	level := slog.LevelError
-	if f.verbose {
-		level = slog.LevelDebug
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := f.logger(stderr)
 	ckDir := filepath.Join(f.dir, "checkpoints")
 	brokers, closeBroker, err := demoBrokers(ctx, f, logger, stdout)
 	if err != nil {

@@ -127,17 +127,6 @@ func countJob() job.Job {
 		Started: func(_ *sluice.Environment, stdout io.Writer) {
 			fmt.Fprintf(stdout, "running count: %s → %s on %s, checkpoints in %s (Ctrl-C stops with a final checkpoint)\n", input, output, brokers, ckDir)
 		},
-		Report: func(env *sluice.Environment, stdout io.Writer) {
-			st := env.Status()
-			var attempt, total int64
-			for _, v := range st.Vertices {
-				if v.Name == kafkacount.SourceUID {
-					attempt, total = v.RecordsOutAttempt, v.RecordsOutTotal
-				}
-			}
-			fmt.Fprintf(stdout, "records read %d this attempt, %d in all attempts (replays included), checkpoints %d (failed %d), restarts %d\n",
-				attempt, total, st.CheckpointsCompleted, st.CheckpointsFailed, st.Restarts)
-		},
 		Done: func(env *sluice.Environment, savepoint string, stdout io.Writer) error {
 			if savepoint != "" {
 				return nil // the savepoint committed the output

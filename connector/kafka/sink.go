@@ -330,7 +330,11 @@ func NewSink[T any](cfg SinkConfig[T]) (sluice.SinkProvider[T], error) {
 	cfg = cfg.withDefaults()
 	cfg.Brokers = append([]string(nil), cfg.Brokers...)
 	cfg.ClientOpts = append([]kgo.Opt(nil), cfg.ClientOpts...)
-	return sluice.TwoPhaseCommitSink(sluice.TwoPhaseCommitConfig[T, *Txn]{
+	p := sinkProvider[T]{txnTimeout: cfg.TransactionTimeout, retryTimeout: cfg.RetryTimeout}
+	if cfg.DeliveryGuarantee != DeliveryExactlyOnce {
+		p.txnTimeout = 0
+	}
+	p.SinkProvider = sluice.TwoPhaseCommitSink(sluice.TwoPhaseCommitConfig[T, *Txn]{
 		New: func(ctx context.Context, oc *sluice.OperatorContext) (sluice.TwoPhaseCommitter[T, *Txn], error) {
 			if oc.Subtask == 0 {
 				if err := checkSinkTopic(ctx, &cfg, oc.Logger); err != nil {
@@ -343,5 +347,20 @@ func NewSink[T any](cfg SinkConfig[T]) (sluice.SinkProvider[T], error) {
 			return newFlushCommitter(cfg, oc), nil
 		},
 		TxnCodec: TxnCodec,
-	}), nil
+	})
+	return p, nil
+}
+
+// sinkProvider is the Kafka sink's provider: the engine's two-phase-commit
+// sink, which also tells the advisor its transaction timeout
+// (sluice.TransactionalSink).
+type sinkProvider[T any] struct {
+	sluice.SinkProvider[T]
+	txnTimeout, retryTimeout time.Duration
+}
+
+// TransactionTimeouts returns the transaction timeout (0 unless
+// exactly-once) and the commit retry timeout.
+func (p sinkProvider[T]) TransactionTimeouts() (timeout, commitRetry time.Duration) {
+	return p.txnTimeout, p.retryTimeout
 }

@@ -136,6 +136,17 @@ func (s *Source[T]) Splits(ctx context.Context) ([]sluice.Split, error) {
 	return append([]sluice.Split(nil), out...), nil
 }
 
+// PartitionCount returns how many partitions the source reads now (it
+// lists them like Splits, which caches the answer briefly), for the
+// advisor's check of the source's parallelism (sluice.PartitionCounter).
+func (s *Source[T]) PartitionCount(ctx context.Context) (int, error) {
+	splits, err := s.Splits(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return len(splits), nil
+}
+
 // AssignSplit assigns partition p of topic t to subtask
 // (fnv32a(t) mod parallelism + p) mod parallelism: the partitions of a
 // topic go round-robin from a start that depends on the topic, as in
