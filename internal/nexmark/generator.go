@@ -19,7 +19,9 @@ func mix64(z uint64) uint64 {
 // splitmix is one event's random stream (ProfileComparison).
 type splitmix struct{ s uint64 }
 
-func (r *splitmix) seed(mixedSeed uint64, eventID int64) { r.s = mix64(mixedSeed + uint64(eventID)*golden) }
+func (r *splitmix) seed(mixedSeed uint64, eventID int64) {
+	r.s = mix64(mixedSeed + uint64(eventID)*golden)
+}
 
 func (r *splitmix) next() uint64 {
 	r.s += golden

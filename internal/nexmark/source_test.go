@@ -22,10 +22,10 @@ func testEnv(t *testing.T, par int) *sluice.Environment {
 
 type counter struct{}
 
-func (counter) CreateAccumulator() int64            { return 0 }
+func (counter) CreateAccumulator() int64           { return 0 }
 func (counter) Add(_ nexmark.Event, n int64) int64 { return n + 1 }
-func (counter) Merge(a, b int64) int64              { return a + b }
-func (counter) Result(n int64) int64                { return n }
+func (counter) Merge(a, b int64) int64             { return a + b }
+func (counter) Result(n int64) int64               { return n }
 
 func bid(auction, ms int64) nexmark.Event {
 	return nexmark.Event{Kind: nexmark.KindBid, Bid: nexmark.Bid{Auction: auction, DateTime: nexmark.DefaultBaseTime + ms}}
