@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
-	"slices"
 	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 )
