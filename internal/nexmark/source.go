@@ -52,6 +52,9 @@ type EventSource struct {
 
 	once sync.Once
 	ch   *channels
+	// progress, when set, learns when each slice of event time was
+	// first emitted (EventsWithProgress).
+	progress *Progress
 }
 
 var (
@@ -87,6 +90,14 @@ func FromEvents(env *sluice.Environment, splits [][]Event) sluice.Stream[Event] 
 		s.err = errors.New("nexmark: FromEvents: no splits")
 	}
 	return withEventTime(env, "events", s)
+}
+
+// EventsWithProgress is Events with the source recording in p when it
+// first emitted each slice of event time (the benchmark's latency).
+func EventsWithProgress(env *sluice.Environment, cfg GeneratorConfig, p *Progress) sluice.Stream[Event] {
+	s := Source(cfg)
+	s.progress = p
+	return withEventTime(env, "nexmark", s)
 }
 
 func withEventTime(env *sluice.Environment, name string, s *EventSource) sluice.Stream[Event] {
@@ -272,6 +283,10 @@ func (r *reader) Poll(ctx context.Context, out sluice.Emitter[Event]) (sluice.Po
 	sp := r.active[r.turn]
 	end := min(sp.next+pollBatch, sp.f.len())
 	ev := &r.ev
+	if p := r.src.progress; p != nil {
+		sp.f.at(sp.next, ev)
+		p.mark(ev.DateTime())
+	}
 	for sp.next < end {
 		sp.f.at(sp.next, ev)
 		if err := sp.out.EmitAt(*ev, ev.DateTime()*int64(time.Millisecond)); err != nil {
