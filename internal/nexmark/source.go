@@ -189,7 +189,6 @@ type reader struct {
 	turn   int
 	told   bool // restored splits that ended were reported finished
 	ready  chan struct{}
-	ev     Event
 }
 
 // EmitsPerSplit marks the reader as emitting each split through its own
@@ -282,17 +281,17 @@ func (r *reader) Poll(ctx context.Context, out sluice.Emitter[Event]) (sluice.Po
 	}
 	sp := r.active[r.turn]
 	end := min(sp.next+pollBatch, sp.f.len())
-	ev := &r.ev
-	if p := r.src.progress; p != nil {
-		sp.f.at(sp.next, ev)
-		p.mark(ev.DateTime())
-	}
-	for sp.next < end {
-		sp.f.at(sp.next, ev)
-		if err := sp.out.EmitAt(*ev, ev.DateTime()*int64(time.Millisecond)); err != nil {
-			return sluice.MoreAvailable, err
+	var err error
+	if gf, ok := sp.f.(genFeed); ok {
+		err = r.emitGenerated(sp, gf.g, end)
+	} else {
+		for ; sp.next < end && err == nil; sp.next++ {
+			ev := &sp.f.(sliceFeed)[sp.next]
+			err = sp.out.EmitAt(*ev, ev.DateTime()*int64(time.Millisecond))
 		}
-		sp.next++
+	}
+	if err != nil {
+		return sluice.MoreAvailable, err
 	}
 	if sp.next >= sp.f.len() {
 		if ro != nil {
@@ -306,6 +305,24 @@ func (r *reader) Poll(ctx context.Context, out sluice.Emitter[Event]) (sluice.Po
 		r.turn++
 	}
 	return sluice.MoreAvailable, nil
+}
+
+// emitGenerated emits the generated events sp.next … end-1. The event is
+// built in a local variable, not in the reader: on the stack, writing its
+// strings costs no write barrier.
+func (r *reader) emitGenerated(sp *split, g *Generator, end int64) error {
+	var ev Event
+	if p := r.src.progress; p != nil {
+		p.mark(g.timestamp(sp.next))
+	}
+	for sp.next < end {
+		g.At(sp.next, &ev)
+		if err := sp.out.EmitAt(ev, ev.DateTime()*int64(time.Millisecond)); err != nil {
+			return err
+		}
+		sp.next++
+	}
+	return nil
 }
 
 // Available is always ready: a generator never waits.
