@@ -20,6 +20,11 @@ type Out struct {
 	// in latencyEvery (see Latencies).
 	Progress *nexmark.Progress
 
+	// Sink, when set, makes the sink each result stream ends in: its rows
+	// go to it formatted, besides being counted (and collected). A Kafka
+	// sink of strings makes the query run Kafka → Kafka.
+	Sink func(name string) sluice.SinkProvider[string]
+
 	lmu       sync.Mutex
 	latencies []time.Duration
 
@@ -31,6 +36,10 @@ type Out struct {
 // Emit ends s in a sink named name that counts its rows into out and, when
 // out.Collect is set, keeps format(row).
 func Emit[T any](out *Out, s sluice.Stream[T], name string, format func(T) string) {
+	if out.Sink != nil {
+		emitFormatted(out, s, name, format)
+		return
+	}
 	sluice.Sink(s, name, sluice.SinkFunc[T](func(v T) error {
 		out.count.Add(1)
 		if out.Collect {
@@ -53,7 +62,7 @@ const latencyEvery = 64
 // the source first emitted an event of the row's event time. A window's
 // row therefore counts the time the watermark needed to pass the window.
 func EmitTimed[T any](out *Out, s sluice.Stream[T], name string, format func(T) string, eventTime func(T) int64) {
-	if out.Progress == nil {
+	if out.Progress == nil || out.Sink != nil {
 		Emit(out, s, name, format)
 		return
 	}
@@ -84,6 +93,21 @@ func (o *Out) Latencies() []time.Duration {
 	l := slices.Clone(o.latencies)
 	slices.Sort(l)
 	return l
+}
+
+// emitFormatted formats the rows of s into out.Sink(name), counting them.
+func emitFormatted[T any](out *Out, s sluice.Stream[T], name string, format func(T) string) {
+	rows := sluice.Map(s, name+"-format", func(v T) string {
+		out.count.Add(1)
+		r := format(v)
+		if out.Collect {
+			out.mu.Lock()
+			out.rows = append(out.rows, r)
+			out.mu.Unlock()
+		}
+		return r
+	})
+	sluice.Sink(rows, name, out.Sink(name))
 }
 
 // Count returns the number of rows emitted so far.
