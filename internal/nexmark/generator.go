@@ -67,6 +67,7 @@ const channelCount = 10000
 // at start from the seed (ProfileComparison).
 type channels struct {
 	names, urls [channelCount]string
+	ref         *refChannels // ProfileReference's URLs
 }
 
 func newChannels(mixedSeed uint64) *channels {
@@ -207,6 +208,8 @@ type Generator struct {
 	jr       javaRandom // ProfileReference
 	a        arena
 	ch       *channels
+	ref      *refChannels // ProfileReference
+	refNames *[channelCount]string
 	// lastKind is the kind of the event At filled last (filled: there
 	// was one): the only fields set in it (see clear).
 	lastKind Kind
@@ -228,7 +231,7 @@ func NewGenerator(cfg GeneratorConfig, g int) *Generator {
 
 func newGenerator(cfg GeneratorConfig, g int, ch *channels) *Generator {
 	per := cfg.PerGenerator()
-	gen := &Generator{cfg: cfg, g: g, first: 1 + int64(g)*per, count: per, mixed: mix64(cfg.Seed), ch: ch}
+	gen := &Generator{cfg: cfg, g: g, first: 1 + int64(g)*per, count: per, mixed: mix64(cfg.Seed), ch: ch, ref: ch.ref, refNames: &ch.names}
 	if cfg.Rate == math.Trunc(cfg.Rate) && cfg.Rate < 1<<53 {
 		gen.mul, gen.div = int64(cfg.Generators)*1000, int64(cfg.Rate)
 	} else {
@@ -237,13 +240,14 @@ func newGenerator(cfg GeneratorConfig, g int, ch *channels) *Generator {
 	return gen
 }
 
-// sharedChannels returns the channel table of the config's seed, nil for
-// the reference profile (which draws channels per event).
+// sharedChannels returns the channel tables of the config's seed: the
+// names, and the URLs of the config's profile.
 func sharedChannels(cfg GeneratorConfig) *channels {
-	if cfg.Profile != ProfileComparison {
-		return nil
+	ch := newChannels(mix64(cfg.Seed))
+	if cfg.Profile == ProfileReference {
+		ch.ref = newRefChannels(mix64(cfg.Seed))
 	}
-	return newChannels(mix64(cfg.Seed))
+	return ch
 }
 
 // Len returns the number of events of the split.
