@@ -45,7 +45,7 @@ func (r *javaRandom) nextLong(n int64) int64 {
 	if n < math.MaxInt32 {
 		return int64(r.nextIntN(int32(n)))
 	}
-	v := int64(uint64(r.next(32))<<32 + uint64(int64(r.next(32)))) % n
+	v := int64(uint64(r.next(32))<<32+uint64(int64(r.next(32)))) % n
 	if v < 0 {
 		v = -v
 	}
