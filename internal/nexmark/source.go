@@ -313,7 +313,7 @@ func (r *reader) Poll(ctx context.Context, out sluice.Emitter[Event]) (sluice.Po
 func (r *reader) emitGenerated(sp *split, g *Generator, end int64) error {
 	var ev Event
 	if p := r.src.progress; p != nil {
-		p.mark(g.timestamp(sp.next))
+		p.mark(sp.index, g.timestamp(sp.next))
 	}
 	for sp.next < end {
 		g.At(sp.next, &ev)
