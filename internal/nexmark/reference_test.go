@@ -31,6 +31,9 @@ func TestReferenceProportions(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
 	cfg.Events, cfg.Generators, cfg.Profile = 500_000, 2, ProfileReference
+	if raceEnabled {
+		cfg.Events = 200_000
+	}
 	var persons, auctions, bids, hotAuction, hotBidder, hotSeller, cat10 int64
 	var pBytes, aBytes, bBytes int64
 	var ev Event
@@ -68,7 +71,7 @@ func TestReferenceProportions(t *testing.T) {
 			}
 		}
 	}
-	if persons != 10_000 || auctions != 30_000 || bids != 460_000 {
+	if n := cfg.Events / 50; persons != n || auctions != 3*n || bids != 46*n {
 		t.Errorf("persons/auctions/bids %d/%d/%d, want 1:3:46", persons, auctions, bids)
 	}
 	share := func(n, of int64) float64 { return float64(n) / float64(of) }
