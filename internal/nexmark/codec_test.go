@@ -2,6 +2,7 @@ package nexmark
 
 import (
 	"testing"
+	"unsafe"
 )
 
 // TestEventCodecRoundTrip: every generated event decodes to itself, the
@@ -57,5 +58,29 @@ func TestEventCodecSize(t *testing.T) {
 		t.Fatalf("a bid takes %d bytes on average, want at most 160", avg)
 	} else {
 		t.Logf("a bid takes %d bytes on average", avg)
+	}
+}
+
+// TestClone: a cloned event equals the original and shares no bytes with
+// the generator's chunks.
+func TestClone(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Events, cfg.Generators = 200, 1
+	gen := NewGenerator(cfg, 0)
+	var ev Event
+	for gen.Next(&ev) {
+		c := ev
+		c.Person, c.Auction, c.Bid = ev.Person.Clone(), ev.Auction.Clone(), ev.Bid.Clone()
+		if fmtEvent(&c) != fmtEvent(&ev) {
+			t.Fatalf("clone %s != %s", fmtEvent(&c), fmtEvent(&ev))
+		}
+		if ev.Kind == KindBid && len(ev.Bid.Extra) > 0 && unsafe.StringData(c.Bid.Extra) == unsafe.StringData(ev.Bid.Extra) {
+			t.Fatal("cloned padding shares the generator's bytes")
+		}
+	}
+	var b Event
+	NewGenerator(cfg, 0).At(3, &b) // event id 4: a bid
+	if n := testing.AllocsPerRun(100, func() { _ = b.Bid.Clone() }); b.Kind != KindBid || n != 1 {
+		t.Fatalf("Bid.Clone: %v allocations, want 1", n)
 	}
 }
