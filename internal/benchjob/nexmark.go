@@ -21,17 +21,21 @@ type NexmarkOptions struct {
 	Query string
 	// Gen configures the generator; Gen.Generators is set to Parallelism
 	// when zero.
-	Gen         nexmark.GeneratorConfig
+	Gen nexmark.GeneratorConfig
+	// Parallelism is every operator's.
 	Parallelism int
 	// CheckpointInterval 0 disables periodic checkpoints (a final one is
 	// still taken when the bounded input ends).
 	CheckpointInterval time.Duration
-	Dir                string
+	// Dir is the checkpoint directory.
+	Dir string
 }
 
 // NexmarkResult is what one query run measured. Its JSON form is the line
 // `sluice bench nexmark --json` prints per query.
 type NexmarkResult struct {
+	// Query is the query's name, Events the events generated, Outputs the
+	// rows the query emitted.
 	Query   string `json:"query"`
 	Events  int64  `json:"events"`
 	Outputs int64  `json:"outputs"`
@@ -43,9 +47,11 @@ type NexmarkResult struct {
 	EventsPerSecPerCore float64 `json:"events_per_sec_per_core"`
 	// PeakRSSBytes is the process's peak resident set size (VmHWM): a
 	// fresh process per query makes it the query's.
-	PeakRSSBytes int64   `json:"peak_rss_bytes"`
-	ElapsedSec   float64 `json:"elapsed_sec"`
-	CPUSec       float64 `json:"cpu_sec"`
+	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	// ElapsedSec is the job's wall time, CPUSec the process's CPU time
+	// (user + system) during it.
+	ElapsedSec float64 `json:"elapsed_sec"`
+	CPUSec     float64 `json:"cpu_sec"`
 	// P99LatencyMs is the 99th percentile of the sampled row latencies
 	// (queries.EmitTimed), absent for queries that sample none.
 	P99LatencyMs *float64 `json:"p99_latency_ms,omitempty"`
@@ -53,10 +59,11 @@ type NexmarkResult struct {
 	// trigger-to-complete durations of the last ones (at most 32).
 	Checkpoints  int64     `json:"checkpoints"`
 	CheckpointMs []float64 `json:"checkpoint_ms"`
-	Parallelism  int       `json:"parallelism"`
-	Profile      string    `json:"profile"`
-	Rate         float64   `json:"rate"`
-	Seed         uint64    `json:"seed"`
+	// Parallelism, Profile, Rate and Seed repeat the run's parameters.
+	Parallelism int     `json:"parallelism"`
+	Profile     string  `json:"profile"`
+	Rate        float64 `json:"rate"`
+	Seed        uint64  `json:"seed"`
 }
 
 // RunNexmark runs one query over the generator to the end of its input,

@@ -11,8 +11,10 @@ import (
 // time (not a column of the query: it is what the benchmark measures
 // latency by).
 type AuctionPrice struct {
-	Auction  int64
-	Price    int64
+	// Auction is the auction id, Price the bid's price in cents.
+	Auction int64
+	Price   int64
+	// DateTime is the bid's event time, ms.
 	DateTime int64
 }
 
