@@ -29,7 +29,8 @@
 // While it runs, the job serves its control API (package
 // internal/httpapi) on --http, loopback only unless --http-token is set:
 // GET /api/v1/jobs, POST /api/v1/jobs/{id}/savepoints and POST
-// /api/v1/jobs/{id}/stop. The savepoint and stop subcommands call it.
+// /api/v1/jobs/{id}/stop. The savepoint and stop subcommands call it. The
+// same endpoint serves the live dashboard at / (package internal/dashboard).
 package job
 
 import (

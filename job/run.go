@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/dashboard"
 	"github.com/sluicehq/sluice/internal/httpapi"
 )
 
@@ -62,6 +63,7 @@ Flags:
 	if c.httpAddr != "off" {
 		srv, err = httpapi.New(httpapi.Config{Addr: c.httpAddr, Token: c.httpToken, Logger: cfg.Logger})
 		if err == nil {
+			dashboard.Mount(srv)
 			err = srv.Start()
 		}
 		if err != nil {
@@ -69,6 +71,7 @@ Flags:
 		}
 		srv.Add(env, c.j.Name)
 		fmt.Fprintf(c.stdout, "control API on http://%s/api/v1/ (job %s)\n", srv.Addr(), env.JobID())
+		fmt.Fprintf(c.stdout, "dashboard on http://%s/\n", srv.Addr())
 	}
 	if c.j.Started != nil {
 		c.j.Started(env, c.stdout)
