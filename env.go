@@ -217,6 +217,8 @@ type Environment struct {
 	// stopMu guards stopAsked and the hand-over of the job to Stop.
 	stopMu    sync.Mutex
 	stopAsked bool
+	// cancelAsked is set by Cancel (under stopMu).
+	cancelAsked bool
 	// alignGroups are the job's watermark alignment groups, by name.
 	alignGroups map[string]*alignGroup
 	// jobID identifies this run (JobID).
@@ -318,6 +320,9 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 	close(e.ready)
 	if e.stopAsked {
 		job.Stop()
+	}
+	if e.cancelAsked {
+		job.Cancel()
 	}
 	e.stopMu.Unlock()
 	runErr := job.Run(ctx)

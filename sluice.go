@@ -48,6 +48,9 @@ type JobStatus struct {
 	// LastCheckpointID is the id of the newest checkpoint this run
 	// completed, zero if none.
 	LastCheckpointID int64
+	// LastCheckpointAt is when checkpoint LastCheckpointID completed, zero
+	// if none (the readiness check measures its age).
+	LastCheckpointAt time.Time
 	// LastRecovery is how long the last restart took, from the failure to
 	// the new attempt running; zero if the job never restarted.
 	LastRecovery time.Duration
@@ -268,6 +271,7 @@ func jobStatus(s runtime.Status) JobStatus {
 		CheckpointsCompleted: s.CheckpointsCompleted,
 		CheckpointsFailed:    s.CheckpointsFailed,
 		LastCheckpointID:     s.LastCheckpointID,
+		LastCheckpointAt:     s.LastCheckpointAt,
 		LastRecovery:         s.LastRecovery,
 		Checkpoints:          s.Checkpoints,
 	}

@@ -2,10 +2,12 @@ package job
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/dashboard"
 	"github.com/sluicehq/sluice/internal/httpapi"
 )
@@ -61,7 +63,7 @@ Flags:
 	}
 	var srv *httpapi.Server
 	if c.httpAddr != "off" {
-		srv, err = httpapi.New(httpapi.Config{Addr: c.httpAddr, Token: c.httpToken, Logger: cfg.Logger})
+		srv, err = httpapi.New(httpapi.Config{Addr: c.httpAddr, Token: c.httpToken, Logger: cfg.Logger, Clock: cfg.Clock})
 		if err == nil {
 			dashboard.Mount(srv)
 			err = srv.Start()
@@ -98,13 +100,20 @@ Flags:
 			// known, and answered, once its handler returned.
 			if srv != nil {
 				status := httpapi.StatusFinished
-				if runErr != nil {
+				switch {
+				case errors.Is(runErr, sluice.ErrCancelled):
+					status = httpapi.StatusCancelled
+				case runErr != nil:
 					status = httpapi.StatusFailed
 				}
 				srv.SetStatus(env.JobID(), status)
 				sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 				_ = srv.Shutdown(sctx)
 				cancel()
+			}
+			if errors.Is(runErr, sluice.ErrCancelled) {
+				cfg.Logger.Warn("job cancelled", "job", c.j.Name, "err", runErr)
+				return fmt.Errorf("job cancelled: %w", runErr)
 			}
 			if runErr != nil {
 				cfg.Logger.Error("job failed", "job", c.j.Name, "err", runErr)

@@ -220,6 +220,11 @@ func (c *Coordinator) Step(ev Event) {
 		// Flink's "forced" checkpoint properties).
 		c.advance(ev.Now)
 		c.trigger(checkpoint.KindSavepoint, ev.Stop)
+	case TriggerCheckpointEvent:
+		c.advance(ev.Now)
+		if !c.stopping() {
+			c.trigger(checkpoint.KindCheckpoint, false)
+		}
 	case TriggerFinalCheckpointEvent:
 		c.advance(ev.Now)
 		c.trigger(checkpoint.KindCheckpoint, true)
@@ -233,6 +238,8 @@ func (c *Coordinator) Step(ev Event) {
 	case *TickEvent:
 		stepPtr(c, ev)
 	case *TriggerSavepointEvent:
+		stepPtr(c, ev)
+	case *TriggerCheckpointEvent:
 		stepPtr(c, ev)
 	case *TriggerFinalCheckpointEvent:
 		stepPtr(c, ev)

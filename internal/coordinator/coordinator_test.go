@@ -166,7 +166,7 @@ func TestMetadata(t *testing.T) {
 		Duration: 3 * time.Second, Bytes: 111, MaxAlignment: 7 * time.Millisecond,
 		MaxSyncDuration: 9 * time.Millisecond, Acked: 3, Total: 3,
 	}
-	if h != wantStats {
+	if !reflect.DeepEqual(h, wantStats) {
 		t.Errorf("stats = %+v\nwant %+v", h, wantStats)
 	}
 	// CompleteAction hands back the same metadata.

@@ -56,6 +56,14 @@ type TriggerSavepointEvent struct {
 	Stop bool
 }
 
+// TriggerCheckpointEvent asks for a checkpoint now (not a savepoint, not
+// a stop), on the user's request: like a savepoint it is forced, ignoring
+// the interval, the minimum pause and MaxConcurrent, and it does not move
+// the periodic schedule. It is refused (no action) while a final
+// checkpoint or stop-with-savepoint is pending or completed: the sources
+// are ending their input.
+type TriggerCheckpointEvent struct{ Now time.Time }
+
 // TriggerFinalCheckpointEvent asks for a checkpoint now after which the
 // sources end their input (used when bounded sources are exhausted, and to
 // stop a job cleanly with its output committed).
@@ -66,6 +74,7 @@ func (AckEvent) isEvent()                    {}
 func (DeclineEvent) isEvent()                {}
 func (PersistedEvent) isEvent()              {}
 func (TriggerSavepointEvent) isEvent()       {}
+func (TriggerCheckpointEvent) isEvent()      {}
 func (TriggerFinalCheckpointEvent) isEvent() {}
 
 // TriggerAction tells the runtime to inject barrier CheckpointID at every

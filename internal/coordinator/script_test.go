@@ -36,6 +36,7 @@ import (
 //	tick <t>                      TickEvent
 //	savepoint <t> [stop]          TriggerSavepointEvent
 //	final <t>                     TriggerFinalCheckpointEvent
+//	checkpoint <t>                TriggerCheckpointEvent
 //	ack <id> <vertex/subtask>     AckEvent with one state, uid = vertex
 //	ackall <id>                   an AckEvent from every task, in order
 //	decline <id> <task> [msg...]  DeclineEvent (Err = msg, nil if none)
@@ -262,6 +263,9 @@ func execScript(t *testing.T, c *Coordinator, d *datadriven.TestData) []string {
 	case "final":
 		argc(2)
 		c.Step(TriggerFinalCheckpointEvent{Now: at(dur(f[1]))})
+	case "checkpoint":
+		argc(2)
+		c.Step(TriggerCheckpointEvent{Now: at(dur(f[1]))})
 	case "ack":
 		argc(3)
 		c.Step(ackOf(id(f[1]), task(f[2])))

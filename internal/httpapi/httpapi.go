@@ -1,21 +1,34 @@
 // Package httpapi is the running job's control endpoint: JSON under
 // /api/v1/, with the routes named as Flink's REST API names them
-// (docs/design.md §8). It lists the jobs of the process, takes a savepoint of
-// one and stops one with a savepoint. Reads are open; every mutating call
-// needs the bearer token when one is configured, and a listener on a
-// non-loopback address is refused without one.
+// (docs/design.md §8), plus the health probes. It lists the jobs of the
+// process and, per job, serves its overview, plan, vertices, checkpoints
+// and exceptions, and takes a checkpoint or savepoint, stops with a
+// savepoint, or cancels. Reads are open; every mutating call needs the
+// bearer token when one is configured, and a listener on a non-loopback
+// address is refused without one.
 //
-// Routes:
+// Routes (docs/rest.md and docs/openapi.yaml describe every answer):
 //
-//	GET  /api/v1/jobs                    {"jobs": [{"id", "name", "status"}]}
-//	POST /api/v1/jobs/{id}/savepoints    {} → {"path": ...} once complete
-//	POST /api/v1/jobs/{id}/stop          {"savepoint": true, "drain": false} → {"path": ...}
+//	GET  /healthz                              {"status": "ok"}
+//	GET  /readyz                               200 {"status": "ready"} or 503 {"error": ...}
+//	GET  /api/v1/jobs                          {"jobs": [{"id", "name", "status"}]}
+//	GET  /api/v1/jobs/{id}                     JobOverview
+//	GET  /api/v1/jobs/{id}/plan                Plan
+//	GET  /api/v1/jobs/{id}/vertices/{vid}      VertexDetail
+//	GET  /api/v1/jobs/{id}/checkpoints         CheckpointOverview
+//	GET  /api/v1/jobs/{id}/checkpoints/{cid}   CheckpointDetail
+//	GET  /api/v1/jobs/{id}/exceptions          Exceptions
+//	POST /api/v1/jobs/{id}/checkpoints         {} → {"id": N} once complete
+//	POST /api/v1/jobs/{id}/savepoints          {} → {"path": ...} once complete
+//	POST /api/v1/jobs/{id}/stop                {"savepoint": true, "drain": false} → {"path": ...}
+//	POST /api/v1/jobs/{id}/cancel              {} → 202 {"status": "CANCELLING"}
 //
 // Errors are {"error": "..."} with a status code that says what happened:
-// 400 a bad request, 401 no token, 403 a wrong token, 404 an unknown job or
-// route, 405 a wrong method, 409 a savepoint or stop already in progress or
-// a job not running (sluice.ErrNotRunning), 500 a savepoint that failed
-// (the job keeps running).
+// 400 a bad request (bad JSON, an unknown field, a bad id), 401 no token,
+// 403 a wrong token, 404 an unknown job, vertex, checkpoint or route, 405 a
+// wrong method, 409 a savepoint or stop already in progress or a job not
+// running (sluice.ErrNotRunning), 500 a checkpoint or savepoint that failed
+// (the job keeps running). Bad input never gets a 500.
 package httpapi
 
 import (
@@ -34,10 +47,22 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/clock"
 )
 
 // Job is what the server controls: a *sluice.Environment.
 type Job interface {
+	// Status returns the job's counters (docs/design.md §8).
+	Status() sluice.JobStatus
+	// CheckpointConfig returns the job's checkpoint configuration, defaults
+	// filled in: the readiness check measures against its interval.
+	CheckpointConfig() checkpoint.Config
+	// TriggerCheckpoint takes a checkpoint and returns its id once it is
+	// complete.
+	TriggerCheckpoint(ctx context.Context) (int64, error)
+	// Cancel cancels the job at once, without a final checkpoint.
+	Cancel()
 	// JobID is the job's id in the routes.
 	JobID() string
 	// TriggerSavepoint takes a savepoint and returns its directory.
@@ -53,7 +78,15 @@ const (
 	StatusStopping = "STOPPING"
 	StatusFinished = "FINISHED"
 	StatusFailed   = "FAILED"
+	// StatusCancelling: a cancel was asked through the API.
+	StatusCancelling = "CANCELLING"
+	// StatusCancelled: the job ended by a cancel (Execute returned an
+	// error wrapping sluice.ErrCancelled).
+	StatusCancelled = "CANCELED"
 )
+
+// DefaultReadyIntervals is the default of Config.ReadyIntervals.
+const DefaultReadyIntervals = 3
 
 // Config configures a Server.
 type Config struct {
@@ -66,6 +99,14 @@ type Config struct {
 	Token string
 	// Logger receives a line per mutating call; default slog.Default().
 	Logger *slog.Logger
+	// ReadyIntervals is N of the readiness rule: GET /readyz answers 200
+	// while every job is RUNNING and its newest completed checkpoint is
+	// younger than N checkpoint intervals (a job younger than that with no
+	// checkpoint yet is ready). Default DefaultReadyIntervals.
+	ReadyIntervals int
+	// Clock is the time the uptime and the readiness rule are measured
+	// with; the job's clock. Default the wall clock.
+	Clock clock.Clock
 }
 
 // CheckAddr refuses an address the server must not listen on without a
@@ -116,12 +157,24 @@ type entry struct {
 	busy   string
 	// stopped is the path of the savepoint the job stopped with.
 	stopped string
+	// added is when the job was added: its age when its status does not
+	// say when it started.
+	added time.Time
 }
 
 // New returns a server for cfg; it does not listen yet.
 func New(cfg Config) (*Server, error) {
 	if err := CheckAddr(cfg.Addr, cfg.Token != ""); err != nil {
 		return nil, err
+	}
+	if cfg.ReadyIntervals < 0 {
+		return nil, fmt.Errorf("http: ready intervals must not be negative, got %d", cfg.ReadyIntervals)
+	}
+	if cfg.ReadyIntervals == 0 {
+		cfg.ReadyIntervals = DefaultReadyIntervals
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {
@@ -137,7 +190,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Add(j Job, name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.jobs = append(s.jobs, &entry{job: j, name: name, status: StatusRunning})
+	s.jobs = append(s.jobs, &entry{job: j, name: name, status: StatusRunning, added: s.cfg.Clock.Now()})
 }
 
 // SetStatus records that the job with id ended (StatusFinished or
@@ -224,10 +277,41 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle(r.pattern, r.h)
 	}
 	s.mu.Unlock()
-	mux.HandleFunc("GET /api/v1/jobs", s.listJobs)
-	mux.HandleFunc("POST /api/v1/jobs/{id}/savepoints", s.auth(s.savepoint))
-	mux.HandleFunc("POST /api/v1/jobs/{id}/stop", s.auth(s.stop))
+	for _, r := range s.routes() {
+		h := r.h
+		if r.mutating {
+			h = s.auth(h)
+		}
+		mux.HandleFunc(r.pattern, recoverJSON(s.log, h))
+	}
 	return muxErrorsAsJSON(mux)
+}
+
+// apiRoute is one route of the API.
+type apiRoute struct {
+	pattern  string
+	mutating bool
+	h        http.HandlerFunc
+}
+
+// routes lists the API's own routes; docs/openapi.yaml describes each
+// (TestOpenAPICoversRoutes).
+func (s *Server) routes() []apiRoute {
+	return []apiRoute{
+		{"GET /healthz", false, s.healthz},
+		{"GET /readyz", false, s.readyz},
+		{"GET /api/v1/jobs", false, s.listJobs},
+		{"GET /api/v1/jobs/{id}", false, s.jobOverview},
+		{"GET /api/v1/jobs/{id}/plan", false, s.jobPlan},
+		{"GET /api/v1/jobs/{id}/vertices/{vid}", false, s.vertex},
+		{"GET /api/v1/jobs/{id}/checkpoints", false, s.checkpoints},
+		{"GET /api/v1/jobs/{id}/checkpoints/{cid}", false, s.checkpointDetail},
+		{"GET /api/v1/jobs/{id}/exceptions", false, s.exceptions},
+		{"POST /api/v1/jobs/{id}/checkpoints", true, s.triggerCheckpoint},
+		{"POST /api/v1/jobs/{id}/savepoints", true, s.savepoint},
+		{"POST /api/v1/jobs/{id}/stop", true, s.stop},
+		{"POST /api/v1/jobs/{id}/cancel", true, s.cancel},
+	}
 }
 
 // JobInfo is one job in GET /api/v1/jobs.

@@ -27,6 +27,14 @@ type fakeJob struct {
 	fail    error
 	n       int
 	drained bool
+
+	// The status calls (routes_test.go): mu guards them.
+	mu        sync.Mutex
+	status    sluice.JobStatus
+	interval  time.Duration
+	cpErr     error
+	cpN       int64
+	cancelled int
 }
 
 func (f *fakeJob) JobID() string { return f.id }

@@ -144,6 +144,9 @@ type Job struct {
 	completed     atomic.Int64
 	failedCP      atomic.Int64
 	lastCompleted atomic.Int64
+	// lastCompletedAt is when lastCompleted completed (UnixNano of the job
+	// clock), 0 if none.
+	lastCompletedAt atomic.Int64
 	// lastTriggered is the highest checkpoint id used by this run: ids keep
 	// increasing across attempts even after aborted checkpoints' files were
 	// deleted, so logs never name one id twice.
@@ -156,6 +159,11 @@ type Job struct {
 	// master loop; done is closed when Run returns.
 	spReqs chan *savepointReq
 	done   chan struct{}
+	// cpReqs carries checkpoint requests (TriggerCheckpoint) the same way.
+	cpReqs chan *checkpointReq
+	// cancelCh is closed by Cancel.
+	cancelOnce sync.Once
+	cancelCh   chan struct{}
 	// stopSP is the completed stop-with-savepoint, answered when Run
 	// returns (its transactions are committed by then).
 	stopMu  sync.Mutex
@@ -197,7 +205,8 @@ func NewJob(plan *Plan, cfg Config) (*Job, error) {
 		plan.MaxParallelism = keygroup.DefaultMaxParallelism
 	}
 	j := &Job{plan: plan, cfg: cfg, clock: cfg.Clock, log: cfg.Logger, stopCh: make(chan struct{}), stats: map[checkpoint.TaskID]*TaskStats{},
-		spReqs: make(chan *savepointReq), done: make(chan struct{})}
+		spReqs: make(chan *savepointReq), done: make(chan struct{}),
+		cpReqs: make(chan *checkpointReq), cancelCh: make(chan struct{})}
 	return j, nil
 }
 
@@ -232,6 +241,8 @@ type Status struct {
 	CheckpointsFailed    int64
 	// LastCheckpointID is the newest checkpoint this run completed, 0 if none.
 	LastCheckpointID int64
+	// LastCheckpointAt is when it completed, zero if none.
+	LastCheckpointAt time.Time
 	// LastRecovery is the time from the last failure to the restarted
 	// attempt's tasks running.
 	LastRecovery time.Duration
@@ -289,6 +300,9 @@ func (j *Job) Status() Status {
 		CheckpointsFailed:    j.failedCP.Load(),
 		LastCheckpointID:     j.lastCompleted.Load(),
 		LastRecovery:         time.Duration(j.lastRecovery.Load()),
+	}
+	if at := j.lastCompletedAt.Load(); at != 0 {
+		s.LastCheckpointAt = time.Unix(0, at)
 	}
 	if cs := j.coordStats.Load(); cs != nil {
 		st := cs.At(j.clock.Now())
@@ -352,6 +366,9 @@ func (j *Job) stopping() bool {
 // no checkpoint of the directory is newer (docs/design.md §5, §9).
 func (j *Job) Run(ctx context.Context) (err error) {
 	defer func() { j.endSavepoints(err) }()
+	ctx, release := j.withCancel(ctx)
+	defer release()
+	defer func() { err = j.cancelErr(err) }()
 	own, err := j.cfg.Store.Acquire(ctx, j.plan.JobName)
 	if err != nil {
 		j.log.Error("job not started: cannot take the checkpoints", "job", j.plan.JobName, "err", err)
@@ -1189,8 +1206,9 @@ func (a *attempt) drive(coord *coordinator.Coordinator) (err error) {
 		ended:     map[checkpoint.TaskID]bool{},
 		stopCh:    a.j.stopCh,
 		sps:       map[int64]*savepointReq{},
+		cps:       map[int64]*checkpointReq{},
 	}
-	defer func() { d.failSavepoints(err) }()
+	defer func() { d.failSavepoints(err); d.failCheckpoints(err) }()
 	if r := d.j.resumeStop(); r != nil {
 		d.request(r)
 	}
@@ -1229,6 +1247,9 @@ type driver struct {
 	// by id; nextSP is the request whose TriggerAction is due next.
 	sps    map[int64]*savepointReq
 	nextSP *savepointReq
+	// cps are the checkpoints triggered by TriggerCheckpoint and not yet
+	// answered, by id.
+	cps map[int64]*checkpointReq
 }
 
 // discarded reports the end of a checkpoint deletion started by the loop.
@@ -1331,6 +1352,12 @@ func (d *driver) complete(act coordinator.CompleteAction) error {
 		d.savepointComplete(act)
 	} else {
 		d.j.lastCompleted.Store(act.CheckpointID)
+		at := d.a.clock.Now()
+		if act.Metadata != nil && !act.Metadata.CompletedAt.IsZero() {
+			at = act.Metadata.CompletedAt
+		}
+		d.j.lastCompletedAt.Store(at.UnixNano())
+		d.checkpointComplete(act.CheckpointID)
 	}
 	if act.Kind != checkpoint.KindSavepoint || act.Stop {
 		d.j.lastMeta.Store(act.Metadata)
@@ -1363,6 +1390,8 @@ func (d *driver) abort(act coordinator.AbortAction) error {
 	}
 	if act.Kind == checkpoint.KindSavepoint {
 		d.savepointAborted(act)
+	} else {
+		d.checkpointAborted(act)
 	}
 	for _, t := range d.a.tasks {
 		if err := d.a.sendCtl(t, taskCtl{kind: ctlAborted, id: act.CheckpointID}); err != nil {
@@ -1465,6 +1494,8 @@ func (d *driver) wait() error {
 		d.askStop()
 	case r := <-d.j.spReqs:
 		d.request(r)
+	case r := <-d.j.cpReqs:
+		d.requestCheckpoint(r)
 	case err := <-a.errs:
 		return err
 	case <-a.ctx.Done():

@@ -406,7 +406,7 @@
   }
 
   function ckSize(c) {
-    return num(first(c, "fullBytes", "bytes", "stateSize"));
+    return num(first(c, "fullBytes")) || num(first(c, "bytes", "stateSize"));
   }
 
   function renderCheckpoints(ck) {
