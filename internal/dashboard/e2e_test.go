@@ -169,7 +169,7 @@ func TestDashboardEndToEnd(t *testing.T) {
 		JobName: "dashboard-e2e", Parallelism: 2,
 		// Small batches and queues: a barrier passes the slow sink's queue
 		// quickly, so checkpoints and the savepoint complete.
-		BatchSize: 32, ChannelCapacity: 2, BufferTimeout: 20 * time.Millisecond,
+		BatchSize: 16, ChannelCapacity: 1, BufferTimeout: 20 * time.Millisecond,
 		Checkpoint:    checkpoint.Config{Interval: time.Second},
 		CheckpointDir: dir + "/checkpoints", SavepointDir: dir + "/savepoints",
 	})

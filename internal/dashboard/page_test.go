@@ -1,10 +1,11 @@
 package dashboard_test
 
 import (
-	"encoding/json"
+	"context"
+	"errors"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,136 +13,121 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/internal/dashboard"
+	"github.com/sluicehq/sluice/internal/httpapi"
 )
 
-// fakeAPI answers the REST routes the page reads with made-up numbers that
-// move on every read, so that the page's drawing can be checked apart from
-// the engine (the end-to-end test drives the real one). Its savepoint route
-// wants the bearer token "secret".
-type fakeAPI struct {
-	mu        sync.Mutex
-	polls     int
-	history   []map[string]any
-	savepoint int
+// fakeJob is an httpapi.Job whose status is made up, moving on every
+// read, so that the page's drawing can be checked apart from the engine
+// through the real control API (the end-to-end test drives the real
+// engine).
+type fakeJob struct {
+	mu      sync.Mutex
+	polls   int
+	history []checkpoint.CheckpointStats
 }
 
-func (f *fakeAPI) handler() http.Handler {
-	mux := http.NewServeMux()
-	dashboard.Mount(mux)
-	mux.HandleFunc("GET /api/v1/jobs", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, 200, map[string]any{"jobs": []any{map[string]any{"id": "j1", "name": "fake", "status": "RUNNING"}}})
-	})
-	mux.HandleFunc("GET /api/v1/jobs/j1", f.overview)
-	mux.HandleFunc("GET /api/v1/jobs/j1/checkpoints", func(w http.ResponseWriter, _ *http.Request) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		writeJSON(w, 200, map[string]any{"counts": map[string]any{"completed": len(f.history) - 1, "failed": 1, "inProgress": 0}, "history": f.history})
-	})
-	mux.HandleFunc("GET /api/v1/jobs/j1/checkpoints/{cid}", func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for _, c := range f.history {
-			if fmt.Sprint(c["id"]) == r.PathValue("cid") {
-				d := map[string]any{}
-				for k, v := range c {
-					d[k] = v
-				}
-				d["tasks"] = []any{
-					map[string]any{"vertex": "source", "subtask": 0, "durationMs": 12, "bytes": 300, "alignmentMs": 0, "syncMs": 1, "asyncMs": 3, "ackedAt": "2026-12-01T16:00:00Z"},
-					map[string]any{"vertex": "count", "subtask": 0, "durationMs": 40, "bytes": 9000, "alignmentMs": 7, "syncMs": 2, "asyncMs": 20, "ackedAt": "2026-12-01T16:00:00Z"},
-					map[string]any{"vertex": "count", "subtask": 1, "durationMs": 44, "bytes": 9100, "alignmentMs": 9, "syncMs": 2, "asyncMs": 22, "ackedAt": "2026-12-01T16:00:00Z"},
-				}
-				writeJSON(w, 200, d)
-				return
-			}
-		}
-		writeJSON(w, 404, map[string]any{"error": "no checkpoint " + r.PathValue("cid")})
-	})
-	mux.HandleFunc("GET /api/v1/jobs/j1/exceptions", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, 200, map[string]any{
-			"failure": map[string]any{"at": "2026-12-01T15:59:00Z", "vertex": "count", "subtask": 1, "cause": "task-failure", "error": "count: injected failure <b>not html</b>"},
-			"restore": map[string]any{"at": "2026-12-01T15:59:01Z", "durationMs": 120, "checkpointId": 3, "path": "/data/chk-3", "kind": "checkpoint"},
-		})
-	})
-	mux.HandleFunc("POST /api/v1/jobs/j1/savepoints", func(w http.ResponseWriter, r *http.Request) {
-		switch r.Header.Get("Authorization") {
-		case "":
-			writeJSON(w, 401, map[string]any{"error": "this call needs the bearer token"})
-			return
-		case "Bearer secret":
-		default:
-			writeJSON(w, 403, map[string]any{"error": "wrong token"})
-			return
-		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		id := len(f.history) + 1
-		f.savepoint = id
-		f.history = append(f.history, ck(id, "savepoint", "completed", 250))
-		writeJSON(w, 200, map[string]any{"path": fmt.Sprintf("/data/savepoints/savepoint-%d", id)})
-	})
-	return mux
-}
+var t0 = time.Date(2026, 12, 1, 16, 0, 0, 0, time.UTC)
 
-func ck(id int, kind, status string, ms int) map[string]any {
-	return map[string]any{"id": id, "kind": kind, "status": status, "triggeredAt": "2026-12-01T16:00:00Z", "durationMs": ms,
-		"fullBytes": 18400 + id, "incrementalBytes": 1000, "maxAlignmentMs": 9, "maxSyncMs": 2, "maxAsyncMs": 22, "acked": 5, "total": 5}
-}
-
-func (f *fakeAPI) overview(w http.ResponseWriter, _ *http.Request) {
-	f.mu.Lock()
-	f.polls++
-	n := f.polls
-	f.mu.Unlock()
-	rate := float64(1000 + 37*n)
-	vertex := func(id, name string, ops []string, bp float64, level string) map[string]any {
-		return map[string]any{"id": id, "name": name, "operators": ops, "parallelism": 2,
-			"recordsInTotal": 1000 * n, "recordsOutTotal": 1000 * n, "recordsInRate": rate, "recordsOutRate": rate,
-			"busyRatio": 1 - bp - 0.05, "idleRatio": 0.05, "backpressuredRatio": bp, "backpressureLevel": level,
-			"inputQueueFill": 0.5, "outputQueueFill": bp, "watermark": 1764604800000 + n*1000, "lateRecords": 0, "stateBytes": 1 << 20}
+func fakeCheckpoint(id int64, kind checkpoint.Kind, status checkpoint.Status, d time.Duration) checkpoint.CheckpointStats {
+	c := checkpoint.CheckpointStats{ID: id, Kind: kind, Status: status, TriggeredAt: t0.Add(time.Duration(id) * time.Second),
+		Duration: d, Bytes: 18400 + id, FullBytes: 18400 + id, IncrementalBytes: 1000, MaxAlignment: 9 * time.Millisecond,
+		MaxSyncDuration: 2 * time.Millisecond, MaxAsyncDuration: 22 * time.Millisecond, Acked: 3, Total: 3}
+	if status == checkpoint.StatusFailed {
+		c.FailureReason = "declined by count #1"
 	}
-	writeJSON(w, 200, map[string]any{
-		"id": "j1", "name": "fake", "status": "RUNNING", "startedAt": "2026-12-01T16:00:00Z", "uptimeMs": 61000 + n*1000,
-		"restarts": 1, "restartsByCause": map[string]any{"task-failure": 1}, "lastRecoveryMs": 120,
-		"vertices": []any{
-			vertex("source", "source", []string{"source"}, 0.85, "HIGH"),
-			vertex("count", "count", []string{"count", "format"}, 0.2, "LOW"),
-			vertex("sink", "sink", []string{"sink"}, 0, "OK"),
+	at := c.TriggeredAt.Add(d)
+	c.CompletedAt = at
+	c.Tasks = []checkpoint.TaskCheckpointStats{
+		{Vertex: "source", Subtask: 0, AckedAt: at, Duration: 12 * time.Millisecond, Bytes: 300, SyncDuration: time.Millisecond, AsyncDuration: 3 * time.Millisecond},
+		{Vertex: "count", Subtask: 0, AckedAt: at, Duration: 40 * time.Millisecond, Bytes: 9000, Alignment: 7 * time.Millisecond, SyncDuration: 2 * time.Millisecond, AsyncDuration: 20 * time.Millisecond},
+		{Vertex: "count", Subtask: 1, AckedAt: at, Duration: d, Bytes: 9100, Alignment: 9 * time.Millisecond, SyncDuration: 2 * time.Millisecond, AsyncDuration: 22 * time.Millisecond},
+	}
+	return c
+}
+
+func (f *fakeJob) JobID() string { return "j1" }
+func (f *fakeJob) CheckpointConfig() checkpoint.Config {
+	return checkpoint.Config{Interval: time.Second}
+}
+func (f *fakeJob) Cancel() {}
+func (f *fakeJob) TriggerCheckpoint(context.Context) (int64, error) {
+	return 0, errors.New("not in this test")
+}
+func (f *fakeJob) StopWithSavepoint(context.Context, bool) (string, error) {
+	return "", errors.New("not in this test")
+}
+
+func (f *fakeJob) TriggerSavepoint(context.Context) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := int64(len(f.history) + 1)
+	f.history = append(f.history, fakeCheckpoint(id, checkpoint.KindSavepoint, checkpoint.StatusCompleted, 250*time.Millisecond))
+	return fmt.Sprintf("/data/savepoints/savepoint-%d", id), nil
+}
+
+func (f *fakeJob) Status() sluice.JobStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.polls++
+	n := int64(f.polls)
+	rate := float64(1000 + 37*n)
+	vertex := func(uid string, ops []string, bp float64) sluice.VertexStatus {
+		return sluice.VertexStatus{UID: uid, Name: uid, Operators: ops, Parallelism: 2,
+			RecordsInTotal: 1000 * n, RecordsOutTotal: 1000 * n, RecordsInRate: rate, RecordsOutRate: rate,
+			BusyRatio: 1 - bp - 0.05, IdleRatio: 0.05, BackpressuredRatio: bp, InputQueueFill: 0.5, OutputQueueFill: bp,
+			Watermark: t0.Add(time.Duration(n) * time.Second), StateBytes: 1 << 20}
+	}
+	completed := int64(0)
+	for _, c := range f.history {
+		if c.Status == checkpoint.StatusCompleted {
+			completed++
+		}
+	}
+	return sluice.JobStatus{
+		StartedAt: t0, Restarts: 1, RestartsByCause: map[string]int64{sluice.CauseTaskFailure: 1}, LastRecovery: 120 * time.Millisecond,
+		CheckpointsCompleted: completed, CheckpointsFailed: 1,
+		Vertices: []sluice.VertexStatus{
+			vertex("source", []string{"source"}, 0.85),
+			vertex("count", []string{"count", "format"}, 0.2),
+			vertex("sink", []string{"sink"}, 0),
 		},
-		"edges": []any{
-			map[string]any{"from": "source", "to": "count", "partitioning": "hash", "queueFill": 0.9},
-			map[string]any{"from": "count", "to": "sink", "partitioning": "forward", "queueFill": 0.1},
-		},
-		"sources": []any{map[string]any{"id": "source", "name": "source", "recordsLagMax": 900 - n, "idleSplits": 0, "splits": []any{
-			map[string]any{"split": "in/0", "topic": "in", "partition": 0, "subtask": 0, "next": 100 * n, "end": 100*n + 500 - n, "lag": 500 - n, "watermark": 1764604800000},
-			map[string]any{"split": "in/1", "topic": "in", "partition": 1, "subtask": 1, "next": 90 * n, "end": 90*n + 900 - 3*n, "lag": 900 - 3*n, "idle": false},
+		Edges: []sluice.EdgeStatus{{From: "source", To: "count", Partitioning: "hash", QueueFill: 0.9}, {From: "count", To: "sink", Partitioning: "forward", QueueFill: 0.1}},
+		Sources: []sluice.SourceStatus{{Vertex: "source", Name: "source", RecordsLagMax: 900 - 3*n, Splits: []sluice.SplitStatus{
+			{Split: "in/0", Topic: "in", Partition: 0, Subtask: 0, Next: 100 * n, End: 100*n + 500 - n, Lag: 500 - n, Watermark: t0},
+			{Split: "in/1", Topic: "in", Partition: 1, Subtask: 1, Next: 90 * n, End: 90*n + 900 - 3*n, Lag: 900 - 3*n},
 		}}},
-	})
+		Checkpoints: &checkpoint.Stats{Completed: int(completed), Failed: 1, History: slices.Clone(f.history)},
+		LastFailure: &sluice.FailureInfo{At: t0.Add(-time.Minute), Vertex: "count", Subtask: 1, Cause: sluice.CauseTaskFailure, Error: "count: injected failure <b>not html</b>"},
+		LastRestore: &sluice.RestoreInfo{At: t0.Add(-59 * time.Second), Duration: 120 * time.Millisecond, CheckpointID: 3, Path: "/data/chk-3", Kind: checkpoint.KindCheckpoint},
+	}
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// TestPageAgainstFakeAPI drives the page in Chromium against fakeAPI: it
+// TestPageAgainstFakeJob drives the page in Chromium against fakeJob,
+// served by the real control API: it
 // draws the graph with each task's level, numbers that change, the
 // checkpoint history with per-subtask detail on click, the lag lines, the
 // failure (as text, not HTML), and asks for the token when the savepoint
 // call answers 401.
-func TestPageAgainstFakeAPI(t *testing.T) {
+func TestPageAgainstFakeJob(t *testing.T) {
 	b := newBrowser(t)
-	f := &fakeAPI{}
-	for i := 1; i <= 5; i++ {
-		status := "completed"
+	f := &fakeJob{}
+	for i := int64(1); i <= 5; i++ {
+		status := checkpoint.StatusCompleted
 		if i == 4 {
-			status = "failed"
+			status = checkpoint.StatusFailed
 		}
-		f.history = append(f.history, ck(i, "checkpoint", status, 40*i))
+		f.history = append(f.history, fakeCheckpoint(i, checkpoint.KindCheckpoint, status, time.Duration(40*i)*time.Millisecond))
 	}
-	srv := httptest.NewServer(f.handler())
+	api, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", Token: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dashboard.Mount(api)
+	api.Add(f, "fake")
+	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()
 
 	b.do("open the dashboard", chromedp.Navigate(srv.URL+"/"))
@@ -180,7 +166,7 @@ func TestPageAgainstFakeAPI(t *testing.T) {
 
 	b.do("click checkpoint 5", chromedp.Click(chromedp.CSS(`#checkpoint-table tr[data-checkpoint-id="5"]`)))
 	b.waitFor("the detail of checkpoint 5", `document.getElementById("checkpoint-detail").dataset.checkpointId === "5" && document.querySelectorAll("#checkpoint-detail-table tbody tr[data-subtask]").length === 3`, 10*time.Second)
-	b.screenshot("fake-api-detail")
+	b.screenshot("fake-job-detail")
 
 	b.do("click savepoint", chromedp.Click(chromedp.CSS("#btn-savepoint")))
 	b.waitFor("the token form", `!document.getElementById("token-form").hidden`, 10*time.Second)
@@ -193,5 +179,5 @@ func TestPageAgainstFakeAPI(t *testing.T) {
 		t.Errorf("savepoint path shown %q", got)
 	}
 	b.waitFor("the savepoint in the table", `!!document.querySelector("#checkpoint-table tr[data-checkpoint-id='6'][data-kind=savepoint]")`, 10*time.Second)
-	b.screenshot("fake-api-savepoint")
+	b.screenshot("fake-job-savepoint")
 }

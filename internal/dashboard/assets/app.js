@@ -469,10 +469,13 @@
     replaceChildren(svg, els);
   }
 
+  // niceMax is the top of a chart's scale for values up to v: four grid
+  // steps of 1, 2 or 5 times a power of ten.
   function niceMax(v) {
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
-    return 10 * p;
+    const raw = v / 4;
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    for (const m of [1, 2, 5, 10]) if (raw <= m * p) return 4 * m * p;
+    return 40 * p;
   }
 
   async function loadCheckpointDetail(cid) {
