@@ -240,7 +240,7 @@ func TestDashboardEndToEnd(t *testing.T) {
 	b.waitFor("a lag line per partition", `[...document.querySelectorAll("#lag-chart polyline")].filter(p => p.points.numberOfItems >= 3).length === 2`, 30*time.Second)
 	b.waitFor("a positive lag", `[...document.querySelectorAll("#lag-table tbody tr")].some(tr => Number(tr.dataset.lag) > 0)`, 30*time.Second)
 	b.waitFor("a completed checkpoint", `!!document.querySelector("#checkpoint-table tr[data-status=completed]") && document.querySelectorAll("#checkpoint-chart rect.bar").length > 0`, 30*time.Second)
-	b.waitFor("a watermark", row("count")+`.cells[12].textContent !== "–"`, 30*time.Second)
+	b.waitFor("a watermark", row("count")+`.querySelector("[data-field=watermark]").textContent !== "–"`, 30*time.Second)
 	b.screenshot("01-running-backpressure-high")
 
 	// A savepoint by the button: the API wants the token, the page asks.

@@ -147,6 +147,10 @@ func TestPageAgainstFakeJob(t *testing.T) {
 	first := eval[string](b, `document.querySelector("#tasks-table tr[data-vertex-id=source] td[data-field=in-rate]").textContent`)
 	b.waitFor("the rate to change", fmt.Sprintf(`document.querySelector("#tasks-table tr[data-vertex-id=source] td[data-field=in-rate]").textContent !== %q`, first), 10*time.Second)
 
+	b.waitFor("a throughput sparkline", `document.querySelector("#tasks-table tr[data-vertex-id=source] svg.spark polyline.spark-in").points.numberOfItems >= 2`, 10*time.Second)
+	if got := eval[string](b, `document.querySelector("#tasks-table tr[data-vertex-id=count] td[data-field=watermark]").textContent`); !strings.HasPrefix(got, "16:00:") {
+		t.Errorf("watermark of count shown as %q", got)
+	}
 	b.waitFor("two lag lines with history", `[...document.querySelectorAll("#lag-chart polyline")].filter(p => p.points.numberOfItems >= 2).length === 2`, 10*time.Second)
 	if got := eval[string](b, `document.getElementById("last-exception-error").textContent`); got != "count: injected failure <b>not html</b>" {
 		t.Errorf("failure shown as %q", got)

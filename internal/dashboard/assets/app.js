@@ -8,6 +8,7 @@
   const LAG_WINDOW_MS = 5 * 60 * 1000; // lag chart: the last five minutes
   const LAG_SAMPLES = 600;
   const CHART_CHECKPOINTS = 32;
+  const RATE_SAMPLES = 60;
   const TOKEN_KEY = "sluice.token";
   const SVG_NS = "http://www.w3.org/2000/svg";
   const PALETTE = ["#2f5fd0", "#d0602f", "#2e9d5b", "#7b45c9", "#c8312f", "#0f8b8d", "#b38600", "#d04f9a", "#5a6b8c", "#6aa92a"];
@@ -17,6 +18,7 @@
     job: null,
     checkpoints: null,
     lag: new Map(), // split key → {label, color, samples: [{t, lag}]}
+    rates: new Map(), // vertex id → [{in, out}], the last RATE_SAMPLES polls
     selectedCheckpoint: null,
     selectedStatus: null,
     busy: false,
@@ -213,6 +215,7 @@
     if (!j) return null;
     if (j.id !== state.jobId) {
       state.lag.clear();
+      state.rates.clear();
       state.selectedCheckpoint = null;
     }
     return j.id;
@@ -377,8 +380,28 @@
     replaceChildren(svg, defs, edgeEls, boxes);
   }
 
+  // sparkline draws the recent records in (blue) and out (grey) per second
+  // of a task, kept by the page since it was opened.
+  function sparkline(samples) {
+    const W = 90, H = 18;
+    const max = Math.max(1, ...samples.map((p) => Math.max(p.in, p.out)));
+    const line = (k) => samples.map((p, i) => `${(W - (samples.length - 1 - i) * (W / (RATE_SAMPLES - 1))).toFixed(1)},${(H - 1 - (p[k] / max) * (H - 2)).toFixed(1)}`).join(" ");
+    return sv("svg", { class: "spark", width: W, height: H, viewBox: `0 0 ${W} ${H}` },
+      sv("polyline", { class: "spark-out", points: line("out") }),
+      sv("polyline", { class: "spark-in", points: line("in") }));
+  }
+
   function renderTasks(vertices) {
     const tb = $("tasks-table").tBodies[0];
+    const seen = new Set();
+    for (const v of vertices) {
+      seen.add(v.id);
+      const h = state.rates.get(v.id) || [];
+      h.push({ in: num(v.recordsInRate) || 0, out: num(v.recordsOutRate) || 0 });
+      while (h.length > RATE_SAMPLES) h.shift();
+      state.rates.set(v.id, h);
+    }
+    for (const k of [...state.rates.keys()]) if (!seen.has(k)) state.rates.delete(k);
     replaceChildren(tb, vertices.map((v) => {
       const level = levelOf(v);
       return el("tr", { "data-vertex-id": v.id, "data-level": level },
@@ -386,6 +409,7 @@
         el("td", { text: fmtInt(v.parallelism) }),
         el("td", { "data-field": "in-rate", text: fmtRate(v.recordsInRate) }),
         el("td", { "data-field": "out-rate", text: fmtRate(v.recordsOutRate) }),
+        el("td", { class: "trend" }, sparkline(state.rates.get(v.id) || [])),
         el("td", { "data-field": "in-total", text: fmtInt(v.recordsInTotal) }),
         el("td", { "data-field": "out-total", text: fmtInt(v.recordsOutTotal) }),
         el("td", { text: fmtPct(v.busyRatio) }),
@@ -394,7 +418,7 @@
         el("td", { class: "lvl-" + level, "data-field": "level", text: level }),
         el("td", { text: fmtPct(v.inputQueueFill) }),
         el("td", { text: fmtPct(v.outputQueueFill) }),
-        el("td", { title: fullTime(v.watermark), text: fmtWatermark(v.watermark) }),
+        el("td", { "data-field": "watermark", title: fullTime(v.watermark), text: fmtWatermark(v.watermark) }),
         el("td", { text: fmtInt(first(v, "lateRecords")) }),
         el("td", { text: fmtBytes(v.stateBytes) }));
     }));
