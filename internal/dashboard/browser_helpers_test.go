@@ -30,7 +30,8 @@ func chromiumPath(t *testing.T) string {
 }
 
 // browser is a headless Chromium tab for one test. It records the page's
-// uncaught exceptions and refusals by the content security policy: the
+// uncaught exceptions, the parts it could not draw (its console errors
+// starting "dashboard:") and refusals by the content security policy: the
 // test fails on any.
 type browser struct {
 	t   *testing.T
@@ -80,7 +81,8 @@ func newBrowser(t *testing.T) *browser {
 			if err != nil {
 				return
 			}
-			if m.Type == chromedp.ConsoleException || strings.Contains(m.Text, "Content Security Policy") || strings.Contains(m.Text, "Refused to") {
+			if m.Type == chromedp.ConsoleException || strings.HasPrefix(m.Text, "dashboard:") ||
+				strings.Contains(m.Text, "Content Security Policy") || strings.Contains(m.Text, "Refused to") {
 				b.mu.Lock()
 				b.bad = append(b.bad, string(m.Type)+": "+m.Text)
 				b.mu.Unlock()

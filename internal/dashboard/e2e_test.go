@@ -158,6 +158,9 @@ func TestDashboardEndToEnd(t *testing.T) {
 
 	src, err := kafka.NewSource(kafka.SourceConfig[kafka.Record]{
 		Brokers: cluster.ListenAddrs(), Topics: []string{topic}, Deserializer: kafka.Records(),
+		// Small polls: a source blocked by backpressure in the middle of a
+		// poll's records takes the barrier only after it.
+		MaxPollRecords:    64,
 		DiscoveryInterval: time.Second, RetryBackoff: 20 * time.Millisecond, RetryTimeout: 10 * time.Second,
 		ClientOpts: []kgo.Opt{kgo.MetadataMinAge(50 * time.Millisecond), kgo.FetchMaxWait(100 * time.Millisecond)},
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -80,6 +81,11 @@ func (f *fakeJob) Status() sluice.JobStatus {
 			BusyRatio: 1 - bp - 0.05, IdleRatio: 0.05, BackpressuredRatio: bp, InputQueueFill: 0.5, OutputQueueFill: bp,
 			Watermark: t0.Add(time.Duration(n) * time.Second), StateBytes: 1 << 20}
 	}
+	// The final watermark (the end of the input) as the runtime reports
+	// it: the largest int64 in milliseconds, beyond what a JavaScript Date
+	// holds.
+	sink := vertex("sink", []string{"sink"}, 0)
+	sink.Watermark = time.UnixMilli(math.MaxInt64)
 	completed := int64(0)
 	for _, c := range f.history {
 		if c.Status == checkpoint.StatusCompleted {
@@ -92,7 +98,7 @@ func (f *fakeJob) Status() sluice.JobStatus {
 		Vertices: []sluice.VertexStatus{
 			vertex("source", []string{"source"}, 0.85),
 			vertex("count", []string{"count", "format"}, 0.2),
-			vertex("sink", []string{"sink"}, 0),
+			sink,
 		},
 		Edges: []sluice.EdgeStatus{{From: "source", To: "count", Partitioning: "hash", QueueFill: 0.9}, {From: "count", To: "sink", Partitioning: "forward", QueueFill: 0.1}},
 		Sources: []sluice.SourceStatus{{Vertex: "source", Name: "source", RecordsLagMax: 900 - 3*n, Splits: []sluice.SplitStatus{
@@ -150,6 +156,9 @@ func TestPageAgainstFakeJob(t *testing.T) {
 	b.waitFor("a throughput sparkline", `document.querySelector("#tasks-table tr[data-vertex-id=source] svg.spark polyline.spark-in").points.numberOfItems >= 2`, 10*time.Second)
 	if got := eval[string](b, `document.querySelector("#tasks-table tr[data-vertex-id=count] td[data-field=watermark]").textContent`); !strings.HasPrefix(got, "16:00:") {
 		t.Errorf("watermark of count shown as %q", got)
+	}
+	if got := eval[string](b, `document.querySelector("#tasks-table tr[data-vertex-id=sink] td[data-field=watermark]").textContent`); got != "final" {
+		t.Errorf("watermark math.MaxInt64 of sink shown as %q, want final", got)
 	}
 	b.waitFor("two lag lines with history", `[...document.querySelectorAll("#lag-chart polyline")].filter(p => p.points.numberOfItems >= 2).length === 2`, 10*time.Second)
 	if got := eval[string](b, `document.getElementById("last-exception-error").textContent`); got != "count: injected failure <b>not html</b>" {

@@ -123,14 +123,16 @@
     return `${s}s`;
   }
 
+  // MAX_DATE_MS is the largest time a JavaScript Date holds; a watermark
+  // beyond it (the engine's "none yet", math.MinInt64) is shown as none.
+  const MAX_DATE_MS = 8.64e15;
+
   // toMs reads a time: unix milliseconds or an RFC 3339 string.
   function toMs(v) {
-    if (typeof v === "number") return v;
-    if (typeof v === "string" && v !== "") {
-      const t = Date.parse(v);
-      return isNaN(t) ? undefined : t;
-    }
-    return undefined;
+    let t;
+    if (typeof v === "number") t = v;
+    else if (typeof v === "string" && v !== "") t = Date.parse(v);
+    return typeof t === "number" && isFinite(t) && Math.abs(t) <= MAX_DATE_MS ? t : undefined;
   }
 
   function fmtTime(v) {
@@ -140,6 +142,7 @@
   }
 
   function fmtWatermark(v) {
+    if (typeof v === "number" && v >= MAX_DATE_MS) return "final"; // watermark.Final: the input ended
     const t = toMs(v);
     if (t === undefined || t <= 0) return "–";
     return new Date(t).toISOString().slice(11, 23) + "Z";
@@ -234,8 +237,8 @@
         ]);
         state.job = job;
         state.checkpoints = ck;
-        render(job, ck, ex);
-        setConn("live", "live");
+        const failed = render(job, ck, ex);
+        setConn(failed.length ? "error" : "live", failed.length ? "could not draw " + failed.join(", ") : "live");
         $("updated").textContent = "Updated " + new Date().toISOString().slice(11, 19) + "Z.";
       }
     } catch (e) {
@@ -254,15 +257,28 @@
 
   // ---------- rendering ----------
 
+  // render draws every part; a part that fails (an answer the page does
+  // not expect) is logged and leaves the others drawn.
   function render(job, ck, ex) {
-    renderSummary(job, ck);
     const vertices = job.vertices || [];
-    const edges = job.edges || [];
-    renderGraph(vertices, edges);
-    renderTasks(vertices);
-    renderCheckpoints(ck);
-    renderLag(job.sources || []);
-    renderExceptions(ex, job);
+    const parts = [
+      ["summary", () => renderSummary(job, ck)],
+      ["graph", () => renderGraph(vertices, job.edges || [])],
+      ["tasks", () => renderTasks(vertices)],
+      ["checkpoints", () => renderCheckpoints(ck)],
+      ["lag", () => renderLag(job.sources || [])],
+      ["exceptions", () => renderExceptions(ex, job)],
+    ];
+    const failed = [];
+    for (const [name, draw] of parts) {
+      try {
+        draw();
+      } catch (e) {
+        failed.push(name);
+        console.error("dashboard: drawing " + name + ": " + (e && e.stack ? e.stack : e));
+      }
+    }
+    return failed;
   }
 
   function renderSummary(job, ck) {
@@ -372,7 +388,7 @@
       sv("text", { class: "ops", x: 10, y: 33, text: truncate(ops.length > 1 ? ops.join(" → ") : "parallelism " + fmtInt(v.parallelism), 36) }),
       sv("text", { x: 10, y: 52, "data-field": "rates", text: `in ${fmtRate(inRate)}/s  out ${fmtRate(outRate)}/s` }),
       sv("text", { class: "small", x: 10, y: 68, text: `busy ${fmtPct(v.busyRatio)} · idle ${fmtPct(v.idleRatio)}` + (ops.length > 1 ? ` · p${fmtInt(v.parallelism)}` : "") }),
-      sv("text", { class: "small", x: 10, y: 83, text: wm ? "watermark " + fmtWatermark(wm) : "no watermark" }),
+      sv("text", { class: "small", x: 10, y: 83, text: fmtWatermark(wm) !== "–" ? "watermark " + fmtWatermark(wm) : "no watermark" }),
       sv("rect", { class: "bp-track", x: 10, y: 92, width: 120, height: 9, rx: 2 }),
       sv("rect", { class: "bp-bar", x: 10, y: 92, width: Math.max(0, Math.min(1, bp)) * 120, height: 9, rx: 2 }),
       sv("text", { class: "lvl", x: 138, y: 101, "data-field": "level", text: `${level} ${fmtPct(bp)}` }));
