@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -209,6 +211,22 @@ func TestDashboardEndToEnd(t *testing.T) {
 		_ = srv.Shutdown(sctx)
 	})
 
+	// On failure, what the page was reading.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, route := range []string{"", "/checkpoints", "/exceptions"} {
+			resp, err := http.Get("http://" + srv.Addr() + "/api/v1/jobs/" + env.JobID() + route)
+			if err != nil {
+				t.Logf("GET %s: %v", route, err)
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			t.Logf("GET /api/v1/jobs/{id}%s: %d %s", route, resp.StatusCode, body)
+		}
+	})
 	url := "http://" + srv.Addr() + "/"
 	b.do("open "+url, chromedp.Navigate(url))
 	b.waitFor("the job graph", `document.querySelectorAll("#graph-svg g.vertex").length >= 3 && document.getElementById("job-status").textContent === "RUNNING"`, 30*time.Second)
@@ -239,11 +257,13 @@ func TestDashboardEndToEnd(t *testing.T) {
 		t.Errorf("tasks table says %s for the source", got)
 	}
 
-	// Consumer lag per partition, drawn over time.
-	b.waitFor("a lag line per partition", `[...document.querySelectorAll("#lag-chart polyline")].filter(p => p.points.numberOfItems >= 3).length === 2`, 30*time.Second)
-	b.waitFor("a positive lag", `[...document.querySelectorAll("#lag-table tbody tr")].some(tr => Number(tr.dataset.lag) > 0)`, 30*time.Second)
 	b.waitFor("a completed checkpoint", `!!document.querySelector("#checkpoint-table tr[data-status=completed]") && document.querySelectorAll("#checkpoint-chart rect.bar").length > 0`, 30*time.Second)
+	// The records carry the time they were produced: the watermark is
+	// within a minute of now (bounded out-of-orderness of 1s).
 	b.waitFor("a watermark", row("count")+`.querySelector("[data-field=watermark]").textContent !== "–"`, 30*time.Second)
+	if d := eval[float64](b, `Math.abs(Date.now() - Number(`+row("count")+`.querySelector("[data-field=watermark]").dataset.ms))`); d > 60000 {
+		t.Errorf("the count task's watermark is %.0f ms from now (%s)", d, eval[string](b, row("count")+`.querySelector("[data-field=watermark]").textContent`))
+	}
 	b.screenshot("01-running-backpressure-high")
 
 	// A savepoint by the button: the API wants the token, the page asks.
@@ -260,6 +280,11 @@ func TestDashboardEndToEnd(t *testing.T) {
 	// Every subtask acked: orders, count and spread/slow-sink, two each.
 	b.waitFor("the savepoint's per-subtask detail", `document.querySelectorAll("#checkpoint-detail-table tbody tr[data-subtask]").length >= 6`, 30*time.Second)
 	b.screenshot("02-savepoint")
+
+	// Consumer lag per partition, drawn over time.
+	b.waitFor("a lag line per partition", `[...document.querySelectorAll("#lag-chart polyline")].filter(p => p.points.numberOfItems >= 3).length === 2`, 30*time.Second)
+	b.waitFor("a positive lag", `[...document.querySelectorAll("#lag-table tbody tr")].some(tr => Number(tr.dataset.lag) > 0)`, 30*time.Second)
+	b.screenshot("03-lag")
 
 	// Stop with a savepoint: two clicks. The sink is let go first, so the
 	// final savepoint does not wait behind it.
@@ -282,5 +307,5 @@ func TestDashboardEndToEnd(t *testing.T) {
 	}
 	srv.SetStatus(env.JobID(), httpapi.StatusFinished)
 	b.waitFor("the job FINISHED", `document.getElementById("job-status").textContent === "FINISHED"`, 10*time.Second)
-	b.screenshot("03-stopped")
+	b.screenshot("04-stopped")
 }

@@ -434,7 +434,7 @@
         el("td", { class: "lvl-" + level, "data-field": "level", text: level }),
         el("td", { text: fmtPct(v.inputQueueFill) }),
         el("td", { text: fmtPct(v.outputQueueFill) }),
-        el("td", { "data-field": "watermark", title: fullTime(v.watermark), text: fmtWatermark(v.watermark) }),
+        el("td", { "data-field": "watermark", "data-ms": v.watermark ?? "", title: fullTime(v.watermark), text: fmtWatermark(v.watermark) }),
         el("td", { text: fmtInt(first(v, "lateRecords")) }),
         el("td", { text: fmtBytes(v.stateBytes) }));
     }));
