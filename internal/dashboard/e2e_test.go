@@ -306,6 +306,6 @@ func TestDashboardEndToEnd(t *testing.T) {
 		t.Errorf("the server says the job stopped with %q, the page %q", got, stopPath)
 	}
 	srv.SetStatus(env.JobID(), httpapi.StatusFinished)
-	b.waitFor("the job FINISHED", `document.getElementById("job-status").textContent === "FINISHED"`, 10*time.Second)
+	b.waitFor("the job FINISHED, its buttons off", `document.getElementById("job-status").textContent === "FINISHED" && document.getElementById("btn-savepoint").disabled && document.getElementById("btn-stop").disabled`, 10*time.Second)
 	b.screenshot("04-stopped")
 }

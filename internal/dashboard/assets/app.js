@@ -22,6 +22,7 @@
     selectedCheckpoint: null,
     selectedStatus: null,
     busy: false,
+    running: false,
     pending: null, // the action waiting for a token
     stopArmedUntil: 0,
   };
@@ -286,6 +287,9 @@
     const st = $("job-status");
     st.textContent = first(job, "status") || "?";
     st.dataset.status = first(job, "status") || "";
+    // Savepoints and stops are for a running job only.
+    state.running = first(job, "status") === "RUNNING";
+    enableButtons();
     let up = num(first(job, "uptimeMs"));
     if (up === undefined && toMs(job.startedAt)) up = Date.now() - toMs(job.startedAt);
     $("uptime").textContent = fmtLong(up);
@@ -336,7 +340,7 @@
     });
   }
 
-  const BOX_W = 230, BOX_H = 112, GAP_X = 90, GAP_Y = 26, PAD = 14;
+  const BOX_W = 230, BOX_H = 112, GAP_X = 120, GAP_Y = 26, PAD = 14;
 
   function renderGraph(vertices, edges) {
     const svg = $("graph-svg");
@@ -460,7 +464,7 @@
       const tr = el("tr", { "data-checkpoint-id": c.id, "data-kind": kind, "data-status": c.status, class: c.id === state.selectedCheckpoint ? "selected" : null,
         title: first(c, "failureReason") || "" },
       el("td", { text: c.id }),
-      el("td", { class: "kind", text: kind + (c.stop ? " (stop)" : "") }),
+      el("td", { class: "kind", title: c.stop ? kind + " that stopped the job" : kind, text: kind }, c.stop ? el("span", { class: "stop-mark", text: "stop" }) : null),
       el("td", { class: "status", text: c.status }),
       el("td", { title: fullTime(c.triggeredAt), text: fmtTime(c.triggeredAt) }),
       el("td", { "data-field": "duration", text: fmtMs(durMs(c, "duration")) }),
@@ -672,7 +676,7 @@
   async function act(kind) {
     if (state.busy || !state.jobId) return;
     state.busy = true;
-    for (const b of [$("btn-savepoint"), $("btn-stop")]) b.disabled = true;
+    enableButtons();
     const drain = $("stop-drain").checked;
     const what = kind === "savepoint" ? "savepoint" : "stop with savepoint" + (drain ? " (drain)" : "");
     showResult(true, what + " in progress…");
@@ -695,8 +699,13 @@
       $("action-result").dataset.state = "error";
     } finally {
       state.busy = false;
-      for (const b of [$("btn-savepoint"), $("btn-stop")]) b.disabled = false;
+      enableButtons();
     }
+  }
+
+  function enableButtons() {
+    const off = state.busy || !state.running;
+    for (const b of [$("btn-savepoint"), $("btn-stop")]) b.disabled = off;
   }
 
   function askToken(kind, reason) {
