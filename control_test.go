@@ -188,3 +188,22 @@ func TestCancelBeforeExecute(t *testing.T) {
 		t.Fatalf("Execute: %v, want ErrCancelled", err)
 	}
 }
+
+// TestCancelEndsHungStop: Stop takes the final checkpoint, whose commit
+// hangs; Cancel then ends the job at once (without waiting for the stop's
+// bound), the hung commit sees the cancellation, and Execute's error wraps
+// ErrCancelled.
+func TestCancelEndsHungStop(t *testing.T) {
+	t.Parallel()
+	env, h, cancel, done := hangingJob(t)
+	defer cancel()
+	env.Stop()
+	recv(t, h.committing, "the final checkpoint's commit")
+	env.Cancel()
+	if err := recv(t, done, "Execute to return after Cancel"); !errors.Is(err, sluice.ErrCancelled) {
+		t.Fatalf("Execute: %v, want ErrCancelled", err)
+	}
+	if err := recv(t, h.commitErr, "the commit's error"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the commit returned %v, want context.Canceled", err)
+	}
+}

@@ -13,7 +13,7 @@ import (
 // clientFlags adds the flags of the subcommands that call the control API.
 func clientFlags(fs *flag.FlagSet) (jobID *string, timeout *time.Duration) {
 	jobID = fs.String("job-id", "", "id of the job (GET /api/v1/jobs); default the one running job")
-	timeout = fs.Duration("timeout", 10*time.Minute, "give up waiting for the savepoint after this long")
+	timeout = fs.Duration("timeout", 10*time.Minute, "give up waiting for the answer (a savepoint, a checkpoint) after this long")
 	return jobID, timeout
 }
 
@@ -136,4 +136,71 @@ Flags:
 	}
 	fmt.Fprintln(c.stdout, path)
 	return nil
+}
+
+// clientCommand parses the flags of a subcommand that makes one call to
+// the control API for the one running job (or --job-id), and makes it.
+func (c *cmd) clientCommand(ctx context.Context, name, usage string, args []string, call func(ctx context.Context, cl *httpapi.Client, id string) error) error {
+	fs, err := c.flags(name, usage)
+	if err != nil {
+		return err
+	}
+	jobID, timeout := clientFlags(fs)
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return ErrUsage
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	id, err := pickJob(ctx, cl, *jobID)
+	if err != nil {
+		return err
+	}
+	return call(ctx, cl, id)
+}
+
+// checkpoint is the checkpoint subcommand: POST
+// /api/v1/jobs/{id}/checkpoints; prints the checkpoint's id.
+func (c *cmd) checkpoint(ctx context.Context, args []string) error {
+	return c.clientCommand(ctx, "checkpoint", fmt.Sprintf(`Usage: %s checkpoint [--http ADDR] [--job-id ID]
+
+Takes a checkpoint of the running job now, through its control API, and
+prints its id once it is complete (its transactions then commit). The job
+keeps running; the periodic schedule is unchanged.
+
+Flags:
+`, c.program()), args, func(ctx context.Context, cl *httpapi.Client, id string) error {
+		cid, err := cl.TriggerCheckpoint(ctx, id)
+		if err != nil {
+			return fmt.Errorf("checkpoint of job %s: %w", id, err)
+		}
+		fmt.Fprintln(c.stdout, cid)
+		return nil
+	})
+}
+
+// cancel is the cancel subcommand: POST /api/v1/jobs/{id}/cancel.
+func (c *cmd) cancel(ctx context.Context, args []string) error {
+	return c.clientCommand(ctx, "cancel", fmt.Sprintf(`Usage: %s cancel [--http ADDR] [--job-id ID]
+
+Cancels the running job at once through its control API: no final
+checkpoint, nothing more is committed; the job's process exits 1 ("job
+cancelled"). Started again, the job resumes from its latest checkpoint. To
+stop cleanly, send the process SIGTERM or use 'stop --savepoint'.
+
+Flags:
+`, c.program()), args, func(ctx context.Context, cl *httpapi.Client, id string) error {
+		if err := cl.Cancel(ctx, id); err != nil {
+			return fmt.Errorf("cancel of job %s: %w", id, err)
+		}
+		fmt.Fprintf(c.stdout, "cancelling job %s\n", id)
+		return nil
+	})
 }

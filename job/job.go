@@ -6,6 +6,8 @@
 //	          [--parallelism N] [--checkpoint-dir D] [--http ADDR] [job keys...]
 //	myjob savepoint [--http ADDR]              # prints the savepoint's path
 //	myjob stop --savepoint [--drain] [--http ADDR]
+//	myjob checkpoint [--http ADDR]             # prints the checkpoint's id
+//	myjob cancel [--http ADDR]                 # no final checkpoint
 //	myjob check SAVEPOINT [job keys...]        # can this build restore it?
 //	myjob describe [job keys...]               # graph, uids, states and codecs
 //
@@ -28,9 +30,9 @@
 //
 // While it runs, the job serves its control API (package
 // internal/httpapi) on --http, loopback only unless --http-token is set:
-// GET /api/v1/jobs, POST /api/v1/jobs/{id}/savepoints and POST
-// /api/v1/jobs/{id}/stop. The savepoint and stop subcommands call it. The
-// same endpoint serves the live dashboard at / (package internal/dashboard).
+// the REST API of docs/rest.md. The savepoint, stop, checkpoint and cancel
+// subcommands call it. The same endpoint serves the live dashboard at /
+// (package internal/dashboard).
 package job
 
 import (
@@ -156,8 +158,8 @@ func ExitCode(err error) int {
 	return 1
 }
 
-// Run runs the subcommand in args (run, savepoint, stop, check,
-// describe) for j. Cancelling ctx stops a running job cleanly, with a final
+// Run runs the subcommand in args (run, savepoint, stop, checkpoint,
+// cancel, check, describe) for j. Cancelling ctx stops a running job cleanly, with a final
 // checkpoint. Errors that are not ErrUsage are printed by the caller (Main
 // prints them to stderr).
 func Run(ctx context.Context, j Job, args []string, stdout, stderr io.Writer) error {
@@ -175,6 +177,8 @@ Commands:
   run                     run the job
   savepoint               take a savepoint of the running job; prints its path
   stop --savepoint        stop the running job with a savepoint; prints its path
+  checkpoint              take a checkpoint of the running job; prints its id
+  cancel                  cancel the running job at once (no final checkpoint)
   check SAVEPOINT         report whether this build can restore SAVEPOINT
   describe                print the job's graph, uids, states and codecs
 
@@ -196,12 +200,16 @@ Run '%[1]s <command> --help' for the flags of a command.
 		return c.savepoint(ctx, args[1:])
 	case "stop":
 		return c.stop(ctx, args[1:])
+	case "checkpoint":
+		return c.checkpoint(ctx, args[1:])
+	case "cancel":
+		return c.cancel(ctx, args[1:])
 	case "check":
 		return c.check(args[1:])
 	case "describe":
 		return c.describe(args[1:])
 	}
-	fmt.Fprintf(stderr, "%s: unknown command %q (run, savepoint, stop, check or describe)\n", j.Name, args[0])
+	fmt.Fprintf(stderr, "%s: unknown command %q (run, savepoint, stop, checkpoint, cancel, check or describe)\n", j.Name, args[0])
 	return ErrUsage
 }
 
@@ -253,7 +261,7 @@ func (c *cmd) flags(name, usage string) (fs *flag.FlagSet, err error) {
 	fs.StringVar(&c.fromSavepoint, "from-savepoint", "", "restore this savepoint (or checkpoint) directory instead of the latest checkpoint")
 	fs.BoolVar(&c.allowNonRestored, "allow-non-restored-state", false, "restore a savepoint holding state of operators the job no longer has, dropping that state (logged per state)")
 	fs.StringVar(&c.httpAddr, "http", httpDef, `address of the job's control API, host:port (port 0: a free one, printed); "off": none. Loopback only unless http-token is set`)
-	fs.StringVar(&c.httpToken, "http-token", "", "bearer token of the control API's mutating calls (savepoint, stop); better set as "+EnvVar(c.j.EnvPrefix, "http-token")+" than on the command line")
+	fs.StringVar(&c.httpToken, "http-token", "", "bearer token of the control API's mutating calls (checkpoint, savepoint, stop, cancel); better set as "+EnvVar(c.j.EnvPrefix, "http-token")+" than on the command line")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
 	if c.j.Flags != nil {
 		defer func() {

@@ -29,6 +29,8 @@ func init() {
 		{"run", "run a built-in job against a Kafka cluster (run count)", runRun},
 		{"savepoint", "take a savepoint of a running job through its --http control API; prints its path", runJobCommand("savepoint", false)},
 		{"stop", "stop a running job with a savepoint (stop --savepoint [--drain]); prints its path", runJobCommand("stop", false)},
+		{"checkpoint", "take a checkpoint of a running job through its --http control API; prints its id", runJobCommand("checkpoint", false)},
+		{"cancel", "cancel a running job at once, without a final checkpoint", runJobCommand("cancel", false)},
 		{"check", "report whether the count job as built can restore a savepoint (check count SAVEPOINT)", runJobCommand("check", true)},
 		{"describe", "print the count job's graph and uids (describe count)", runJobCommand("describe", true)},
 		{"verify", "check the count job's output topic against its input topic", runVerify},

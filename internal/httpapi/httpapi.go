@@ -271,6 +271,11 @@ type route struct {
 // Handler returns the API's handler (for tests and for mounting it under
 // another server).
 func (s *Server) Handler() http.Handler {
+	return muxErrorsAsJSON(s.mux())
+}
+
+// mux returns the routes' mux, its errors not yet JSON.
+func (s *Server) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	s.mu.Lock()
 	for _, r := range s.extra {
@@ -284,7 +289,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		mux.HandleFunc(r.pattern, recoverJSON(s.log, h))
 	}
-	return muxErrorsAsJSON(mux)
+	return mux
 }
 
 // apiRoute is one route of the API.
@@ -506,10 +511,18 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// writeJSON answers v with code. v is encoded before anything is written,
+// so that a value JSON cannot hold is a clear 500, not a 200 with a cut
+// body.
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		b, _ = json.Marshal(ErrorResponse{Error: "internal error: encoding the answer: " + err.Error()})
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {

@@ -284,12 +284,12 @@ func (j *Job) stopping() bool {
 // no checkpoint of the directory is newer (docs/design.md §5, §9).
 func (j *Job) Run(ctx context.Context) (err error) {
 	defer func() { j.endSavepoints(err) }()
-	ctx, release := j.withCancel(ctx)
-	defer release()
-	defer func() { err = j.cancelErr(err) }()
 	j.infoMu.Lock()
 	j.info.startedAt = j.clock.Now()
 	j.infoMu.Unlock()
+	ctx, release := j.withCancel(ctx)
+	defer release()
+	defer func() { err = j.cancelErr(err) }()
 	own, err := j.cfg.Store.Acquire(ctx, j.plan.JobName)
 	if err != nil {
 		j.log.Error("job not started: cannot take the checkpoints", "job", j.plan.JobName, "err", err)
