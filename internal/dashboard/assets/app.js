@@ -173,6 +173,12 @@
     return s.length > n ? s.slice(0, n - 1) + "…" : s;
   }
 
+  // truncateLeft keeps the end of a long name (a Kafka split's partition).
+  function truncateLeft(s, n) {
+    s = String(s || "");
+    return s.length > n ? "…" + s.slice(s.length - n + 1) : s;
+  }
+
   function levelOf(v) {
     const l = first(v, "backpressureLevel");
     if (l === "OK" || l === "LOW" || l === "HIGH") return l;
@@ -581,7 +587,7 @@
         rows.push(el("tr", { "data-split": s.label, "data-source": src.name, "data-lag": lag ?? "" },
           el("td", null, swatch(s.color)),
           el("td", { text: src.name }),
-          el("td", { text: s.label }),
+          el("td", { title: s.label, text: truncateLeft(s.label, 28) }),
           el("td", { text: sp.subtask ?? "–" }),
           el("td", { text: fmtInt(sp.next) }),
           el("td", { text: num(sp.end) >= 0 ? fmtInt(sp.end) : "?" }),
