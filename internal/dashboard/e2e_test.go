@@ -259,9 +259,10 @@ func TestDashboardEndToEnd(t *testing.T) {
 
 	b.waitFor("a completed checkpoint", `!!document.querySelector("#checkpoint-table tr[data-status=completed]") && document.querySelectorAll("#checkpoint-chart rect.bar").length > 0`, 30*time.Second)
 	// The records carry the time they were produced: the watermark is
-	// within a minute of now (bounded out-of-orderness of 1s).
+	// minutes from now at most (it trails by the backlog the slow sink
+	// leaves; a wrong unit would put it years away).
 	b.waitFor("a watermark", row("count")+`.querySelector("[data-field=watermark]").textContent !== "–"`, 30*time.Second)
-	if d := eval[float64](b, `Math.abs(Date.now() - Number(`+row("count")+`.querySelector("[data-field=watermark]").dataset.ms))`); d > 60000 {
+	if d := eval[float64](b, `Math.abs(Date.now() - Number(`+row("count")+`.querySelector("[data-field=watermark]").dataset.ms))`); d > 10*60*1000 {
 		t.Errorf("the count task's watermark is %.0f ms from now (%s)", d, eval[string](b, row("count")+`.querySelector("[data-field=watermark]").textContent`))
 	}
 	b.screenshot("01-running-backpressure-high")
