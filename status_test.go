@@ -196,6 +196,11 @@ func TestStatusFailureAndRestore(t *testing.T) {
 			t.Fatalf("restarts by cause %v before any failure", st.RestartsByCause)
 		}
 		ckpt := st.LastCheckpointID
+		// The source's split position and the sink's pending transaction
+		// are the state of checkpoint 1.
+		if vertex(t, st, "src").StateBytes <= 0 || vertex(t, st, "sink").StateBytes <= 0 {
+			t.Fatalf("state bytes src %d, sink %d; want both positive", vertex(t, st, "src").StateBytes, vertex(t, st, "sink").StateBytes)
+		}
 		// Every task acked the checkpoint, each with its own entry.
 		h := st.Checkpoints.History
 		var done *checkpoint.CheckpointStats
