@@ -339,13 +339,14 @@ func jobStatus(s runtime.Status) JobStatus {
 	return js
 }
 
-// watermarkTime is a watermark in milliseconds as a time, zero when there
-// is none yet or it is the end of event time's sentinel.
-func watermarkTime(ms int64, ok bool) time.Time {
-	if !ok || ms == math.MinInt64 || ms == math.MaxInt64 {
+// watermarkTime is a watermark (nanoseconds since the epoch, as every
+// event time: docs/design.md §14) as a time, zero when there is none yet
+// or it is the end of event time's sentinel.
+func watermarkTime(ns int64, ok bool) time.Time {
+	if !ok || ns == math.MinInt64 || ns == math.MaxInt64 {
 		return time.Time{}
 	}
-	return time.UnixMilli(ms)
+	return time.Unix(0, ns)
 }
 
 // Collector collects the outputs of a user function. It remembers the first

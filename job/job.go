@@ -32,7 +32,8 @@
 // While it runs, the job serves its control API (package
 // internal/httpapi) on --http, loopback only unless --http-token is set:
 // the REST API of docs/rest.md. The savepoint, stop, checkpoint and cancel
-// subcommands call it.
+// subcommands call it. The same endpoint serves the live dashboard at /
+// (package internal/dashboard).
 package job
 
 import (

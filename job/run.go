@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/dashboard"
 	"github.com/sluicehq/sluice/internal/httpapi"
 	"github.com/sluicehq/sluice/internal/progress"
 )
@@ -77,6 +78,7 @@ Flags:
 			httpapi.MountPprof(srv)
 		}
 		if err == nil {
+			dashboard.Mount(srv)
 			err = srv.Start()
 		}
 		if err != nil {
@@ -84,6 +86,7 @@ Flags:
 		}
 		srv.Add(env, c.j.Name)
 		fmt.Fprintf(c.stdout, "control API on http://%s/api/v1/ (job %s)\n", srv.Addr(), env.JobID())
+		fmt.Fprintf(c.stdout, "dashboard on http://%s/\n", srv.Addr())
 		if c.pprof {
 			fmt.Fprintf(c.stdout, "profiler on http://%s%s\n", srv.Addr(), httpapi.PprofPrefix)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/connector/file"
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/countjob"
+	"github.com/sluicehq/sluice/internal/dashboard"
 	"github.com/sluicehq/sluice/internal/httpapi"
 	"github.com/sluicehq/sluice/internal/progress"
 	"github.com/sluicehq/sluice/internal/verify"
@@ -49,7 +50,8 @@ type demoFlags struct {
 	allowNonRestored bool
 	allowSource      bool
 	// http and httpToken serve the job's control API (package
-	// internal/httpapi) while it runs.
+	// internal/httpapi) and the dashboard (internal/dashboard) while it
+	// runs; http "off" serves nothing.
 	http, httpToken string
 	// Operations (cmd/sluice/ops.go).
 	opsFlags
@@ -117,7 +119,7 @@ Flags:
 	fs.BoolVar(&f.resume, "resume", false, "resume an earlier run from the latest checkpoint in <dir>/checkpoints, keeping its output; pass that run's --seed")
 	fs.BoolVar(&f.allowNonRestored, "allow-non-restored-state", false, "with --resume/--from-checkpoint: drop state of operators the job does not have instead of refusing (logged per state)")
 	fs.BoolVar(&f.allowSource, "allow-source-change", false, "with --resume/--from-checkpoint: restore a checkpoint whose source read something else (other --keys, --splits, --distribution or --seed)")
-	fs.StringVar(&f.http, "http", "", "serve the job's control API on this address (e.g. 127.0.0.1:8081; port 0 picks a free one): 'sluice savepoint' and 'sluice stop --savepoint' (which ends the demo and verifies it); loopback only unless --http-token")
+	fs.StringVar(&f.http, "http", "127.0.0.1:0", "serve the job's control API and the live dashboard on this address (port 0, the default, picks a free one; both URLs are printed; \"off\": none): 'sluice savepoint' and 'sluice stop --savepoint' (which ends the demo and verifies it); loopback only unless --http-token")
 	fs.StringVar(&f.httpToken, "http-token", os.Getenv("SLUICE_HTTP_TOKEN"), "bearer token of the control API's savepoint and stop calls (default $SLUICE_HTTP_TOKEN)")
 	fs.Func("from-savepoint", "like --from-checkpoint, for a savepoint directory (file pipeline)", func(v string) error { f.from = v; return nil })
 	f.opsFlags.register(fs)
@@ -147,7 +149,7 @@ Flags:
 	check.nonNegative("min-pause", f.minPause)
 	check.nonNegative("fail-every", f.failEvery)
 	check.nonNegative("buffer-timeout", f.bufTimeout)
-	if f.http != "" {
+	if f.http != "" && f.http != "off" {
 		if err := httpapi.CheckAddr(f.http, f.httpToken != ""); err != nil {
 			check.fail("--%v", err)
 		}
@@ -263,13 +265,14 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 	defer hardCancel()
 	start := time.Now()
 	var srv *httpapi.Server
-	if f.http != "" {
+	if f.http != "" && f.http != "off" {
 		var err error
 		srv, err = httpapi.New(httpapi.Config{Addr: f.http, Token: f.httpToken})
 		if err == nil && f.pprof {
 			httpapi.MountPprof(srv)
 		}
 		if err == nil {
+			dashboard.Mount(srv)
 			err = srv.Start()
 		}
 		if err != nil {
@@ -277,6 +280,7 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 		}
 		srv.Add(env, "demo")
 		fmt.Fprintf(stdout, "control API on http://%s/api/v1/ (job %s)\n", srv.Addr(), env.JobID())
+		fmt.Fprintf(stdout, "dashboard on http://%s/\n", srv.Addr())
 		if f.pprof {
 			fmt.Fprintf(stdout, "profiler on http://%s%s\n", srv.Addr(), httpapi.PprofPrefix)
 		}
