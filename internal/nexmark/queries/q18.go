@@ -20,10 +20,10 @@ import (
 // the other fields (compareBidFields), not by arrival order.
 func init() {
 	register(Query{Name: "q18", Build: func(env *sluice.Environment, events sluice.Stream[nexmark.Event], out *Out) {
-		bids := bidsAs(events, "q18-bids", func(b *nexmark.Bid) nexmark.Bid { return *b })
+		bids := Bids(events)
 		keyed := sluice.KeyBy(bids, func(b nexmark.Bid) idPair { return idPair{b.Bidder, b.Auction} }, sluice.WithKeyCodec[idPair](idPairCodec{}))
 		rows := sluice.Process(keyed, "q18-last", func() sluice.KeyedProcessFunction[idPair, nexmark.Bid, nexmark.Bid] { return &q18Fn{} })
-		Emit(out, rows, "q18-sink", func(b nexmark.Bid) string { return formatBid(&b) })
+		Emit(out, rows, "q18-sink", func(b nexmark.Bid) string { return formatBid(b) })
 	}})
 }
 
@@ -45,7 +45,7 @@ func (f *q18Fn) ProcessElement(b nexmark.Bid, pc *sluice.ProcessContext[idPair, 
 	case b.DateTime < cur.DateTime || b.DateTime == cur.DateTime && compareBidFields(&b, &cur) <= 0:
 		return nil
 	}
-	f.last.Update(b)
+	f.last.Update(ownBid(b))
 	return nil
 }
 

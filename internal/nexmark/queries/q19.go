@@ -25,10 +25,10 @@ import (
 // old one); a bid below the tenth costs one state read.
 func init() {
 	register(Query{Name: "q19", Build: func(env *sluice.Environment, events sluice.Stream[nexmark.Event], out *Out) {
-		bids := bidsAs(events, "q19-bids", func(b *nexmark.Bid) nexmark.Bid { return *b })
+		bids := Bids(events)
 		keyed := sluice.KeyBy(bids, func(b nexmark.Bid) int64 { return b.Auction })
 		rows := sluice.Process(keyed, "q19-top10", func() sluice.KeyedProcessFunction[int64, nexmark.Bid, q19Row] { return &q19Fn{} })
-		Emit(out, rows, "q19-sink", func(r q19Row) string { return fmt.Sprintf("%s,%d", formatBid(&r.Bid), r.Rank) })
+		Emit(out, rows, "q19-sink", func(r q19Row) string { return fmt.Sprintf("%s,%d", formatBid(r.Bid), r.Rank) })
 	}})
 }
 
@@ -86,7 +86,7 @@ func (f *q19Fn) ProcessElement(b nexmark.Bid, pc *sluice.ProcessContext[int64, q
 		n := min(len(t.Top)+1, q19N)
 		top := make([]nexmark.Bid, n)
 		copy(top, t.Top[:i])
-		top[i] = b
+		top[i] = ownBid(b)
 		copy(top[i+1:], t.Top[i:])
 		t.Top = top
 		changed = true

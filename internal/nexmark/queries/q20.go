@@ -2,6 +2,7 @@ package queries
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice"
@@ -47,7 +48,7 @@ func init() {
 			c.Collect(*a)
 			return nil
 		})
-		bids := bidsAs(events, "q20-bids", func(b *nexmark.Bid) nexmark.Bid { return *b })
+		bids := Bids(events)
 		joined := sluice.Connect(sluice.KeyBy(auctions, func(a nexmark.Auction) int64 { return a.ID }),
 			sluice.KeyBy(bids, func(b nexmark.Bid) int64 { return b.Auction }))
 		rows := sluice.CoProcess(joined, "q20-join", func() sluice.KeyedCoProcessFunction[int64, nexmark.Auction, nexmark.Bid, q20Row] {
@@ -72,7 +73,7 @@ type q20Row struct {
 
 func (r q20Row) String() string {
 	a := &r.Auction
-	return fmt.Sprintf("%s,%s,%s,%d,%d,%s,%s,%d,%d,%s", formatBid(&r.Bid), a.ItemName, a.Description, a.InitialBid, a.Reserve,
+	return fmt.Sprintf("%s,%s,%s,%d,%d,%s,%s,%d,%d,%s", formatBid(r.Bid), a.ItemName, a.Description, a.InitialBid, a.Reserve,
 		tsString(a.DateTime), tsString(a.Expires), a.Seller, a.Category, a.Extra)
 }
 
@@ -93,6 +94,10 @@ func (f *q20Fn) Open(rc *sluice.RuntimeContext[int64]) (err error) {
 // ProcessElement1 keeps the auction and joins the bids that waited for
 // it.
 func (f *q20Fn) ProcessElement1(a nexmark.Auction, pc *sluice.ProcessContext[int64, q20Row]) error {
+	if a.Category == 10 {
+		// Kept for long: copy the strings out of the generator's arena.
+		a.ItemName, a.Description, a.Extra = strings.Clone(a.ItemName), strings.Clone(a.Description), strings.Clone(a.Extra)
+	}
 	f.auction.Update(a)
 	pc.RegisterEventTimeTimer(nanos(a.DateTime) + int64(q20Keep))
 	waiting := f.waiting.Get()
@@ -114,7 +119,7 @@ func (f *q20Fn) ProcessElement2(b nexmark.Bid, pc *sluice.ProcessContext[int64, 
 	a, ok := f.auction.Value()
 	switch {
 	case !ok:
-		f.waiting.Add(b)
+		f.waiting.Add(ownBid(b))
 		pc.RegisterEventTimeTimer(nanos(b.DateTime) + int64(q20Wait))
 	case a.Category == 10:
 		pc.Collect(q20Row{Bid: b, Auction: a})

@@ -205,7 +205,11 @@ const idleGap = 10 * time.Second
 // nanos converts milliseconds to the engine's nanoseconds.
 func nanos(ms int64) int64 { return ms * int64(time.Millisecond) }
 
-// formatBid formats a whole bid as the queries print it.
-func formatBid(b *nexmark.Bid) string {
-	return fmt.Sprintf("%d,%d,%d,%s,%s,%s,%s", b.Auction, b.Bidder, b.Price, b.Channel, b.URL, tsString(b.DateTime), b.Extra)
+// ownBid returns b with its padding copied out of the generator's string
+// arena, for a bid kept in state: a kept substring would keep its whole
+// arena chunk alive. Channel and URL are shared, not copied: the
+// generator takes them from fixed tables.
+func ownBid(b nexmark.Bid) nexmark.Bid {
+	b.Extra = strings.Clone(b.Extra)
+	return b
 }
