@@ -140,9 +140,9 @@ func rankOf(price int64) int {
 // refDaily is q15 (byChannel false) and q16 over all bids at once.
 func refDaily(bids []nexmark.Bid, byChannel bool) []string {
 	type group struct {
-		bids                  [4]int64 // total, per range
-		bidders, auctions     [4]map[int64]bool
-		maxTime               int64
+		bids                 [4]int64 // total, per range
+		bidders, auctions    [4]map[int64]bool
+		maxTime              int64
 		channel, day, minute string
 	}
 	groups := map[string]*group{}
