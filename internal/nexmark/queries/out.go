@@ -4,8 +4,10 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/nexmark"
 )
 
 // Out is where a query's rows go: in the benchmark they are counted and
@@ -13,6 +15,13 @@ import (
 type Out struct {
 	// Collect keeps every row, formatted, for Rows.
 	Collect bool
+	// Progress, when set, is the source's record of when it emitted each
+	// slice of event time: EmitTimed then samples the latency of one row
+	// in latencyEvery (see Latencies).
+	Progress *nexmark.Progress
+
+	lmu       sync.Mutex
+	latencies []time.Duration
 
 	count atomic.Int64
 	mu    sync.Mutex
@@ -32,6 +41,49 @@ func Emit[T any](out *Out, s sluice.Stream[T], name string, format func(T) strin
 		}
 		return nil
 	}))
+}
+
+// latencyEvery is the sampling period of EmitTimed's latencies, in rows
+// of one sink subtask.
+const latencyEvery = 64
+
+// EmitTimed is Emit for rows with an event time: eventTime(row) in ms
+// since the epoch (a bid's DateTime, a window's end). When out.Progress is
+// set, one row in latencyEvery records its latency: the wall time since
+// the source first emitted an event of the row's event time. A window's
+// row therefore counts the time the watermark needed to pass the window.
+func EmitTimed[T any](out *Out, s sluice.Stream[T], name string, format func(T) string, eventTime func(T) int64) {
+	if out.Progress == nil {
+		Emit(out, s, name, format)
+		return
+	}
+	p := out.Progress
+	sluice.Sink(s, name, sluice.SinkFunc[T](func(v T) error {
+		n := out.count.Add(1)
+		if n%latencyEvery == 0 {
+			if d, ok := p.Since(eventTime(v)); ok {
+				out.lmu.Lock()
+				out.latencies = append(out.latencies, d)
+				out.lmu.Unlock()
+			}
+		}
+		if out.Collect {
+			r := format(v)
+			out.mu.Lock()
+			out.rows = append(out.rows, r)
+			out.mu.Unlock()
+		}
+		return nil
+	}))
+}
+
+// Latencies returns the sampled latencies of EmitTimed, sorted.
+func (o *Out) Latencies() []time.Duration {
+	o.lmu.Lock()
+	defer o.lmu.Unlock()
+	l := slices.Clone(o.latencies)
+	slices.Sort(l)
+	return l
 }
 
 // Count returns the number of rows emitted so far.
