@@ -33,6 +33,10 @@ type dailyRow[K any] struct {
 	dailyStats
 }
 
+// latest is the time of the row's latest bid, from which the benchmark
+// measures its latency.
+func (r dailyRow[K]) latest() int64 { return r.MaxTime }
+
 // dailyFn computes the statistics of each key (a group and a day): a
 // ValueState of counters, and a MapState per distinct column from the id
 // to the price ranges seen with it (a 3-bit mask), so that a bidder or

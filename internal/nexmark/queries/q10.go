@@ -41,10 +41,10 @@ func init() {
 			return q10Row{Auction: b.Auction, Bidder: b.Bidder, Price: b.Price, DateTime: b.DateTime, Extra: b.Extra}
 		})
 		sluice.Sink(rows, "q10-files", file.NewSink(file.Config[q10Row]{Dir: dir, Prefix: "bid", Encode: appendQ10Line}))
-		Emit(out, rows, "q10-count", func(r q10Row) string {
+		EmitTimed(out, rows, "q10-count", func(r q10Row) string {
 			line := appendQ10Line(nil, r)
 			return string(line[:len(line)-1])
-		})
+		}, func(r q10Row) int64 { return r.DateTime })
 	}})
 }
 

@@ -37,7 +37,7 @@ func init() {
 		keyed := sluice.KeyBy(bids, func(b q13Bid) int64 { return b.Auction % q13SideRows })
 		rows := sluice.ProcessKeyedBroadcast(sluice.ConnectKeyedBroadcast(keyed, sluice.BroadcastWith(side, q13Table)), "q13-join",
 			func() sluice.KeyedBroadcastProcessFunction[int64, q13Bid, q13Side, q13Row] { return &q13Fn{} })
-		Emit(out, rows, "q13-sink", q13Row.String)
+		EmitTimed(out, rows, "q13-sink", q13Row.String, func(r q13Row) int64 { return r.DateTime })
 	}})
 }
 

@@ -34,7 +34,7 @@ func init() {
 			})
 			return nil
 		})
-		Emit(out, rows, "q14-sink", q14Row.String)
+		EmitTimed(out, rows, "q14-sink", q14Row.String, func(r q14Row) int64 { return r.DateTime })
 	}})
 }
 

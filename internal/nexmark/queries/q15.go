@@ -25,8 +25,8 @@ func init() {
 			func() sluice.KeyedProcessFunction[int64, dailyBid, dailyRow[int64]] {
 				return &dailyFn[int64]{day: func(d int64) int64 { return d }}
 			})
-		Emit(out, rows, "q15-sink", func(r dailyRow[int64]) string {
+		EmitTimed(out, rows, "q15-sink", func(r dailyRow[int64]) string {
 			return fmt.Sprintf("%s,%s", dayString(r.Day), formatDaily(r.dailyStats))
-		})
+		}, dailyRow[int64].latest)
 	}})
 }

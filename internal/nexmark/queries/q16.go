@@ -25,9 +25,9 @@ func init() {
 		rows := sluice.Process(keyed, "q16-daily", func() sluice.KeyedProcessFunction[channelDay, q16Bid, dailyRow[channelDay]] {
 			return q16Fn{&dailyFn[channelDay]{day: func(k channelDay) int64 { return k.Day }}}
 		})
-		Emit(out, rows, "q16-sink", func(r dailyRow[channelDay]) string {
+		EmitTimed(out, rows, "q16-sink", func(r dailyRow[channelDay]) string {
 			return fmt.Sprintf("%s,%s,%s,%s", r.Key.Channel, dayString(r.Day), appendHM(nil, r.MaxTime), formatDaily(r.dailyStats))
-		})
+		}, dailyRow[channelDay].latest)
 	}})
 }
 

@@ -23,7 +23,7 @@ func init() {
 		bids := Bids(events)
 		keyed := sluice.KeyBy(bids, func(b nexmark.Bid) idPair { return idPair{b.Bidder, b.Auction} }, sluice.WithKeyCodec[idPair](idPairCodec{}))
 		rows := sluice.Process(keyed, "q18-last", func() sluice.KeyedProcessFunction[idPair, nexmark.Bid, nexmark.Bid] { return &q18Fn{} })
-		Emit(out, rows, "q18-sink", func(b nexmark.Bid) string { return formatBid(b) })
+		EmitTimed(out, rows, "q18-sink", formatBid, func(b nexmark.Bid) int64 { return b.DateTime })
 	}})
 }
 

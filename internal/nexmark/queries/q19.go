@@ -28,7 +28,8 @@ func init() {
 		bids := Bids(events)
 		keyed := sluice.KeyBy(bids, func(b nexmark.Bid) int64 { return b.Auction })
 		rows := sluice.Process(keyed, "q19-top10", func() sluice.KeyedProcessFunction[int64, nexmark.Bid, q19Row] { return &q19Fn{} })
-		Emit(out, rows, "q19-sink", func(r q19Row) string { return fmt.Sprintf("%s,%d", formatBid(r.Bid), r.Rank) })
+		EmitTimed(out, rows, "q19-sink", func(r q19Row) string { return fmt.Sprintf("%s,%d", formatBid(r.Bid), r.Rank) },
+			func(r q19Row) int64 { return r.DateTime })
 	}})
 }
 

@@ -54,7 +54,7 @@ func init() {
 		rows := sluice.CoProcess(joined, "q20-join", func() sluice.KeyedCoProcessFunction[int64, nexmark.Auction, nexmark.Bid, q20Row] {
 			return &q20Fn{}
 		})
-		Emit(out, rows, "q20-sink", q20Row.String)
+		EmitTimed(out, rows, "q20-sink", q20Row.String, func(r q20Row) int64 { return r.Bid.DateTime })
 	}})
 }
 
