@@ -37,7 +37,7 @@ func init() {
 				dir = d
 			}
 		}
-		rows := bidsAs(events, "q10-project", func(b *nexmark.Bid) q10Row {
+		rows := bidsAs(events, "q10-project", func(b nexmark.Bid) q10Row {
 			return q10Row{Auction: b.Auction, Bidder: b.Bidder, Price: b.Price, DateTime: b.DateTime, Extra: b.Extra}
 		})
 		sluice.Sink(rows, "q10-files", file.NewSink(file.Config[q10Row]{Dir: dir, Prefix: "bid", Encode: appendQ10Line}))

@@ -20,7 +20,7 @@ import (
 // are not fired.
 func init() {
 	register(Query{Name: "q12", Build: func(env *sluice.Environment, events sluice.Stream[nexmark.Event], out *Out) {
-		bidders := bidsAs(events, "q12-bidder", func(b *nexmark.Bid) int64 { return b.Bidder })
+		bidders := bidsAs(events, "q12-bidder", func(b nexmark.Bid) int64 { return b.Bidder })
 		ws := sluice.Window(sluice.KeyBy(bidders, func(b int64) int64 { return b }), window.Tumbling(10*time.Second, 0).ProcessingTime())
 		rows := sluice.WindowAggregateProcess(ws, "q12-count", sluice.AggregateFunction[int64, int64, int64](q12CountAgg{}), codec.Int64,
 			func() sluice.ProcessWindowFunction[int64, int64, q12Row] { return q12Window{} })

@@ -31,7 +31,7 @@ func init() {
 		side := sluice.Map(sluice.FromSource(env, "q13-side-input",
 			datagen.New(datagen.Config{Splits: 1, RecordsPerSplit: q13SideRows, Keys: 1}), sluice.Parallelism(1)),
 			"q13-side-row", func(r datagen.Record) q13Side { return q13Side{Key: r.Seq, Value: strconv.FormatInt(r.Seq, 10)} })
-		bids := bidsAs(events, "q13-project", func(b *nexmark.Bid) q13Bid {
+		bids := bidsAs(events, "q13-project", func(b nexmark.Bid) q13Bid {
 			return q13Bid{Auction: b.Auction, Bidder: b.Bidder, Price: b.Price, DateTime: b.DateTime}
 		})
 		keyed := sluice.KeyBy(bids, func(b q13Bid) int64 { return b.Auction % q13SideRows })

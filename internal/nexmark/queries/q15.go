@@ -18,7 +18,7 @@ import (
 // one subtask, as in the SQL job without its split-distinct rewrite.
 func init() {
 	register(Query{Name: "q15", Build: func(env *sluice.Environment, events sluice.Stream[nexmark.Event], out *Out) {
-		bids := bidsAs(events, "q15-project", func(b *nexmark.Bid) dailyBid {
+		bids := bidsAs(events, "q15-project", func(b nexmark.Bid) dailyBid {
 			return dailyBid{Bidder: b.Bidder, Auction: b.Auction, Price: b.Price, DateTime: b.DateTime}
 		})
 		rows := sluice.Process(sluice.KeyBy(bids, func(b dailyBid) int64 { return dayOf(b.DateTime) }), "q15-daily",

@@ -17,7 +17,7 @@ import (
 // is the pair (channel, day), so the groups spread over the subtasks.
 func init() {
 	register(Query{Name: "q16", Build: func(env *sluice.Environment, events sluice.Stream[nexmark.Event], out *Out) {
-		bids := bidsAs(events, "q16-project", func(b *nexmark.Bid) q16Bid {
+		bids := bidsAs(events, "q16-project", func(b nexmark.Bid) q16Bid {
 			return q16Bid{Channel: b.Channel, dailyBid: dailyBid{Bidder: b.Bidder, Auction: b.Auction, Price: b.Price, DateTime: b.DateTime}}
 		})
 		keyed := sluice.KeyBy(bids, func(b q16Bid) channelDay { return channelDay{b.Channel, dayOf(b.DateTime)} },

@@ -21,7 +21,7 @@ import (
 // on the window operator's fast path.
 func init() {
 	register(Query{Name: "q17", Build: func(env *sluice.Environment, events sluice.Stream[nexmark.Event], out *Out) {
-		bids := bidsAs(events, "q17-project", func(b *nexmark.Bid) idPair { return idPair{b.Auction, b.Price} })
+		bids := bidsAs(events, "q17-project", func(b nexmark.Bid) idPair { return idPair{b.Auction, b.Price} })
 		ws := sluice.Window(sluice.KeyBy(bids, func(p idPair) int64 { return p.A }), window.Tumbling(24*time.Hour, 0))
 		rows := sluice.WindowAggregateProcess(ws, "q17-stats", sluice.AggregateFunction[idPair, q17Acc, q17Acc](q17Agg{}), codec.Codec[q17Acc](q17AccCodec{}),
 			func() sluice.ProcessWindowFunction[int64, q17Acc, q17Row] { return q17Window{} })

@@ -3,7 +3,6 @@ package queries
 import (
 	"cmp"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/sluicehq/sluice"
@@ -78,12 +77,10 @@ func (f *q19Fn) ProcessElement(b nexmark.Bid, pc *sluice.ProcessContext[int64, q
 	changed := b.DateTime > t.Last
 	t.Last = max(t.Last, b.DateTime)
 	if len(t.Top) < q19N || q19Before(&b, &t.Top[len(t.Top)-1]) {
-		i, _ := slices.BinarySearchFunc(t.Top, &b, func(x nexmark.Bid, y *nexmark.Bid) int {
-			if q19Before(&x, y) {
-				return -1
-			}
-			return 1
-		})
+		i := 0
+		for i < len(t.Top) && q19Before(&t.Top[i], &b) {
+			i++
+		}
 		n := min(len(t.Top)+1, q19N)
 		top := make([]nexmark.Bid, n)
 		copy(top, t.Top[:i])

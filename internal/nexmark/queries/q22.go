@@ -15,7 +15,7 @@ import (
 // no allocation per record.
 func init() {
 	register(Query{Name: "q22", Build: func(env *sluice.Environment, events sluice.Stream[nexmark.Event], out *Out) {
-		rows := bidsAs(events, "q22-split", func(b *nexmark.Bid) q22Row {
+		rows := bidsAs(events, "q22-split", func(b nexmark.Bid) q22Row {
 			r := q22Row{Auction: b.Auction, Bidder: b.Bidder, Price: b.Price, Channel: b.Channel}
 			r.Dirs = splitDirs(b.URL, &r.Dir)
 			return r
