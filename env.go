@@ -223,6 +223,8 @@ type Environment struct {
 	jobID string
 	// exited is closed when Execute returns.
 	exited chan struct{}
+	// ckHooks are the OnCheckpointComplete functions.
+	ckHooks checkpointHooks
 }
 
 // New returns an empty environment with cfg.
@@ -308,7 +310,7 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 		Checkpoint: e.cfg.Checkpoint, Restart: strategy, Store: store.NewCheckpoints(st), Savepoints: spRoot,
 		FromCheckpoint: e.cfg.FromCheckpoint, Clock: e.cfg.Clock, Logger: e.cfg.Logger, Faults: e.cfg.Faults,
 		AllowNonRestoredState: e.cfg.AllowNonRestoredState, AllowSourceChange: e.cfg.AllowSourceChange,
-		StopTimeout: e.cfg.StopTimeout,
+		StopTimeout: e.cfg.StopTimeout, OnCheckpointComplete: e.ckHooks.call,
 	})
 	if err != nil {
 		return nil, err
