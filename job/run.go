@@ -3,10 +3,13 @@ package job
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/httpapi"
+	"github.com/sluicehq/sluice/metrics"
 )
 
 // shutdownTimeout bounds the wait for the control API's calls in progress
@@ -59,16 +62,26 @@ Flags:
 		return err
 	}
 	var srv *httpapi.Server
+	var col *metrics.Collector
 	if c.httpAddr != "off" {
 		srv, err = httpapi.New(httpapi.Config{Addr: c.httpAddr, Token: c.httpToken, Logger: cfg.Logger})
-		if err == nil {
-			err = srv.Start()
-		}
 		if err != nil {
+			return fmt.Errorf("%s: %s", c.source("http"), strings.TrimPrefix(err.Error(), "http: "))
+		}
+		// The metrics are mounted before the server starts (its mux is
+		// built then) and registered before Execute, so that the
+		// checkpoint histogram sees every checkpoint.
+		info := metrics.Info(cfg)
+		info.Name = c.j.Name
+		if col, err = mountMetrics(srv, env, info, cfg.Logger); err != nil {
+			return err
+		}
+		if err := srv.Start(); err != nil {
 			return fmt.Errorf("%s: %s", c.source("http"), strings.TrimPrefix(err.Error(), "http: "))
 		}
 		srv.Add(env, c.j.Name)
 		fmt.Fprintf(c.stdout, "control API on http://%s/api/v1/ (job %s)\n", srv.Addr(), env.JobID())
+		fmt.Fprintf(c.stdout, "metrics on http://%s/metrics\n", srv.Addr())
 	}
 	if c.j.Started != nil {
 		c.j.Started(env, c.stdout)
@@ -93,6 +106,9 @@ Flags:
 		case runErr := <-done:
 			// Wait for the calls in progress: a stop's savepoint path is
 			// known, and answered, once its handler returned.
+			if col != nil {
+				col.SetRunning(env.JobID(), false)
+			}
 			if srv != nil {
 				status := httpapi.StatusFinished
 				if runErr != nil {
@@ -128,4 +144,20 @@ Flags:
 			}
 		}
 	}
+}
+
+// mountMetrics serves the Prometheus metrics of env on GET /metrics of srv
+// (docs/metrics.md): a collector over env on a registry of its own, with
+// the Go and process collectors.
+func mountMetrics(srv *httpapi.Server, env *sluice.Environment, info metrics.JobInfo, log *slog.Logger) (*metrics.Collector, error) {
+	col := metrics.NewCollector()
+	if err := col.Add(env, info); err != nil {
+		return nil, err
+	}
+	reg, err := metrics.NewRegistry(col)
+	if err != nil {
+		return nil, err
+	}
+	srv.Handle("GET /metrics", metrics.Handler(reg, log))
+	return col, nil
 }

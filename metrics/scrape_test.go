@@ -134,3 +134,30 @@ func (s scrape) series(name string) string {
 	}
 	return fmt.Sprint(out)
 }
+
+// dump renders the sluice_ series of s, one per line, for messages.
+func (s scrape) dump() string {
+	var names []string
+	for name := range s {
+		if strings.HasPrefix(name, "sluice_") {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, name := range names {
+		for _, m := range s[name].GetMetric() {
+			v := "histogram"
+			switch {
+			case m.Counter != nil:
+				v = fmt.Sprint(m.Counter.GetValue())
+			case m.Gauge != nil:
+				v = fmt.Sprint(m.Gauge.GetValue())
+			case m.Histogram != nil:
+				v = fmt.Sprintf("count=%d sum=%g", m.Histogram.GetSampleCount(), m.Histogram.GetSampleSum())
+			}
+			fmt.Fprintf(&b, "%s{%s} %s\n", name, labels(m), v)
+		}
+	}
+	return b.String()
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/sluicehq/sluice/internal/countjob"
 	"github.com/sluicehq/sluice/internal/httpapi"
 	"github.com/sluicehq/sluice/internal/verify"
+	"github.com/sluicehq/sluice/metrics"
 	"github.com/sluicehq/sluice/restart"
 )
 
@@ -262,9 +263,14 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 	defer hardCancel()
 	start := time.Now()
 	var srv *httpapi.Server
+	var col *metrics.Collector
 	if f.http != "" {
 		var err error
 		srv, err = httpapi.New(httpapi.Config{Addr: f.http, Token: f.httpToken})
+		if err == nil {
+			// Mounted before the server starts, registered before Execute.
+			col, err = demoMetrics(srv, env, f)
+		}
 		if err == nil {
 			err = srv.Start()
 		}
@@ -273,6 +279,7 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 		}
 		srv.Add(env, "demo")
 		fmt.Fprintf(stdout, "control API on http://%s/api/v1/ (job %s)\n", srv.Addr(), env.JobID())
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", srv.Addr())
 	}
 	go func() {
 		res, err := env.Execute(runCtx)
@@ -314,6 +321,9 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 		select {
 		case r := <-done:
 			took := time.Since(start)
+			if col != nil {
+				col.SetRunning(env.JobID(), false)
+			}
 			if srv != nil {
 				// The answer of a stop is written before the demo verifies.
 				status := httpapi.StatusFinished
@@ -425,4 +435,21 @@ func datagenPositions(m *checkpoint.Metadata) (map[int]int64, error) {
 		return nil, err
 	}
 	return datagen.Positions(splits)
+}
+
+// demoMetrics serves the demo job's Prometheus metrics on GET /metrics of
+// srv (docs/metrics.md), under job_name "demo" as the control API lists it.
+func demoMetrics(srv *httpapi.Server, env *sluice.Environment, f demoFlags) (*metrics.Collector, error) {
+	col := metrics.NewCollector()
+	ck := checkpoint.Config{Interval: f.interval}.WithDefaults()
+	info := metrics.JobInfo{Name: "demo", CheckpointInterval: ck.Interval, CheckpointTimeout: ck.Timeout}
+	if err := col.Add(env, info); err != nil {
+		return nil, err
+	}
+	reg, err := metrics.NewRegistry(col)
+	if err != nil {
+		return nil, err
+	}
+	srv.Handle("GET /metrics", metrics.Handler(reg, nil))
+	return col, nil
 }
