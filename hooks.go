@@ -37,3 +37,8 @@ func (h *checkpointHooks) call(cs checkpoint.CheckpointStats) {
 		fn(cs)
 	}
 }
+
+// Config returns the environment's configuration with the defaults
+// applied: what the job runs with (the metrics export its checkpoint
+// interval and timeout).
+func (e *Environment) Config() Config { return e.cfg }

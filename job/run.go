@@ -71,7 +71,7 @@ Flags:
 		// The metrics are mounted before the server starts (its mux is
 		// built then) and registered before Execute, so that the
 		// checkpoint histogram sees every checkpoint.
-		info := metrics.Info(cfg)
+		info := metrics.Info(env.Config())
 		info.Name = c.j.Name
 		if col, err = mountMetrics(srv, env, info, cfg.Logger); err != nil {
 			return err

@@ -15,7 +15,7 @@
 // library registers a Collector on its own registry:
 //
 //	col := metrics.NewCollector()
-//	if err := col.Add(env, metrics.Info(cfg)); err != nil { ... }
+//	if err := col.Add(env, metrics.Info(env.Config())); err != nil { ... }
 //	reg.MustRegister(col)
 package metrics
 
@@ -69,10 +69,13 @@ type JobInfo struct {
 	Clock clock.Clock
 }
 
-// Info returns the JobInfo of a job configured with cfg: its JobName,
-// checkpoint interval and timeout (defaults applied) and clock.
+// Info returns the JobInfo of a job configured with cfg (pass
+// Environment.Config(), which is what the job runs with): its JobName,
+// checkpoint interval (0 when periodic checkpoints are off) and timeout,
+// defaults applied, and its clock.
 func Info(cfg sluice.Config) JobInfo {
 	ck := cfg.Checkpoint.WithDefaults()
+	ck.Interval = max(ck.Interval, 0)
 	name := cfg.JobName
 	if name == "" {
 		name = "job"

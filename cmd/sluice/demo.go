@@ -269,7 +269,7 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 		srv, err = httpapi.New(httpapi.Config{Addr: f.http, Token: f.httpToken})
 		if err == nil {
 			// Mounted before the server starts, registered before Execute.
-			col, err = demoMetrics(srv, env, f)
+			col, err = demoMetrics(srv, env)
 		}
 		if err == nil {
 			err = srv.Start()
@@ -439,10 +439,10 @@ func datagenPositions(m *checkpoint.Metadata) (map[int]int64, error) {
 
 // demoMetrics serves the demo job's Prometheus metrics on GET /metrics of
 // srv (docs/metrics.md), under job_name "demo" as the control API lists it.
-func demoMetrics(srv *httpapi.Server, env *sluice.Environment, f demoFlags) (*metrics.Collector, error) {
+func demoMetrics(srv *httpapi.Server, env *sluice.Environment) (*metrics.Collector, error) {
 	col := metrics.NewCollector()
-	ck := checkpoint.Config{Interval: f.interval}.WithDefaults()
-	info := metrics.JobInfo{Name: "demo", CheckpointInterval: ck.Interval, CheckpointTimeout: ck.Timeout}
+	info := metrics.Info(env.Config())
+	info.Name = "demo"
 	if err := col.Add(env, info); err != nil {
 		return nil, err
 	}
