@@ -107,6 +107,10 @@ type Config struct {
 	// commits may take before the job is cancelled and Execute returns an
 	// error wrapping ErrStopped. Default the checkpoint timeout plus 10s.
 	StopTimeout time.Duration
+	// StatusWindow is the sliding window over which Status computes the
+	// busy, idle and backpressured ratios and the record rates, on Clock
+	// (docs/design.md §8). Default 10s.
+	StatusWindow time.Duration
 }
 
 // ErrStopped is wrapped by the error Execute returns when Stop ended the
@@ -199,6 +203,9 @@ func (c Config) Validate() error {
 	}
 	if c.StopTimeout < 0 {
 		errs = append(errs, fmt.Errorf("stop-timeout: must not be negative, got %v", c.StopTimeout))
+	}
+	if c.StatusWindow < 0 || (c.StatusWindow > 0 && c.StatusWindow < 100*time.Millisecond) {
+		errs = append(errs, fmt.Errorf("status-window (StatusWindow): must be 0 (the default, 10s) or at least 100ms, got %v", c.StatusWindow))
 	}
 	return errors.Join(errs...)
 }
@@ -310,7 +317,8 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 		Checkpoint: e.cfg.Checkpoint, Restart: strategy, Store: store.NewCheckpoints(st), Savepoints: spRoot,
 		FromCheckpoint: e.cfg.FromCheckpoint, Clock: e.cfg.Clock, Logger: e.cfg.Logger, Faults: e.cfg.Faults,
 		AllowNonRestoredState: e.cfg.AllowNonRestoredState, AllowSourceChange: e.cfg.AllowSourceChange,
-		StopTimeout: e.cfg.StopTimeout, OnCheckpointComplete: e.ckHooks.call,
+		StopTimeout: e.cfg.StopTimeout, StatusWindow: e.cfg.StatusWindow,
+		OnCheckpointComplete: e.ckHooks.call,
 	})
 	if err != nil {
 		return nil, err
@@ -381,6 +389,7 @@ func (e *Environment) plan() (*runtime.Plan, error) {
 		collectChain(n, &members)
 		for _, m := range members {
 			v.UIDs = append(v.UIDs, m.uid)
+			v.Names = append(v.Names, m.name)
 			vid[m] = v.ID
 			if m.source != nil {
 				if p.Sources == nil {
@@ -397,7 +406,7 @@ func (e *Environment) plan() (*runtime.Plan, error) {
 		if ed.chained {
 			continue
 		}
-		p.Edges = append(p.Edges, &runtime.EdgeSpec{ID: ed.id, From: vid[ed.from], To: vid[ed.to], NewChannels: ed.newChannels})
+		p.Edges = append(p.Edges, &runtime.EdgeSpec{ID: ed.id, From: vid[ed.from], To: vid[ed.to], Partitioning: ed.part, NewChannels: ed.newChannels})
 	}
 	return p, nil
 }

@@ -18,6 +18,7 @@
 package sluice
 
 import (
+	"math"
 	"time"
 
 	"github.com/sluicehq/sluice/checkpoint"
@@ -61,7 +62,7 @@ type JobStatus struct {
 	// StartedAt is when Execute started the run (uptime is the time since);
 	// AttemptStartedAt when the current attempt's tasks started.
 	StartedAt        time.Time
-	AttemptStartedAt time.Time
+	AttemptStartedAt time.Time // zero before the first attempt's tasks run
 	// RestartsByCause splits Restarts by why the attempt ended: one of the
 	// Cause* constants.
 	RestartsByCause map[string]int64
@@ -96,7 +97,7 @@ type FailureInfo struct {
 	// Vertex and Subtask name the failed task, empty and -1 when the
 	// failure was not a task's.
 	Vertex  string
-	Subtask int
+	Subtask int // -1 when the failure was not a task's
 	// Cause is one of the Cause* constants.
 	Cause string
 	// Error is the failure's message.
@@ -108,12 +109,12 @@ type RestoreInfo struct {
 	// At is when the restore began; Duration how long until the restored
 	// tasks ran.
 	At       time.Time
-	Duration time.Duration
+	Duration time.Duration // from At to the restored tasks running
 	// CheckpointID and Path name what was restored; Kind is "checkpoint"
 	// or "savepoint".
 	CheckpointID int64
-	Path         string
-	Kind         checkpoint.Kind
+	Path         string          // the checkpoint's or savepoint's directory
+	Kind         checkpoint.Kind // checkpoint or savepoint
 }
 
 // EdgeStatus is a shuffle between two vertices.
@@ -144,8 +145,8 @@ type SourceStatus struct {
 type SplitStatus struct {
 	// Split is the split id; Topic and Partition are set for Kafka.
 	Split     string
-	Topic     string
-	Partition int32
+	Topic     string // Kafka only
+	Partition int32  // Kafka only
 	// Subtask is the subtask reading it.
 	Subtask int
 	// Next is the position of the next record; End the split's end as last
@@ -164,30 +165,30 @@ type SinkStatus struct {
 	Vertex, Name string
 	// TransactionsCommitted and TransactionsAborted count transactions.
 	TransactionsCommitted int64
-	TransactionsAborted   int64
+	TransactionsAborted   int64 // aborted by the sink: a failed or abandoned checkpoint's
 	// Commits and CommitLatencySum give the mean commit latency (from the
 	// checkpoint's completion to the commit done); LastCommitLatency is the
 	// newest one.
 	Commits           int64
-	CommitLatencySum  time.Duration
-	LastCommitLatency time.Duration
+	CommitLatencySum  time.Duration // over the Commits
+	LastCommitLatency time.Duration // the newest commit's (the largest over the subtasks' newest)
 }
 
 // SubtaskStatus holds one subtask's counters (see VertexStatus for their
-// meaning).
+// meaning: these are one subtask's, not sums).
 type SubtaskStatus struct {
-	Index                                int
-	RecordsInAttempt, RecordsOutAttempt  int64
-	RecordsInTotal, RecordsOutTotal      int64
-	BytesInTotal, BytesOutTotal          int64
-	BusyNanos, IdleNanos                 int64
-	BackpressuredNanos, AlignmentNanos   int64
-	BusyRatio, IdleRatio                 float64
-	BackpressuredRatio                   float64
-	RecordsInRate, RecordsOutRate        float64
-	InputQueueFill, OutputQueueFill      float64
-	Watermark                            time.Time
-	LateRecords, LateDropped, LateToSide int64
+	Index                                int       // the subtask's index
+	RecordsInAttempt, RecordsOutAttempt  int64     // in the current attempt
+	RecordsInTotal, RecordsOutTotal      int64     // over every attempt
+	BytesInTotal, BytesOutTotal          int64     // serialized bytes, sources and sinks only
+	BusyNanos, IdleNanos                 int64     // over every attempt
+	BackpressuredNanos, AlignmentNanos   int64     // over every attempt
+	BusyRatio, IdleRatio                 float64   // over the sliding window
+	BackpressuredRatio                   float64   // over the sliding window
+	RecordsInRate, RecordsOutRate        float64   // records per second over the window
+	InputQueueFill, OutputQueueFill      float64   // mean channel fill now, 0 to 1
+	Watermark                            time.Time // zero if none yet in this attempt
+	LateRecords, LateDropped, LateToSide int64     // over every attempt
 }
 
 // VertexStatus sums the counters of one task's subtasks.
@@ -234,7 +235,7 @@ type VertexStatus struct {
 	// UID is the vertex's uid (its first operator's); Operators the names
 	// of the operators chained in it, in order.
 	UID       string
-	Operators []string
+	Operators []string // the chained operators' names, head first
 	// LateDropped and LateToSide split LateRecords: dropped, or sent to
 	// the late side output.
 	LateDropped, LateToSide int64
@@ -270,17 +271,77 @@ func jobStatus(s runtime.Status) JobStatus {
 		LastCheckpointID:     s.LastCheckpointID,
 		LastRecovery:         s.LastRecovery,
 		Checkpoints:          s.Checkpoints,
+		StartedAt:            s.StartedAt,
+		AttemptStartedAt:     s.AttemptStartedAt,
+		RestartsByCause:      s.RestartsByCause,
+	}
+	if f := s.LastFailure; f != nil {
+		js.LastFailure = &FailureInfo{At: f.At, Vertex: f.Vertex, Subtask: f.Subtask, Cause: f.Cause, Error: f.Error}
+	}
+	if r := s.LastRestore; r != nil {
+		js.LastRestore = &RestoreInfo{At: r.At, Duration: r.Duration, CheckpointID: r.CheckpointID, Path: r.Path, Kind: r.Kind}
+	}
+	for _, e := range s.Edges {
+		js.Edges = append(js.Edges, EdgeStatus{From: e.From, To: e.To, Partitioning: e.Partitioning, QueueFill: e.QueueFill})
+	}
+	for _, src := range s.Sources {
+		ss := SourceStatus{Vertex: src.Vertex, Name: src.Name, RecordsLagMax: src.RecordsLagMax, IdleSplits: src.IdleSplits}
+		for _, sp := range src.Splits {
+			st := SplitStatus{Split: sp.Split, Topic: sp.Topic, Partition: sp.Partition, Subtask: sp.Subtask,
+				Next: sp.Next, End: sp.End, Lag: sp.Lag, Idle: sp.Idle}
+			if sp.HasWatermark {
+				st.Watermark = time.UnixMilli(sp.Watermark)
+			}
+			ss.Splits = append(ss.Splits, st)
+		}
+		js.Sources = append(js.Sources, ss)
+	}
+	for _, k := range s.Sinks {
+		js.Sinks = append(js.Sinks, SinkStatus{Vertex: k.Vertex, Name: k.Name, TransactionsCommitted: k.TransactionsCommitted,
+			TransactionsAborted: k.TransactionsAborted, Commits: k.Commits, CommitLatencySum: k.CommitLatencySum,
+			LastCommitLatency: k.LastCommitLatency})
 	}
 	for _, v := range s.Vertices {
-		js.Vertices = append(js.Vertices, VertexStatus{
+		vs := VertexStatus{
 			Name: v.Name, Parallelism: v.Parallelism,
 			RecordsInAttempt: v.RecordsInAttempt, RecordsOutAttempt: v.RecordsOutAttempt,
 			RecordsInTotal: v.RecordsInTotal, RecordsOutTotal: v.RecordsOutTotal,
 			BusyNanos: v.BusyNanos, IdleNanos: v.IdleNanos, BackpressuredNanos: v.BackpressuredNanos,
 			AlignmentNanos: v.AlignmentNanos, LateRecords: v.LateRecords,
-		})
+			UID: v.UID, Operators: v.Operators, LateDropped: v.LateDropped, LateToSide: v.LateToSide,
+			BytesInTotal: v.BytesInTotal, BytesOutTotal: v.BytesOutTotal,
+			BusyRatio: v.BusyRatio, IdleRatio: v.IdleRatio, BackpressuredRatio: v.BackpressuredRatio,
+			RecordsInRate: v.RecordsInRate, RecordsOutRate: v.RecordsOutRate,
+			InputQueueFill: v.InputQueueFill, OutputQueueFill: v.OutputQueueFill,
+			Watermark: watermarkTime(v.Watermark, v.HasWatermark), StateBytes: v.StateBytes,
+		}
+		for _, st := range v.Subtasks {
+			vs.Subtasks = append(vs.Subtasks, SubtaskStatus{
+				Index:            st.Index,
+				RecordsInAttempt: st.RecordsInAttempt, RecordsOutAttempt: st.RecordsOutAttempt,
+				RecordsInTotal: st.RecordsInTotal, RecordsOutTotal: st.RecordsOutTotal,
+				BytesInTotal: st.BytesInTotal, BytesOutTotal: st.BytesOutTotal,
+				BusyNanos: st.BusyNanos, IdleNanos: st.IdleNanos,
+				BackpressuredNanos: st.BackpressuredNanos, AlignmentNanos: st.AlignmentNanos,
+				BusyRatio: st.BusyRatio, IdleRatio: st.IdleRatio, BackpressuredRatio: st.BackpressuredRatio,
+				RecordsInRate: st.RecordsInRate, RecordsOutRate: st.RecordsOutRate,
+				InputQueueFill: st.InputQueueFill, OutputQueueFill: st.OutputQueueFill,
+				Watermark:   watermarkTime(st.Watermark, st.HasWatermark),
+				LateRecords: st.LateRecords, LateDropped: st.LateDropped, LateToSide: st.LateToSide,
+			})
+		}
+		js.Vertices = append(js.Vertices, vs)
 	}
 	return js
+}
+
+// watermarkTime is a watermark in milliseconds as a time, zero when there
+// is none yet or it is the end of event time's sentinel.
+func watermarkTime(ms int64, ok bool) time.Time {
+	if !ok || ms == math.MinInt64 || ms == math.MaxInt64 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
 }
 
 // Collector collects the outputs of a user function. It remembers the first

@@ -312,13 +312,15 @@ type windowOp[K comparable, T, ACC, OUT any] struct {
 	trig    state.ValueState[window.State]
 	sets    state.ValueState[*window.MergingSet]
 
-	wc      WindowContext[OUT]
-	tm      *runtime.Time
-	wm      int64
-	late    *atomic.Int64
-	lateOut Emitter[T]
-	sideErr error
-	warned  bool
+	wc   WindowContext[OUT]
+	tm   *runtime.Time
+	wm   int64
+	late *atomic.Int64
+	// lateSide counts the late records sent to lateOut.
+	lateSide *atomic.Int64
+	lateOut  Emitter[T]
+	sideErr  error
+	warned   bool
 
 	buf     []window.Window
 	scratch *window.MergingSet
@@ -390,9 +392,9 @@ func (o *windowOp[K, T, ACC, OUT]) Open(ctx context.Context, rc *runtime.Operato
 		o.tm = runtime.NewTime()
 	}
 	if rc.Stats != nil {
-		o.late = &rc.Stats.LateRecords
+		o.late, o.lateSide = &rc.Stats.LateRecords, &rc.Stats.LateToSide
 	} else {
-		o.late = &atomic.Int64{}
+		o.late, o.lateSide = &atomic.Int64{}, &atomic.Int64{}
 	}
 	o.wc.op = oc
 	return nil
@@ -892,6 +894,7 @@ func (o *windowOp[K, T, ACC, OUT]) evict(es []tsElem[T]) ([]tsElem[T], bool) {
 func (o *windowOp[K, T, ACC, OUT]) onLate(v T, ts int64) error {
 	o.late.Add(1)
 	if o.lateOut != nil {
+		o.lateSide.Add(1)
 		return o.lateOut.Emit(v)
 	}
 	if !o.warned {

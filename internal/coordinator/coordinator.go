@@ -436,6 +436,14 @@ func (c *Coordinator) ack(ev AckEvent) {
 	s.Bytes += ev.Bytes
 	s.MaxAlignment = max(s.MaxAlignment, ev.AlignmentDuration)
 	s.MaxSyncDuration = max(s.MaxSyncDuration, ev.SyncDuration)
+	s.MaxAsyncDuration = max(s.MaxAsyncDuration, ev.AsyncDuration)
+	// Every snapshot is written in full (docs/design.md §4): what it wrote
+	// anew is all of it.
+	s.FullBytes, s.IncrementalBytes = s.Bytes, s.Bytes
+	s.Tasks = append(s.Tasks, checkpoint.TaskCheckpointStats{
+		Vertex: ev.Task.Vertex, Subtask: ev.Task.Subtask, AckedAt: c.now, Duration: c.now.Sub(p.triggeredAt),
+		Bytes: ev.Bytes, Alignment: ev.AlignmentDuration, SyncDuration: ev.SyncDuration, AsyncDuration: ev.AsyncDuration,
+	})
 
 	if len(p.acked) < len(c.tasks) {
 		return

@@ -135,7 +135,7 @@ func TestMetadata(t *testing.T) {
 			Bytes: 10, AlignmentDuration: 7 * time.Millisecond, SyncDuration: 2 * time.Millisecond},
 		TickEvent{Now: at(13 * time.Second)},
 		AckEvent{CheckpointID: 1, Task: src0, States: map[string]*checkpoint.SubtaskState{"src": s0src, "map": s0map},
-			Bytes: 1, AlignmentDuration: 5 * time.Millisecond, SyncDuration: 9 * time.Millisecond},
+			Bytes: 1, AlignmentDuration: 5 * time.Millisecond, SyncDuration: 9 * time.Millisecond, AsyncDuration: 4 * time.Millisecond},
 	}
 	got := stepAll(c, acks...)
 	want := &checkpoint.Metadata{
@@ -164,9 +164,19 @@ func TestMetadata(t *testing.T) {
 	wantStats := checkpoint.CheckpointStats{
 		ID: 1, Kind: checkpoint.KindCheckpoint, Status: checkpoint.StatusInProgress, TriggeredAt: at(10 * time.Second),
 		Duration: 3 * time.Second, Bytes: 111, MaxAlignment: 7 * time.Millisecond,
-		MaxSyncDuration: 9 * time.Millisecond, Acked: 3, Total: 3,
+		MaxSyncDuration: 9 * time.Millisecond, MaxAsyncDuration: 4 * time.Millisecond, FullBytes: 111, IncrementalBytes: 111,
+		Acked: 3, Total: 3,
+		// One entry per ack, in ack order, timed by the coordinator.
+		Tasks: []checkpoint.TaskCheckpointStats{
+			{Vertex: "src", Subtask: 1, AckedAt: at(12 * time.Second), Duration: 2 * time.Second, Bytes: 100,
+				Alignment: 3 * time.Millisecond, SyncDuration: time.Millisecond},
+			{Vertex: "sink", Subtask: 0, AckedAt: at(12 * time.Second), Duration: 2 * time.Second, Bytes: 10,
+				Alignment: 7 * time.Millisecond, SyncDuration: 2 * time.Millisecond},
+			{Vertex: "src", Subtask: 0, AckedAt: at(13 * time.Second), Duration: 3 * time.Second, Bytes: 1,
+				Alignment: 5 * time.Millisecond, SyncDuration: 9 * time.Millisecond, AsyncDuration: 4 * time.Millisecond},
+		},
 	}
-	if h != wantStats {
+	if !reflect.DeepEqual(h, wantStats) {
 		t.Errorf("stats = %+v\nwant %+v", h, wantStats)
 	}
 	// CompleteAction hands back the same metadata.

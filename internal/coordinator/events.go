@@ -32,6 +32,9 @@ type AckEvent struct {
 	// SyncDuration is how long the synchronous part of the snapshot paused
 	// the task.
 	SyncDuration time.Duration
+	// AsyncDuration is how long the asynchronous part (writing the state
+	// files) took, up to the ack.
+	AsyncDuration time.Duration
 }
 
 // DeclineEvent reports that a task could not take part in CheckpointID

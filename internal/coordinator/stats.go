@@ -14,6 +14,7 @@ func (c *Coordinator) Stats() checkpoint.Stats {
 	s.History = make([]checkpoint.CheckpointStats, len(c.history))
 	for i, h := range c.history {
 		s.History[i] = *h
+		s.History[i].Tasks = slices.Clone(h.Tasks)
 		if h.Status == checkpoint.StatusInProgress {
 			s.History[i].Duration = c.now.Sub(h.TriggeredAt)
 		}

@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
-	"time"
-
-	"github.com/sluicehq/sluice/clock"
 )
 
 // Partitioning decides which downstream subtask a record goes to.
@@ -214,14 +210,14 @@ func (w *Writer[T]) put(i int, b *batch[T]) error {
 	default:
 	}
 	// The channel is full: we are backpressured. Time the wait.
-	start := w.stats.now()
+	prev := w.stats.enter(phaseBackpressured, w.stats.now())
 	select {
 	case w.outs[i] <- b:
 	case <-w.done:
-		w.stats.BackpressuredNanos.Add(int64(w.stats.now().Sub(start)))
+		w.stats.enter(prev, w.stats.now())
 		return errCancelled
 	}
-	w.stats.BackpressuredNanos.Add(int64(w.stats.now().Sub(start)))
+	w.stats.enter(prev, w.stats.now())
 	return nil
 }
 
@@ -409,84 +405,4 @@ func (ic *inputChannel[T]) process(data any) error {
 	}
 	ic.c.put(b)
 	return nil
-}
-
-// TaskStats are the counters a task keeps for metrics and the demo. One
-// TaskStats lives as long as the job: the counters add up over every
-// attempt, so after a restart they count the replayed records again; the
-// values at the start of the current attempt are kept to report that attempt
-// alone (docs/design.md §8).
-//
-// The task's time is split, as Flink defines it, into three disjoint parts
-// that sum to the time the task ran: backpressured (blocked on a full output
-// channel), idle (waiting for input, control mail or a timer) and busy (the
-// rest: processing records, timers, snapshots).
-type TaskStats struct {
-	// RecordsIn and RecordsOut count records over every attempt.
-	RecordsIn          atomic.Int64
-	RecordsOut         atomic.Int64
-	BackpressuredNanos atomic.Int64
-	// BusyNanos excludes BackpressuredNanos and IdleNanos.
-	BusyNanos      atomic.Int64
-	IdleNanos      atomic.Int64
-	AlignmentNanos atomic.Int64
-	// LateRecords counts the records window operators of the task found
-	// late (past their windows' allowed lateness), over every attempt.
-	LateRecords atomic.Int64
-
-	// attemptIn and attemptOut are RecordsIn and RecordsOut when the
-	// current attempt started.
-	attemptIn  atomic.Int64
-	attemptOut atomic.Int64
-	// clk times backpressure; nil means the real clock.
-	clk clock.Clock
-}
-
-// beginAttempt marks the start of an attempt for the per-attempt counts.
-func (s *TaskStats) beginAttempt() {
-	s.attemptIn.Store(s.RecordsIn.Load())
-	s.attemptOut.Store(s.RecordsOut.Load())
-}
-
-// AttemptRecordsIn returns the records received in the current attempt.
-func (s *TaskStats) AttemptRecordsIn() int64 { return s.RecordsIn.Load() - s.attemptIn.Load() }
-
-// AttemptRecordsOut returns the records sent in the current attempt.
-func (s *TaskStats) AttemptRecordsOut() int64 { return s.RecordsOut.Load() - s.attemptOut.Load() }
-
-func (s *TaskStats) now() time.Time {
-	if s.clk == nil {
-		return time.Now()
-	}
-	return s.clk.Now()
-}
-
-// timeSplit attributes a task's time to busy or idle; backpressure, counted
-// by the writers within busy stretches, is taken out of busy. Only the task
-// goroutine uses it.
-type timeSplit struct {
-	stats *TaskStats
-	clk   clock.Clock
-	mark  time.Time
-	// bp is stats.BackpressuredNanos at mark.
-	bp int64
-}
-
-func newTimeSplit(stats *TaskStats, clk clock.Clock) timeSplit {
-	return timeSplit{stats: stats, clk: clk, mark: clk.Now(), bp: stats.BackpressuredNanos.Load()}
-}
-
-// idle ends a busy stretch: the task is about to wait.
-func (s *timeSplit) idle() {
-	now := s.clk.Now()
-	bp := s.stats.BackpressuredNanos.Load()
-	s.stats.BusyNanos.Add(int64(now.Sub(s.mark)) - (bp - s.bp))
-	s.mark, s.bp = now, bp
-}
-
-// busy ends an idle stretch: the task woke up.
-func (s *timeSplit) busy() {
-	now := s.clk.Now()
-	s.stats.IdleNanos.Add(int64(now.Sub(s.mark)))
-	s.mark, s.bp = now, s.stats.BackpressuredNanos.Load()
 }

@@ -85,6 +85,9 @@ func (t *task) emitWatermark(ctx context.Context, wm int64) error {
 		return nil
 	}
 	tm.wm = wm
+	if t.stats != nil {
+		t.stats.SetWatermark(wm)
+	}
 	saved := tm.TS
 	for _, op := range t.ops() {
 		if wo, ok := op.Op.(WatermarkOperator); ok {

@@ -49,8 +49,10 @@ type Vertex struct {
 	Name        string
 	UID         string
 	Parallelism int
-	// UIDs lists every operator uid in the chain, the source's first.
-	UIDs []string
+	// UIDs lists every operator uid in the chain, the source's first;
+	// Names their names, in the same order (nil: the uids).
+	UIDs  []string
+	Names []string
 	// Instantiate builds subtask w.Subtask of the vertex for one attempt.
 	Instantiate func(w *Wiring) (*Chain, error)
 }
@@ -59,6 +61,8 @@ type Vertex struct {
 type EdgeSpec struct {
 	ID       int
 	From, To int
+	// Partitioning is how records cross the edge.
+	Partitioning Partitioning
 	// NewChannels makes the typed channels (a *Channels[T]).
 	NewChannels func(up, down, capacity int) any
 }
@@ -96,6 +100,9 @@ type Config struct {
 	Clock                 clock.Clock
 	Logger                *slog.Logger
 	Faults                *fault.Injector
+	// StatusWindow is the sliding window of Status's ratios and rates
+	// (docs/design.md §8); zero means DefaultStatusWindow.
+	StatusWindow time.Duration
 	// StopTimeout bounds Stop: how long the final checkpoint and the
 	// commits after it may take before the attempt is cancelled and Run
 	// returns ErrStopped. Default the checkpoint timeout plus 10s.
@@ -143,6 +150,11 @@ type Job struct {
 
 	mu    sync.Mutex
 	stats map[checkpoint.TaskID]*TaskStats
+
+	// info is what Status reports about the run beyond counters (under
+	// infoMu).
+	infoMu sync.Mutex
+	info   runInfo
 
 	restarts      atomic.Int64
 	completed     atomic.Int64
@@ -227,96 +239,6 @@ func (j *Job) stopLeft() time.Duration {
 	return time.Duration(j.stopBy.Load() - j.clock.Now().UnixNano())
 }
 
-// Status is a point-in-time view of a running job (docs/design.md §8).
-type Status struct {
-	// Restarts counts the attempts after the first.
-	Restarts int64
-	// CheckpointsCompleted and CheckpointsFailed count over every attempt.
-	CheckpointsCompleted int64
-	CheckpointsFailed    int64
-	// LastCheckpointID is the newest checkpoint this run completed, 0 if none.
-	LastCheckpointID int64
-	// LastRecovery is the time from the last failure to the restarted
-	// attempt's tasks running.
-	LastRecovery time.Duration
-	// Vertices has one entry per vertex, in plan order.
-	Vertices []VertexStatus
-	// Checkpoints is the current attempt's coordinator statistics, nil
-	// before its first step. The Duration of a checkpoint in progress is
-	// the time since its trigger as of this Status call.
-	Checkpoints *checkpoint.Stats
-}
-
-// VertexStatus sums the counters of a vertex's subtasks.
-//
-// Record counts come in two kinds. The Attempt counts start from zero when
-// an attempt starts, so after a restore they count each record the attempt
-// handled once: what the job did since the checkpoint it restored. The Total
-// counts add up every attempt, so records replayed after a restore are
-// counted again each time: the work done, not the input size.
-//
-// The time counters add up every subtask and every attempt. A subtask's
-// running time is split into three disjoint parts, as Flink defines them
-// (busyTimeMsPerSecond, idleTimeMsPerSecond, backPressuredTimeMsPerSecond):
-// BusyNanos + IdleNanos + BackpressuredNanos is the time the subtasks ran.
-type VertexStatus struct {
-	Name        string
-	Parallelism int
-	// RecordsInAttempt and RecordsOutAttempt count the current attempt.
-	RecordsInAttempt  int64
-	RecordsOutAttempt int64
-	// RecordsInTotal and RecordsOutTotal count every attempt, replays
-	// included.
-	RecordsInTotal  int64
-	RecordsOutTotal int64
-	// BusyNanos is the time spent processing (records, timers, snapshots),
-	// backpressured time excluded.
-	BusyNanos int64
-	// IdleNanos is the time spent waiting for input, control mail or a
-	// timer.
-	IdleNanos int64
-	// BackpressuredNanos is the time spent blocked on a full output channel.
-	BackpressuredNanos int64
-	// AlignmentNanos is the time from the first barrier of a checkpoint to
-	// the last, summed over checkpoints; it overlaps the other three.
-	AlignmentNanos int64
-	// LateRecords counts the records the task's window operators found
-	// late, over every attempt.
-	LateRecords int64
-}
-
-// Status returns the job's counters.
-func (j *Job) Status() Status {
-	s := Status{
-		Restarts:             j.restarts.Load(),
-		CheckpointsCompleted: j.completed.Load(),
-		CheckpointsFailed:    j.failedCP.Load(),
-		LastCheckpointID:     j.lastCompleted.Load(),
-		LastRecovery:         time.Duration(j.lastRecovery.Load()),
-	}
-	if cs := j.coordStats.Load(); cs != nil {
-		st := cs.At(j.clock.Now())
-		s.Checkpoints = &st
-	}
-	for _, v := range j.plan.Vertices {
-		vs := VertexStatus{Name: v.Name, Parallelism: v.Parallelism}
-		for i := 0; i < v.Parallelism; i++ {
-			st := j.taskStats(checkpoint.TaskID{Vertex: v.UID, Subtask: i})
-			vs.RecordsInAttempt += st.AttemptRecordsIn()
-			vs.RecordsOutAttempt += st.AttemptRecordsOut()
-			vs.RecordsInTotal += st.RecordsIn.Load()
-			vs.RecordsOutTotal += st.RecordsOut.Load()
-			vs.BusyNanos += st.BusyNanos.Load()
-			vs.IdleNanos += st.IdleNanos.Load()
-			vs.BackpressuredNanos += st.BackpressuredNanos.Load()
-			vs.AlignmentNanos += st.AlignmentNanos.Load()
-			vs.LateRecords += st.LateRecords.Load()
-		}
-		s.Vertices = append(s.Vertices, vs)
-	}
-	return s
-}
-
 // LastCompleted returns the metadata of the newest checkpoint completed by
 // this run, or nil.
 func (j *Job) LastCompleted() *checkpoint.Metadata { return j.lastMeta.Load() }
@@ -327,6 +249,7 @@ func (j *Job) taskStats(id checkpoint.TaskID) *TaskStats {
 	st, ok := j.stats[id]
 	if !ok {
 		st = &TaskStats{clk: j.clock}
+		st.beginAttempt(j.clock.Now())
 		j.stats[id] = st
 	}
 	return st
@@ -356,6 +279,9 @@ func (j *Job) stopping() bool {
 // no checkpoint of the directory is newer (docs/design.md §5, §9).
 func (j *Job) Run(ctx context.Context) (err error) {
 	defer func() { j.endSavepoints(err) }()
+	j.infoMu.Lock()
+	j.info.startedAt = j.clock.Now()
+	j.infoMu.Unlock()
 	own, err := j.cfg.Store.Acquire(ctx, j.plan.JobName)
 	if err != nil {
 		j.log.Error("job not started: cannot take the checkpoints", "job", j.plan.JobName, "err", err)
@@ -425,6 +351,7 @@ func (j *Job) Run(ctx context.Context) (err error) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		cause := j.failed(err, j.clock.Now())
 		if errors.Is(err, checkpoint.ErrIncompatible) {
 			// Another attempt would restore the same checkpoint into
 			// the same job.
@@ -456,7 +383,7 @@ func (j *Job) Run(ctx context.Context) (err error) {
 			// outside the restart strategy.
 			j.log.Warn("stop-with-savepoint failed; the job keeps running, restarting from its latest checkpoint",
 				"job", j.plan.JobName, "attempt", attempt, "err", err)
-			j.restarts.Add(1)
+			j.restarted(cause)
 			if j.lastCompleted.Load() > 0 {
 				from = ""
 			}
@@ -510,7 +437,7 @@ func (j *Job) Run(ctx context.Context) (err error) {
 		if j.stopping() {
 			stopRestarts++
 		}
-		j.restarts.Add(1)
+		j.restarted(cause)
 		// Once this run completed a checkpoint, that one is newer than the
 		// user-given starting point.
 		if j.lastCompleted.Load() > 0 {
@@ -897,6 +824,7 @@ func (a *attempt) writeSnapshot(id checkpoint.TaskID, b Barrier, snaps []pending
 	a.wg.Add(1)
 	a.beginWrite(b.ID)
 	go func() {
+		began := a.clock.Now()
 		defer a.wg.Done()
 		defer a.endWrite(b.ID)
 		defer func() {
@@ -913,7 +841,7 @@ func (a *attempt) writeSnapshot(id checkpoint.TaskID, b Barrier, snaps []pending
 					err = fmt.Errorf("task %s/%d: asynchronous snapshot %d: %w", id.Vertex, id.Subtask, b.ID, e)
 				}
 				select {
-				case a.errs <- err:
+				case a.errs <- &taskError{id: id, err: err}:
 				default:
 				}
 			}
@@ -943,7 +871,8 @@ func (a *attempt) writeSnapshot(id checkpoint.TaskID, b Barrier, snaps []pending
 			}
 			states[p.uid] = st
 		}
-		a.event(coordinator.AckEvent{CheckpointID: b.ID, Task: id, States: states, Bytes: total, AlignmentDuration: align, SyncDuration: sync})
+		a.event(coordinator.AckEvent{CheckpointID: b.ID, Task: id, States: states, Bytes: total, AlignmentDuration: align, SyncDuration: sync,
+			AsyncDuration: a.clock.Now().Sub(began)})
 	}()
 }
 
@@ -985,6 +914,7 @@ func (a *attempt) parallelism(id checkpoint.TaskID) int {
 // or fails.
 func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failedAt time.Time) (err error) {
 	ctx, cancel := context.WithCancel(parent)
+	began := j.clock.Now()
 	a := &attempt{
 		j: j, plan: j.plan, cfg: j.cfg.Checkpoint, clock: j.clock, faults: j.cfg.Faults, ctx: ctx, runID: newRunID(),
 		byID:      map[checkpoint.TaskID]*task{},
@@ -1048,21 +978,29 @@ func (j *Job) runAttempt(parent context.Context, n int, rp *restorePoint, failed
 		a.closeAll()
 		return err
 	}
+	started := j.clock.Now()
 	for _, t := range a.tasks {
 		a.wg.Add(1)
 		go func(t *task) {
 			defer a.wg.Done()
 			if err := t.run(ctx); err != nil && ctx.Err() == nil {
 				select {
-				case a.errs <- err:
+				case a.errs <- &taskError{id: t.id, err: err}:
 				default:
 				}
 			}
 		}(t)
 	}
 	if !failedAt.IsZero() {
-		j.lastRecovery.Store(int64(j.clock.Now().Sub(failedAt)))
+		j.lastRecovery.Store(int64(started.Sub(failedAt)))
 	}
+	j.infoMu.Lock()
+	j.info.attemptStartedAt = started
+	if rp != nil {
+		j.info.lastRestore = &RestoreInfo{At: began, Duration: started.Sub(began), CheckpointID: rp.meta.CheckpointID,
+			Path: rp.src.Location(), Kind: rp.meta.Kind}
+	}
+	j.infoMu.Unlock()
 	a.running.Store(true)
 	close(a.runningCh)
 	return a.drive(coord)
@@ -1121,12 +1059,15 @@ func (a *attempt) build(n int, rp *restorePoint) error {
 	for _, e := range a.plan.Edges {
 		channels[e.ID] = e.NewChannels(par[e.From], par[e.To], a.plan.ChannelCapacity)
 	}
+	a.j.infoMu.Lock()
+	a.j.info.channels = channels
+	a.j.infoMu.Unlock()
 	restorer := newRestorer(a.ctx, rp)
 	for _, v := range a.plan.Vertices {
 		for sub := 0; sub < v.Parallelism; sub++ {
 			id := checkpoint.TaskID{Vertex: v.UID, Subtask: sub}
 			stats := a.j.taskStats(id)
-			stats.beginAttempt()
+			stats.beginAttempt(a.clock.Now())
 			tm := NewTime()
 			chain, err := v.Instantiate(&Wiring{Subtask: sub, Channels: channels, Done: a.ctx.Done(), Stats: stats, BatchSize: a.plan.BatchSize, Time: tm})
 			if err != nil {
@@ -1382,9 +1323,9 @@ func (d *driver) abort(act coordinator.AbortAction) error {
 		// The sources already ended their input after this barrier; only a
 		// restart can take another one.
 		if act.Kind == checkpoint.KindSavepoint {
-			return fmt.Errorf("%w: savepoint %d: %w", errStopSavepointFailed, act.CheckpointID, act.Reason)
+			return &checkpointError{err: fmt.Errorf("%w: savepoint %d: %w", errStopSavepointFailed, act.CheckpointID, act.Reason)}
 		}
-		return fmt.Errorf("final checkpoint %d failed: %w", act.CheckpointID, act.Reason)
+		return &checkpointError{err: fmt.Errorf("final checkpoint %d failed: %w", act.CheckpointID, act.Reason)}
 	}
 	return nil
 }
@@ -1399,7 +1340,7 @@ func (d *driver) discard(act coordinator.DiscardAction) {
 // tolerated.
 func (d *driver) failJob(act coordinator.FailJobAction) error {
 	d.j.log.Error("checkpoint failures beyond tolerance fail the attempt", "job", d.j.plan.JobName, "err", act.Err)
-	return act.Err
+	return &checkpointError{err: act.Err}
 }
 
 // askStop asks the coordinator for the final checkpoint, once.

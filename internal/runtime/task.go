@@ -120,7 +120,7 @@ func (t *task) run(ctx context.Context) (err error) {
 		t.chain.Time = NewTime()
 	}
 	t.chain.Time.t = t
-	defer t.split.idle() // the last busy stretch
+	defer t.split.stop() // the last stretch
 	defer func() {
 		if r := recover(); r != nil {
 			var inj *fault.Injected
