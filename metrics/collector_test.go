@@ -189,34 +189,7 @@ func TestCollectorExportsStatus(t *testing.T) {
 		t.Errorf("commit histogram: count %d sum %v, want 1 and 0.03", hh.GetSampleCount(), hh.GetSampleSum())
 	}
 
-	// Types and label names: as docs/metrics.md says; no series carries
-	// the label job, which Prometheus owns.
-	defs := map[string]metrics.Def{}
-	for _, d := range metrics.Defs() {
-		defs[d.Name] = d
-	}
-	for name, mf := range s {
-		if !strings.HasPrefix(name, "sluice_") {
-			continue
-		}
-		d, ok := defs[name]
-		if !ok {
-			t.Errorf("%s exported but not defined", name)
-			continue
-		}
-		if got := strings.ToLower(mf.GetType().String()); got != d.Type {
-			t.Errorf("%s has type %s, want %s", name, got, d.Type)
-		}
-		for _, m := range mf.GetMetric() {
-			var names []string
-			for _, l := range m.GetLabel() {
-				names = append(names, l.GetName())
-			}
-			if strings.Join(names, ",") != strings.Join(slices.Sorted(slices.Values(d.Labels)), ",") {
-				t.Errorf("%s{%s}: labels %v, want %v", name, labels(m), names, d.Labels)
-			}
-		}
-	}
+	defs := checkSchema(t, s)
 	for name := range defs {
 		if s[name] == nil {
 			t.Errorf("%s defined but not exported for a full status", name)
@@ -427,4 +400,39 @@ func TestTaskNamesUnique(t *testing.T) {
 	if s.value(t, "sluice_task_records_in_total", "task=map (m1)") != 1 || s.value(t, "sluice_task_records_in_total", "task=map (m2)") != 2 {
 		t.Errorf("records: %s", s.series("sluice_task_records_in_total"))
 	}
+}
+
+// checkSchema checks every sluice_ series of s against the collector's
+// definitions (docs/metrics.md): defined, of its type, with exactly its
+// labels (so never the label job, which Prometheus owns). It returns the
+// definitions by name.
+func checkSchema(t *testing.T, s scrape) map[string]metrics.Def {
+	t.Helper()
+	defs := map[string]metrics.Def{}
+	for _, d := range metrics.Defs() {
+		defs[d.Name] = d
+	}
+	for name, mf := range s {
+		if !strings.HasPrefix(name, "sluice_") {
+			continue
+		}
+		d, ok := defs[name]
+		if !ok {
+			t.Errorf("%s exported but not defined", name)
+			continue
+		}
+		if got := strings.ToLower(mf.GetType().String()); got != d.Type {
+			t.Errorf("%s has type %s, want %s", name, got, d.Type)
+		}
+		for _, m := range mf.GetMetric() {
+			var names []string
+			for _, l := range m.GetLabel() {
+				names = append(names, l.GetName())
+			}
+			if strings.Join(names, ",") != strings.Join(slices.Sorted(slices.Values(d.Labels)), ",") {
+				t.Errorf("%s{%s}: labels %v, want %v", name, labels(m), names, d.Labels)
+			}
+		}
+	}
+	return defs
 }

@@ -157,6 +157,8 @@ func TestMetricsAcrossRestart(t *testing.T) {
 	if got := after.v("sluice_job_restarts_total", jl+",cause=other") + after.v("sluice_job_restarts_total", jl+",cause=checkpoint-failure"); got != 0 {
 		t.Errorf("restarts of other causes: %v", got)
 	}
+	checkSchema(t, before)
+	checkSchema(t, after)
 	// The new attempt's gauges: its source reads nothing, so no rate and
 	// no watermark, while the counters keep what the first attempt did.
 	for _, task := range []string{"gen", "fail"} {
