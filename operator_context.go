@@ -120,3 +120,20 @@ func operatorContext(rc *runtime.OperatorContext) *OperatorContext {
 	}
 	return c
 }
+
+// CountBytesIn adds n serialized bytes read (by a source reader) to the
+// task's BytesInTotal (docs/design.md §8). Call it once per poll or batch,
+// not per record. Outside a task (tests) it does nothing.
+func (c *OperatorContext) CountBytesIn(n int64) {
+	if c != nil && c.stats != nil && n > 0 {
+		c.stats.BytesIn.Add(n)
+	}
+}
+
+// CountBytesOut adds n serialized bytes written (by a sink) to the task's
+// BytesOutTotal (docs/design.md §8), once per flush or batch.
+func (c *OperatorContext) CountBytesOut(n int64) {
+	if c != nil && c.stats != nil && n > 0 {
+		c.stats.BytesOut.Add(n)
+	}
+}

@@ -126,6 +126,18 @@ func fromSource[T any](e *Environment, name string, src Source[T], spec *eventTi
 	return Stream[T]{env: e, n: n}
 }
 
+// SplitReporter is implemented by a SourceReader that can describe the
+// splits it reads, for JobStatus.Sources (docs/design.md §8): per split its
+// position, its end as last seen and the lag between them, its watermark
+// and whether it is idle. The engine discovers it on the reader when the
+// reader is created. ReportSplits is called by Status, from another
+// goroutine than the reader's and as often as metrics are scraped: it must
+// be safe for that and cheap (read published values, never the network).
+// Subtask may be left zero: the engine sets it.
+type SplitReporter interface {
+	ReportSplits() []SplitStatus
+}
+
 const splitState = "splits"
 
 type sourceDriver[T any] struct {
@@ -179,6 +191,10 @@ func (d *sourceDriver[T]) Open(ctx context.Context, rc *runtime.OperatorContext)
 	d.reader, err = d.src.NewReader(ctx, oc)
 	if err != nil {
 		return fmt.Errorf("create reader: %w", err)
+	}
+	if rep, ok := d.reader.(SplitReporter); ok && rc.Stats != nil {
+		sub := oc.Subtask
+		rc.Stats.SetSplitReporter(func() []runtime.SplitInfo { return splitInfos(rep.ReportSplits(), sub) })
 	}
 	d.tm = rc.Time
 	if d.tm == nil {
@@ -251,6 +267,9 @@ func (d *sourceDriver[T]) Close(ctx context.Context) error {
 	if d.reader == nil {
 		return nil
 	}
+	if d.oc != nil && d.oc.stats != nil {
+		d.oc.stats.SetSplitReporter(nil)
+	}
 	return d.reader.Close(ctx)
 }
 
@@ -291,4 +310,17 @@ func SplitsFromMetadata(m *checkpoint.Metadata, uid string) ([]Split, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// splitInfos converts what a SplitReporter says for the runtime's Status.
+func splitInfos(ss []SplitStatus, sub int) []runtime.SplitInfo {
+	out := make([]runtime.SplitInfo, len(ss))
+	for i, s := range ss {
+		out[i] = runtime.SplitInfo{Split: s.Split, Topic: s.Topic, Partition: s.Partition, Subtask: sub,
+			Next: s.Next, End: s.End, Lag: s.Lag, Idle: s.Idle}
+		if !s.Watermark.IsZero() {
+			out[i].Watermark, out[i].HasWatermark = s.Watermark.UnixMilli(), true
+		}
+	}
+	return out
 }

@@ -193,6 +193,10 @@ type reader[T any] struct {
 	commit     kadm.Offsets               // for the monitor to commit
 	err        error                      // the first failure of a goroutine
 
+	// octx is the reader's operator context (nil in some tests), for the
+	// byte count.
+	octx *sluice.OperatorContext
+
 	// The task goroutine's own.
 	pending  []batch
 	snaps    []snapshotOffsets
@@ -210,6 +214,7 @@ func newReader[T any](src *Source[T], octx *sluice.OperatorContext) (*reader[T],
 		parts: map[partitionID]*partition{},
 	}
 	uid := "kafka-source"
+	r.octx = octx
 	if octx != nil {
 		r.subtask, r.par, uid = octx.Subtask, max(octx.Parallelism, 1), octx.UID
 		if octx.Logger != nil {
@@ -567,9 +572,11 @@ func (r *reader[T]) emit(ctx context.Context, out sluice.Emitter[T], b *batch, b
 	deser := r.cfg.Deserializer
 	so := splitOutput(out, p.id)
 	var err error
+	var bytes int64
 	i := 0
 	for ; i < n; i++ {
 		rec := recs[i]
+		bytes += int64(len(rec.Key) + len(rec.Value))
 		v, derr := deser.Deserialize(rec)
 		if derr != nil {
 			if err = r.deadLetter(ctx, rec, derr); err != nil {
@@ -582,6 +589,7 @@ func (r *reader[T]) emit(ctx context.Context, out sluice.Emitter[T], b *batch, b
 			maxTs = ts
 		}
 	}
+	r.octx.CountBytesIn(bytes)
 	if i > 0 {
 		p.pos = position{next: recs[i-1].Offset + 1}
 		p.maxTs = maxTs
@@ -807,6 +815,20 @@ func (r *reader[T]) Close(context.Context) error {
 	}
 	r.src.unregister(r)
 	return nil
+}
+
+// ReportSplits describes the reader's partitions for the job's status
+// (sluice.SplitReporter, docs/design.md §8), from the same published values
+// as Source.Status: safe from any goroutine, no network call. The
+// watermark is the partition's largest record timestamp emitted.
+func (r *reader[T]) ReportSplits() []sluice.SplitStatus {
+	ps := r.status()
+	out := make([]sluice.SplitStatus, len(ps))
+	for i, p := range ps {
+		out[i] = sluice.SplitStatus{Split: SplitID(p.Topic, p.Partition), Topic: p.Topic, Partition: p.Partition,
+			Subtask: p.Subtask, Next: p.Next, End: p.End, Lag: p.Lag, Watermark: p.MaxTimestamp, Idle: p.Idle}
+	}
+	return out
 }
 
 // status returns the published state of the reader's partitions.
