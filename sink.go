@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/fault"
@@ -124,6 +125,8 @@ type twoPhaseOp[T, TXN any] struct {
 	// ctx is the attempt's context, from Open, for BeginTransaction: it is
 	// called from Emit, the per-record path, which carries no context.
 	ctx context.Context
+	// stats counts transactions for the job's status (nil outside a task).
+	stats *runtime.TaskStats
 }
 
 func (s *twoPhaseOp[T, TXN]) Open(ctx context.Context, rc *runtime.OperatorContext) error {
@@ -132,6 +135,9 @@ func (s *twoPhaseOp[T, TXN]) Open(ctx context.Context, rc *runtime.OperatorConte
 	}
 	s.ctx = ctx
 	oc := s.oc
+	if s.stats = rc.Stats; s.stats != nil {
+		s.stats.SetSink(rc.Name)
+	}
 	c, err := s.cfg.New(ctx, oc)
 	if err != nil {
 		return err
@@ -155,6 +161,8 @@ func (s *twoPhaseOp[T, TXN]) Open(ctx context.Context, rc *runtime.OperatorConte
 			if err := s.c.RecoverAndCommit(ctx, p.txn); err != nil {
 				return fmt.Errorf("commit transaction of checkpoint %d on restore: %w", p.checkpoint, err)
 			}
+			// Not counted in the sink's committed transactions: the
+			// commit may repeat one already counted before the failure.
 			recovered = append(recovered, p.txn)
 		}
 	}
@@ -238,6 +246,16 @@ func RestoredTransactions[TXN any](oc *OperatorContext, c codec.Codec[TXN]) ([]T
 // id: a complete checkpoint covers all the records before its barrier.
 func (s *twoPhaseOp[T, TXN]) NotifyComplete(ctx context.Context, id int64) error {
 	sort.SliceStable(s.pending, func(i, j int) bool { return s.pending[i].checkpoint < s.pending[j].checkpoint })
+	var start time.Time
+	if s.stats != nil {
+		start = s.oc.Clock.Now()
+	}
+	var n int64
+	defer func() {
+		if s.stats != nil && n > 0 {
+			s.stats.CommitDone(n, s.oc.Clock.Now().Sub(start))
+		}
+	}()
 	kept := s.pending[:0]
 	for _, p := range s.pending {
 		if p.checkpoint > id {
@@ -250,6 +268,7 @@ func (s *twoPhaseOp[T, TXN]) NotifyComplete(ctx context.Context, id int64) error
 		if err := s.c.Commit(ctx, p.txn); err != nil {
 			return fmt.Errorf("commit transaction of checkpoint %d: %w", p.checkpoint, err)
 		}
+		n++
 	}
 	s.pending = kept
 	return nil
@@ -261,6 +280,9 @@ func (s *twoPhaseOp[T, TXN]) NotifyComplete(ctx context.Context, id int64) error
 func (s *twoPhaseOp[T, TXN]) Close(ctx context.Context) error {
 	if s.open && s.c != nil {
 		s.open = false
+		if s.stats != nil {
+			s.stats.TxAborted.Add(1)
+		}
 		return s.c.Abort(ctx, s.cur)
 	}
 	return nil

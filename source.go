@@ -135,6 +135,7 @@ func fromSource[T any](e *Environment, name string, src Source[T], spec *eventTi
 // be safe for that and cheap (read published values, never the network).
 // Subtask may be left zero: the engine sets it.
 type SplitReporter interface {
+	// ReportSplits returns one entry per split the reader reads now.
 	ReportSplits() []SplitStatus
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/clock"
+	"github.com/sluicehq/sluice/connector/datagen"
 	"github.com/sluicehq/sluice/restart"
 )
 
@@ -167,7 +168,7 @@ func TestStatusFailureAndRestore(t *testing.T) {
 		cfg.Restart = restart.FixedDelay{Attempts: 3, Delay: 2 * time.Second}
 		env := sluice.New(cfg)
 		src := newLogSource[int]()
-		out := newCollector[int]()
+		out := newCollector[subtaskRecord[int]]()
 		var failed atomic.Bool
 		errBoom := errors.New("boom")
 		fm := sluice.FlatMap(sluice.FromSource(env, "src", src), "fail", func(v int, c *sluice.Collector[int]) error {
@@ -177,7 +178,7 @@ func TestStatusFailureAndRestore(t *testing.T) {
 			c.Collect(v)
 			return nil
 		})
-		sluice.Sink(fm, "sink", out.Sink(), sluice.StartNewChain())
+		sluice.Sink(fm, "sink", subtaskSink(out), sluice.StartNewChain())
 		x := start(t, env)
 		synctest.Wait()
 		began := time.Now()
@@ -216,7 +217,15 @@ func TestStatusFailureAndRestore(t *testing.T) {
 		if !seen["src"] || !seen["sink"] {
 			t.Fatalf("task entries %+v, want src and sink", done.Tasks)
 		}
+		// The two-phase-commit sink committed checkpoint 1's transaction.
+		if len(st.Sinks) != 1 || st.Sinks[0].Vertex != "sink" || st.Sinks[0].Name != "sink" ||
+			st.Sinks[0].TransactionsCommitted != 1 || st.Sinks[0].Commits != 1 || st.Sinks[0].TransactionsAborted != 0 {
+			t.Fatalf("sinks %+v, want sink with 1 transaction committed", st.Sinks)
+		}
 
+		src.Append(11, 12)                 // an open transaction at the failure: aborted
+		time.Sleep(200 * time.Millisecond) // the buffer timeout: they reach the sink
+		synctest.Wait()
 		src.Append(-1) // fails the source task (fail is chained to it)
 		synctest.Wait()
 		failedAt := time.Now()
@@ -237,13 +246,57 @@ func TestStatusFailureAndRestore(t *testing.T) {
 		if !st.AttemptStartedAt.Equal(r.At.Add(r.Duration)) || !st.StartedAt.Equal(began) {
 			t.Fatalf("attempt started %v, run started %v; restore %+v", st.AttemptStartedAt, st.StartedAt, r)
 		}
-		// The replay after checkpoint 1: the -1 alone, now passed on.
+		// The replay after checkpoint 1: 11, 12 and the -1, now passed on.
 		s := vertex(t, st, "src")
-		if s.RecordsOutAttempt != 1 || s.RecordsOutTotal != 11 {
-			t.Fatalf("source out: %d this attempt, %d in all; want 1 and 11", s.RecordsOutAttempt, s.RecordsOutTotal)
+		if s.RecordsOutAttempt != 3 || s.RecordsOutTotal != 15 {
+			t.Fatalf("source out: %d this attempt, %d in all; want 3 and 15", s.RecordsOutAttempt, s.RecordsOutTotal)
 		}
 		checkRatios(t, s)
+		if k := st.Sinks[0]; k.TransactionsAborted != 1 {
+			t.Fatalf("sink %+v after the failure, want the open transaction aborted", k)
+		}
 		src.Close()
+		res, err := x.wait(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := res.Status.Sinks[0]; k.TransactionsCommitted < 2 || k.Commits != k.TransactionsCommitted || k.TransactionsAborted != 1 {
+			t.Fatalf("sink %+v at the end, want the final checkpoint's transaction committed too", k)
+		}
+	})
+}
+
+// TestStatusDatagenSplits: datagen reports its splits, a bounded split with
+// its end (RecordsPerSplit) and the records still to generate as its lag.
+func TestStatusDatagenSplits(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(t, 1)
+		cfg.Clock = clock.Real{}
+		cfg.BatchSize = 1
+		cfg.ChannelCapacity = 1
+		cfg.Checkpoint = checkpoint.Config{Interval: -1}
+		env := sluice.New(cfg)
+		g := datagen.Config{Splits: 2, RecordsPerSplit: 1000, Keys: 5, Seed: 1, BatchSize: 8}
+		release := make(chan struct{})
+		src := sluice.FromSource(env, "gen", datagen.New(g))
+		sluice.Sink(src, "held", sluice.SinkFunc[datagen.Record](func(datagen.Record) error { <-release; return nil }), sluice.StartNewChain())
+		x := start(t, env)
+		synctest.Wait() // the source is blocked on the full edge
+		st := env.Status()
+		if len(st.Sources) != 1 || st.Sources[0].Vertex != "gen" || len(st.Sources[0].Splits) != 2 {
+			t.Fatalf("sources %+v, want gen with 2 splits", st.Sources)
+		}
+		s := st.Sources[0]
+		for _, sp := range s.Splits {
+			if sp.End != 1000 || sp.Lag != sp.End-sp.Next || sp.Lag <= 0 || sp.Idle || sp.Subtask != 0 {
+				t.Fatalf("split %+v while held, want end 1000 and a positive lag", sp)
+			}
+		}
+		if s.RecordsLagMax <= 0 || s.IdleSplits != 0 {
+			t.Fatalf("source %+v, want a positive records lag max and no idle split", s)
+		}
+		close(release)
 		if _, err := x.wait(t); err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice"
@@ -107,6 +108,8 @@ type splitState struct {
 	base   uint64 // splitBase(seed, index)
 	next   int64  // sequence number of the next record to emit
 	paused bool   // by watermark alignment: not polled
+	// pub is next as published for ReportSplits, once per emitted batch.
+	pub atomic.Int64
 }
 
 // reader reads the splits of one subtask. Every method runs on the
@@ -118,8 +121,10 @@ type reader struct {
 	clk clock.Clock
 
 	splits []*splitState // every split owned, by id, for snapshots
-	active []*splitState // the splits not ended yet, polled round-robin
-	turn   int           // index into active of the split polled next
+	// published is splits as ReportSplits reads it, from another goroutine.
+	published atomic.Pointer[[]*splitState]
+	active    []*splitState // the splits not ended yet, polled round-robin
+	turn      int           // index into active of the split polled next
 	// paused counts the splits of active that watermark alignment paused
 	// (sluice.SplitPauser): Poll skips them, and a reader whose active
 	// splits are all paused waits on the task's clock, not on Available.
@@ -178,12 +183,15 @@ func (r *reader) AddSplits(_ context.Context, splits []sluice.Split) error {
 			}
 		}
 		sp := &splitState{index: n, id: s.ID, base: r.g.bases[n], next: pos}
+		sp.pub.Store(pos)
 		r.splits = append(r.splits, sp)
 		if !r.ended(sp) {
 			r.active = append(r.active, sp)
 		}
 	}
 	sort.Slice(r.splits, func(i, j int) bool { return r.splits[i].index < r.splits[j].index })
+	pub := append([]*splitState(nil), r.splits...)
+	r.published.Store(&pub)
 	sort.Slice(r.active, func(i, j int) bool { return r.active[i].index < r.active[j].index })
 	r.setRate()
 	return nil
@@ -369,7 +377,31 @@ func (r *reader) emit(out sluice.Emitter[Record], sp *splitState, n int64) (err 
 	// A failed Emit fails the attempt anyway, but the position must never
 	// claim a record that was not handed out whole.
 	sp.next = seq
+	sp.pub.Store(seq)
 	return err
+}
+
+// ReportSplits describes the reader's splits for the job's status
+// (sluice.SplitReporter, docs/design.md §8): a bounded split's end is its
+// RecordsPerSplit, so its lag is the records still to generate, and it is
+// idle once it ended; an endless split's end and lag are unknown (-1).
+// Safe from any goroutine.
+func (r *reader) ReportSplits() []sluice.SplitStatus {
+	p := r.published.Load()
+	if p == nil {
+		return nil
+	}
+	out := make([]sluice.SplitStatus, len(*p))
+	for i, sp := range *p {
+		next := sp.pub.Load()
+		st := sluice.SplitStatus{Split: sp.id, Next: next, End: -1, Lag: -1}
+		if n := r.cfg.RecordsPerSplit; n > 0 {
+			st.End, st.Lag = n, max(n-next, 0)
+			st.Idle = st.Lag == 0
+		}
+		out[i] = st
+	}
+	return out
 }
 
 // Available returns a channel that fires when Poll may emit again: at the

@@ -27,7 +27,10 @@ type liveTxn struct {
 	cancel  context.CancelFunc
 	stop    chan struct{}
 	written atomic.Int64 // records handed to the client
-	acked   atomic.Int64 // records whose promise ran
+	// bytes is the keys' and values' size handed to the client, counted
+	// on the task goroutine and reported once per transaction.
+	bytes int64
+	acked atomic.Int64 // records whose promise ran
 
 	failed atomic.Bool
 	errMu  sync.Mutex
@@ -168,6 +171,7 @@ func (w *sinkWriter[T]) write(l *liveTxn, v T) error {
 		r.Key = nil
 	}
 	l.written.Add(1)
+	l.bytes += int64(len(r.Key) + len(r.Value))
 	l.produce(l.ctx, r, l.promise)
 	return nil
 }

@@ -200,6 +200,8 @@ func (c *txnCommitter[T]) PreCommit(ctx context.Context, t *Txn) error {
 			t, pid, epoch, err)
 	}
 	t.HasData = l.written.Load() > 0
+	c.octx.CountBytesOut(l.bytes)
+	l.bytes = 0
 	l.close()
 	c.seq++
 	c.pool[l.slot] = slot{state: slotPending, seq: c.seq}
@@ -337,6 +339,8 @@ func (c *txnCommitter[T]) Abort(ctx context.Context, t *Txn) error {
 		return nil
 	}
 	defer l.close()
+	c.octx.CountBytesOut(l.bytes) // written, if aborted
+	l.bytes = 0
 	if l.slot >= 0 && l.slot < len(c.pool) {
 		c.pool[l.slot] = slot{state: slotFree}
 	}
