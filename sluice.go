@@ -290,7 +290,7 @@ func jobStatus(s runtime.Status) JobStatus {
 			st := SplitStatus{Split: sp.Split, Topic: sp.Topic, Partition: sp.Partition, Subtask: sp.Subtask,
 				Next: sp.Next, End: sp.End, Lag: sp.Lag, Idle: sp.Idle}
 			if sp.HasWatermark {
-				st.Watermark = time.UnixMilli(sp.Watermark)
+				st.Watermark = time.Unix(0, sp.Watermark)
 			}
 			ss.Splits = append(ss.Splits, st)
 		}
@@ -335,13 +335,14 @@ func jobStatus(s runtime.Status) JobStatus {
 	return js
 }
 
-// watermarkTime is a watermark in milliseconds as a time, zero when there
-// is none yet or it is the end of event time's sentinel.
-func watermarkTime(ms int64, ok bool) time.Time {
-	if !ok || ms == math.MinInt64 || ms == math.MaxInt64 {
+// watermarkTime is a watermark (nanoseconds since the epoch, as event
+// timestamps are: docs/design.md §14) as a time, zero when there is none
+// yet or it is the end of event time's sentinel.
+func watermarkTime(ns int64, ok bool) time.Time {
+	if !ok || ns == math.MinInt64 || ns == math.MaxInt64 {
 		return time.Time{}
 	}
-	return time.UnixMilli(ms)
+	return time.Unix(0, ns)
 }
 
 // Collector collects the outputs of a user function. It remembers the first

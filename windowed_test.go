@@ -195,6 +195,9 @@ func TestWindowTumblingOutOfOrderAndLateness(t *testing.T) {
 	if n := lateRecords(res.Status, "window"); n != 1 {
 		t.Errorf("LateRecords = %d, want 1", n)
 	}
+	if side, dropped := lateSplit(res.Status); side != 1 || dropped != 0 {
+		t.Errorf("late records to the side output %d, dropped %d; want 1 and 0", side, dropped)
+	}
 	if k, et, pt := j.out.left(); k != 0 || et != 0 || pt != 0 {
 		t.Errorf("left in state after the final watermark: %d keys, %d event-time timers, %d processing-time timers", k, et, pt)
 	}
@@ -209,6 +212,16 @@ func lateRecords(st sluice.JobStatus, _ string) int64 {
 		n += v.LateRecords
 	}
 	return n
+}
+
+// lateSplit returns the late records sent to a side output and those
+// dropped, over every vertex.
+func lateSplit(st sluice.JobStatus) (side, dropped int64) {
+	for _, v := range st.Vertices {
+		side += v.LateToSide
+		dropped += v.LateDropped
+	}
+	return side, dropped
 }
 
 // winCase is a table test of one window job over one scripted split.
@@ -618,6 +631,9 @@ func TestWindowLateWithoutTag(t *testing.T) {
 	checkLines(t, "results", out.Records(), []string{"a [0,10) n=1 sum=1", "a [20,30) n=2 sum=47"})
 	if n := lateRecords(res.Status, "window"); n != 2 {
 		t.Errorf("LateRecords = %d, want 2", n)
+	}
+	if side, dropped := lateSplit(res.Status); side != 0 || dropped != 2 {
+		t.Errorf("late records to the side output %d, dropped %d; want 0 and 2", side, dropped)
 	}
 	if n := strings.Count(logs.String(), "late record dropped"); n != 1 {
 		t.Errorf("%d WARNs for late records, want 1:\n%s", n, logs.String())

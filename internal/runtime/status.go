@@ -113,8 +113,8 @@ type SubtaskStatus struct {
 	RecordsInRate, RecordsOutRate        float64
 	InputQueueFill, OutputQueueFill      float64
 	LateRecords, LateDropped, LateToSide int64
-	// Watermark is in milliseconds; HasWatermark says whether there is one
-	// in the current attempt.
+	// Watermark is in nanoseconds since the epoch (event time's unit);
+	// HasWatermark says whether there is one in the current attempt.
 	Watermark    int64
 	HasWatermark bool
 }
@@ -166,7 +166,7 @@ type VertexStatus struct {
 	// InputQueueFill and OutputQueueFill are the mean fill of the
 	// subtasks' input and output channels.
 	InputQueueFill, OutputQueueFill float64
-	// Watermark is the smallest subtask watermark (ms), HasWatermark false
+	// Watermark is the smallest subtask watermark (ns), HasWatermark false
 	// while a subtask has none.
 	Watermark    int64
 	HasWatermark bool
