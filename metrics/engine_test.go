@@ -110,7 +110,7 @@ func TestMetricsAcrossRestart(t *testing.T) {
 	gen := blockable[datagen.Record]{datagen.New(datagen.Config{Splits: 2, RatePerSecond: 4000, Keys: 10}), &blocked}
 	src := sluice.FromSourceWithWatermarks(env, "gen", sluice.Source[datagen.Record](gen), watermark.ForMonotonousTimestamps(),
 		[]sluice.WatermarkOption[datagen.Record]{sluice.WithTimestampAssigner(func(r datagen.Record, _ int64) int64 {
-			return t0.UnixMilli() + r.Seq
+			return t0.UnixNano() + r.Seq*int64(time.Millisecond) // event time is in nanoseconds
 		})})
 	fm := sluice.FlatMap(src, "fail", func(r datagen.Record, c *sluice.Collector[datagen.Record]) error {
 		if armed.CompareAndSwap(true, false) {
@@ -156,6 +156,11 @@ func TestMetricsAcrossRestart(t *testing.T) {
 	})
 	if got := after.v("sluice_job_restarts_total", jl+",cause=other") + after.v("sluice_job_restarts_total", jl+",cause=checkpoint-failure"); got != 0 {
 		t.Errorf("restarts of other causes: %v", got)
+	}
+	// The watermark is event time: t0 plus at most a few seconds of
+	// records (one per millisecond per split).
+	if wm := before.v("sluice_task_watermark_timestamp_seconds", jl+",task=fail,subtask=0"); wm < float64(t0.Unix()) || wm > float64(t0.Add(time.Hour).Unix()) {
+		t.Errorf("watermark %v, want a time shortly after %v (%d)", wm, t0, t0.Unix())
 	}
 	checkSchema(t, before)
 	checkSchema(t, after)
