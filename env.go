@@ -232,6 +232,8 @@ type Environment struct {
 	jobID string
 	// exited is closed when Execute returns.
 	exited chan struct{}
+	// ckHooks are the OnCheckpointComplete functions.
+	ckHooks checkpointHooks
 }
 
 // New returns an empty environment with cfg.
@@ -319,6 +321,7 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 		FromCheckpoint: e.cfg.FromCheckpoint, Clock: e.cfg.Clock, Logger: e.cfg.Logger, Faults: e.cfg.Faults,
 		AllowNonRestoredState: e.cfg.AllowNonRestoredState, AllowSourceChange: e.cfg.AllowSourceChange,
 		StopTimeout: e.cfg.StopTimeout, StatusWindow: e.cfg.StatusWindow,
+		OnCheckpointComplete: e.ckHooks.call,
 	})
 	if err != nil {
 		return nil, err

@@ -326,7 +326,7 @@ func splitInfos(ss []SplitStatus, sub int) []runtime.SplitInfo {
 		out[i] = runtime.SplitInfo{Split: s.Split, Topic: s.Topic, Partition: s.Partition, Subtask: sub,
 			Next: s.Next, End: s.End, Lag: s.Lag, Idle: s.Idle}
 		if !s.Watermark.IsZero() {
-			out[i].Watermark, out[i].HasWatermark = s.Watermark.UnixMilli(), true
+			out[i].Watermark, out[i].HasWatermark = s.Watermark.UnixNano(), true
 		}
 	}
 	return out

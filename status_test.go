@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/clock"
 	"github.com/sluicehq/sluice/connector/datagen"
 	"github.com/sluicehq/sluice/restart"
+	"github.com/sluicehq/sluice/watermark"
 )
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
@@ -302,6 +303,43 @@ func TestStatusDatagenSplits(t *testing.T) {
 			t.Fatalf("source %+v, want a positive records lag max and no idle split", s)
 		}
 		close(release)
+		if _, err := x.wait(t); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestStatusWatermark: each vertex reports the smallest watermark of its
+// subtasks, as a time; zero before the first one.
+func TestStatusWatermark(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(t, 1)
+		cfg.Clock = clock.Real{}
+		cfg.Checkpoint = checkpoint.Config{Interval: -1}
+		env := sluice.New(cfg)
+		src := newLogSource[int]()
+		s := sluice.FromSourceWithWatermarks(env, "src", src, watermark.ForMonotonousTimestamps(),
+			[]sluice.WatermarkOption[int]{sluice.WithTimestampAssigner(func(v int, _ int64) int64 { return int64(v) * int64(time.Millisecond) })})
+		out := newCollector[int]()
+		sluice.Sink(s, "sink", out.Sink(), sluice.StartNewChain())
+		x := start(t, env)
+		synctest.Wait()
+		if w := vertex(t, env.Status(), "sink").Watermark; !w.IsZero() {
+			t.Fatalf("sink watermark %v before any record, want zero", w)
+		}
+		src.Append(1000, 2000, 5000)
+		time.Sleep(time.Second) // a few watermark intervals
+		synctest.Wait()
+		st := env.Status()
+		sw, kw := vertex(t, st, "src").Watermark, vertex(t, st, "sink").Watermark
+		if sw.IsZero() || !sw.Equal(kw) || sw.After(time.UnixMilli(5000)) || sw.Before(time.UnixMilli(4999)) {
+			t.Fatalf("watermarks src %v sink %v, want both just below 5s after the epoch", sw, kw)
+		}
+		if sub := vertex(t, st, "sink").Subtasks[0].Watermark; !sub.Equal(kw) {
+			t.Fatalf("subtask watermark %v, vertex %v", sub, kw)
+		}
+		src.Close()
 		if _, err := x.wait(t); err != nil {
 			t.Fatal(err)
 		}

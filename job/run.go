@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/sluicehq/sluice/internal/dashboard"
 	"github.com/sluicehq/sluice/internal/httpapi"
 	"github.com/sluicehq/sluice/internal/progress"
+	"github.com/sluicehq/sluice/metrics"
 )
 
 // shutdownTimeout bounds the wait for the control API's calls in progress
@@ -72,21 +74,31 @@ Flags:
 		return err
 	}
 	var srv *httpapi.Server
+	var col *metrics.Collector
 	if c.httpAddr != "off" {
 		srv, err = httpapi.New(httpapi.Config{Addr: c.httpAddr, Token: c.httpToken, Logger: cfg.Logger, Clock: cfg.Clock})
-		if err == nil && c.pprof {
+		if err != nil {
+			return fmt.Errorf("%s: %s", c.source("http"), strings.TrimPrefix(err.Error(), "http: "))
+		}
+		if c.pprof {
 			httpapi.MountPprof(srv)
 		}
-		if err == nil {
-			dashboard.Mount(srv)
-			err = srv.Start()
+		dashboard.Mount(srv)
+		// The metrics are mounted before the server starts (its mux is
+		// built then) and registered before Execute, so that the
+		// checkpoint histogram sees every checkpoint.
+		info := metrics.Info(env.Config())
+		info.Name = c.j.Name
+		if col, err = mountMetrics(srv, env, info, cfg.Logger); err != nil {
+			return err
 		}
-		if err != nil {
+		if err := srv.Start(); err != nil {
 			return fmt.Errorf("%s: %s", c.source("http"), strings.TrimPrefix(err.Error(), "http: "))
 		}
 		srv.Add(env, c.j.Name)
 		fmt.Fprintf(c.stdout, "control API on http://%s/api/v1/ (job %s)\n", srv.Addr(), env.JobID())
 		fmt.Fprintf(c.stdout, "dashboard on http://%s/\n", srv.Addr())
+		fmt.Fprintf(c.stdout, "metrics on http://%s/metrics\n", srv.Addr())
 		if c.pprof {
 			fmt.Fprintf(c.stdout, "profiler on http://%s%s\n", srv.Addr(), httpapi.PprofPrefix)
 		}
@@ -121,6 +133,9 @@ Flags:
 			pr.Done()
 			// Wait for the calls in progress: a stop's savepoint path is
 			// known, and answered, once its handler returned.
+			if col != nil {
+				col.SetRunning(env.JobID(), false)
+			}
 			if srv != nil {
 				status := httpapi.StatusFinished
 				switch {
@@ -171,4 +186,20 @@ Flags:
 			}
 		}
 	}
+}
+
+// mountMetrics serves the Prometheus metrics of env on GET /metrics of srv
+// (docs/metrics.md): a collector over env on a registry of its own, with
+// the Go and process collectors.
+func mountMetrics(srv *httpapi.Server, env *sluice.Environment, info metrics.JobInfo, log *slog.Logger) (*metrics.Collector, error) {
+	col := metrics.NewCollector()
+	if err := col.Add(env, info); err != nil {
+		return nil, err
+	}
+	reg, err := metrics.NewRegistry(col)
+	if err != nil {
+		return nil, err
+	}
+	srv.Handle("GET /metrics", metrics.Handler(reg, log))
+	return col, nil
 }

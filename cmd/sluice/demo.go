@@ -22,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/internal/httpapi"
 	"github.com/sluicehq/sluice/internal/progress"
 	"github.com/sluicehq/sluice/internal/verify"
+	"github.com/sluicehq/sluice/metrics"
 	"github.com/sluicehq/sluice/restart"
 )
 
@@ -265,6 +266,7 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 	defer hardCancel()
 	start := time.Now()
 	var srv *httpapi.Server
+	var col *metrics.Collector
 	if f.http != "" && f.http != "off" {
 		var err error
 		srv, err = httpapi.New(httpapi.Config{Addr: f.http, Token: f.httpToken})
@@ -273,6 +275,10 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 		}
 		if err == nil {
 			dashboard.Mount(srv)
+			// Mounted before the server starts, registered before Execute.
+			col, err = demoMetrics(srv, env)
+		}
+		if err == nil {
 			err = srv.Start()
 		}
 		if err != nil {
@@ -281,6 +287,7 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 		srv.Add(env, "demo")
 		fmt.Fprintf(stdout, "control API on http://%s/api/v1/ (job %s)\n", srv.Addr(), env.JobID())
 		fmt.Fprintf(stdout, "dashboard on http://%s/\n", srv.Addr())
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", srv.Addr())
 		if f.pprof {
 			fmt.Fprintf(stdout, "profiler on http://%s%s\n", srv.Addr(), httpapi.PprofPrefix)
 		}
@@ -331,6 +338,9 @@ func demoLoop(ctx context.Context, env *sluice.Environment, f demoFlags, inj *fa
 		select {
 		case r := <-done:
 			took := time.Since(start)
+			if col != nil {
+				col.SetRunning(env.JobID(), false)
+			}
 			if srv != nil {
 				// The answer of a stop is written before the demo verifies.
 				status := httpapi.StatusFinished
@@ -438,4 +448,21 @@ func datagenPositions(m *checkpoint.Metadata) (map[int]int64, error) {
 		return nil, err
 	}
 	return datagen.Positions(splits)
+}
+
+// demoMetrics serves the demo job's Prometheus metrics on GET /metrics of
+// srv (docs/metrics.md), under job_name "demo" as the control API lists it.
+func demoMetrics(srv *httpapi.Server, env *sluice.Environment) (*metrics.Collector, error) {
+	col := metrics.NewCollector()
+	info := metrics.Info(env.Config())
+	info.Name = "demo"
+	if err := col.Add(env, info); err != nil {
+		return nil, err
+	}
+	reg, err := metrics.NewRegistry(col)
+	if err != nil {
+		return nil, err
+	}
+	srv.Handle("GET /metrics", metrics.Handler(reg, nil))
+	return col, nil
 }

@@ -54,6 +54,10 @@ type Options struct {
 	// FailAfter, when positive, injects one failure in the keyed operator
 	// after that many of its records, to measure recovery (restart delay 0).
 	FailAfter int
+	// Attach, when set, is called with the built environment before it
+	// executes (to measure an observer's cost, such as a metrics scraper);
+	// the function it returns is called once Execute returned.
+	Attach func(env *sluice.Environment) (detach func())
 }
 
 // Result is what one run measured.
@@ -128,6 +132,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		sluice.Sink(counts, "discard", sluice.DiscardSink[int64]())
 	default:
 		return nil, fmt.Errorf("pipeline: unknown %q (want %s, %s, %s or %s)", o.Pipeline, Stateless, KeyedSum, Tumbling, Sliding)
+	}
+	if o.Attach != nil {
+		defer o.Attach(env)()
 	}
 	start := time.Now()
 	res, err := env.Execute(ctx)

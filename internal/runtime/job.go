@@ -107,6 +107,10 @@ type Config struct {
 	// commits after it may take before the attempt is cancelled and Run
 	// returns ErrStopped. Default the checkpoint timeout plus 10s.
 	StopTimeout time.Duration
+	// OnCheckpointComplete, when set, is called once for every checkpoint
+	// or savepoint completed, with its statistics, on the job master loop:
+	// it must return quickly (the metrics fold it into a histogram).
+	OnCheckpointComplete func(checkpoint.CheckpointStats)
 }
 
 // ErrStopped is wrapped by the error Run returns when Stop ended the job
@@ -1281,6 +1285,11 @@ func (d *driver) persist(act coordinator.PersistAction) {
 // two-phase-commit sinks commit.
 func (d *driver) complete(act coordinator.CompleteAction) error {
 	d.j.completed.Add(1)
+	if fn := d.j.cfg.OnCheckpointComplete; fn != nil {
+		if cs, ok := d.coord.CheckpointStats(act.CheckpointID); ok {
+			fn(cs)
+		}
+	}
 	if act.Kind == checkpoint.KindSavepoint {
 		// A savepoint is not in the checkpoint lineage: a restart restores
 		// the latest checkpoint, so it must not count as one (Run restores

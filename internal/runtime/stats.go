@@ -174,7 +174,7 @@ func (s *TaskStats) now() time.Time {
 	return s.clk.Now()
 }
 
-// SetWatermark publishes the task's current watermark (milliseconds), for
+// SetWatermark publishes the task's current watermark (nanoseconds), for
 // Status. Called once per watermark advance, not per record.
 func (s *TaskStats) SetWatermark(wm int64) {
 	s.watermark.Store(wm)
@@ -220,7 +220,8 @@ type SplitInfo struct {
 	Subtask   int
 	Next, End int64
 	Lag       int64
-	// Watermark is in milliseconds, HasWatermark says whether there is one.
+	// Watermark is in nanoseconds since the epoch, HasWatermark says whether
+	// there is one.
 	Watermark    int64
 	HasWatermark bool
 	Idle         bool
