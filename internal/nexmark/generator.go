@@ -1,0 +1,388 @@
+package nexmark
+
+import (
+	"math"
+	"math/bits"
+	"strconv"
+)
+
+// golden is SplitMix64's increment.
+const golden = 0x9e3779b97f4a7c15
+
+// mix64 is the SplitMix64 finalizer.
+func mix64(z uint64) uint64 {
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
+// splitmix is one event's random stream (ProfileComparison).
+type splitmix struct{ s uint64 }
+
+func (r *splitmix) seed(mixedSeed uint64, eventID int64) {
+	r.s = mix64(mixedSeed + uint64(eventID)*golden)
+}
+
+func (r *splitmix) next() uint64 {
+	r.s += golden
+	return mix64(r.s)
+}
+
+// below returns a draw in [0, n).
+func (r *splitmix) below(n uint64) uint64 { return r.next() % n }
+
+// unit returns a draw in [0, 1).
+func (r *splitmix) unit() float64 { return float64(r.next()>>11) * 0x1p-53 }
+
+// The tables of the model.
+var (
+	firstNames = [...]string{"Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter"}
+	lastNames  = [...]string{"Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris"}
+	cities     = [...]string{"Phoenix", "Los Angeles", "San Francisco", "Boise", "Portland", "Bend", "Redmond", "Seattle", "Kent", "Cheyenne"}
+	states     = [...]string{"AZ", "CA", "ID", "OR", "WA", "WY"}
+	hotNames   = [...]string{"Google", "Facebook", "Baidu", "Apple"}
+	hotURLs    = [...]string{
+		"https://www.nexmark.com/google/item.htm?query=1",
+		"https://www.nexmark.com/facebook/item.htm?query=1",
+		"https://www.nexmark.com/baidu/item.htm?query=1",
+		"https://www.nexmark.com/apple/item.htm?query=1",
+	}
+	// fullNames[i*len(lastNames)+j] is first name i, a space, last name j:
+	// precomputed so that a person's name costs nothing.
+	fullNames = func() []string {
+		var out []string
+		for _, f := range firstNames {
+			for _, l := range lastNames {
+				out = append(out, f+" "+l)
+			}
+		}
+		return out
+	}()
+)
+
+// channelCount is the number of non-hot channels.
+const channelCount = 10000
+
+// channels is the table of the non-hot channels' names and URLs, built
+// at start from the seed (ProfileComparison).
+type channels struct {
+	names, urls [channelCount]string
+}
+
+func newChannels(mixedSeed uint64) *channels {
+	t := &channels{}
+	var a arena
+	var r splitmix
+	for c := range channelCount {
+		t.names[c] = "channel-" + strconv.Itoa(c)
+		r.seed(mixedSeed, int64(-1-c))
+		b := a.begin(128)
+		b = append(b, "https://www.nexmark.com/"...)
+		b = appendExact(b, &r, 5)
+		b = append(b, '/')
+		b = appendExact(b, &r, 5)
+		b = append(b, '/')
+		b = appendExact(b, &r, 5)
+		b = append(b, "/item.htm?query=1"...)
+		if r.below(10) > 0 {
+			id := int32(bits.Reverse32(uint32(c)))
+			if id < 0 {
+				id = -id // as Java's Math.abs: MinInt32 stays negative
+			}
+			b = append(b, "&channel_id="...)
+			b = strconv.AppendInt(b, int64(id), 10)
+		}
+		t.urls[c] = a.end(b)
+	}
+	return t
+}
+
+// appendString appends the comparison profile's string(max): 3 to max-1
+// characters, one draw each, about one in 13 a space.
+func appendString(b []byte, r *splitmix, max int) []byte {
+	n := 3 + int(r.below(uint64(max-3)))
+	for range n {
+		d := r.next()
+		if d%13 == 0 {
+			b = append(b, ' ')
+		} else {
+			b = append(b, 'a'+byte((d>>32)%26))
+		}
+	}
+	return b
+}
+
+// appendExact appends n letters, twelve per draw: the base-26 digits of
+// the draw shifted right by 4, least significant first.
+func appendExact(b []byte, r *splitmix, n int) []byte {
+	for n > 0 {
+		v := r.next() >> 4
+		k := min(n, 12)
+		for range k {
+			b = append(b, 'a'+byte(v%26))
+			v /= 26
+		}
+		n -= k
+	}
+	return b
+}
+
+// extraLen returns the length of the padding that brings an event of size
+// current to about avg, drawing from r as the comparison profile does.
+func extraLen(r *splitmix, current, avg int) int {
+	if current > avg {
+		return 0
+	}
+	d := avg - current
+	delta := d / 5
+	n := d - delta
+	if delta > 0 {
+		n += int(r.below(uint64(2 * delta)))
+	}
+	return n
+}
+
+// The average sizes the padding aims at, in bytes as the generator counts
+// them.
+const (
+	personAvgSize  = 200
+	auctionAvgSize = 500
+	bidAvgSize     = 100
+)
+
+// Generator produces the events of one split: event numbers [0,
+// PerGenerator()) of generator g, event ids firstEventID+n. Every event is
+// a pure function of (config, event id), so the generator can start
+// anywhere (SetPosition). A Generator is not safe for concurrent use.
+type Generator struct {
+	cfg   GeneratorConfig
+	g     int
+	first int64 // event id of event number 0
+	count int64 // events of the split
+	n     int64 // next event number
+	// timestamps: ts(n) = base + n·mul/div (integer rates), or by float
+	mul, div int64
+	fstep    float64 // G·1000/rate, ms per event number, when the rate is not integral
+	mixed    uint64  // mix64(seed)
+	r        splitmix
+	jr       javaRandom // ProfileReference
+	a        arena
+	ch       *channels
+}
+
+// NewGenerator returns the generator of split g in [0, cfg.Generators).
+// cfg must be valid (Validate); NewGenerator panics otherwise, like an
+// index out of range.
+func NewGenerator(cfg GeneratorConfig, g int) *Generator {
+	if err := cfg.Validate(); err != nil {
+		panic("nexmark: NewGenerator: " + err.Error())
+	}
+	if g < 0 || g >= cfg.Generators {
+		panic("nexmark: NewGenerator: split " + strconv.Itoa(g) + " out of range")
+	}
+	return newGenerator(cfg, g, sharedChannels(cfg))
+}
+
+func newGenerator(cfg GeneratorConfig, g int, ch *channels) *Generator {
+	per := cfg.PerGenerator()
+	gen := &Generator{cfg: cfg, g: g, first: 1 + int64(g)*per, count: per, mixed: mix64(cfg.Seed), ch: ch}
+	if cfg.Rate == math.Trunc(cfg.Rate) && cfg.Rate < 1<<53 {
+		gen.mul, gen.div = int64(cfg.Generators)*1000, int64(cfg.Rate)
+	} else {
+		gen.fstep = float64(cfg.Generators) * 1000 / cfg.Rate
+	}
+	return gen
+}
+
+// sharedChannels returns the channel table of the config's seed, nil for
+// the reference profile (which draws channels per event).
+func sharedChannels(cfg GeneratorConfig) *channels {
+	if cfg.Profile != ProfileComparison {
+		return nil
+	}
+	return newChannels(mix64(cfg.Seed))
+}
+
+// Len returns the number of events of the split.
+func (g *Generator) Len() int64 { return g.count }
+
+// Position returns the event number of the next event.
+func (g *Generator) Position() int64 { return g.n }
+
+// SetPosition makes event number n the next one.
+func (g *Generator) SetPosition(n int64) { g.n = n }
+
+// FirstEventID returns the event id of the split's event number 0.
+func (g *Generator) FirstEventID() int64 { return g.first }
+
+// Next fills ev with the next event and returns true, or returns false at
+// the end of the split. Only the field of ev.Kind is set; the others are
+// zeroed. The strings are the generator's own (see arena): they stay
+// valid for as long as they are referenced.
+func (g *Generator) Next(ev *Event) bool {
+	if g.n >= g.count {
+		return false
+	}
+	g.At(g.n, ev)
+	g.n++
+	return true
+}
+
+// timestamp returns the DateTime of event number n.
+func (g *Generator) timestamp(n int64) int64 {
+	if g.div != 0 {
+		hi, lo := bits.Mul64(uint64(n), uint64(g.mul))
+		if hi == 0 && lo < 1<<63 {
+			return g.cfg.BaseTime + int64(lo)/g.div
+		}
+	}
+	step := g.fstep
+	if step == 0 {
+		step = float64(g.mul) / float64(g.div)
+	}
+	return g.cfg.BaseTime + int64(math.Floor(float64(n)*step))
+}
+
+// At fills ev with event number n of the split without moving the
+// position.
+func (g *Generator) At(n int64, ev *Event) {
+	id := g.first + n
+	t := g.timestamp(n)
+	if g.cfg.Profile == ProfileReference {
+		g.reference(id, n, t, ev)
+		return
+	}
+	g.r.seed(g.mixed, id)
+	switch rem := id % 50; {
+	case rem == 0:
+		ev.Kind, ev.Auction, ev.Bid = KindPerson, Auction{}, Bid{}
+		g.person(id, t, &ev.Person)
+	case rem < 4:
+		ev.Kind, ev.Person, ev.Bid = KindAuction, Person{}, Bid{}
+		g.auction(id, n, t, &ev.Auction)
+	default:
+		ev.Kind, ev.Person, ev.Auction = KindBid, Person{}, Auction{}
+		g.bid(id, t, &ev.Bid)
+	}
+}
+
+func lastPerson(id int64) int64 { return id / 50 }
+
+func lastAuction(id int64) int64 {
+	switch rem := id % 50; {
+	case rem == 0:
+		return (id/50-1)*3 + 2
+	case rem >= 4:
+		return (id/50)*3 + 2
+	default:
+		return (id/50)*3 + rem - 1
+	}
+}
+
+func (g *Generator) activePerson(id int64) int64 {
+	k := lastPerson(id) + 1
+	active := min(k, 1000)
+	return k - active + int64(g.r.below(uint64(active+10)))
+}
+
+func (g *Generator) price() int64 {
+	return int64(math.Round(math.Pow(10, 6*g.r.unit()) * 100))
+}
+
+func (g *Generator) person(id, t int64, p *Person) {
+	r := &g.r
+	p.ID = id/50 + 1000
+	p.DateTime = t
+	i := r.below(uint64(len(firstNames)))
+	j := r.below(uint64(len(lastNames)))
+	p.Name = fullNames[int(i)*len(lastNames)+int(j)]
+	b := g.a.begin(6 + 1 + 4 + 4 + 19)
+	b = appendString(b, r, 7)
+	b = append(b, '@')
+	b = appendString(b, r, 5)
+	b = append(b, ".com"...)
+	p.EmailAddress = g.a.end(b)
+	b = g.a.begin(19)
+	for k := range 4 {
+		if k > 0 {
+			b = append(b, ' ')
+		}
+		v := r.below(10000)
+		b = append(b, byte('0'+v/1000), byte('0'+v/100%10), byte('0'+v/10%10), byte('0'+v%10))
+	}
+	p.CreditCard = g.a.end(b)
+	p.City = cities[r.below(uint64(len(cities)))]
+	p.State = states[r.below(uint64(len(states)))]
+	size := 8 + len(p.Name) + len(p.EmailAddress) + len(p.CreditCard) + len(p.City) + len(p.State)
+	n := extraLen(r, size, personAvgSize)
+	b = g.a.begin(n)
+	p.Extra = g.a.end(appendExact(b, r, n))
+}
+
+func (g *Generator) auction(id, n, t int64, a *Auction) {
+	r := &g.r
+	a.ID = lastAuction(id) + 1000
+	a.DateTime = t
+	b := g.a.begin(20)
+	a.ItemName = g.a.end(appendString(b, r, 20))
+	b = g.a.begin(100)
+	a.Description = g.a.end(appendString(b, r, 100))
+	a.InitialBid = g.price()
+	a.Reserve = a.InitialBid + g.price()
+	if r.below(4) > 0 {
+		a.Seller = lastPerson(id)/100*100 + 1000
+	} else {
+		a.Seller = g.activePerson(id) + 1000
+	}
+	a.Category = 10 + int64(r.below(5))
+	horizon := g.timestamp(n+1666) - t
+	a.Expires = t + 1 + int64(r.below(uint64(max(2*horizon, 1))))
+	size := 8 + len(a.ItemName) + len(a.Description) + 40
+	k := extraLen(r, size, auctionAvgSize)
+	b = g.a.begin(k)
+	a.Extra = g.a.end(appendExact(b, r, k))
+}
+
+func (g *Generator) bid(id, t int64, bd *Bid) {
+	r := &g.r
+	bd.DateTime = t
+	last := lastAuction(id)
+	if r.below(2) > 0 {
+		bd.Auction = last/100*100 + 1000
+	} else {
+		lo := max(last-100, 0)
+		bd.Auction = lo + int64(r.below(uint64(last-lo+11))) + 1000
+	}
+	if r.below(4) > 0 {
+		bd.Bidder = lastPerson(id)/100*100 + 1 + 1000
+	} else {
+		bd.Bidder = g.activePerson(id) + 1000
+	}
+	bd.Price = g.price()
+	if r.below(2) > 0 {
+		i := r.below(4)
+		bd.Channel, bd.URL = hotNames[i], hotURLs[i]
+	} else {
+		c := r.below(channelCount)
+		bd.Channel, bd.URL = g.ch.names[c], g.ch.urls[c]
+	}
+	k := extraLen(r, 32, bidAvgSize)
+	b := g.a.begin(k)
+	bd.Extra = g.a.end(appendExact(b, r, k))
+}
+
+// Size returns an event's size as the generator counts it when it pads
+// (the sizes the padding aims at: persons 200, auctions 500, bids 100
+// bytes on average).
+func Size(ev *Event) int {
+	switch ev.Kind {
+	case KindPerson:
+		p := &ev.Person
+		return 8 + len(p.Name) + len(p.EmailAddress) + len(p.CreditCard) + len(p.City) + len(p.State) + len(p.Extra)
+	case KindAuction:
+		a := &ev.Auction
+		return 8 + len(a.ItemName) + len(a.Description) + 40 + len(a.Extra)
+	default:
+		return 32 + len(ev.Bid.Extra)
+	}
+}
