@@ -98,31 +98,62 @@ func newChannels(mixedSeed uint64) *channels {
 }
 
 // appendString appends the comparison profile's string(max): 3 to max-1
-// characters, one draw each, about one in 13 a space.
+// characters, one draw each, about one in 13 a space. b must have room for
+// max-1 bytes (arena.begin).
 func appendString(b []byte, r *splitmix, max int) []byte {
 	n := 3 + int(r.below(uint64(max-3)))
-	for range n {
-		d := r.next()
-		if d%13 == 0 {
-			b = append(b, ' ')
-		} else {
-			b = append(b, 'a'+byte((d>>32)%26))
+	l := len(b)
+	if cap(b)-l < n {
+		b = append(b, make([]byte, n)...)[:l]
+	}
+	b = b[:l+n]
+	d := b[l:]
+	for i := range d {
+		v := r.next()
+		c := 'a' + byte((v>>32)%26)
+		if v%13 == 0 {
+			c = ' '
 		}
+		d[i] = c
 	}
 	return b
 }
 
+// letterPairs[p] holds the two letters of the base-26 number p < 676,
+// least significant first, for appendExact.
+var letterPairs = func() (t [676][2]byte) {
+	for p := range t {
+		t[p] = [2]byte{'a' + byte(p%26), 'a' + byte(p/26)}
+	}
+	return t
+}()
+
 // appendExact appends n letters, twelve per draw: the base-26 digits of
-// the draw shifted right by 4, least significant first.
+// the draw shifted right by 4, least significant first. b must have room
+// for them (arena.begin).
 func appendExact(b []byte, r *splitmix, n int) []byte {
-	for n > 0 {
+	l := len(b)
+	if cap(b)-l < n {
+		b = append(b, make([]byte, n)...)[:l]
+	}
+	b = b[:l+n]
+	d := b[l:]
+	for len(d) >= 12 {
 		v := r.next() >> 4
-		k := min(n, 12)
-		for range k {
-			b = append(b, 'a'+byte(v%26))
+		d = d[:len(d):len(d)]
+		for i := 0; i < 12; i += 2 {
+			p := letterPairs[v%676]
+			d[i], d[i+1] = p[0], p[1]
+			v /= 676
+		}
+		d = d[12:]
+	}
+	if len(d) > 0 {
+		v := r.next() >> 4
+		for i := range d {
+			d[i] = 'a' + byte(v%26)
 			v /= 26
 		}
-		n -= k
 	}
 	return b
 }
@@ -168,6 +199,10 @@ type Generator struct {
 	jr       javaRandom // ProfileReference
 	a        arena
 	ch       *channels
+	// lastEv is the event At filled last, lastKind its kind: the only
+	// fields set in it (see clear).
+	lastEv   *Event
+	lastKind Kind
 }
 
 // NewGenerator returns the generator of split g in [0, cfg.Generators).
@@ -244,7 +279,8 @@ func (g *Generator) timestamp(n int64) int64 {
 }
 
 // At fills ev with event number n of the split without moving the
-// position.
+// position. The caller must not set fields of ev between two calls
+// with the same ev (At zeroes only what it set itself there).
 func (g *Generator) At(n int64, ev *Event) {
 	id := g.first + n
 	t := g.timestamp(n)
@@ -253,17 +289,45 @@ func (g *Generator) At(n int64, ev *Event) {
 		return
 	}
 	g.r.seed(g.mixed, id)
+	var k Kind
 	switch rem := id % 50; {
 	case rem == 0:
-		ev.Kind, ev.Auction, ev.Bid = KindPerson, Auction{}, Bid{}
-		g.person(id, t, &ev.Person)
+		k = KindPerson
 	case rem < 4:
-		ev.Kind, ev.Person, ev.Bid = KindAuction, Person{}, Bid{}
+		k = KindAuction
+	default:
+		k = KindBid
+	}
+	g.clear(ev, k)
+	switch k {
+	case KindPerson:
+		g.person(id, t, &ev.Person)
+	case KindAuction:
 		g.auction(id, n, t, &ev.Auction)
 	default:
-		ev.Kind, ev.Person, ev.Auction = KindBid, Person{}, Auction{}
 		g.bid(id, t, &ev.Bid)
 	}
+}
+
+// clear zeroes the fields of ev other than those of kind k and sets its
+// kind. When ev is the event the generator filled last (the usual loop),
+// only that event's kind can be set, and nothing is zeroed when the kind
+// repeats (most events are bids): zeroing structs of strings costs write
+// barriers while the collector runs.
+func (g *Generator) clear(ev *Event, k Kind) {
+	if ev != g.lastEv {
+		ev.Person, ev.Auction, ev.Bid = Person{}, Auction{}, Bid{}
+	} else if g.lastKind != k {
+		switch g.lastKind {
+		case KindPerson:
+			ev.Person = Person{}
+		case KindAuction:
+			ev.Auction = Auction{}
+		default:
+			ev.Bid = Bid{}
+		}
+	}
+	ev.Kind, g.lastEv, g.lastKind = k, ev, k
 }
 
 func lastPerson(id int64) int64 { return id / 50 }
@@ -285,8 +349,25 @@ func (g *Generator) activePerson(id int64) int64 {
 	return k - active + int64(g.r.below(uint64(active+10)))
 }
 
-func (g *Generator) price() int64 {
-	return int64(math.Round(math.Pow(10, 6*g.r.unit()) * 100))
+func (g *Generator) price() int64 { return price(g.r.unit()) }
+
+// pow10i holds 10^i·100 exactly, for price.
+var pow10i = [...]float64{1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+
+// price returns round(10^(6u)·100) for u in [0, 1): 10^(6u) as math.Pow
+// computes it (an integer power times exp of the fraction in (-0.5, 0.5]
+// times ln 10), without Pow's logarithm and loop. The result may differ
+// from another pow in the last bit, which changes a rounded price only
+// when it lies within that bit of a half cent: never seen in 10M prices.
+func price(u float64) int64 {
+	y := 6 * u
+	yi := math.Floor(y)
+	yf := y - yi
+	if yf > 0.5 {
+		yf--
+		yi++
+	}
+	return int64(math.Round(math.Exp(yf*math.Ln10) * pow10i[int(yi)]))
 }
 
 func (g *Generator) person(id, t int64, p *Person) {
@@ -371,17 +452,18 @@ func (g *Generator) bid(id, t int64, bd *Bid) {
 	bd.Extra = g.a.end(appendExact(b, r, k))
 }
 
-// Size returns an event's size as the generator counts it when it pads
-// (the sizes the padding aims at: persons 200, auctions 500, bids 100
-// bytes on average).
+// Size returns an event's size as the generator counts it: 8 bytes per
+// numeric field plus the lengths of the strings (for a bid, of the padding
+// only). The padding aims the sizes at about 207, 508 and 100 bytes on
+// average for persons, auctions and bids.
 func Size(ev *Event) int {
 	switch ev.Kind {
 	case KindPerson:
 		p := &ev.Person
-		return 8 + len(p.Name) + len(p.EmailAddress) + len(p.CreditCard) + len(p.City) + len(p.State) + len(p.Extra)
+		return 16 + len(p.Name) + len(p.EmailAddress) + len(p.CreditCard) + len(p.City) + len(p.State) + len(p.Extra)
 	case KindAuction:
 		a := &ev.Auction
-		return 8 + len(a.ItemName) + len(a.Description) + 40 + len(a.Extra)
+		return 56 + len(a.ItemName) + len(a.Description) + len(a.Extra)
 	default:
 		return 32 + len(ev.Bid.Extra)
 	}
