@@ -42,7 +42,7 @@ func cpBid(auction, bidder, price, ms int64) nexmark.Event {
 	return nexmark.Event{Kind: nexmark.KindBid, Bid: nexmark.Bid{Auction: auction, Bidder: bidder, Price: price, DateTime: base + ms}}
 }
 
-func cpQuery(t *testing.T, name string) queries.Query {
+func cpQuery(t testing.TB, name string) queries.Query {
 	t.Helper()
 	q, ok := queries.Lookup(name)
 	if !ok {

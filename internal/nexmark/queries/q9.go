@@ -3,6 +3,7 @@ package queries
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/sluicehq/sluice"
@@ -92,7 +93,10 @@ func winningBids(events sluice.Stream[nexmark.Event], prefix string) sluice.Stre
 		prefix+"-winning-bids", func() sluice.KeyedCoProcessFunction[int64, q9Auction, q9Bid, Winner] { return &q9Winning{} })
 }
 
-// q9Winning is q9's keyed two-input process function.
+// q9Winning is q9's keyed two-input process function. A key has an
+// event-time timer at its auction's expiry and, while bids wait for the
+// auction, one at the earliest waiting bid's time (a bid kept past its
+// time is harmless: an auction that could still arrive opened after it).
 type q9Winning struct {
 	open  state.ValueState[q9Open]
 	early state.ListState[q9Bid]
@@ -129,8 +133,12 @@ func (f *q9Winning) ProcessElement1(a q9Auction, pc *sluice.ProcessContext[int64
 func (f *q9Winning) ProcessElement2(b q9Bid, pc *sluice.ProcessContext[int64, Winner]) error {
 	o, ok := f.open.Value()
 	if !ok {
+		// One timer per key with early bids, at the time of the first:
+		// it drops the bids the watermark passed and sets the next.
+		if len(f.early.Get()) == 0 {
+			pc.RegisterEventTimeTimer(msToNanos(b.DateTime))
+		}
 		f.early.Add(b)
-		pc.RegisterEventTimeTimer(msToNanos(b.DateTime))
 		return nil
 	}
 	if o.Auction.qualifies(&b) && (!o.HasBest || b.beats(o.Best)) {
@@ -158,17 +166,18 @@ func (f *q9Winning) OnTimer(at time.Time, pc *sluice.ProcessContext[int64, Winne
 		return nil
 	}
 	early := f.early.Get()
-	keep := 0
+	keep, next := 0, int64(math.MaxInt64)
 	for i := range early {
-		if msToNanos(early[i].DateTime) > ts {
+		if t := msToNanos(early[i].DateTime); t > ts {
 			keep++
+			next = min(next, t)
 		}
 	}
 	switch {
-	case keep == len(early):
 	case keep == 0:
 		f.early.Clear()
-	default:
+		return nil
+	case keep < len(early):
 		kept := make([]q9Bid, 0, keep)
 		for _, b := range early {
 			if msToNanos(b.DateTime) > ts {
@@ -177,6 +186,7 @@ func (f *q9Winning) OnTimer(at time.Time, pc *sluice.ProcessContext[int64, Winne
 		}
 		f.early.Update(kept)
 	}
+	pc.RegisterEventTimeTimer(next)
 	return nil
 }
 
