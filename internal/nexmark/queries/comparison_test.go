@@ -238,7 +238,7 @@ func TestQ11HandBuilt(t *testing.T) {
 	t.Parallel()
 	splits := [][]nexmark.Event{
 		{cpBid(1, 1, 1, 0), cpBid(1, 1, 1, 5000), cpBid(1, 1, 1, 15000)}, // 15 s is exactly the gap after 5 s: one session
-		{cpBid(1, 2, 1, 1000), cpBid(1, 1, 1, 26000)},                  // 11 s after 15 s: a new session
+		{cpBid(1, 2, 1, 1000), cpBid(1, 1, 1, 26000)},                    // 11 s after 15 s: a new session
 	}
 	// bidder,bids,start,end
 	want := []string{"1,3," + at(0) + "," + at(25000), "1,1," + at(26000) + "," + at(36000), "2,1," + at(1000) + "," + at(11000)}

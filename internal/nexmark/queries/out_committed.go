@@ -77,7 +77,9 @@ func (c *committer[T]) Abort(_ context.Context, txn string) error {
 	return nil
 }
 
-func (c *committer[T]) RecoverAndCommit(ctx context.Context, txn string) error { return c.Commit(ctx, txn) }
+func (c *committer[T]) RecoverAndCommit(ctx context.Context, txn string) error {
+	return c.Commit(ctx, txn)
+}
 
 // CleanUp drops the transactions of earlier attempts that no checkpoint
 // recorded: their rows are replayed.

@@ -32,7 +32,7 @@ const q11Gap = 10 * time.Second
 // q11Counter counts a session's bids.
 type q11Counter struct{}
 
-func (q11Counter) CreateAccumulator() int64  { return 0 }
+func (q11Counter) CreateAccumulator() int64   { return 0 }
 func (q11Counter) Add(_ int64, n int64) int64 { return n + 1 }
 func (q11Counter) Merge(a, b int64) int64     { return a + b }
 func (q11Counter) Result(n int64) int64       { return n }

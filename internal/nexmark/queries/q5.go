@@ -36,7 +36,7 @@ type q5Count struct{ Auction, Count, End int64 }
 // q5Counter counts a window's bids.
 type q5Counter struct{}
 
-func (q5Counter) CreateAccumulator() int64  { return 0 }
+func (q5Counter) CreateAccumulator() int64   { return 0 }
 func (q5Counter) Add(_ int64, n int64) int64 { return n + 1 }
 func (q5Counter) Merge(a, b int64) int64     { return a + b }
 func (q5Counter) Result(n int64) int64       { return n }

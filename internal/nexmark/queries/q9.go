@@ -43,9 +43,12 @@ type q9Auction struct{ ID, Seller, Category, DateTime, Expires int64 }
 // q9Bid is the projection of a bid q9 keeps.
 type q9Bid struct{ Auction, Bidder, Price, DateTime int64 }
 
+// q9Early is a bid kept in state: the key is its auction.
+type q9Early struct{ Bidder, Price, DateTime int64 }
+
 // beats reports whether b wins over c: a higher price, or the same price
 // earlier, or at the same time by a lower bidder id.
-func (b q9Bid) beats(c q9Bid) bool {
+func (b q9Early) beats(c q9Early) bool {
 	if b.Price != c.Price {
 		return b.Price > c.Price
 	}
@@ -55,13 +58,27 @@ func (b q9Bid) beats(c q9Bid) bool {
 	return b.Bidder < c.Bidder
 }
 
-// q9Open is the state of an auction that arrived: the auction and its
-// best qualifying bid so far (HasBest false while there is none). One
-// value per key, so an open auction costs one state entry.
+// q9Open is the state of an auction that arrived (the key is its id): the
+// auction's fields q9 needs and its best qualifying bid so far (HasBest
+// false while there is none). One flat value per key, 64 bytes, so that
+// an open auction costs one small state entry.
 type q9Open struct {
-	Auction q9Auction
-	HasBest bool
-	Best    q9Bid
+	Seller, Category, DateTime, Expires int64
+	Best                                q9Early
+	HasBest                             bool
+}
+
+// qualifies reports whether a bid at time t was made while o was open.
+func (o *q9Open) qualifies(t int64) bool { return o.DateTime <= t && t <= o.Expires }
+
+// offer makes b the best bid if it qualifies and beats the best so far,
+// and reports whether it did.
+func (o *q9Open) offer(b q9Early) bool {
+	if !o.qualifies(b.DateTime) || (o.HasBest && !b.beats(o.Best)) {
+		return false
+	}
+	o.Best, o.HasBest = b, true
+	return true
 }
 
 // msToNanos converts the model's milliseconds to Sluice's nanosecond
@@ -99,29 +116,22 @@ func winningBids(events sluice.Stream[nexmark.Event], prefix string) sluice.Stre
 // time is harmless: an auction that could still arrive opened after it).
 type q9Winning struct {
 	open  state.ValueState[q9Open]
-	early state.ListState[q9Bid]
+	early state.ListState[q9Early]
 }
 
 func (f *q9Winning) Open(rc *sluice.RuntimeContext[int64]) (err error) {
 	if f.open, err = sluice.NewValueState(rc, "open-auction", codec.Codec[q9Open](q9OpenCodec{})); err != nil {
 		return err
 	}
-	f.early, err = sluice.NewListState(rc, "early-bids", codec.Codec[q9Bid](q9BidCodec{}))
+	f.early, err = sluice.NewListState(rc, "early-bids", codec.Codec[q9Early](q9EarlyCodec{}))
 	return err
 }
 
-// qualifies reports whether b was made while a was open.
-func (a *q9Auction) qualifies(b *q9Bid) bool {
-	return a.DateTime <= b.DateTime && b.DateTime <= a.Expires
-}
-
 func (f *q9Winning) ProcessElement1(a q9Auction, pc *sluice.ProcessContext[int64, Winner]) error {
-	o := q9Open{Auction: a}
+	o := q9Open{Seller: a.Seller, Category: a.Category, DateTime: a.DateTime, Expires: a.Expires}
 	if early := f.early.Get(); len(early) > 0 {
-		for i := range early {
-			if b := &early[i]; a.qualifies(b) && (!o.HasBest || b.beats(o.Best)) {
-				o.HasBest, o.Best = true, *b
-			}
+		for _, b := range early {
+			o.offer(b)
 		}
 		f.early.Clear()
 	}
@@ -131,6 +141,7 @@ func (f *q9Winning) ProcessElement1(a q9Auction, pc *sluice.ProcessContext[int64
 }
 
 func (f *q9Winning) ProcessElement2(b q9Bid, pc *sluice.ProcessContext[int64, Winner]) error {
+	e := q9Early{Bidder: b.Bidder, Price: b.Price, DateTime: b.DateTime}
 	o, ok := f.open.Value()
 	if !ok {
 		// One timer per key with early bids, at the time of the first:
@@ -138,11 +149,10 @@ func (f *q9Winning) ProcessElement2(b q9Bid, pc *sluice.ProcessContext[int64, Wi
 		if len(f.early.Get()) == 0 {
 			pc.RegisterEventTimeTimer(msToNanos(b.DateTime))
 		}
-		f.early.Add(b)
+		f.early.Add(e)
 		return nil
 	}
-	if o.Auction.qualifies(&b) && (!o.HasBest || b.beats(o.Best)) {
-		o.HasBest, o.Best = true, b
+	if o.offer(e) {
 		f.open.Update(o)
 	}
 	return nil
@@ -154,13 +164,12 @@ func (f *q9Winning) OnTimer(at time.Time, pc *sluice.ProcessContext[int64, Winne
 	ts := at.UnixNano()
 	o, ok := f.open.Value()
 	if ok {
-		if ts < msToNanos(o.Auction.Expires) {
+		if ts < msToNanos(o.Expires) {
 			return nil // an early bid's timer, from before the auction came
 		}
 		if o.HasBest {
-			a, b := &o.Auction, &o.Best
-			pc.Collect(Winner{Auction: a.ID, Seller: a.Seller, Category: a.Category, Expires: a.Expires,
-				Bidder: b.Bidder, Price: b.Price, BidTime: b.DateTime})
+			pc.Collect(Winner{Auction: pc.CurrentKey(), Seller: o.Seller, Category: o.Category, Expires: o.Expires,
+				Bidder: o.Best.Bidder, Price: o.Best.Price, BidTime: o.Best.DateTime})
 		}
 		f.open.Clear()
 		return nil
@@ -178,7 +187,7 @@ func (f *q9Winning) OnTimer(at time.Time, pc *sluice.ProcessContext[int64, Winne
 		f.early.Clear()
 		return nil
 	case keep < len(early):
-		kept := make([]q9Bid, 0, keep)
+		kept := make([]q9Early, 0, keep)
 		for _, b := range early {
 			if msToNanos(b.DateTime) > ts {
 				kept = append(kept, b)
@@ -190,53 +199,46 @@ func (f *q9Winning) OnTimer(at time.Time, pc *sluice.ProcessContext[int64, Winne
 	return nil
 }
 
-// q9BidCodec encodes a q9Bid as four zig-zag varints.
-type q9BidCodec struct{}
+// q9EarlyCodec encodes a q9Early as three zig-zag varints.
+type q9EarlyCodec struct{}
 
-func (q9BidCodec) CodecID() codec.ID { return codec.ID{Name: "nexmark.q9-bid", Version: 1} }
+func (q9EarlyCodec) CodecID() codec.ID { return codec.ID{Name: "nexmark.q9-early-bid", Version: 1} }
 
-func (q9BidCodec) Append(dst []byte, b q9Bid) []byte {
-	dst = binary.AppendVarint(dst, b.Auction)
+func (q9EarlyCodec) Append(dst []byte, b q9Early) []byte {
 	dst = binary.AppendVarint(dst, b.Bidder)
 	dst = binary.AppendVarint(dst, b.Price)
 	return binary.AppendVarint(dst, b.DateTime)
 }
 
-func (q9BidCodec) Decode(src []byte) (b q9Bid, n int, err error) {
+func (q9EarlyCodec) Decode(src []byte) (b q9Early, n int, err error) {
 	d := fieldDecoder{src: src}
-	b.Auction, b.Bidder, b.Price, b.DateTime = d.varint(), d.varint(), d.varint(), d.varint()
+	b.Bidder, b.Price, b.DateTime = d.varint(), d.varint(), d.varint()
 	return b, d.n, d.err
 }
 
-// q9OpenCodec encodes a q9Open as the auction's five varints, a bool, and
-// the best bid when there is one. The auction id and the bid's auction
-// are the key; they are kept anyway, a few bytes, for a self-contained
-// value.
+// q9OpenCodec encodes a q9Open as the auction's four fields (zig-zag
+// varints), a bool, and the best bid when there is one.
 type q9OpenCodec struct{}
 
 func (q9OpenCodec) CodecID() codec.ID { return codec.ID{Name: "nexmark.q9-open-auction", Version: 1} }
 
 func (q9OpenCodec) Append(dst []byte, o q9Open) []byte {
-	a := &o.Auction
-	dst = binary.AppendVarint(dst, a.ID)
-	dst = binary.AppendVarint(dst, a.Seller)
-	dst = binary.AppendVarint(dst, a.Category)
-	dst = binary.AppendVarint(dst, a.DateTime)
-	dst = binary.AppendVarint(dst, a.Expires)
+	dst = binary.AppendVarint(dst, o.Seller)
+	dst = binary.AppendVarint(dst, o.Category)
+	dst = binary.AppendVarint(dst, o.DateTime)
+	dst = binary.AppendVarint(dst, o.Expires)
 	dst = codec.Bool.Append(dst, o.HasBest)
 	if o.HasBest {
-		dst = q9BidCodec{}.Append(dst, o.Best)
+		dst = q9EarlyCodec{}.Append(dst, o.Best)
 	}
 	return dst
 }
 
 func (q9OpenCodec) Decode(src []byte) (o q9Open, n int, err error) {
 	d := fieldDecoder{src: src}
-	a := &o.Auction
-	a.ID, a.Seller, a.Category, a.DateTime, a.Expires = d.varint(), d.varint(), d.varint(), d.varint(), d.varint()
+	o.Seller, o.Category, o.DateTime, o.Expires = d.varint(), d.varint(), d.varint(), d.varint()
 	if o.HasBest = d.bool(); o.HasBest {
-		b := &o.Best
-		b.Auction, b.Bidder, b.Price, b.DateTime = d.varint(), d.varint(), d.varint(), d.varint()
+		o.Best.Bidder, o.Best.Price, o.Best.DateTime = d.varint(), d.varint(), d.varint()
 	}
 	return o, d.n, d.err
 }
