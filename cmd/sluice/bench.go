@@ -15,6 +15,9 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "nexmark" {
+		return runBenchNexmark(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	pipelines := fs.String("pipelines", "stateless,keyed-sum", "comma-separated pipelines: stateless (datagen → map → filter → discard), keyed-sum (datagen → keyBy → keyed running sum → discard), tumbling (datagen with event time → keyBy → count in 10s tumbling windows → discard), sliding (the same in 10s windows sliding by 1s)")
@@ -28,7 +31,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	recovery := fs.Bool("recovery", true, "also measure recovery time after an injected failure in keyed-sum")
 	dir := fs.String("dir", "", "checkpoint directory (default: a temporary directory, removed afterwards)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sluice bench [flags]\n\nRuns each pipeline on bounded datagen input twice, without and with checkpoints,\nand prints throughput, the longest synchronous snapshot pause, the longest\ncheckpoint, and the process's peak RSS.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: sluice bench [flags]\n       sluice bench nexmark [flags] (see sluice bench nexmark --help)\n\nRuns each pipeline on bounded datagen input twice, without and with checkpoints,\nand prints throughput, the longest synchronous snapshot pause, the longest\ncheckpoint, and the process's peak RSS.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {

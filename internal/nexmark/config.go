@@ -106,9 +106,7 @@ func (c GeneratorConfig) Validate() error {
 	if c.BaseTime < 0 || c.BaseTime > 1<<52 {
 		bad("base-time", "must be in [0, 2^52] ms (got %d)", c.BaseTime)
 	}
-	if c.Profile == ProfileReference {
-		bad("profile", "the reference profile is not implemented yet")
-	} else if c.Profile != ProfileComparison {
+	if c.Profile != ProfileComparison && c.Profile != ProfileReference {
 		bad("profile", "unknown profile %d", c.Profile)
 	}
 	return errors.Join(errs...)

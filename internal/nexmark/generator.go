@@ -67,6 +67,7 @@ const channelCount = 10000
 // at start from the seed (ProfileComparison).
 type channels struct {
 	names, urls [channelCount]string
+	ref         *refChannels // ProfileReference's URLs
 }
 
 func newChannels(mixedSeed uint64) *channels {
@@ -119,18 +120,21 @@ func appendString(b []byte, r *splitmix, max int) []byte {
 	return b
 }
 
-// letterPairs[p] holds the two letters of the base-26 number p < 676,
-// least significant first, for appendExact.
-var letterPairs = func() (t [676][2]byte) {
+// letterTriples[p] holds the three letters of the base-26 number p <
+// 26³, least significant first, for appendExact.
+var letterTriples = func() (t [26 * 26 * 26][3]byte) {
 	for p := range t {
-		t[p] = [2]byte{'a' + byte(p%26), 'a' + byte(p/26)}
+		t[p] = [3]byte{'a' + byte(p%26), 'a' + byte(p/26%26), 'a' + byte(p/676)}
 	}
 	return t
 }()
 
+const pow26_6 = 26 * 26 * 26 * 26 * 26 * 26
+
 // appendExact appends n letters, twelve per draw: the base-26 digits of
 // the draw shifted right by 4, least significant first. b must have room
-// for them (arena.begin).
+// for them (arena.begin). A draw is cut into two six-digit halves and each
+// into two three-digit table entries, in 32-bit arithmetic.
 func appendExact(b []byte, r *splitmix, n int) []byte {
 	l := len(b)
 	if cap(b)-l < n {
@@ -140,12 +144,17 @@ func appendExact(b []byte, r *splitmix, n int) []byte {
 	d := b[l:]
 	for len(d) >= 12 {
 		v := r.next() >> 4
+		lo := uint32(v % pow26_6)
+		hi := uint32(v / pow26_6 % pow26_6)
 		d = d[:len(d):len(d)]
-		for i := 0; i < 12; i += 2 {
-			p := letterPairs[v%676]
-			d[i], d[i+1] = p[0], p[1]
-			v /= 676
-		}
+		t := &letterTriples[lo%17576]
+		d[0], d[1], d[2] = t[0], t[1], t[2]
+		t = &letterTriples[lo/17576]
+		d[3], d[4], d[5] = t[0], t[1], t[2]
+		t = &letterTriples[hi%17576]
+		d[6], d[7], d[8] = t[0], t[1], t[2]
+		t = &letterTriples[hi/17576]
+		d[9], d[10], d[11] = t[0], t[1], t[2]
 		d = d[12:]
 	}
 	if len(d) > 0 {
@@ -199,10 +208,12 @@ type Generator struct {
 	jr       javaRandom // ProfileReference
 	a        arena
 	ch       *channels
-	// lastEv is the event At filled last, lastKind its kind: the only
-	// fields set in it (see clear).
-	lastEv   *Event
+	ref      *refChannels // ProfileReference
+	refNames *[channelCount]string
+	// lastKind is the kind of the event At filled last (filled: there
+	// was one): the only fields set in it (see clear).
 	lastKind Kind
+	filled   bool
 }
 
 // NewGenerator returns the generator of split g in [0, cfg.Generators).
@@ -220,7 +231,7 @@ func NewGenerator(cfg GeneratorConfig, g int) *Generator {
 
 func newGenerator(cfg GeneratorConfig, g int, ch *channels) *Generator {
 	per := cfg.PerGenerator()
-	gen := &Generator{cfg: cfg, g: g, first: 1 + int64(g)*per, count: per, mixed: mix64(cfg.Seed), ch: ch}
+	gen := &Generator{cfg: cfg, g: g, first: 1 + int64(g)*per, count: per, mixed: mix64(cfg.Seed), ch: ch, ref: ch.ref, refNames: &ch.names}
 	if cfg.Rate == math.Trunc(cfg.Rate) && cfg.Rate < 1<<53 {
 		gen.mul, gen.div = int64(cfg.Generators)*1000, int64(cfg.Rate)
 	} else {
@@ -229,13 +240,14 @@ func newGenerator(cfg GeneratorConfig, g int, ch *channels) *Generator {
 	return gen
 }
 
-// sharedChannels returns the channel table of the config's seed, nil for
-// the reference profile (which draws channels per event).
+// sharedChannels returns the channel tables of the config's seed: the
+// names, and the URLs of the config's profile.
 func sharedChannels(cfg GeneratorConfig) *channels {
-	if cfg.Profile != ProfileComparison {
-		return nil
+	ch := newChannels(mix64(cfg.Seed))
+	if cfg.Profile == ProfileReference {
+		ch.ref = newRefChannels(mix64(cfg.Seed))
 	}
-	return newChannels(mix64(cfg.Seed))
+	return ch
 }
 
 // Len returns the number of events of the split.
@@ -251,8 +263,9 @@ func (g *Generator) SetPosition(n int64) { g.n = n }
 func (g *Generator) FirstEventID() int64 { return g.first }
 
 // Next fills ev with the next event and returns true, or returns false at
-// the end of the split. Only the field of ev.Kind is set; the others are
-// zeroed. The strings are the generator's own (see arena): they stay
+// the end of the split. ev must be the zero Event or the one this
+// generator filled last (the usual loop), unchanged; then only the field
+// of ev.Kind is set. The strings are the generator's own (see arena): they stay
 // valid for as long as they are referenced.
 func (g *Generator) Next(ev *Event) bool {
 	if g.n >= g.count {
@@ -279,8 +292,8 @@ func (g *Generator) timestamp(n int64) int64 {
 }
 
 // At fills ev with event number n of the split without moving the
-// position. The caller must not set fields of ev between two calls
-// with the same ev (At zeroes only what it set itself there).
+// position. ev must be the zero Event or the one this generator filled
+// last, unchanged: At zeroes only the fields it set itself there.
 func (g *Generator) At(n int64, ev *Event) {
 	id := g.first + n
 	t := g.timestamp(n)
@@ -309,15 +322,13 @@ func (g *Generator) At(n int64, ev *Event) {
 	}
 }
 
-// clear zeroes the fields of ev other than those of kind k and sets its
-// kind. When ev is the event the generator filled last (the usual loop),
-// only that event's kind can be set, and nothing is zeroed when the kind
-// repeats (most events are bids): zeroing structs of strings costs write
-// barriers while the collector runs.
+// clear sets ev's kind and zeroes the fields the generator set in it last
+// when they are of another kind: ev is the zero Event or the one this
+// generator filled last (see At), so nothing else can be set. Zeroing
+// only on a change of kind matters: most events are bids, and zeroing
+// structs of strings costs write barriers while the collector runs.
 func (g *Generator) clear(ev *Event, k Kind) {
-	if ev != g.lastEv {
-		ev.Person, ev.Auction, ev.Bid = Person{}, Auction{}, Bid{}
-	} else if g.lastKind != k {
+	if g.filled && g.lastKind != k {
 		switch g.lastKind {
 		case KindPerson:
 			ev.Person = Person{}
@@ -327,7 +338,7 @@ func (g *Generator) clear(ev *Event, k Kind) {
 			ev.Bid = Bid{}
 		}
 	}
-	ev.Kind, g.lastEv, g.lastKind = k, ev, k
+	ev.Kind, g.lastKind, g.filled = k, k, true
 }
 
 func lastPerson(id int64) int64 { return id / 50 }

@@ -166,7 +166,7 @@ func TestComparisonGolden(t *testing.T) {
 
 // BenchmarkGenerator measures the generator alone: one op is one event.
 func BenchmarkGenerator(b *testing.B) {
-	for _, p := range []Profile{ProfileComparison} {
+	for _, p := range []Profile{ProfileComparison, ProfileReference} {
 		b.Run(p.String(), func(b *testing.B) {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
@@ -187,7 +187,7 @@ func BenchmarkGenerator(b *testing.B) {
 // TestGeneratorAllocations: in steady state an event costs no allocation
 // of its own; only the arena's chunks are allocated, one per ~1500 events.
 func TestGeneratorAllocations(t *testing.T) {
-	for _, p := range []Profile{ProfileComparison} {
+	for _, p := range []Profile{ProfileComparison, ProfileReference} {
 		cfg := DefaultConfig()
 		cfg.Events, cfg.Profile = 1<<40, p
 		gen := NewGenerator(cfg, 0)

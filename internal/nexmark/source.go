@@ -52,6 +52,9 @@ type EventSource struct {
 
 	once sync.Once
 	ch   *channels
+	// progress, when set, learns when each slice of event time was
+	// first emitted (EventsWithProgress).
+	progress *Progress
 }
 
 var (
@@ -87,6 +90,14 @@ func FromEvents(env *sluice.Environment, splits [][]Event) sluice.Stream[Event] 
 		s.err = errors.New("nexmark: FromEvents: no splits")
 	}
 	return withEventTime(env, "events", s)
+}
+
+// EventsWithProgress is Events with the source recording in p when it
+// first emitted each slice of event time (the benchmark's latency).
+func EventsWithProgress(env *sluice.Environment, cfg GeneratorConfig, p *Progress) sluice.Stream[Event] {
+	s := Source(cfg)
+	s.progress = p
+	return withEventTime(env, "nexmark", s)
 }
 
 func withEventTime(env *sluice.Environment, name string, s *EventSource) sluice.Stream[Event] {
@@ -178,7 +189,6 @@ type reader struct {
 	turn   int
 	told   bool // restored splits that ended were reported finished
 	ready  chan struct{}
-	ev     Event
 }
 
 // EmitsPerSplit marks the reader as emitting each split through its own
@@ -271,13 +281,17 @@ func (r *reader) Poll(ctx context.Context, out sluice.Emitter[Event]) (sluice.Po
 	}
 	sp := r.active[r.turn]
 	end := min(sp.next+pollBatch, sp.f.len())
-	ev := &r.ev
-	for sp.next < end {
-		sp.f.at(sp.next, ev)
-		if err := sp.out.EmitAt(*ev, ev.DateTime()*int64(time.Millisecond)); err != nil {
-			return sluice.MoreAvailable, err
+	var err error
+	if gf, ok := sp.f.(genFeed); ok {
+		err = r.emitGenerated(sp, gf.g, end)
+	} else {
+		for ; sp.next < end && err == nil; sp.next++ {
+			ev := &sp.f.(sliceFeed)[sp.next]
+			err = sp.out.EmitAt(*ev, ev.DateTime()*int64(time.Millisecond))
 		}
-		sp.next++
+	}
+	if err != nil {
+		return sluice.MoreAvailable, err
 	}
 	if sp.next >= sp.f.len() {
 		if ro != nil {
@@ -291,6 +305,24 @@ func (r *reader) Poll(ctx context.Context, out sluice.Emitter[Event]) (sluice.Po
 		r.turn++
 	}
 	return sluice.MoreAvailable, nil
+}
+
+// emitGenerated emits the generated events sp.next … end-1. The event is
+// built in a local variable, not in the reader: on the stack, writing its
+// strings costs no write barrier.
+func (r *reader) emitGenerated(sp *split, g *Generator, end int64) error {
+	var ev Event
+	if p := r.src.progress; p != nil {
+		p.mark(sp.index, g.timestamp(sp.next))
+	}
+	for sp.next < end {
+		g.At(sp.next, &ev)
+		if err := sp.out.EmitAt(ev, ev.DateTime()*int64(time.Millisecond)); err != nil {
+			return err
+		}
+		sp.next++
+	}
+	return nil
 }
 
 // Available is always ready: a generator never waits.

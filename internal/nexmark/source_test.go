@@ -82,3 +82,5 @@ func TestEventsJob(t *testing.T) {
 		t.Fatalf("kinds %s, want %s", got, want)
 	}
 }
+
+func fmtEv(e nexmark.Event) string { return fmt.Sprintf("%+v", e) }

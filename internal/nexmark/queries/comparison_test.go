@@ -10,11 +10,14 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/nexmark"
 	"github.com/sluicehq/sluice/internal/nexmark/queries"
@@ -301,18 +304,20 @@ func cpSeed(t *testing.T) uint64 {
 // 2; with a target, with exactly-once checkpoints every 10 ms, restarts,
 // and the target's failure armed once the first checkpoint completed; it
 // returns nil if that failure did not fire before the input ended.
-func cpRunGenerated(t *testing.T, name string, cfg nexmark.GeneratorConfig, target *fault.Target) *queries.Out {
+func cpRunGenerated(t *testing.T, name string, cfg nexmark.GeneratorConfig, target *fault.Target) cpOutput {
 	t.Helper()
 	ecfg := sluice.Config{JobName: name, Parallelism: 2, CheckpointDir: t.TempDir(), Logger: cpLogger(),
 		Restart: restart.None{}, BufferTimeout: time.Millisecond}
 	out := &queries.Out{Collect: true}
 	var inj *fault.Injector
+	var committed *cpCommitted
 	if target != nil {
 		inj = fault.New(1)
 		ecfg.Faults = inj
 		ecfg.Checkpoint = checkpoint.Config{Interval: 10 * time.Millisecond, MinPause: time.Millisecond, TolerableFailures: 100}
 		ecfg.Restart = restart.FixedDelay{Attempts: 10, Delay: time.Millisecond}
-		out.ExactlyOnce = true
+		committed = &cpCommitted{pending: map[string][]string{}}
+		out = &queries.Out{Sink: committed.sink}
 	}
 	env := sluice.New(ecfg)
 	cpQuery(t, name).Build(env, nexmark.Events(env, cfg), out)
@@ -344,9 +349,101 @@ func cpRunGenerated(t *testing.T, name string, cfg nexmark.GeneratorConfig, targ
 		}
 		// Armed after a completed checkpoint, the failure makes the job
 		// restore one.
-		t.Logf("%s: %d restarts, %d checkpoints", name, res.Restarts, res.Checkpoints)
+		t.Logf("%s: %d restarts, %d checkpoints, %d rows emitted, %d committed", name, res.Restarts, res.Checkpoints,
+			out.Count(), len(committed.rows))
+		return committed
 	}
 	return out
+}
+
+// cpOutput is what a run gives: its rows and their number.
+type cpOutput interface {
+	Count() int64
+	Rows() []string
+}
+
+// cpCommitted is an exactly-once output for the restart tests: a
+// two-phase-commit sink whose transactions are the rows a subtask wrote
+// between two barriers, kept in memory (the attempts restart within the
+// process) and made rows when their checkpoint completes.
+type cpCommitted struct {
+	mu      sync.Mutex
+	pending map[string][]string
+	rows    []string
+}
+
+func (c *cpCommitted) Count() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return int64(len(c.rows))
+}
+
+func (c *cpCommitted) Rows() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return sorted(slices.Clone(c.rows))
+}
+
+func (c *cpCommitted) sink(string) sluice.SinkProvider[string] {
+	return sluice.TwoPhaseCommitSink(sluice.TwoPhaseCommitConfig[string, string]{
+		New: func(_ context.Context, oc *sluice.OperatorContext) (sluice.TwoPhaseCommitter[string, string], error) {
+			return &cpCommitter{c: c, run: oc.RunID, prefix: oc.RunID + "/" + strconv.Itoa(oc.Subtask) + "/"}, nil
+		},
+		TxnCodec: codec.String,
+	})
+}
+
+// cpCommitter is one sink subtask's side of a cpCommitted; a transaction
+// id is "<run id>/<subtask>/<n>".
+type cpCommitter struct {
+	c           *cpCommitted
+	run, prefix string
+	n           int
+}
+
+func (w *cpCommitter) BeginTransaction(context.Context) (string, error) {
+	w.n++
+	return w.prefix + strconv.Itoa(w.n), nil
+}
+
+func (w *cpCommitter) Write(txn string, row string) error {
+	w.c.mu.Lock()
+	w.c.pending[txn] = append(w.c.pending[txn], row)
+	w.c.mu.Unlock()
+	return nil
+}
+
+func (w *cpCommitter) PreCommit(context.Context, string) error { return nil }
+
+// Commit makes the transaction's rows output; a second commit finds none.
+func (w *cpCommitter) Commit(_ context.Context, txn string) error {
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	w.c.rows = append(w.c.rows, w.c.pending[txn]...)
+	delete(w.c.pending, txn)
+	return nil
+}
+
+func (w *cpCommitter) Abort(_ context.Context, txn string) error {
+	w.c.mu.Lock()
+	delete(w.c.pending, txn)
+	w.c.mu.Unlock()
+	return nil
+}
+
+func (w *cpCommitter) RecoverAndCommit(ctx context.Context, txn string) error { return w.Commit(ctx, txn) }
+
+// CleanUp drops the transactions of earlier attempts that no checkpoint
+// recorded: their rows are replayed.
+func (w *cpCommitter) CleanUp(context.Context, []string) error {
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	for txn := range w.c.pending {
+		if !strings.HasPrefix(txn, w.run+"/") {
+			delete(w.c.pending, txn)
+		}
+	}
+	return nil
 }
 
 // TestComparisonQueriesMatchReference: on generated input (parallelism 2,
@@ -393,7 +490,7 @@ func TestComparisonQueriesUnderRestart(t *testing.T) {
 			default:
 				target = fault.Target{Point: fault.InSnapshotWrite, Subtask: -1, Skip: rng.IntN(3)}
 			}
-			var out *queries.Out
+			var out cpOutput
 			for try := 0; out == nil; try++ {
 				if try == 3 {
 					t.Fatalf("%s: the failure never fired: the runs proved nothing about recovery", name)

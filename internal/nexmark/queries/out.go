@@ -4,8 +4,10 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/nexmark"
 )
 
 // Out is where a query's rows go: in the benchmark they are counted and
@@ -13,24 +15,29 @@ import (
 type Out struct {
 	// Collect keeps every row, formatted, for Rows.
 	Collect bool
-	// ExactlyOnce (tests, with Collect) counts and keeps a row only once
-	// the checkpoint after it completed, through a two-phase-commit sink:
-	// rows then survive restarts exactly once (out_committed.go).
-	ExactlyOnce bool
+	// Progress, when set, is the source's record of when it emitted each
+	// slice of event time: EmitTimed then samples the latency of one row
+	// in latencyEvery (see Latencies).
+	Progress *nexmark.Progress
+
+	// Sink, when set, makes the sink each result stream ends in: its rows
+	// go to it formatted, besides being counted (and collected). A Kafka
+	// sink of strings makes the query run Kafka → Kafka.
+	Sink func(name string) sluice.SinkProvider[string]
+
+	lmu       sync.Mutex
+	latencies []time.Duration
 
 	count atomic.Int64
 	mu    sync.Mutex
 	rows  []string
-	// pending holds the rows of open and pre-committed transactions
-	// (ExactlyOnce), by transaction id.
-	pending map[string][]string
 }
 
 // Emit ends s in a sink named name that counts its rows into out and, when
 // out.Collect is set, keeps format(row).
 func Emit[T any](out *Out, s sluice.Stream[T], name string, format func(T) string) {
-	if out.ExactlyOnce {
-		emitCommitted(out, s, name, format)
+	if out.Sink != nil {
+		emitFormatted(out, s, name, format)
 		return
 	}
 	sluice.Sink(s, name, sluice.SinkFunc[T](func(v T) error {
@@ -43,6 +50,64 @@ func Emit[T any](out *Out, s sluice.Stream[T], name string, format func(T) strin
 		}
 		return nil
 	}))
+}
+
+// latencyEvery is the sampling period of EmitTimed's latencies, in rows
+// of one sink subtask.
+const latencyEvery = 64
+
+// EmitTimed is Emit for rows with an event time: eventTime(row) in ms
+// since the epoch (a bid's DateTime, a window's end). When out.Progress is
+// set, one row in latencyEvery records its latency: the wall time since
+// the source first emitted an event of the row's event time. A window's
+// row therefore counts the time the watermark needed to pass the window.
+func EmitTimed[T any](out *Out, s sluice.Stream[T], name string, format func(T) string, eventTime func(T) int64) {
+	if out.Progress == nil || out.Sink != nil {
+		Emit(out, s, name, format)
+		return
+	}
+	p := out.Progress
+	sluice.Sink(s, name, sluice.SinkFunc[T](func(v T) error {
+		n := out.count.Add(1)
+		if n%latencyEvery == 0 {
+			if d, ok := p.Since(eventTime(v)); ok {
+				out.lmu.Lock()
+				out.latencies = append(out.latencies, d)
+				out.lmu.Unlock()
+			}
+		}
+		if out.Collect {
+			r := format(v)
+			out.mu.Lock()
+			out.rows = append(out.rows, r)
+			out.mu.Unlock()
+		}
+		return nil
+	}))
+}
+
+// Latencies returns the sampled latencies of EmitTimed, sorted.
+func (o *Out) Latencies() []time.Duration {
+	o.lmu.Lock()
+	defer o.lmu.Unlock()
+	l := slices.Clone(o.latencies)
+	slices.Sort(l)
+	return l
+}
+
+// emitFormatted formats the rows of s into out.Sink(name), counting them.
+func emitFormatted[T any](out *Out, s sluice.Stream[T], name string, format func(T) string) {
+	rows := sluice.Map(s, name+"-format", func(v T) string {
+		out.count.Add(1)
+		r := format(v)
+		if out.Collect {
+			out.mu.Lock()
+			out.rows = append(out.rows, r)
+			out.mu.Unlock()
+		}
+		return r
+	})
+	sluice.Sink(rows, name, out.Sink(name))
 }
 
 // Count returns the number of rows emitted so far.

@@ -11,7 +11,7 @@ import (
 // events through the system (generator, source, one operator, sink).
 func init() {
 	register(Query{Name: "q0", Build: func(env *sluice.Environment, events sluice.Stream[nexmark.Event], out *Out) {
-		Emit(out, Bids(events), "q0", formatBid)
+		EmitTimed(out, Bids(events), "q0", formatBid, bidTime)
 	}})
 }
 
@@ -19,3 +19,6 @@ func init() {
 func formatBid(b nexmark.Bid) string {
 	return fmt.Sprintf("%d,%d,%d,%s,%s,%d,%s", b.Auction, b.Bidder, b.Price, b.Channel, b.URL, b.DateTime, b.Extra)
 }
+
+// bidTime is a bid's event time.
+func bidTime(b nexmark.Bid) int64 { return b.DateTime }

@@ -19,7 +19,7 @@ func init() {
 			}
 			return nil
 		})
-		Emit(out, euros, "q1", formatBid)
+		EmitTimed(out, euros, "q1", formatBid, bidTime)
 	}})
 }
 
