@@ -1,8 +1,10 @@
 package queries_test
 
 import (
+	"cmp"
 	"context"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"testing"
@@ -60,6 +62,17 @@ func BenchmarkComparisonQueries(b *testing.B) {
 					Restart: restart.None{}, Checkpoint: checkpoint.Config{Interval: 10 * time.Second}})
 				out := &queries.Out{}
 				q.Build(env, nexmark.Events(env, cfg), out)
+				if path := os.Getenv("NEXMARK_HEAPPROFILE"); path != "" {
+					// A heap profile while the state is live, after
+					// NEXMARK_HEAPPROFILE_AFTER (default 10s).
+					after, _ := time.ParseDuration(os.Getenv("NEXMARK_HEAPPROFILE_AFTER"))
+					time.AfterFunc(cmp.Or(after, 10*time.Second), func() {
+						if f, err := os.Create(path); err == nil {
+							_ = pprof.WriteHeapProfile(f)
+							_ = f.Close()
+						}
+					})
+				}
 				c0, w0 := cpuTime(b), time.Now()
 				if _, err := env.Execute(context.Background()); err != nil {
 					b.Fatal(err)

@@ -431,7 +431,9 @@ func (w *cpCommitter) Abort(_ context.Context, txn string) error {
 	return nil
 }
 
-func (w *cpCommitter) RecoverAndCommit(ctx context.Context, txn string) error { return w.Commit(ctx, txn) }
+func (w *cpCommitter) RecoverAndCommit(ctx context.Context, txn string) error {
+	return w.Commit(ctx, txn)
+}
 
 // CleanUp drops the transactions of earlier attempts that no checkpoint
 // recorded: their rows are replayed.

@@ -57,5 +57,5 @@ func buildQ11(env *sluice.Environment, events sluice.Stream[nexmark.Event], out 
 		sluice.Window(sluice.KeyBy(bidders, func(b int64) int64 { return b }), window.Session(q11Gap)),
 		"q11-sessions", sluice.AggregateFunction[int64, int64, int64](q11Counter{}), codec.Int64,
 		func() sluice.ProcessWindowFunction[int64, int64, Q11Row] { return q11Label{} })
-	Emit(out, sessions, "q11-sink", Q11Row.String)
+	EmitTimed(out, sessions, "q11-sink", Q11Row.String, func(r Q11Row) int64 { return r.End - 1 })
 }

@@ -29,6 +29,9 @@ func init() { register(Query{Name: "q4", Build: buildQ4}) }
 // closed auctions.
 type Q4Row struct {
 	Category, N, Average int64
+	// expires is the closing time of the winner's auction (ms), for the
+	// latency samples.
+	expires int64
 }
 
 func (r Q4Row) String() string { return fmt.Sprintf("%d,%d,%d", r.Category, r.N, r.Average) }
@@ -45,7 +48,7 @@ func buildQ4(env *sluice.Environment, events sluice.Stream[nexmark.Event], out *
 	})
 	avg := sluice.Process(sluice.KeyBy(winners, func(w q4Winner) int64 { return w.Category }),
 		"q4-average", func() sluice.KeyedProcessFunction[int64, q4Winner, Q4Row] { return &q4Average{} })
-	Emit(out, avg, "q4-sink", Q4Row.String)
+	EmitTimed(out, avg, "q4-sink", Q4Row.String, func(r Q4Row) int64 { return r.expires })
 }
 
 // q4Average is q4's keyed process function.
@@ -90,7 +93,7 @@ func (f *q4Average) OnTimer(at time.Time, pc *sluice.ProcessContext[int64, Q4Row
 	for _, w := range due {
 		s.Sum += w.Price
 		s.N++
-		pc.Collect(Q4Row{Category: w.Category, N: s.N, Average: s.Sum / s.N})
+		pc.Collect(Q4Row{Category: w.Category, N: s.N, Average: s.Sum / s.N, expires: w.Expires})
 	}
 	f.sum.Update(s)
 	return nil

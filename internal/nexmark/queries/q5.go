@@ -62,7 +62,7 @@ func buildQ5(env *sluice.Environment, events sluice.Stream[nexmark.Event], out *
 		func() sluice.ProcessWindowFunction[int64, int64, q5Count] { return q5Label{} })
 	hot := sluice.Process(sluice.KeyBy(counts, func(c q5Count) int64 { return c.End }),
 		"q5-hottest", func() sluice.KeyedProcessFunction[int64, q5Count, Q5Row] { return &q5Hottest{} })
-	Emit(out, hot, "q5-sink", Q5Row.String)
+	EmitTimed(out, hot, "q5-sink", Q5Row.String, func(r Q5Row) int64 { return r.WindowEnd - 1 })
 }
 
 // q5Max is a window's highest count and the auctions that have it.

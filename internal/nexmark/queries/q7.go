@@ -107,7 +107,7 @@ func buildQ7(env *sluice.Environment, events sluice.Stream[nexmark.Event], out *
 		func() sluice.ProcessWindowFunction[int64, q7Max, q7Max] { return q7Label{} })
 	highest := sluice.Process(sluice.KeyBy(groups, func(m q7Max) int64 { return m.End }),
 		"q7-max", func() sluice.KeyedProcessFunction[int64, q7Max, Q7Row] { return &q7Window{} })
-	Emit(out, highest, "q7-sink", Q7Row.String)
+	EmitTimed(out, highest, "q7-sink", Q7Row.String, func(r Q7Row) int64 { return r.WindowEnd - 1 })
 }
 
 // q7Window merges the groups' maxima of a window (keyed by its end).

@@ -20,6 +20,9 @@ import (
 // opened, as the SQL's GROUP BY of each side before the join does.
 func init() { register(Query{Name: "q8", Build: buildQ8}) }
 
+// q8Size is q8's window size.
+const q8Size = 10 * time.Second
+
 // Q8Row is one row of q8; Start is the window's start, in milliseconds
 // since the epoch.
 type Q8Row struct {
@@ -88,10 +91,10 @@ func buildQ8(env *sluice.Environment, events sluice.Stream[nexmark.Event], out *
 		return nil
 	})
 	rows := sluice.WindowAggregateProcess(
-		sluice.Window(sluice.KeyBy(recs, func(r q8Rec) int64 { return r.ID }), window.Tumbling(10*time.Second, 0)),
+		sluice.Window(sluice.KeyBy(recs, func(r q8Rec) int64 { return r.ID }), window.Tumbling(q8Size, 0)),
 		"q8-window", sluice.AggregateFunction[q8Rec, q8Acc, q8Acc](q8Flags{}), codec.Codec[q8Acc](q8AccCodec{}),
 		func() sluice.ProcessWindowFunction[int64, q8Acc, Q8Row] { return q8Match{} })
-	Emit(out, rows, "q8-sink", Q8Row.String)
+	EmitTimed(out, rows, "q8-sink", Q8Row.String, func(r Q8Row) int64 { return r.Start + q8Size.Milliseconds() - 1 })
 }
 
 // q8AccCodec encodes a q8Acc as a flags byte and, for a created person,

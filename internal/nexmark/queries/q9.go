@@ -86,7 +86,7 @@ func (o *q9Open) offer(b q9Early) bool {
 func msToNanos(ms int64) int64 { return ms * int64(time.Millisecond) }
 
 func buildQ9(env *sluice.Environment, events sluice.Stream[nexmark.Event], out *Out) {
-	Emit(out, winningBids(events, "q9"), "q9-sink", Winner.String)
+	EmitTimed(out, winningBids(events, "q9"), "q9-sink", Winner.String, func(w Winner) int64 { return w.Expires })
 }
 
 // winningBids is q9's pipeline, also q4's first stage; operator names
