@@ -95,6 +95,12 @@ func RunNexmark(ctx context.Context, o NexmarkOptions) (*NexmarkResult, error) {
 	})
 	p := nexmark.NewProgress(gen)
 	out := &queries.Out{Progress: p}
+	if o.Dir != "" {
+		// q10's part files: beside the checkpoints, removed once counted
+		// (a 20M-event run writes gigabytes).
+		out.FilesDir = o.Dir + "-files"
+		defer os.RemoveAll(out.FilesDir)
+	}
 	q.Build(env, nexmark.EventsWithProgress(env, gen, p), out)
 	cpu0 := processCPU()
 	start := time.Now()

@@ -26,6 +26,11 @@ type Out struct {
 	// sink of strings makes the query run Kafka → Kafka.
 	Sink func(name string) sluice.SinkProvider[string]
 
+	// FilesDir is where queries that write files (q10) put them. Empty
+	// makes a new temporary directory at every Build, which nothing
+	// removes: the benchmark and the tests set it, and remove it.
+	FilesDir string
+
 	lmu       sync.Mutex
 	latencies []time.Duration
 

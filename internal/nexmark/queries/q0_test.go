@@ -13,12 +13,17 @@ import (
 // parallelism par and returns its rows, sorted.
 func runQuery(t *testing.T, name string, par int, splits [][]nexmark.Event) []string {
 	t.Helper()
+	return runQueryWith(t, name, par, splits, &Out{Collect: true, FilesDir: t.TempDir()})
+}
+
+// runQueryWith is runQuery with the given output (Collect must be set).
+func runQueryWith(t *testing.T, name string, par int, splits [][]nexmark.Event, out *Out) []string {
+	t.Helper()
 	q, ok := Lookup(name)
 	if !ok {
 		t.Fatalf("query %s not registered", name)
 	}
 	env := sluice.New(sluice.Config{JobName: t.Name(), Parallelism: par, CheckpointDir: t.TempDir()})
-	out := &Out{Collect: true}
 	q.Build(env, nexmark.FromEvents(env, splits), out)
 	if _, err := env.Execute(context.Background()); err != nil {
 		t.Fatal(err)

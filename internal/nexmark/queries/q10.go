@@ -11,12 +11,6 @@ import (
 	"github.com/sluicehq/sluice/internal/nexmark"
 )
 
-// Q10Dir is the directory q10's file sink writes its part files into.
-// Empty (the default) makes a new temporary directory at every Build,
-// which nothing removes: the benchmark and the tests set it (and remove
-// it).
-var Q10Dir string
-
 // q10 logs every bid to files (the suite's filesystem sink): one CSV line
 // per bid, auction,bidder,price,dateTime,extra,dt,hm, where dt and hm are
 // DATE_FORMAT(dateTime, 'yyyy-MM-dd') and 'HH:mm' in UTC. Sluice's file
@@ -25,10 +19,10 @@ var Q10Dir string
 // assigner, so the suite's partitioning into dt=/hm= directories is
 // carried as the two partition columns of every line instead; the suite
 // rolls its files every minute, Sluice at every checkpoint. Every line is
-// also counted in out.
+// also counted in out. The part files go to out.FilesDir.
 func init() {
 	register(Query{Name: "q10", Build: func(env *sluice.Environment, events sluice.Stream[nexmark.Event], out *Out) {
-		dir := Q10Dir
+		dir := out.FilesDir
 		if dir == "" {
 			// If the temporary directory cannot be made, the sink's own
 			// attempt to create this one fails the job, naming it.

@@ -44,12 +44,10 @@ func checkRows(t *testing.T, name string, got, want []string) {
 
 func TestQ10(t *testing.T) {
 	dir := t.TempDir()
-	Q10Dir = dir
-	defer func() { Q10Dir = "" }()
-	got := runQuery(t, "q10", 2, [][]nexmark.Event{
+	got := runQueryWith(t, "q10", 2, [][]nexmark.Event{
 		{bidAt(1000, 2000, 150, 2, "Apple", urlA, "xyz"), auctionOf(1000, 10, 3)},
 		{bidAt(1001, 2001, 7, 61*60*1000+5, "Apple", urlA, `a,b"c`)},
-	})
+	}, &Out{Collect: true, FilesDir: dir})
 	want := []string{
 		"1000,2000,150,2026-01-01 00:00:00.002,xyz,2026-01-01,00:00",
 		`1001,2001,7,2026-01-01 01:01:00.005,"a,b""c",2026-01-01,01:01`,

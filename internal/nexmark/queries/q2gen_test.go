@@ -59,13 +59,9 @@ func TestGeneratedAgainstBatch(t *testing.T) {
 	slices.Sort(names)
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			if name == "q10" {
-				Q10Dir = t.TempDir()
-				defer func() { Q10Dir = "" }()
-			}
 			q, _ := Lookup(name)
 			env := sluice.New(sluice.Config{JobName: name, Parallelism: 2, CheckpointDir: t.TempDir()})
-			out := &Out{Collect: true}
+			out := &Out{Collect: true, FilesDir: t.TempDir()}
 			q.Build(env, nexmark.Events(env, cfg), out)
 			if _, err := env.Execute(context.Background()); err != nil {
 				t.Fatal(err)
