@@ -155,7 +155,7 @@ Flags:
 			check.fail("--%v", err)
 		}
 	}
-	stdout = f.opsFlags.check(&check, f.http != "", stdout)
+	stdout = f.opsFlags.check(&check, f.http != "" && f.http != "off", stdout)
 	if err := check.err(stderr); err != nil {
 		return err
 	}

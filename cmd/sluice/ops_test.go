@@ -94,7 +94,7 @@ func TestOpsFlagsRefused(t *testing.T) {
 		want string
 	}{
 		{[]string{"demo", "--log-format", "xml"}, `--log-format: must be text or json, got "xml"`},
-		{[]string{"demo", "--pprof"}, "--pprof: the profiler is served on the control API: set --http too"},
+		{[]string{"demo", "--pprof", "--http", "off"}, "--pprof: the profiler is served on the control API: set --http too"},
 		{[]string{"broker", "--log-format", "xml"}, `--log-format: must be text or json, got "xml"`},
 	} {
 		var out, errb bytes.Buffer

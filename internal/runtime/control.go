@@ -82,6 +82,7 @@ func (d *driver) requestCheckpoint(r *checkpointReq) {
 func (d *driver) checkpointComplete(id int64) {
 	if r := d.cps[id]; r != nil {
 		delete(d.cps, id)
+		d.publishStats()
 		r.reply(id, nil)
 	}
 }
@@ -90,6 +91,7 @@ func (d *driver) checkpointComplete(id int64) {
 func (d *driver) checkpointAborted(act coordinator.AbortAction) {
 	if r := d.cps[act.CheckpointID]; r != nil {
 		delete(d.cps, act.CheckpointID)
+		d.publishStats()
 		r.reply(0, fmt.Errorf("checkpoint %d failed: %w; the job keeps running", act.CheckpointID, act.Reason))
 	}
 }
@@ -143,4 +145,13 @@ func (j *Job) cancelErr(err error) error {
 	}
 	j.log.Warn("job cancelled", "job", j.plan.JobName, "last", err)
 	return fmt.Errorf("job %s %w", j.plan.JobName, ErrCancelled)
+}
+
+// publishStats makes the coordinator's statistics as of now what Status
+// reads, before a caller is answered: one who asks for the checkpoint it
+// was just told of finds it completed (or failed), not still in progress
+// as of the loop's previous step.
+func (d *driver) publishStats() {
+	st := d.coord.Stats()
+	d.j.coordStats.Store(&st)
 }

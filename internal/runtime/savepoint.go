@@ -155,6 +155,7 @@ func (d *driver) savepointComplete(act coordinator.CompleteAction) {
 	loc := sn.Location()
 	d.j.log.Info("savepoint complete", "job", d.j.plan.JobName, "savepoint", act.CheckpointID, "stop", act.Stop, "location", loc)
 	if !act.Stop {
+		d.publishStats()
 		r.reply(loc, nil)
 		return
 	}
