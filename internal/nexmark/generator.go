@@ -64,7 +64,7 @@ var (
 const channelCount = 10000
 
 // channels is the table of the non-hot channels' names and URLs, built
-// at start from the seed (ProfileComparison).
+// at start from the configured seed (ProfileComparison).
 type channels struct {
 	names, urls [channelCount]string
 	ref         *refChannels // ProfileReference's URLs

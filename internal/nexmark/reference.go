@@ -59,7 +59,7 @@ func (r *javaRandom) nextDouble() float64 {
 
 // refChannels holds the reference profile's URLs: the four hot channels'
 // and the 10000 others', drawn at start. (The suite draws them from
-// unseeded generators once per process; here they come from the seed, so
+// unseeded generators once per process; here they come from the configured seed, so
 // that the stream is reproducible.)
 type refChannels struct {
 	hot  [4]string
