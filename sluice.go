@@ -294,7 +294,7 @@ func jobStatus(s runtime.Status) JobStatus {
 			st := SplitStatus{Split: sp.Split, Topic: sp.Topic, Partition: sp.Partition, Subtask: sp.Subtask,
 				Next: sp.Next, End: sp.End, Lag: sp.Lag, Idle: sp.Idle}
 			if sp.HasWatermark {
-				st.Watermark = time.UnixMilli(sp.Watermark)
+				st.Watermark = time.Unix(0, sp.Watermark)
 			}
 			ss.Splits = append(ss.Splits, st)
 		}

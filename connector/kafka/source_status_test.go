@@ -72,6 +72,12 @@ func TestSourceLagInJobStatus(t *testing.T) {
 		if sp.Watermark.IsZero() {
 			t.Fatalf("split %s has no watermark after reading %d records", sp.Split, burst)
 		}
+		// The records carry the time they were produced (franz-go's
+		// default): the split's watermark is within this test's run, in
+		// the right unit.
+		if d := time.Since(sp.Watermark); d < -time.Minute || d > 10*time.Minute {
+			t.Fatalf("split %s watermark %v is %v from now", sp.Split, sp.Watermark, d)
+		}
 	}
 	var v sluice.VertexStatus
 	for _, x := range st.Vertices {
