@@ -20,26 +20,13 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/internal/httpapi"
 )
 
-// The backpressure levels, as the REST API and the dashboard name them:
-// OK below LowThreshold, LOW below HighThreshold, HIGH from it (the
-// threshold of alert SluiceBackpressure).
-const (
-	LowThreshold  = 0.10
-	HighThreshold = 0.30
-)
-
-// Level returns "OK", "LOW" or "HIGH" for a backpressured ratio.
-func Level(ratio float64) string {
-	switch {
-	case ratio >= HighThreshold:
-		return "HIGH"
-	case ratio >= LowThreshold:
-		return "LOW"
-	}
-	return "OK"
-}
+// Level returns "OK", "LOW" or "HIGH" for a backpressured ratio: the
+// REST API's rule (httpapi.BackpressureLevel), so the status line, the
+// API and the dashboard never disagree.
+func Level(ratio float64) string { return httpapi.BackpressureLevel(ratio) }
 
 // Rates are records per second into the job (what its sources emit) and
 // out of it (what its sinks receive).
