@@ -130,21 +130,20 @@ func (dailyStatsCodec) Append(dst []byte, s dailyStats) []byte {
 
 func (dailyStatsCodec) Decode(src []byte) (dailyStats, int, error) {
 	var s dailyStats
-	var n int
-	var err error
-	s.Bids = readVarint(src, &n, &err)
-	s.Bidders = readVarint(src, &n, &err)
-	s.Auctions = readVarint(src, &n, &err)
-	s.MaxTime = readVarint(src, &n, &err)
+	d := fieldDecoder{src: src}
+	s.Bids = d.varint()
+	s.Bidders = d.varint()
+	s.Auctions = d.varint()
+	s.MaxTime = d.varint()
 	for i := range 3 {
-		s.RankBids[i] = readVarint(src, &n, &err)
-		s.RankBidders[i] = readVarint(src, &n, &err)
-		s.RankAuctions[i] = readVarint(src, &n, &err)
+		s.RankBids[i] = d.varint()
+		s.RankBidders[i] = d.varint()
+		s.RankAuctions[i] = d.varint()
 	}
-	if err != nil {
-		return dailyStats{}, 0, fmt.Errorf("daily statistics: %w", err)
+	if d.err != nil {
+		return dailyStats{}, 0, fmt.Errorf("daily statistics: %w", d.err)
 	}
-	return s, n, nil
+	return s, d.n, nil
 }
 
 func (dailyStatsCodec) CodecID() codec.ID { return codec.ID{Name: "nexmark-daily-stats", Version: 1} }

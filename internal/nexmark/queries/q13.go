@@ -129,16 +129,15 @@ func (q13BidCodec) Append(dst []byte, b q13Bid) []byte {
 
 func (q13BidCodec) Decode(src []byte) (q13Bid, int, error) {
 	var b q13Bid
-	var n int
-	var err error
-	b.Auction = readVarint(src, &n, &err)
-	b.Bidder = readVarint(src, &n, &err)
-	b.Price = readVarint(src, &n, &err)
-	b.DateTime = readVarint(src, &n, &err)
-	if err != nil {
-		return q13Bid{}, 0, fmt.Errorf("q13 bid: %w", err)
+	d := fieldDecoder{src: src}
+	b.Auction = d.varint()
+	b.Bidder = d.varint()
+	b.Price = d.varint()
+	b.DateTime = d.varint()
+	if d.err != nil {
+		return q13Bid{}, 0, fmt.Errorf("q13 bid: %w", d.err)
 	}
-	return b, n, nil
+	return b, d.n, nil
 }
 
 func (q13BidCodec) CodecID() codec.ID { return codec.ID{Name: "nexmark-q13-bid", Version: 1} }

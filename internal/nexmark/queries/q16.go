@@ -61,14 +61,13 @@ func (channelDayCodec) Append(dst []byte, k channelDay) []byte {
 }
 
 func (channelDayCodec) Decode(src []byte) (channelDay, int, error) {
-	var n int
-	var err error
-	k := channelDay{Channel: readString(src, &n, &err)}
-	k.Day = readVarint(src, &n, &err)
-	if err != nil {
-		return channelDay{}, 0, fmt.Errorf("channel and day: %w", err)
+	d := fieldDecoder{src: src}
+	k := channelDay{Channel: d.string()}
+	k.Day = d.varint()
+	if d.err != nil {
+		return channelDay{}, 0, fmt.Errorf("channel and day: %w", d.err)
 	}
-	return k, n, nil
+	return k, d.n, nil
 }
 
 func (channelDayCodec) Hash(k channelDay) uint64 {

@@ -86,15 +86,14 @@ func (q17AccCodec) Append(dst []byte, a q17Acc) []byte {
 
 func (q17AccCodec) Decode(src []byte) (q17Acc, int, error) {
 	var a q17Acc
-	var n int
-	var err error
+	d := fieldDecoder{src: src}
 	for _, p := range [...]*int64{&a.Bids, &a.Rank[0], &a.Rank[1], &a.Rank[2], &a.Min, &a.Max, &a.Sum} {
-		*p = readVarint(src, &n, &err)
+		*p = d.varint()
 	}
-	if err != nil {
-		return q17Acc{}, 0, fmt.Errorf("q17 statistics: %w", err)
+	if d.err != nil {
+		return q17Acc{}, 0, fmt.Errorf("q17 statistics: %w", d.err)
 	}
-	return a, n, nil
+	return a, d.n, nil
 }
 
 func (q17AccCodec) CodecID() codec.ID { return codec.ID{Name: "nexmark-q17-stats", Version: 1} }

@@ -125,25 +125,24 @@ func (q19TopCodec) Append(dst []byte, t q19Top) []byte {
 
 func (q19TopCodec) Decode(src []byte) (q19Top, int, error) {
 	var t q19Top
-	var n int
-	var err error
-	t.Last = readVarint(src, &n, &err)
-	k := readVarint(src, &n, &err)
-	if err == nil && (k < 0 || k > q19N) {
-		err = fmt.Errorf("%w: %d bids", codec.ErrCorrupt, k)
+	d := fieldDecoder{src: src}
+	t.Last = d.varint()
+	k := d.varint()
+	if d.err == nil && (k < 0 || k > q19N) {
+		d.err = fmt.Errorf("%w: %d bids", codec.ErrCorrupt, k)
 	}
-	if err != nil {
-		return q19Top{}, 0, fmt.Errorf("q19 top bids: %w", err)
+	if d.err != nil {
+		return q19Top{}, 0, fmt.Errorf("q19 top bids: %w", d.err)
 	}
 	t.Top = make([]nexmark.Bid, k)
 	for i := range t.Top {
-		b, m, err := bidCodec{}.Decode(src[n:])
+		b, m, err := bidCodec{}.Decode(src[d.n:])
 		if err != nil {
 			return q19Top{}, 0, fmt.Errorf("q19 top bids: %w", err)
 		}
-		t.Top[i], n = b, n+m
+		t.Top[i], d.n = b, d.n+m
 	}
-	return t, n, nil
+	return t, d.n, nil
 }
 
 func (q19TopCodec) CodecID() codec.ID { return codec.ID{Name: "nexmark-q19-top", Version: 1} }

@@ -167,22 +167,21 @@ func (auctionCodec) Append(dst []byte, a nexmark.Auction) []byte {
 
 func (auctionCodec) Decode(src []byte) (nexmark.Auction, int, error) {
 	var a nexmark.Auction
-	var n int
-	var err error
-	a.ID = readVarint(src, &n, &err)
-	a.ItemName = readString(src, &n, &err)
-	a.Description = readString(src, &n, &err)
-	a.InitialBid = readVarint(src, &n, &err)
-	a.Reserve = readVarint(src, &n, &err)
-	a.DateTime = readVarint(src, &n, &err)
-	a.Expires = readVarint(src, &n, &err)
-	a.Seller = readVarint(src, &n, &err)
-	a.Category = readVarint(src, &n, &err)
-	a.Extra = readString(src, &n, &err)
-	if err != nil {
-		return nexmark.Auction{}, 0, fmt.Errorf("auction: %w", err)
+	d := fieldDecoder{src: src}
+	a.ID = d.varint()
+	a.ItemName = d.string()
+	a.Description = d.string()
+	a.InitialBid = d.varint()
+	a.Reserve = d.varint()
+	a.DateTime = d.varint()
+	a.Expires = d.varint()
+	a.Seller = d.varint()
+	a.Category = d.varint()
+	a.Extra = d.string()
+	if d.err != nil {
+		return nexmark.Auction{}, 0, fmt.Errorf("auction: %w", d.err)
 	}
-	return a, n, nil
+	return a, d.n, nil
 }
 
 func (auctionCodec) CodecID() codec.ID { return codec.ID{Name: "nexmark-auction", Version: 1} }

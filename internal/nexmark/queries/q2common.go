@@ -114,35 +114,6 @@ func (idPairCodec) CodecID() codec.ID {
 	return codec.ID{Name: "nexmark-id-pair(zigzag-varint,zigzag-varint)", Version: 1}
 }
 
-// readVarint decodes one zig-zag varint from the front of src at *n,
-// advancing *n; a short input sets *err (the first error is kept).
-func readVarint(src []byte, n *int, err *error) int64 {
-	if *err != nil {
-		return 0
-	}
-	v, m := binary.Varint(src[*n:])
-	if m <= 0 {
-		*err = codec.ErrTruncated
-		return 0
-	}
-	*n += m
-	return v
-}
-
-// readString decodes one codec.String from the front of src at *n.
-func readString(src []byte, n *int, err *error) string {
-	if *err != nil {
-		return ""
-	}
-	s, m, e := codec.String.Decode(src[*n:])
-	if e != nil {
-		*err = e
-		return ""
-	}
-	*n += m
-	return s
-}
-
 // bidCodec encodes a whole bid in state (q18, q19, q20): its integers as
 // zig-zag varints and its strings as codec.String does, in field order.
 type bidCodec struct{}
@@ -161,19 +132,18 @@ func (bidCodec) Append(dst []byte, b nexmark.Bid) []byte {
 
 func (bidCodec) Decode(src []byte) (nexmark.Bid, int, error) {
 	var b nexmark.Bid
-	var n int
-	var err error
-	b.Auction = readVarint(src, &n, &err)
-	b.Bidder = readVarint(src, &n, &err)
-	b.Price = readVarint(src, &n, &err)
-	b.Channel = readString(src, &n, &err)
-	b.URL = readString(src, &n, &err)
-	b.DateTime = readVarint(src, &n, &err)
-	b.Extra = readString(src, &n, &err)
-	if err != nil {
-		return nexmark.Bid{}, 0, fmt.Errorf("bid: %w", err)
+	d := fieldDecoder{src: src}
+	b.Auction = d.varint()
+	b.Bidder = d.varint()
+	b.Price = d.varint()
+	b.Channel = d.string()
+	b.URL = d.string()
+	b.DateTime = d.varint()
+	b.Extra = d.string()
+	if d.err != nil {
+		return nexmark.Bid{}, 0, fmt.Errorf("bid: %w", d.err)
 	}
-	return b, n, nil
+	return b, d.n, nil
 }
 
 func (bidCodec) CodecID() codec.ID { return codec.ID{Name: "nexmark-bid", Version: 1} }
