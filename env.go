@@ -107,10 +107,48 @@ type Config struct {
 	// commits may take before the job is cancelled and Execute returns an
 	// error wrapping ErrStopped. Default the checkpoint timeout plus 10s.
 	StopTimeout time.Duration
+	// State configures the keyed-state backend: where keyed state lives,
+	// its memory budget, incremental checkpoints and local recovery
+	// (docs/design.md §4).
+	State StateConfig
 	// StatusWindow is the sliding window over which Status computes the
 	// busy, idle and backpressured ratios and the record rates, on Clock
 	// (docs/design.md §8). Default 10s.
 	StatusWindow time.Duration
+}
+
+// StateConfig configures the keyed-state backend of every keyed operator
+// of the job (Flink's state.backend.* options). The names in brackets are
+// the keys of the job's configuration file and flags.
+type StateConfig struct {
+	// Backend is "heap" (the default: Go maps, state must fit in memory,
+	// fastest) or "pebble" (a Pebble LSM tree on local disk, for state
+	// larger than memory) [state.backend].
+	Backend string
+	// LocalDir is the directory of the backends' working files (Pebble's
+	// databases) and of the task-local state copies that local recovery
+	// restores from [state.local-dir]. Each operator subtask gets its own
+	// directory under it, with the same path in every attempt and process
+	// of the job, so a restart on the same machine finds it. Default
+	// "<CheckpointDir>/../local/<JobName>" (a sibling of the checkpoint
+	// directory), or a directory under os.TempDir() when CheckpointStorage
+	// is set.
+	LocalDir string
+	// MemoryBytes is the managed memory of the Pebble backend: one budget
+	// for block cache and memtables, shared by all keyed operator subtasks
+	// of the job in this process [state.memory]. Default 256 MiB. Ignored
+	// by the heap backend.
+	MemoryBytes int64
+	// Incremental writes checkpoints incrementally: only what changed
+	// since an earlier checkpoint that is still retained is written, the
+	// rest is shared with it [state.incremental]. Savepoints are always
+	// complete and self-contained.
+	Incremental bool
+	// LocalRecovery keeps a task-local copy of each checkpoint's keyed
+	// state under LocalDir and restores from it, instead of reading
+	// checkpoint storage, when it matches the checkpoint restored
+	// [state.local-recovery].
+	LocalRecovery bool
 }
 
 // ErrStopped is wrapped by the error Execute returns when Stop ended the

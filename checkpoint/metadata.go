@@ -232,4 +232,13 @@ type StateHandle struct {
 	// group's section, for key groups KeyGroups.Start.. in order, so that a
 	// restore at another parallelism reads only the key groups it owns.
 	KeyGroupOffsets []int64 `json:"keyGroupOffsets,omitempty"`
+	// Format is the file's layout: empty for the canonical keyed-state
+	// file (docs/design.md §4), otherwise a state backend's native format
+	// (such as "pebble-sst"), which only that backend restores.
+	Format string `json:"format,omitempty"`
+	// Shared marks a file in the storage's shared area, which several
+	// checkpoints may refer to (incremental checkpoints); it is deleted
+	// once no retained checkpoint refers to it. Path is then relative to
+	// the storage root, not to the checkpoint's directory.
+	Shared bool `json:"shared,omitempty"`
 }

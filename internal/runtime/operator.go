@@ -109,6 +109,40 @@ type KeyedSnapshot interface {
 	Release()
 }
 
+// IncrementalSnapshot is a KeyedSnapshot that can also write a checkpoint
+// incrementally (docs/design.md §4): it writes only the files that no
+// earlier checkpoint of the same subtask stored, and refers to the others
+// again. The runtime calls WriteIncremental for a checkpoint when
+// incremental checkpoints are on, and WriteKeyGroups (the canonical,
+// self-contained format) for every savepoint and otherwise.
+type IncrementalSnapshot interface {
+	KeyedSnapshot
+	// WriteIncremental writes the snapshot's new files through w and
+	// returns the handles of every file the checkpoint needs: the new
+	// ones, and reused ones exactly as an earlier WriteIncremental of this
+	// backend returned them (or as they were restored).
+	WriteIncremental(ctx context.Context, w SharedWriter) ([]checkpoint.StateHandle, error)
+}
+
+// SharedWriter creates state files that several checkpoints may share.
+// A shared file stays in checkpoint storage while any retained checkpoint
+// refers to it.
+type SharedWriter interface {
+	// Create starts a new shared file. name need only be unique among the
+	// files of this operator subtask; the storage makes it unique in the
+	// job (operator, subtask, run).
+	Create(name string) (SharedFile, error)
+}
+
+// SharedFile is a shared state file being written.
+type SharedFile interface {
+	io.Writer
+	// Commit makes the file durable and returns its handle (Shared set).
+	Commit() (checkpoint.StateHandle, error)
+	// Abort discards the file.
+	Abort() error
+}
+
 // OperatorContext is what an operator instance knows about where it runs.
 type OperatorContext struct {
 	UID            string
@@ -143,6 +177,11 @@ type OperatorContext struct {
 	// Stats is the task's counters, for operators that count something of
 	// their own (late records). Nil outside a task (tests).
 	Stats *TaskStats
+	// LocalDir is this operator subtask's directory for a state backend's
+	// working files and its task-local copies (local recovery), the same
+	// path in every attempt and process of the job; empty outside a job
+	// (tests), where a backend uses a temporary directory.
+	LocalDir string
 	// PlanOnly is set by a restore check (sluice.Environment.CheckRestore,
 	// docs/design.md §10) instead of Restored: the operator is opened only
 	// to learn which states it registers, and plans the restore of this
@@ -178,9 +217,20 @@ type RestoredState struct {
 	Operator map[string][][]byte
 }
 
-// RestoredKeyed is one keyed state file, read and checksum-verified.
+// RestoredKeyed is one keyed state file, read and checksum-verified, or,
+// for a backend's native format, the handles of its files.
 type RestoredKeyed struct {
+	// Data, KeyGroups and Offsets are a canonical keyed-state file (Format
+	// empty).
 	Data      []byte
 	KeyGroups checkpoint.KeyGroupRange
 	Offsets   []int64
+	// Format is the file layout: empty for the canonical keyed-state file,
+	// otherwise a backend's native format (checkpoint.StateHandle.Format),
+	// whose files are Handles, read with Fetch.
+	Format  string
+	Handles []checkpoint.StateHandle
+	// Fetch copies the file of h to the local path dst, verifying its
+	// size and checksum (ErrCorrupt otherwise). Set with Handles.
+	Fetch func(ctx context.Context, h checkpoint.StateHandle, dst string) error
 }
