@@ -38,6 +38,7 @@ func init() {
 		{"bench", "measure throughput of the built-in benchmark pipelines", runBench},
 		{"checkpoints", "list and describe checkpoints (ls, inspect)", runCheckpoints},
 		{"broker", "serve the embedded Kafka-compatible broker", runBroker},
+		{"chaos", "run named fault scenarios against a live pipeline and check its output record by record (docs/chaos.md)", runChaos},
 		{"advise", "size a Kafka topic's partitions for its producers and consumers (advise partitions)", runAdvise},
 	}
 }
