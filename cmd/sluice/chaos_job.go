@@ -312,11 +312,15 @@ func buildChaosJob(f chaosJobFlags, opts []kgo.Opt, inj *fault.Injector, clk clo
 	return env, nil
 }
 
-// steppedClock is the wall clock plus an offset that clock steps move, as
-// an NTP step or a VM resume moves a host's clock. Timers are relative, so
-// a step moves Now and every absolute time computed from it (the
-// coordinator's next trigger, processing-time timers armed with
-// clock.TimerAt) but not a timer already running.
+// steppedClock is the wall clock plus an offset that clock steps move. A
+// step moves Now, and every comparison of a time read before it with one
+// read after it, as a stepped wall clock does to anything that compares
+// wall times (processing-time timers at absolute times, deadlines kept as
+// Unix nanoseconds, times read back from a checkpoint). Go's own
+// time.Now() carries a monotonic reading that an NTP step does not move,
+// so clock.Real is spared the in-process part; this clock is not: it is
+// the harsher model, the one of a clock.Clock that can step. Timers run
+// for real durations.
 type steppedClock struct{ off atomic.Int64 }
 
 func (c *steppedClock) offset() time.Duration { return time.Duration(c.off.Load()) }
@@ -325,8 +329,21 @@ func (c *steppedClock) step(d time.Duration)  { c.off.Add(int64(d)) }
 // Now returns the wall clock plus the offset.
 func (c *steppedClock) Now() time.Time { return time.Now().Add(c.offset()) }
 
-// NewTimer returns a real timer.
-func (c *steppedClock) NewTimer(d time.Duration) clock.Timer { return clock.Real{}.NewTimer(d) }
+// NewTimer returns a timer that runs for d of real time and delivers the
+// stepped clock's time.
+func (c *steppedClock) NewTimer(d time.Duration) clock.Timer {
+	t := &steppedTimer{ch: make(chan time.Time, 1)}
+	t.t = time.AfterFunc(d, func() { t.ch <- c.Now() })
+	return t
+}
+
+type steppedTimer struct {
+	t  *time.Timer
+	ch chan time.Time
+}
+
+func (t *steppedTimer) C() <-chan time.Time { return t.ch }
+func (t *steppedTimer) Stop() bool          { return t.t.Stop() }
 
 // slowStorage delays every committed checkpoint file by the duration read
 // from a control file, a slow disk without a device mapper. It loses the
@@ -387,7 +404,7 @@ func (s *eagerSource) Splits(context.Context) ([]sluice.Split, error) {
 func (s *eagerSource) NewReader(_ context.Context, oc *sluice.OperatorContext) (sluice.SourceReader[kafka.Record], error) {
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(s.brokers...), kgo.ConsumerGroup(s.group), kgo.ConsumeTopics(s.topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AutoCommitInterval(50 * time.Millisecond),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AutoCommitInterval(100 * time.Millisecond),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.SessionTimeout(6 * time.Second),
 		kgo.InstanceID(s.group + "-" + strconv.Itoa(oc.Subtask)),
 	}, s.opts...)
@@ -475,4 +492,3 @@ func (r *eagerReader) Close(context.Context) error {
 	r.cl.Close()
 	return nil
 }
-
