@@ -256,6 +256,9 @@ func (r *scenarioReport) line() string {
 	}
 	s := fmt.Sprintf("scenario %s: %s: %d faults, %d restarts, recovery p50 %.0fms p99 %.0fms, max lag %d, max backpressure %.2f, %d produced, %d lost, %d duplicated, wedged %v, %d WARN+ lines, %.0fs",
 		r.Name, verdict, r.Faults, r.Restarts, r.RecoveryP50Ms, r.RecoveryP99Ms, r.MaxLag, r.MaxBackpressure, r.Produced, r.Lost, r.Duplicated, r.Wedged, r.WarnLines, r.Seconds)
+	if r.LagDrainMs > 0 {
+		s += fmt.Sprintf("\n  lag drained %.0fms after the spike's end", r.LagDrainMs)
+	}
 	for _, v := range r.Violations {
 		s += "\n  violation: " + v
 	}
