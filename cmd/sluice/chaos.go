@@ -1012,7 +1012,11 @@ func (s *scenario) drainAndCheck(ctx context.Context) error {
 		examples                       []string
 	}
 	check := func() error {
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		bound := time.Minute
+		if s.rep.KnownLimit != "" {
+			bound = 15 * time.Second // the output may never be readable to its end
+		}
+		cctx, cancel := context.WithTimeout(ctx, bound)
 		defer cancel()
 		r, err := kafkacount.Check(cctx, s.h.brokers, s.in, s.out)
 		if err != nil {
@@ -1027,6 +1031,9 @@ func (s *scenario) drainAndCheck(ctx context.Context) error {
 			return err
 		}
 		if err := check(); err != nil {
+			if s.unreadableAfterCrash(err) {
+				return nil
+			}
 			return fmt.Errorf("check the output: %w", err)
 		}
 		if rep.dup > 0 || (rep.lost == 0 && rep.produced >= s.rep.Produced) {
@@ -1056,6 +1063,9 @@ func (s *scenario) drainAndCheck(ctx context.Context) error {
 		}
 	}
 	if err := check(); err != nil {
+		if s.unreadableAfterCrash(err) {
+			return nil
+		}
 		return fmt.Errorf("check the output: %w", err)
 	}
 	s.rep.Produced, s.rep.Committed, s.rep.Lost, s.rep.Duplicated, s.rep.Examples = rep.produced, rep.committed, rep.lost, rep.dup, rep.examples
@@ -1070,6 +1080,23 @@ func (s *scenario) drainAndCheck(ctx context.Context) error {
 		return fmt.Errorf("%w: the output stopped at %d of %d records", errWedged, rep.committed, rep.produced)
 	}
 	return nil
+}
+
+// unreadableAfterCrash reports whether err is the embedded broker's other
+// crash limit: a transaction open at the crash is aborted without a
+// marker, so a read_committed reader never reaches the partition's last
+// stable offset (docs/broker.md). After a loud failure that is part of the
+// known limit, noted in the report, not a violation.
+func (s *scenario) unreadableAfterCrash(err error) bool {
+	if _, ok := errors.AsType[*kafkacount.IncompleteReadError](err); !ok || s.rep.KnownLimit == "" {
+		return false
+	}
+	s.rep.KnownLimit += "; the output could not be checked: " + err.Error()
+	if s.job != nil && !s.job.exited() {
+		_ = s.job.cmd.Process.Signal(syscall.SIGTERM)
+		s.job.wait(time.Minute)
+	}
+	return true
 }
 
 // killAll kills every job process still running.
