@@ -789,6 +789,10 @@ func (h *harness) runScenario(ctx context.Context, name string, rng *rand.Rand) 
 	} else if err != nil {
 		rep.Violations = append(rep.Violations, err.Error())
 	}
+	if rep.Skipped == "" && rep.Faults == 0 && !rep.Wedged {
+		// A scenario that injected nothing proved nothing.
+		rep.Violations = append(rep.Violations, fmt.Sprintf("no fault was injected within --duration %v (make it longer than --gap-max)", h.f.duration))
+	}
 	s.finishReport()
 	return rep
 }
