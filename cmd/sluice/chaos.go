@@ -213,6 +213,9 @@ type scenarioReport struct {
 	RecoveryP99Ms float64 `json:"recovery_p99_ms"`
 	RecoveryMaxMs float64 `json:"recovery_max_ms"`
 	Recoveries    []int64 `json:"recoveries_ms,omitempty"`
+	// Interrupted counts the faults after which the next fault began
+	// before any new output: their recovery is not measured.
+	Interrupted int `json:"recovery_interrupted,omitempty"`
 	// MaxLag is the most input records not yet covered by a completed
 	// checkpoint (input end offsets minus the job's committed offsets).
 	MaxLag int64 `json:"max_lag"`
@@ -406,6 +409,7 @@ type chaosProc struct {
 	err     error // once done
 
 	mu       sync.Mutex
+	log      *os.File        // the full log, when kept
 	out      strings.Builder // everything, for fenced/lock messages
 	warn     []string
 	warns    int
@@ -455,6 +459,9 @@ func (j *chaosProc) scan(r io.Reader, stderr bool, wg *sync.WaitGroup) {
 				j.restarts = s.Restarts
 			}
 		}
+		if stderr && j.log != nil {
+			_, _ = j.log.WriteString(line + "\n")
+		}
 		if stderr && (strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR")) {
 			j.warns++
 			if len(j.warn) < 20 {
@@ -466,8 +473,16 @@ func (j *chaosProc) scan(r io.Reader, stderr bool, wg *sync.WaitGroup) {
 }
 
 // startJob starts a job process with args after `chaos job`.
-func (h *harness) startJob(args []string) (*chaosProc, error) {
+// Its log (stderr) is written in full to logPath too.
+func (h *harness) startJob(args []string, logPath string) (*chaosProc, error) {
 	j := &chaosProc{args: args, done: make(chan struct{})}
+	if logPath != "" {
+		f, err := os.Create(logPath)
+		if err != nil {
+			return nil, fmt.Errorf("job log: %w", err)
+		}
+		j.log = f
+	}
 	j.cmd = exec.Command(h.bin, append([]string{"chaos", "job"}, args...)...)
 	so, err := j.cmd.StdoutPipe()
 	if err != nil {
@@ -478,6 +493,9 @@ func (h *harness) startJob(args []string) (*chaosProc, error) {
 		return nil, err
 	}
 	if err := j.cmd.Start(); err != nil {
+		if j.log != nil {
+			_ = j.log.Close()
+		}
 		return nil, fmt.Errorf("start the job process: %w", err)
 	}
 	j.started = time.Now()
@@ -485,7 +503,14 @@ func (h *harness) startJob(args []string) (*chaosProc, error) {
 	wg.Add(2)
 	go j.scan(so, false, &wg)
 	go j.scan(se, true, &wg)
-	go func() { wg.Wait(); j.err = j.cmd.Wait(); close(j.done) }()
+	go func() {
+		wg.Wait()
+		j.err = j.cmd.Wait()
+		if j.log != nil {
+			_ = j.log.Close()
+		}
+		close(j.done)
+	}()
 	return j, nil
 }
 
@@ -721,6 +746,8 @@ func (s *sampler) close() {
 // faultEvent is one injected fault.
 type faultEvent struct {
 	kind string
+	// began is when the fault started.
+	began time.Time
 	// from is what recovery is measured from: the fault (an instantaneous
 	// one) or its end (a lasting one).
 	from time.Time
@@ -756,6 +783,8 @@ type scenario struct {
 	restarted int64
 	// faultActive is set while a lasting fault is on: no wedge check.
 	faultActive bool
+	// begin is when the lasting fault being injected began.
+	begin time.Time
 }
 
 func (h *harness) runScenario(ctx context.Context, name string, rng *rand.Rand) *scenarioReport {
@@ -834,6 +863,12 @@ func (s *scenario) setupCount() error {
 
 func (s *scenario) ckDir() string { return filepath.Join(s.dir, "checkpoints") }
 
+// logPath is where the next job process's log goes: job-<n>.log in the
+// scenario's directory (kept with --dir).
+func (s *scenario) logPath() string {
+	return filepath.Join(s.dir, fmt.Sprintf("job-%d.log", len(s.jobs)+1))
+}
+
 func (s *scenario) jobArgs(extra ...string) []string {
 	brokers := s.h.brokers
 	args := []string{"--job", "count", "--brokers", strings.Join(brokers, ","), "--input", s.in, "--output", s.out,
@@ -847,7 +882,7 @@ func (s *scenario) jobArgs(extra ...string) []string {
 
 // start starts the (next) job process.
 func (s *scenario) start(extra ...string) error {
-	j, err := s.h.startJob(s.jobArgs(extra...))
+	j, err := s.h.startJob(s.jobArgs(extra...), s.logPath())
 	if err != nil {
 		return err
 	}
@@ -861,7 +896,11 @@ func (s *scenario) start(extra ...string) error {
 
 // recordFault notes a fault.
 func (s *scenario) recordFault(kind string, from, after time.Time) {
-	s.events = append(s.events, faultEvent{kind: kind, from: from, after: after})
+	began := from
+	if !s.begin.IsZero() {
+		began, s.begin = s.begin, time.Time{}
+	}
+	s.events = append(s.events, faultEvent{kind: kind, began: began, from: from, after: after})
 	s.rep.Faults++
 	s.rep.FaultKinds[kind]++
 }
@@ -1117,11 +1156,17 @@ func (s *scenario) killAll() {
 // finishReport fills in the figures measured over the run.
 func (s *scenario) finishReport() {
 	var recs []int64
-	for _, e := range s.events {
+	for i, e := range s.events {
 		if s.tail == nil {
 			break
 		}
-		if at, ok := s.tail.firstAfter(e.after); ok {
+		at, ok := s.tail.firstAfter(e.after)
+		if ok && i+1 < len(s.events) && at.After(s.events[i+1].began) {
+			// The next fault came first: this recovery is not its own.
+			s.rep.Interrupted++
+			continue
+		}
+		if ok {
 			recs = append(recs, at.Sub(e.from).Milliseconds())
 		}
 	}
@@ -1174,6 +1219,7 @@ func (s *scenario) prepare() (inject func(context.Context) error, cleanup func()
 		s.extra = append(s.extra, "--slow-disk-file", file)
 		return func(ctx context.Context) error {
 			d := s.between(200*time.Millisecond, 1500*time.Millisecond)
+			s.begin = time.Now()
 			if err := os.WriteFile(file, []byte(d.String()), 0o644); err != nil {
 				return err
 			}
@@ -1369,6 +1415,7 @@ func (s *scenario) preparePartition() (func(context.Context) error, func(), erro
 	inject := func(ctx context.Context) error {
 		d := s.between(500*time.Millisecond, s.h.f.partitionMax)
 		delay := s.between(20*time.Millisecond, 400*time.Millisecond)
+		s.begin = time.Now()
 		for _, p := range proxies {
 			p.SetMode(mode, delay)
 		}
@@ -1404,6 +1451,7 @@ func (s *scenario) prepareDiskFull() (func(context.Context) error, func(), error
 	}
 	filler := filepath.Join(mnt, "filler")
 	inject := func(ctx context.Context) error {
+		s.begin = time.Now()
 		if err := fill(filler); err != nil {
 			return fmt.Errorf("fill the checkpoint disk: %w", err)
 		}
@@ -1442,8 +1490,8 @@ func fill(name string) error {
 // spikeFault multiplies the input rate by 10 for a few seconds and
 // measures how long the lag takes to drain afterwards.
 func (s *scenario) spikeFault(ctx context.Context) error {
-	t := time.Now()
-	base := s.lag.at(t)
+	s.begin = time.Now()
+	base := s.lag.at(s.begin)
 	s.fd.setMult(10)
 	err := s.pause(ctx, s.between(2*time.Second, 5*time.Second))
 	s.fd.setMult(1)
@@ -1476,7 +1524,7 @@ func (s *scenario) spikeFault(ctx context.Context) error {
 func (s *scenario) zombieFault(ctx context.Context) error {
 	t := time.Now()
 	if s.rng.IntN(2) == 0 {
-		b, err := s.h.startJob(s.jobArgs())
+		b, err := s.h.startJob(s.jobArgs(), s.logPath())
 		if err != nil {
 			return err
 		}
@@ -1555,7 +1603,7 @@ func (s *scenario) runWindows(ctx context.Context) error {
 		"--records", strconv.FormatInt(wc.Records, 10), "--rate", strconv.FormatFloat(wc.RatePerSecond, 'g', -1, 64),
 		"--keys", strconv.Itoa(wc.Keys), "--seed", strconv.FormatUint(wc.Seed, 10)}
 	start := func() error {
-		j, err := s.h.startJob(args)
+		j, err := s.h.startJob(args, s.logPath())
 		if err != nil {
 			return err
 		}
