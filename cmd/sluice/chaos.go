@@ -785,6 +785,8 @@ type scenario struct {
 	faultActive bool
 	// begin is when the lasting fault being injected began.
 	begin time.Time
+	// selfExits counts job processes that exited by themselves.
+	selfExits int
 }
 
 func (h *harness) runScenario(ctx context.Context, name string, rng *rand.Rand) *scenarioReport {
@@ -931,8 +933,36 @@ func (s *scenario) checkJob() error {
 	if s.name == "kill-checkpoint" || s.name == "kill-commit" {
 		return s.selfKillFault(context.Background())
 	}
-	s.rep.Violations = append(s.rep.Violations, fmt.Sprintf("the job process exited by itself (%v); restarted", s.job.err))
+	// A loud failure: the job logged why at ERROR and exited non-zero.
+	// Restart it, as an operator's supervisor would, but not for ever: a
+	// job that cannot start again (a terminal data-loss error on every
+	// restore) ends the scenario, with its reason.
+	s.selfExits++
+	why := lastError(s.job.output())
+	if s.selfExits > maxSelfExits {
+		return fmt.Errorf("the job cannot be restarted: it exited by itself %d times, the last with %v: %s", s.selfExits, s.job.err, why)
+	}
+	s.rep.Violations = append(s.rep.Violations, fmt.Sprintf("the job process exited by itself (%v); restarted: %s", s.job.err, why))
 	return s.start()
+}
+
+// maxSelfExits bounds the restarts of a job process that keeps exiting by
+// itself.
+const maxSelfExits = 3
+
+// lastError returns the message of the last ERROR line of a job's output.
+func lastError(out string) string {
+	lines := strings.Split(out, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], "level=ERROR") {
+			l := lines[i]
+			if len(l) > 600 {
+				l = l[:600] + "…"
+			}
+			return l
+		}
+	}
+	return "(no ERROR line)"
 }
 
 // pause lets time pass between faults, watching for a wedge: no new
@@ -1561,8 +1591,12 @@ func (s *scenario) zombieFault(ctx context.Context) error {
 		s.rep.Violations = append(s.rep.Violations, "a resumed zombie was not fenced within 90s")
 		return nil
 	}
-	if out := a.output(); a.err == nil || !strings.Contains(out, "fenced") || !strings.Contains(out, "level=ERROR") {
-		s.rep.Violations = append(s.rep.Violations, fmt.Sprintf("a resumed zombie ended with %v without a fenced error at ERROR", a.err))
+	// Fenced, or — paused before it took the directory's lock — refused
+	// by the lock the new instance holds: both stop it safely.
+	out := a.output()
+	stopped := strings.Contains(out, "fenced") || strings.Contains(out, "in use by")
+	if a.err == nil || !stopped || !strings.Contains(out, "level=ERROR") {
+		s.rep.Violations = append(s.rep.Violations, fmt.Sprintf("a resumed zombie ended with %v without a fenced (or in-use) error at ERROR", a.err))
 	}
 	return nil
 }
