@@ -58,7 +58,7 @@ func Emit[T any](out *Out, s sluice.Stream[T], name string, format func(T) strin
 }
 
 // latencyEvery is the sampling period of EmitTimed's latencies, in rows
-// of one sink subtask.
+// of one sink (all its subtasks).
 const latencyEvery = 64
 
 // EmitTimed is Emit for rows with an event time: eventTime(row) in ms
