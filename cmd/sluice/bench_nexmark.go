@@ -38,6 +38,7 @@ func runBenchNexmark(ctx context.Context, args []string, stdout, stderr io.Write
 	asJSON := fs.Bool("json", false, "print one JSON object per query on its own line instead of a table")
 	inProcess := fs.Bool("in-process", false, "run the queries in this process, one after the other, instead of one child process each (peak RSS is then the largest so far)")
 	dir := fs.String("dir", "", "checkpoint directory (default: a temporary directory, removed afterwards)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of each query run to this file, suffixed with -<query> (go tool pprof reads it)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: sluice bench nexmark [flags]\n\nRuns Nexmark queries on the built-in generator, each in a fresh process, and\nprints per query events/s, events/s per core of process CPU time, p99 latency\nwhere the query samples it, peak RSS and checkpoint durations.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -82,8 +83,12 @@ func runBenchNexmark(ctx context.Context, args []string, stdout, stderr io.Write
 	for i, q := range names {
 		var r *benchjob.NexmarkResult
 		if *inProcess {
-			r, err = benchjob.RunNexmark(ctx, benchjob.NexmarkOptions{Query: q, Gen: gen, Parallelism: *par,
-				CheckpointInterval: *interval, Dir: fmt.Sprintf("%s/%d-%s", root, i, q)})
+			o := benchjob.NexmarkOptions{Query: q, Gen: gen, Parallelism: *par,
+				CheckpointInterval: *interval, Dir: fmt.Sprintf("%s/%d-%s", root, i, q)}
+			if *cpuProfile != "" {
+				o.CPUProfile = *cpuProfile + "-" + q
+			}
+			r, err = benchjob.RunNexmark(ctx, o)
 		} else {
 			r, err = runNexmarkChild(ctx, q, fs, fmt.Sprintf("%s/%d-%s", root, i, q), stderr)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -29,6 +30,9 @@ type NexmarkOptions struct {
 	CheckpointInterval time.Duration
 	// Dir is the checkpoint directory.
 	Dir string
+	// CPUProfile, when set, is a file that receives a CPU profile of the
+	// job's run (runtime/pprof).
+	CPUProfile string
 }
 
 // NexmarkResult is what one query run measured. Its JSON form is the line
@@ -102,6 +106,17 @@ func RunNexmark(ctx context.Context, o NexmarkOptions) (*NexmarkResult, error) {
 		defer os.RemoveAll(out.FilesDir)
 	}
 	q.Build(env, nexmark.EventsWithProgress(env, gen, p), out)
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cpu0 := processCPU()
 	start := time.Now()
 	res, err := env.Execute(ctx)

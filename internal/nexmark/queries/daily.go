@@ -38,17 +38,20 @@ type dailyRow[K any] struct {
 func (r dailyRow[K]) latest() int64 { return r.MaxTime }
 
 // dailyFn computes the statistics of each key (a group and a day): a
-// ValueState of counters, and a MapState per distinct column from the id
-// to the price ranges seen with it (a 3-bit mask), so that a bidder or
-// auction is counted once in total and once per range. An event-time
-// timer at the end of the day emits the final row and drops the key's
-// state. The distinct sets are the state that grows: one entry per
-// distinct bidder and auction of the group's day.
+// ValueState of counters, and per distinct column a MapState of bit
+// blocks: entry id/16 holds, in 4 bits per id (3 used), the price ranges
+// (priceRank) seen with each of 16 consecutive ids, so that a bidder or
+// auction is counted once in total and once per range. Ids are dense
+// (persons and auctions are numbered in order), so a block replaces up
+// to 16 map entries: a hot channel's day sees most bidders and auctions,
+// and its maps are what a checkpoint writes and what the first write
+// after a checkpoint copies (copy-on-write). An event-time timer at the
+// end of the day emits the final row and drops the key's state.
 type dailyFn[K comparable] struct {
 	day      func(K) int64
 	stats    state.ValueState[dailyStats]
-	bidders  state.MapState[int64, uint8]
-	auctions state.MapState[int64, uint8]
+	bidders  state.MapState[int64, uint64]
+	auctions state.MapState[int64, uint64]
 	oc       *sluice.OperatorContext
 	late     int64
 }
@@ -58,10 +61,10 @@ func (f *dailyFn[K]) Open(rc *sluice.RuntimeContext[K]) (err error) {
 	if f.stats, err = sluice.NewValueState(rc, "stats", codec.Codec[dailyStats](dailyStatsCodec{})); err != nil {
 		return err
 	}
-	if f.bidders, err = sluice.NewMapState(rc, "bidders", codec.Int64, codec.Codec[uint8](codec.UintOf[uint8]())); err != nil {
+	if f.bidders, err = sluice.NewMapState(rc, "bidder-blocks", codec.Int64, codec.Codec[uint64](codec.Uint64)); err != nil {
 		return err
 	}
-	f.auctions, err = sluice.NewMapState(rc, "auctions", codec.Int64, codec.Codec[uint8](codec.UintOf[uint8]()))
+	f.auctions, err = sluice.NewMapState(rc, "auction-blocks", codec.Int64, codec.Codec[uint64](codec.Uint64))
 	return err
 }
 
@@ -80,26 +83,37 @@ func (f *dailyFn[K]) ProcessElement(b dailyBid, pc *sluice.ProcessContext[K, dai
 		pc.RegisterEventTimeTimer(end)
 	}
 	r := priceRank(b.Price)
-	bit := uint8(1) << r
 	s.Bids++
 	s.RankBids[r]++
 	s.MaxTime = max(s.MaxTime, b.DateTime)
-	if m, _ := f.bidders.Get(b.Bidder); m&bit == 0 {
-		if m == 0 {
+	if first, newRank := markSeen(f.bidders, b.Bidder, r); newRank {
+		if first {
 			s.Bidders++
 		}
 		s.RankBidders[r]++
-		f.bidders.Put(b.Bidder, m|bit)
 	}
-	if m, _ := f.auctions.Get(b.Auction); m&bit == 0 {
-		if m == 0 {
+	if first, newRank := markSeen(f.auctions, b.Auction, r); newRank {
+		if first {
 			s.Auctions++
 		}
 		s.RankAuctions[r]++
-		f.auctions.Put(b.Auction, m|bit)
 	}
 	f.stats.Update(s)
 	return nil
+}
+
+// markSeen records that id was seen with price range r in blocks (see
+// dailyFn) and reports whether id is new to the key (first) and new to
+// the range (newRank).
+func markSeen(blocks state.MapState[int64, uint64], id int64, r int) (first, newRank bool) {
+	shift := uint(id&15) * 4
+	m, _ := blocks.Get(id >> 4)
+	seen := m >> shift & 7
+	if seen&(1<<r) != 0 {
+		return false, false
+	}
+	blocks.Put(id>>4, m|1<<(shift+uint(r)))
+	return seen == 0, true
 }
 
 func (f *dailyFn[K]) OnTimer(_ time.Time, pc *sluice.ProcessContext[K, dailyRow[K]]) error {

@@ -40,8 +40,8 @@ func TestStateCodecs(t *testing.T) {
 	roundTrip(t, "q17 stats", codec.Codec[q17Acc](q17AccCodec{}), q17Acc{Bids: 5, Rank: [3]int64{1, 2, 2}, Min: 3, Max: 9, Sum: 30})
 	roundTrip(t, "daily stats", codec.Codec[dailyStats](dailyStatsCodec{}), dailyStats{Bids: 1, Bidders: 2, Auctions: 3,
 		RankBids: [3]int64{4, 5, 6}, RankBidders: [3]int64{7, 8, 9}, RankAuctions: [3]int64{10, 11, 12}, MaxTime: t0})
-	roundTrip(t, "q19 top", codec.Codec[q19Top](q19TopCodec{}), q19Top{Last: t0, Top: []nexmark.Bid{b, b}})
-	roundTrip(t, "q19 top, empty", codec.Codec[q19Top](q19TopCodec{}), q19Top{Last: t0, Top: []nexmark.Bid{}})
+	roundTrip(t, "q19 top", codec.Codec[q19Top](q19TopCodec{}), q19Top{Last: t0, N: 2, Enc: bidCodec{}.Append(bidCodec{}.Append(nil, b), b), WorstPrice: b.Price})
+	roundTrip(t, "q19 top, empty", codec.Codec[q19Top](q19TopCodec{}), q19Top{Last: t0})
 	if _, _, err := (q19TopCodec{}).Decode(codec.Int64.Append(codec.Int64.Append(nil, 1), 11)); !errors.Is(err, codec.ErrCorrupt) {
 		t.Errorf("q19 top of 11 bids: err %v, want ErrCorrupt", err)
 	}
