@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/sluicehq/sluice/checkpoint"
@@ -45,6 +46,9 @@ func parseCheckpointDir(name string) (int64, bool) {
 type Checkpoints struct {
 	s   Storage
 	own atomic.Pointer[Ownership] // set by Acquire
+	// discardMu serialises Discard: two deletions that each saw the other's
+	// _metadata would both keep the shared files only the two refer to.
+	discardMu sync.Mutex
 }
 
 // NewCheckpoints returns the checkpoints kept in s, typically an FS rooted
@@ -256,19 +260,52 @@ func (c *Checkpoints) MaxID(ctx context.Context) (int64, error) {
 
 // Discard deletes checkpoint id (retention, or an aborted checkpoint); see
 // Snapshot.Delete for the order in which it removes files.
+//
+// Then it deletes the shared files (SharedDir) the checkpoint referred to
+// that no other complete checkpoint refers to. They go after the _metadata,
+// so a crash in between leaves orphans (CleanIncomplete removes them), never
+// a complete checkpoint missing a file. A checkpoint written later that
+// refers to one of them is safe: a backend reuses only files of its latest
+// successful write, all of which the newest complete checkpoint, which is
+// retained, also names (docs/design.md §4).
 func (c *Checkpoints) Discard(ctx context.Context, id int64) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
+	c.discardMu.Lock()
+	defer c.discardMu.Unlock()
+	var own map[string]bool
+	if m, err := c.ReadMetadata(ctx, id); err == nil {
+		own = sharedRefs(m)
+	}
+	// An unreadable _metadata (aborted, corrupt) leaves its shared files,
+	// if any, to CleanIncomplete.
 	if err := c.Snapshot(id).Delete(ctx); err != nil {
+		return fmt.Errorf("store: discard checkpoint %d: %w", id, err)
+	}
+	if len(own) == 0 {
+		return nil
+	}
+	refs, ok, err := c.referenced(ctx, id)
+	if err != nil {
+		return fmt.Errorf("store: discard checkpoint %d: shared files: %w", id, err)
+	}
+	if !ok {
+		return nil // left to CleanIncomplete
+	}
+	for p := range refs {
+		delete(own, p)
+	}
+	if err := c.deleteShared(ctx, own); err != nil {
 		return fmt.Errorf("store: discard checkpoint %d: %w", id, err)
 	}
 	return nil
 }
 
 // CleanIncomplete deletes every checkpoint directory without a _metadata
-// (the leftovers of aborted or crashed checkpoints) and the temporary files
-// of crashed writers inside complete ones. Call it when no checkpoint is
+// (the leftovers of aborted or crashed checkpoints), the temporary files
+// of crashed writers inside complete ones, and every shared file (SharedDir)
+// that no complete checkpoint refers to. Call it when no checkpoint is
 // being written, i.e. when a job starts or restarts, before the coordinator
 // triggers the first one: it cannot tell a crashed checkpoint from one in
 // progress.
@@ -305,6 +342,9 @@ func (c *Checkpoints) CleanIncomplete(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("store: clean checkpoint %d: %w", id, err))
 			}
 		}
+	}
+	if err := c.cleanShared(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("store: clean shared state files: %w", err))
 	}
 	return errors.Join(errs...)
 }
