@@ -192,6 +192,16 @@ func (c *Checkpoints) Latest(ctx context.Context, log *slog.Logger) (*checkpoint
 // the one it started from: a newer _metadata can only have been written
 // since by a fenced instance (docs/design.md §9).
 func (c *Checkpoints) LatestUpTo(ctx context.Context, log *slog.Logger, maxID int64) (*checkpoint.Metadata, error) {
+	return c.LatestVouched(ctx, log, maxID, nil)
+}
+
+// LatestVouched is LatestUpTo where vouch, if not nil, may stand for
+// reading a state file of checkpoint id from storage: it returns true when
+// it verified an identical copy of the file elsewhere (a task-local copy
+// of local recovery, whose size and CRC32C equal the handle's), from which
+// the restore will read it. The point of local recovery is not to read
+// checkpoint storage for such files at all.
+func (c *Checkpoints) LatestVouched(ctx context.Context, log *slog.Logger, maxID int64, vouch func(id int64, h checkpoint.StateHandle) bool) (*checkpoint.Metadata, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -217,7 +227,11 @@ func (c *Checkpoints) LatestUpTo(ctx context.Context, log *slog.Logger, maxID in
 		sn := c.Snapshot(id)
 		m, err := sn.ReadMetadata(ctx)
 		if err == nil {
-			err = sn.Verify(ctx, m)
+			var v func(checkpoint.StateHandle) bool
+			if vouch != nil {
+				v = func(h checkpoint.StateHandle) bool { return vouch(id, h) }
+			}
+			err = sn.verify(ctx, m, v)
 		}
 		if err == nil {
 			if len(skipped) > 0 {
