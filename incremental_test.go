@@ -13,6 +13,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -167,6 +168,22 @@ func TestIncrementalCheckpoints(t *testing.T) {
 			t.Fatalf("orphan shared file %s after retention (referenced: %v)", f, refs)
 		}
 	}
+	// A savepoint copied from the last checkpoint holds its shared files
+	// itself (store.Copy), and restores in a directory of its own.
+	spDir := savepointOf(t, cfg.CheckpointDir)
+	spCfg := testConfig(t, 1)
+	spCfg.FromCheckpoint = spDir
+	spHistory, spWant := slices.Clone(history), maps.Clone(want)
+	spGot := runRounds(t, spCfg, &spHistory, [][]string{keys[:20]})
+	for _, k := range keys[:20] {
+		if spGot[k] != spWant[k]+1 {
+			t.Fatalf("restored from the savepoint, key %s counts %d, want %d", k, spGot[k], spWant[k]+1)
+		}
+	}
+	if len(spGot) != 20 {
+		t.Fatalf("restored from the savepoint: output for %d keys, want 20", len(spGot))
+	}
+
 	// Restart at parallelism 3 from the last (incremental) checkpoint.
 	cfg.Parallelism = 3
 	got = runRounds(t, cfg, &history, add([][]string{keys[:50], keys[1990:]}))
@@ -181,6 +198,49 @@ func TestIncrementalCheckpoints(t *testing.T) {
 			t.Fatalf("orphan shared file %s after the second run (referenced: %v)", f, refs)
 		}
 	}
+}
+
+// savepointOf copies the latest checkpoint in dir into a savepoint and
+// returns its path; it checks the savepoint refers to no shared file.
+func savepointOf(t *testing.T, dir string) string {
+	t.Helper()
+	ctx := context.Background()
+	fsys, err := store.NewFS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := store.NewCheckpoints(fsys)
+	m, err := c.Latest(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spRoot, err := store.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := store.NewSavepoint(spRoot, m.CheckpointID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mm := *m
+	mm.Kind = checkpoint.KindSavepoint
+	if err := store.Copy(ctx, sp, c.Snapshot(m.CheckpointID), &mm); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := store.LoadPath(ctx, sp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range got.Operators {
+		for _, st := range op.Subtasks {
+			for _, h := range st.Keyed {
+				if h.Shared {
+					t.Fatalf("savepoint refers to shared file %s", h.Path)
+				}
+			}
+		}
+	}
+	return sp.Location()
 }
 
 // TestLocalRecovery: with state.local-recovery a job restarting on the same

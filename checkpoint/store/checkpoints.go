@@ -316,6 +316,23 @@ func (c *Checkpoints) Discard(ctx context.Context, id int64) error {
 	return nil
 }
 
+// DiscardAborted deletes checkpoint id after it was aborted: its directory
+// only (see Snapshot.Delete), never a shared file. A checkpoint aborted
+// while its _metadata was being written may have completed after all; the
+// shared files it wrote may already be reused by a later checkpoint of the
+// same backend, which the abort does not stop (a backend reuses the files
+// of its latest successful write, docs/design.md §4). What no complete
+// checkpoint refers to goes at the next CleanIncomplete.
+func (c *Checkpoints) DiscardAborted(ctx context.Context, id int64) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if err := c.Snapshot(id).Delete(ctx); err != nil {
+		return fmt.Errorf("store: discard aborted checkpoint %d: %w", id, err)
+	}
+	return nil
+}
+
 // CleanIncomplete deletes every checkpoint directory without a _metadata
 // (the leftovers of aborted or crashed checkpoints), the temporary files
 // of crashed writers inside complete ones, and every shared file (SharedDir)

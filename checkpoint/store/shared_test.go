@@ -337,3 +337,31 @@ func TestSharedCrashAtEveryStep(t *testing.T) {
 		}
 	}
 }
+
+// An aborted checkpoint whose _metadata landed after all loses its
+// directory, never its shared files: a later checkpoint may already reuse
+// them. The next start's CleanIncomplete removes those nobody refers to.
+func TestDiscardAbortedKeepsSharedFiles(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, mem, _ := newMemStore(t)
+	if _, err := incremental(ctx, c, 1, []string{"a"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DiscardAborted(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	pre := SharedPrefix("counter", 0, "r1") + "/"
+	if got := sharedFiles(mem); !slices.Equal(got, []string{pre + "a"}) {
+		t.Fatalf("after DiscardAborted: shared files %v, want a kept", got)
+	}
+	if ids, _ := c.Completed(ctx); len(ids) != 0 {
+		t.Fatalf("after DiscardAborted: complete %v", ids)
+	}
+	if err := c.CleanIncomplete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := mem.Files(memRoot); len(got) != 0 {
+		t.Fatalf("after CleanIncomplete: files %v", got)
+	}
+}

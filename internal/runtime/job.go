@@ -800,9 +800,14 @@ func (a *attempt) discardAsync(cp int64, aborted bool) {
 	go func() {
 		defer a.wg.Done()
 		var err error
-		if sn := a.savepoint(cp); sn != nil && aborted {
+		switch sn := a.savepoint(cp); {
+		case sn != nil && aborted:
 			err = a.deleteSavepoint(cp, sn)
-		} else {
+		case aborted:
+			// Its shared files may be reused already: left to the next
+			// attempt's CleanIncomplete.
+			err = a.j.cfg.Store.DiscardAborted(a.ctx, cp)
+		default:
 			err = a.j.cfg.Store.Discard(a.ctx, cp)
 		}
 		r := discarded{id: cp, err: err, aborted: aborted}
