@@ -275,3 +275,57 @@ func TestIncrementalLazyRegistration(t *testing.T) {
 		t.Fatalf("key-7 = %d after restore, want 42 (the write after the lazy registration)", got)
 	}
 }
+
+// Writes are chained in snapshot order: a later snapshot's write started
+// first waits for the earlier one, and reuses what it wrote.
+func TestIncrementalWritesChained(t *testing.T) {
+	t.Parallel()
+	full := checkpoint.KeyGroupRange{Start: 0, End: 15}
+	b := NewHeapBackend(codec.String, 16, full, clock.NewFake(epoch))
+	v, _ := Value(b, "v", codec.Int64)
+	for _, k := range universe(200) {
+		b.SetCurrentKey(k)
+		v.Update(1)
+	}
+	s1 := b.Snapshot(1)
+	b.SetCurrentKey("key-3")
+	v.Update(7)
+	s2 := b.Snapshot(2)
+	sw := newMemShared()
+	type res struct {
+		hs  []checkpoint.StateHandle
+		err error
+	}
+	done2 := make(chan res, 1)
+	go func() {
+		hs, err := s2.WriteIncremental(context.Background(), sw)
+		s2.Release()
+		done2 <- res{hs, err}
+	}()
+	select {
+	case r := <-done2:
+		t.Fatalf("write of snapshot 2 returned before snapshot 1 was written: %v", r.err)
+	default:
+	}
+	hs1, err := s1.WriteIncremental(context.Background(), sw)
+	s1.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := <-done2
+	if r2.err != nil {
+		t.Fatal(r2.err)
+	}
+	if len(hs1) != 1 || len(r2.hs) != 2 || r2.hs[0].Path != hs1[0].Path {
+		t.Fatalf("checkpoint 1 %v, checkpoint 2 %v: want 2 to reuse 1's file and add one", hs1, r2.hs)
+	}
+	x := NewHeapBackend(codec.String, 16, full, clock.NewFake(epoch))
+	if err := x.Restore(sw.restoreFiles(r2.hs, full)); err != nil {
+		t.Fatal(err)
+	}
+	xv, _ := Value(x, "v", codec.Int64)
+	x.SetCurrentKey("key-3")
+	if got, _ := xv.Value(); got != 7 {
+		t.Fatalf("key-3 = %d, want 7", got)
+	}
+}
