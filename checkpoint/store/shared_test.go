@@ -365,3 +365,40 @@ func TestDiscardAbortedKeepsSharedFiles(t *testing.T) {
 		t.Fatalf("after CleanIncomplete: files %v", got)
 	}
 }
+
+// `sluice checkpoints ls` shows the shared part of a checkpoint's size,
+// and `inspect` marks shared files and the key groups each serves.
+func TestSharedListAndDescribe(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, root := newOSStore(t)
+	hs, err := incremental(ctx, c, 1, []string{"a"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums, err := List(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) != 1 || sums[0].SharedSize != hs[0].Size || sums[0].Size != hs[0].Size+hs[1].Size || sums[0].Status != StatusComplete {
+		t.Fatalf("List = %+v, want one complete checkpoint with shared size %d", sums, hs[0].Size)
+	}
+	var b strings.Builder
+	if err := FormatList(&b, sums); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "shared)") {
+		t.Fatalf("ls output does not show the shared size:\n%s", b.String())
+	}
+	m, _ := c.ReadMetadata(ctx, 1)
+	m.Operators["counter"].Subtasks[0].Keyed[0].KeyGroupOffsets = []int64{10, -1, 20, -1, -1, -1, -1, -1}
+	b.Reset()
+	if err := Describe(&b, m); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"(1 shared,", "shared/counter-0-r1/a", ", shared, serves 2 of 8 key groups"} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("inspect output lacks %q:\n%s", want, b.String())
+		}
+	}
+}
