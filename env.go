@@ -360,6 +360,8 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 		AllowNonRestoredState: e.cfg.AllowNonRestoredState, AllowSourceChange: e.cfg.AllowSourceChange,
 		StopTimeout: e.cfg.StopTimeout, StatusWindow: e.cfg.StatusWindow,
 		OnCheckpointComplete: e.ckHooks.call,
+		State: runtime.StateOptions{Incremental: e.cfg.State.Incremental, LocalRecovery: e.cfg.State.LocalRecovery,
+			LocalDir: e.cfg.State.LocalDir},
 	})
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/sluicehq/sluice/checkpoint"
@@ -45,6 +46,9 @@ func parseCheckpointDir(name string) (int64, bool) {
 type Checkpoints struct {
 	s   Storage
 	own atomic.Pointer[Ownership] // set by Acquire
+	// discardMu serialises Discard: two deletions that each saw the other's
+	// _metadata would both keep the shared files only the two refer to.
+	discardMu sync.Mutex
 }
 
 // NewCheckpoints returns the checkpoints kept in s, typically an FS rooted
@@ -188,6 +192,16 @@ func (c *Checkpoints) Latest(ctx context.Context, log *slog.Logger) (*checkpoint
 // the one it started from: a newer _metadata can only have been written
 // since by a fenced instance (docs/design.md §9).
 func (c *Checkpoints) LatestUpTo(ctx context.Context, log *slog.Logger, maxID int64) (*checkpoint.Metadata, error) {
+	return c.LatestVouched(ctx, log, maxID, nil)
+}
+
+// LatestVouched is LatestUpTo where vouch, if not nil, may stand for
+// reading a state file of checkpoint id from storage: it returns true when
+// it verified an identical copy of the file elsewhere (a task-local copy
+// of local recovery, whose size and CRC32C equal the handle's), from which
+// the restore will read it. The point of local recovery is not to read
+// checkpoint storage for such files at all.
+func (c *Checkpoints) LatestVouched(ctx context.Context, log *slog.Logger, maxID int64, vouch func(id int64, h checkpoint.StateHandle) bool) (*checkpoint.Metadata, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -213,7 +227,11 @@ func (c *Checkpoints) LatestUpTo(ctx context.Context, log *slog.Logger, maxID in
 		sn := c.Snapshot(id)
 		m, err := sn.ReadMetadata(ctx)
 		if err == nil {
-			err = sn.Verify(ctx, m)
+			var v func(checkpoint.StateHandle) bool
+			if vouch != nil {
+				v = func(h checkpoint.StateHandle) bool { return vouch(id, h) }
+			}
+			err = sn.verify(ctx, m, v)
 		}
 		if err == nil {
 			if len(skipped) > 0 {
@@ -256,19 +274,69 @@ func (c *Checkpoints) MaxID(ctx context.Context) (int64, error) {
 
 // Discard deletes checkpoint id (retention, or an aborted checkpoint); see
 // Snapshot.Delete for the order in which it removes files.
+//
+// Then it deletes the shared files (SharedDir) the checkpoint referred to
+// that no other complete checkpoint refers to. They go after the _metadata,
+// so a crash in between leaves orphans (CleanIncomplete removes them), never
+// a complete checkpoint missing a file. A checkpoint written later that
+// refers to one of them is safe: a backend reuses only files of its latest
+// successful write, all of which the newest complete checkpoint, which is
+// retained, also names (docs/design.md §4).
 func (c *Checkpoints) Discard(ctx context.Context, id int64) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
+	c.discardMu.Lock()
+	defer c.discardMu.Unlock()
+	var own map[string]bool
+	if m, err := c.ReadMetadata(ctx, id); err == nil {
+		own = sharedRefs(m)
+	}
+	// An unreadable _metadata (aborted, corrupt) leaves its shared files,
+	// if any, to CleanIncomplete.
 	if err := c.Snapshot(id).Delete(ctx); err != nil {
+		return fmt.Errorf("store: discard checkpoint %d: %w", id, err)
+	}
+	if len(own) == 0 {
+		return nil
+	}
+	refs, ok, err := c.referenced(ctx, id)
+	if err != nil {
+		return fmt.Errorf("store: discard checkpoint %d: shared files: %w", id, err)
+	}
+	if !ok {
+		return nil // left to CleanIncomplete
+	}
+	for p := range refs {
+		delete(own, p)
+	}
+	if err := c.deleteShared(ctx, own); err != nil {
 		return fmt.Errorf("store: discard checkpoint %d: %w", id, err)
 	}
 	return nil
 }
 
+// DiscardAborted deletes checkpoint id after it was aborted: its directory
+// only (see Snapshot.Delete), never a shared file. A checkpoint aborted
+// while its _metadata was being written may have completed after all; the
+// shared files it wrote may already be reused by a later checkpoint of the
+// same backend, which the abort does not stop (a backend reuses the files
+// of its latest successful write, docs/design.md §4). What no complete
+// checkpoint refers to goes at the next CleanIncomplete.
+func (c *Checkpoints) DiscardAborted(ctx context.Context, id int64) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if err := c.Snapshot(id).Delete(ctx); err != nil {
+		return fmt.Errorf("store: discard aborted checkpoint %d: %w", id, err)
+	}
+	return nil
+}
+
 // CleanIncomplete deletes every checkpoint directory without a _metadata
-// (the leftovers of aborted or crashed checkpoints) and the temporary files
-// of crashed writers inside complete ones. Call it when no checkpoint is
+// (the leftovers of aborted or crashed checkpoints), the temporary files
+// of crashed writers inside complete ones, and every shared file (SharedDir)
+// that no complete checkpoint refers to. Call it when no checkpoint is
 // being written, i.e. when a job starts or restarts, before the coordinator
 // triggers the first one: it cannot tell a crashed checkpoint from one in
 // progress.
@@ -305,6 +373,9 @@ func (c *Checkpoints) CleanIncomplete(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("store: clean checkpoint %d: %w", id, err))
 			}
 		}
+	}
+	if err := c.cleanShared(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("store: clean shared state files: %w", err))
 	}
 	return errors.Join(errs...)
 }

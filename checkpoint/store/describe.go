@@ -59,8 +59,13 @@ type Summary struct {
 	JobName                  string
 	TriggeredAt, CompletedAt time.Time
 	// Size is the total size of the state files the metadata references
-	// (0 without readable metadata).
+	// (0 without readable metadata), shared ones included.
 	Size int64
+	// SharedSize is the part of Size in shared files (SharedDir) of an
+	// incremental checkpoint, which other checkpoints may refer to as well:
+	// deleting this checkpoint frees at most Size - SharedSize plus the
+	// shared files no other checkpoint refers to.
+	SharedSize int64
 	// Files is the number of committed files in the directory, _metadata
 	// included, leftovers of crashed writers excluded.
 	Files int
@@ -179,6 +184,9 @@ func summarize(ctx context.Context, sn *Snapshot, sum *Summary) {
 		sum.TriggeredAt, sum.CompletedAt = m.TriggeredAt, m.CompletedAt
 		for _, h := range handles(m) {
 			sum.Size += h.Size
+			if h.Shared {
+				sum.SharedSize += h.Size
+			}
 		}
 		for uid := range m.Operators {
 			sum.Operators = append(sum.Operators, uid)
@@ -206,6 +214,9 @@ func FormatList(w io.Writer, sums []Summary) error {
 		size, ops := "-", "-"
 		if s.Status == StatusComplete || s.Status == StatusCorrupt && !s.CompletedAt.IsZero() {
 			size, ops = formatSize(s.Size), fmt.Sprint(len(s.Operators))
+			if s.SharedSize > 0 {
+				size += " (" + formatSize(s.SharedSize) + " shared)"
+			}
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
 			s.ID, s.Kind, s.Status, formatTime(s.CompletedAt), size, s.Files, ops, s.Dir)
@@ -228,9 +239,14 @@ func FormatList(w io.Writer, sums []Summary) error {
 func Describe(w io.Writer, m *checkpoint.Metadata) error {
 	ew := &errWriter{w: w}
 	hs := handles(m)
-	var total int64
+	var total, shared int64
+	var nShared int
 	for _, h := range hs {
 		total += h.Size
+		if h.Shared {
+			shared += h.Size
+			nShared++
+		}
 	}
 	fmt.Fprintf(ew, "%s %d (format version %d)\n", m.Kind, m.CheckpointID, m.Version)
 	fmt.Fprintf(ew, "  job:             %s\n", m.JobName)
@@ -249,7 +265,11 @@ func Describe(w io.Writer, m *checkpoint.Metadata) error {
 	if m.Version < 2 {
 		fmt.Fprintln(ew, "  (format version 1: sources and state codecs not recorded)")
 	}
-	fmt.Fprintf(ew, "  state files:     %d, %s\n", len(hs), formatSize(total))
+	fmt.Fprintf(ew, "  state files:     %d, %s", len(hs), formatSize(total))
+	if nShared > 0 {
+		fmt.Fprintf(ew, " (%d shared, %s, in %s/)", nShared, formatSize(shared), SharedDir)
+	}
+	fmt.Fprintln(ew)
 	fmt.Fprintf(ew, "  operators:       %d\n", len(m.Operators))
 	for _, uid := range slices.Sorted(maps.Keys(m.Operators)) {
 		op := m.Operators[uid]
@@ -279,8 +299,24 @@ func Describe(w io.Writer, m *checkpoint.Metadata) error {
 			fmt.Fprintln(ew)
 			for _, h := range st.Keyed {
 				fmt.Fprintf(ew, "    keyed state %s: %s, crc32c %08x", h.Path, formatSize(h.Size), h.CRC32C)
+				if h.Shared {
+					fmt.Fprint(ew, ", shared")
+				}
+				if h.Format != "" {
+					fmt.Fprintf(ew, ", format %s", h.Format)
+				}
 				if len(h.KeyGroupOffsets) > 0 {
-					fmt.Fprintf(ew, ", %d key-group offsets", len(h.KeyGroupOffsets))
+					served := 0
+					for _, o := range h.KeyGroupOffsets {
+						if o >= 0 {
+							served++
+						}
+					}
+					if served == len(h.KeyGroupOffsets) {
+						fmt.Fprintf(ew, ", %d key-group offsets", len(h.KeyGroupOffsets))
+					} else {
+						fmt.Fprintf(ew, ", serves %d of %d key groups", served, len(h.KeyGroupOffsets))
+					}
 				}
 				fmt.Fprintln(ew)
 			}

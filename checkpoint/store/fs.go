@@ -262,6 +262,29 @@ func (s *FS) DeleteAll(ctx context.Context, prefix string) error {
 	return nil
 }
 
+// Delete removes the committed file name exactly (DeleteAll removes by
+// prefix), durably. A missing file is not an error. The checkpoint store
+// uses it for shared files when the Storage has it.
+func (s *FS) Delete(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("store: delete %q: %w", name, err)
+	}
+	if err := s.fsys.Remove(s.Path(name)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("store: delete %q: %w", name, err)
+	}
+	dir, _ := splitPrefix(name)
+	if err := s.fsys.SyncDir(s.Path(dir)); err != nil {
+		return fmt.Errorf("store: delete %q: %w", name, err)
+	}
+	return nil
+}
+
 // splitPrefix splits a prefix into the directory it lies in ("" for the
 // root) and the part of an entry name it constrains.
 func splitPrefix(prefix string) (dir, base string) {

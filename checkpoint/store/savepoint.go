@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -69,10 +70,14 @@ func parseSavepointDir(name string) (int64, bool) {
 
 // Copy copies every state file m references from src to dst, verifying each
 // on the way, and then writes m as dst's _metadata. Handles are relative to
-// their snapshot directory, so m stays valid unchanged; set m.Kind to
-// checkpoint.KindSavepoint (on a copy of the checkpoint's metadata) to make
-// a savepoint of a checkpoint. dst should be new, from NewSavepoint: if
-// Copy fails it deletes dst, so that no partial savepoint is left behind.
+// their snapshot directory, so they stay valid unchanged, except those of
+// shared files (an incremental checkpoint's, SharedDir): those are copied
+// into dst too, under the same relative path, and the metadata written
+// refers to the copies, so that dst is self-contained (m itself is not
+// modified). Set m.Kind to checkpoint.KindSavepoint (on a copy of the
+// checkpoint's metadata) to make a savepoint of a checkpoint. dst should be
+// new, from NewSavepoint: if Copy fails it deletes dst, so that no partial
+// savepoint is left behind.
 func Copy(ctx context.Context, dst, src *Snapshot, m *checkpoint.Metadata) (err error) {
 	if m == nil {
 		return errors.New("store: copy: nil metadata")
@@ -89,7 +94,38 @@ func Copy(ctx context.Context, dst, src *Snapshot, m *checkpoint.Metadata) (err 
 			return err
 		}
 	}
-	return dst.WriteMetadata(ctx, m)
+	return dst.WriteMetadata(ctx, unshared(m))
+}
+
+// unshared returns m with every shared handle turned into one relative to
+// the snapshot directory (same path); m itself if it has none.
+func unshared(m *checkpoint.Metadata) *checkpoint.Metadata {
+	if len(sharedRefs(m)) == 0 {
+		return m
+	}
+	mm := *m
+	mm.Operators = make(map[string]*checkpoint.OperatorState, len(m.Operators))
+	for uid, op := range m.Operators {
+		if op == nil {
+			mm.Operators[uid] = nil
+			continue
+		}
+		o := *op
+		o.Subtasks = make([]*checkpoint.SubtaskState, len(op.Subtasks))
+		for i, st := range op.Subtasks {
+			if st == nil {
+				continue
+			}
+			s := *st
+			s.Keyed = slices.Clone(st.Keyed)
+			for k := range s.Keyed {
+				s.Keyed[k].Shared = false
+			}
+			o.Subtasks[i] = &s
+		}
+		mm.Operators[uid] = &o
+	}
+	return &mm
 }
 
 func copyState(ctx context.Context, dst, src *Snapshot, h checkpoint.StateHandle) error {
@@ -98,7 +134,7 @@ func copyState(ctx context.Context, dst, src *Snapshot, h checkpoint.StateHandle
 		return err
 	}
 	defer r.Close()
-	w, err := dst.StateWriter(ctx, h.Path)
+	w, err := dst.StateWriter(ctx, h.Path) // a shared file keeps its path, now relative to dst
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/sluicehq/sluice/checkpoint"
 )
@@ -77,9 +78,10 @@ func (sn *Snapshot) StateWriter(ctx context.Context, name string) (*StateWriter,
 // StateWriter writes one state file of a snapshot. It is not safe for
 // concurrent use.
 type StateWriter struct {
-	w    Writer
-	path string
-	n    int64
+	w      Writer
+	path   string
+	n      int64
+	shared bool // a file of the shared area (SharedWriter)
 }
 
 // Write implements io.Writer.
@@ -100,7 +102,7 @@ func (w *StateWriter) Commit() (checkpoint.StateHandle, error) {
 	if err != nil {
 		return checkpoint.StateHandle{}, err
 	}
-	return checkpoint.StateHandle{Path: w.path, Size: size, CRC32C: crc}, nil
+	return checkpoint.StateHandle{Path: w.path, Size: size, CRC32C: crc, Shared: w.shared}, nil
 }
 
 // Abort discards the file. It is a no-op after Commit.
@@ -221,6 +223,12 @@ func validateMetadata(m *checkpoint.Metadata) error {
 		if h.Path == MetadataName {
 			return fmt.Errorf("state handle path %q is reserved", h.Path)
 		}
+		if h.Shared && m.Kind == checkpoint.KindSavepoint {
+			return fmt.Errorf("state handle %q: a savepoint refers to a shared file; savepoints are self-contained", h.Path)
+		}
+		if h.Shared && !strings.HasPrefix(h.Path, SharedDir+"/") {
+			return fmt.Errorf("shared state handle path %q is not under %s/", h.Path, SharedDir)
+		}
 		if err := checkName(h.Path); err != nil {
 			return fmt.Errorf("state handle path %q: %v", h.Path, err)
 		}
@@ -242,9 +250,10 @@ func handles(m *checkpoint.Metadata) []checkpoint.StateHandle {
 	slices.Sort(uids)
 	var out []checkpoint.StateHandle
 	type key struct {
-		path string
-		size int64
-		crc  uint32
+		path   string
+		size   int64
+		crc    uint32
+		shared bool
 	}
 	seen := make(map[key]bool)
 	for _, uid := range uids {
@@ -257,7 +266,7 @@ func handles(m *checkpoint.Metadata) []checkpoint.StateHandle {
 				continue
 			}
 			for _, h := range st.Keyed {
-				k := key{h.Path, h.Size, h.CRC32C}
+				k := key{h.Path, h.Size, h.CRC32C, h.Shared}
 				if seen[k] {
 					continue
 				}
@@ -306,7 +315,22 @@ func (sn *Snapshot) OpenState(ctx context.Context, h checkpoint.StateHandle) (io
 	if err := checkName(h.Path); err != nil {
 		return nil, fmt.Errorf("store: state file %q in %s: %w: %v", h.Path, sn.Location(), ErrCorrupt, err)
 	}
-	r, err := sn.s.Open(ctx, joinName(sn.dir, h.Path))
+	s, name := sn.s, joinName(sn.dir, h.Path)
+	if h.Shared {
+		if !strings.HasPrefix(h.Path, SharedDir+"/") {
+			return nil, fmt.Errorf("store: shared state file %q of %s: %w: not under %s/", h.Path, sn.Location(), ErrCorrupt, SharedDir)
+		}
+		var err error
+		if s, err = sn.sharedStorage(); err != nil {
+			return nil, err
+		}
+		name = h.Path
+		where = name
+		if f, ok := s.(*FS); ok {
+			where = f.Path(name)
+		}
+	}
+	r, err := s.Open(ctx, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("store: state file %s: %w: missing: %w", where, ErrCorrupt, err)
 	}
@@ -338,9 +362,17 @@ func (sn *Snapshot) ReadState(ctx context.Context, h checkpoint.StateHandle) ([]
 // CRC32C, returning the first failure. It is the restore-time check of
 // docs/design.md §11 ("load metadata, verify checksums") and reads all state once.
 func (sn *Snapshot) Verify(ctx context.Context, m *checkpoint.Metadata) error {
+	return sn.verify(ctx, m, nil)
+}
+
+// verify is Verify, skipping the files vouch (if not nil) vouches for.
+func (sn *Snapshot) verify(ctx context.Context, m *checkpoint.Metadata, vouch func(checkpoint.StateHandle) bool) error {
 	for _, h := range handles(m) {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if vouch != nil && vouch(h) {
+			continue
 		}
 		r, err := sn.OpenState(ctx, h)
 		if err != nil {

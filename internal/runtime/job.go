@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -107,6 +109,9 @@ type Config struct {
 	// commits after it may take before the attempt is cancelled and Run
 	// returns ErrStopped. Default the checkpoint timeout plus 10s.
 	StopTimeout time.Duration
+	// State configures incremental checkpoints and local recovery of
+	// keyed state, and the operator subtasks' local directories.
+	State StateOptions
 	// OnCheckpointComplete, when set, is called once for every checkpoint
 	// or savepoint completed, with its statistics, on the job master loop:
 	// it must return quickly (the metrics fold it into a histogram).
@@ -219,6 +224,9 @@ func NewJob(plan *Plan, cfg Config) (*Job, error) {
 	}
 	if plan.MaxParallelism <= 0 {
 		plan.MaxParallelism = keygroup.DefaultMaxParallelism
+	}
+	if cfg.State.LocalDir == "" {
+		cfg.State.LocalDir = defaultLocalDir(cfg.Store.Storage(), plan.JobName)
 	}
 	j := &Job{plan: plan, cfg: cfg, clock: cfg.Clock, log: cfg.Logger, stopCh: make(chan struct{}), stats: map[checkpoint.TaskID]*TaskStats{},
 		spReqs: make(chan *savepointReq), done: make(chan struct{}),
@@ -599,18 +607,18 @@ func (j *Job) pickRestore(ctx context.Context, from string, pinned int64) (*rest
 	}
 	var m *checkpoint.Metadata
 	var err error
+	maxID := int64(math.MaxInt64)
 	if pinned >= 0 && j.lastCompleted.Load() == 0 {
-		m, err = j.cfg.Store.LatestUpTo(ctx, j.log, pinned)
-	} else {
-		m, err = j.cfg.Store.Latest(ctx, j.log)
+		maxID = pinned
 	}
+	m, err = j.cfg.Store.LatestVouched(ctx, j.log, maxID, j.localVouch())
 	if errors.Is(err, store.ErrNoCheckpoint) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("find latest checkpoint: %w", err)
 	}
-	rp := &restorePoint{meta: m, src: j.cfg.Store.Snapshot(m.CheckpointID)}
+	rp := &restorePoint{meta: m, src: j.cfg.Store.Snapshot(m.CheckpointID), own: true}
 	ids, err := j.cfg.Store.Completed(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list checkpoints: %w", err)
@@ -629,6 +637,9 @@ type restorePoint struct {
 	// superseded are the complete checkpoints newer than meta that
 	// Latest skipped as corrupt.
 	superseded []int64
+	// own is set for a checkpoint of the job's own storage (not
+	// FromCheckpoint), of which local recovery may hold copies.
+	own bool
 }
 
 func newRunID() string {
@@ -789,9 +800,14 @@ func (a *attempt) discardAsync(cp int64, aborted bool) {
 	go func() {
 		defer a.wg.Done()
 		var err error
-		if sn := a.savepoint(cp); sn != nil && aborted {
+		switch sn := a.savepoint(cp); {
+		case sn != nil && aborted:
 			err = a.deleteSavepoint(cp, sn)
-		} else {
+		case aborted:
+			// Its shared files may be reused already: left to the next
+			// attempt's CleanIncomplete.
+			err = a.j.cfg.Store.DiscardAborted(a.ctx, cp)
+		default:
 			err = a.j.cfg.Store.Discard(a.ctx, cp)
 		}
 		r := discarded{id: cp, err: err, aborted: aborted}
@@ -868,13 +884,13 @@ func (a *attempt) writeSnapshot(id checkpoint.TaskID, b Barrier, snaps []pending
 				st.KeyCodec, st.States = d.KeyCodec(), d.States()
 			}
 			if p.snap.Keyed != nil {
-				h, err := a.writeKeyed(b.ID, p.uid, id.Subtask, p.snap.Keyed)
+				hs, n, err := a.writeKeyed(b.ID, p.uid, id.Subtask, p.snap.Keyed)
 				if err != nil {
 					a.decline(id, b.ID, fmt.Errorf("%s/%d: write keyed state: %w", p.uid, id.Subtask, err))
 					return
 				}
-				total += h.Size
-				st.Keyed = []checkpoint.StateHandle{h}
+				total += n
+				st.Keyed = hs
 			}
 			for _, es := range p.snap.Operator {
 				for _, e := range es {
@@ -886,31 +902,6 @@ func (a *attempt) writeSnapshot(id checkpoint.TaskID, b Barrier, snaps []pending
 		a.event(coordinator.AckEvent{CheckpointID: b.ID, Task: id, States: states, Bytes: total, AlignmentDuration: align, SyncDuration: sync,
 			AsyncDuration: a.clock.Now().Sub(began)})
 	}()
-}
-
-func (a *attempt) writeKeyed(cp int64, uid string, sub int, ks KeyedSnapshot) (checkpoint.StateHandle, error) {
-	name := fmt.Sprintf("%s-%d.keyed", uid, sub)
-	var w *store.StateWriter
-	var err error
-	if sn := a.savepoint(cp); sn != nil {
-		w, err = sn.StateWriter(a.ctx, name)
-	} else {
-		w, err = a.j.cfg.Store.StateWriter(a.ctx, cp, name)
-	}
-	if err != nil {
-		return checkpoint.StateHandle{}, err
-	}
-	offsets, err := ks.WriteKeyGroups(w)
-	if err != nil {
-		_ = w.Abort()
-		return checkpoint.StateHandle{}, err
-	}
-	h, err := w.Commit()
-	if err != nil {
-		return checkpoint.StateHandle{}, err
-	}
-	h.KeyGroupOffsets = offsets
-	return h, nil
 }
 
 func (a *attempt) parallelism(id checkpoint.TaskID) int {
@@ -1074,7 +1065,7 @@ func (a *attempt) build(n int, rp *restorePoint) error {
 	a.j.infoMu.Lock()
 	a.j.info.channels = channels
 	a.j.infoMu.Unlock()
-	restorer := newRestorer(a.ctx, rp)
+	restorer := newRestorer(a.ctx, a.j, rp)
 	for _, v := range a.plan.Vertices {
 		for sub := 0; sub < v.Parallelism; sub++ {
 			id := checkpoint.TaskID{Vertex: v.UID, Subtask: sub}
@@ -1123,7 +1114,7 @@ func (a *attempt) build(n int, rp *restorePoint) error {
 
 func (a *attempt) opContext(n int, t *task, uid, name string, r *restorer) (*OperatorContext, error) {
 	kgs := keygroup.RangeFor(t.id.Subtask, t.parallelism, a.plan.MaxParallelism)
-	rs, err := r.forSubtask(uid, kgs)
+	rs, err := r.forSubtask(uid, t.id.Subtask, kgs)
 	if err != nil {
 		return nil, err
 	}
@@ -1132,6 +1123,7 @@ func (a *attempt) opContext(n int, t *task, uid, name string, r *restorer) (*Ope
 		KeyGroups: kgs, Restored: rs, Attempt: n, RunID: a.runID, Clock: a.clock,
 		Logger: a.j.log.With("operator", uid, "subtask", t.id.Subtask), Faults: a.faults,
 		Fence: a.j.cfg.Store.CheckOwnership, Time: t.chain.Time, Stats: t.stats,
+		LocalDir: a.j.localDir(uid, t.id.Subtask),
 	}, nil
 }
 
@@ -1484,24 +1476,46 @@ func (a *attempt) sendCtl(t *task, c taskCtl) error {
 
 // restorer selects, per operator uid and subtask, the state to restore from
 // a checkpoint, reading each state file once (docs/design.md §11 "Order on
-// restore" step 2).
+// restore" step 2): from the subtask's task-local copy where local recovery
+// kept one of exactly this checkpoint and it verifies, else from checkpoint
+// storage. Files of a backend's native format are not read: the subtask
+// gets their handles and a Fetch.
 type restorer struct {
 	ctx   context.Context
+	j     *Job
 	rp    *restorePoint
-	files map[string][]byte
+	files map[string][]byte // by sharedKey
+	// local is set when the restored checkpoint is this job's own, of
+	// which local recovery may have kept copies.
+	local bool
 }
 
-func newRestorer(ctx context.Context, rp *restorePoint) *restorer {
-	return &restorer{ctx: ctx, rp: rp, files: map[string][]byte{}}
+func newRestorer(ctx context.Context, j *Job, rp *restorePoint) *restorer {
+	r := &restorer{ctx: ctx, j: j, rp: rp, files: map[string][]byte{}}
+	r.local = rp != nil && rp.own && j.cfg.State.LocalRecovery
+	return r
 }
 
-func (r *restorer) forSubtask(uid string, kgs checkpoint.KeyGroupRange) (*RestoredState, error) {
+// fileKey tells a shared file from a private one of the same path.
+func fileKey(h checkpoint.StateHandle) string {
+	if h.Shared {
+		return "s:" + h.Path
+	}
+	return "p:" + h.Path
+}
+
+func (r *restorer) forSubtask(uid string, sub int, kgs checkpoint.KeyGroupRange) (*RestoredState, error) {
 	if r.rp == nil {
 		return nil, nil
 	}
 	os, ok := r.rp.meta.Operators[uid]
 	if !ok {
 		return nil, nil
+	}
+	var local func(checkpoint.StateHandle) ([]byte, error)
+	if r.local {
+		id := r.rp.meta.CheckpointID
+		local = func(h checkpoint.StateHandle) ([]byte, error) { return r.j.readLocalAny(id, uid, sub, h) }
 	}
 	rs := &RestoredState{CheckpointID: r.rp.meta.CheckpointID, Superseded: r.rp.superseded, Operator: map[string][][]byte{}}
 	subs := append([]*checkpoint.SubtaskState(nil), os.Subtasks...)
@@ -1513,18 +1527,50 @@ func (r *restorer) forSubtask(uid string, kgs checkpoint.KeyGroupRange) (*Restor
 		if s.KeyGroups.Intersect(kgs).Len() == 0 {
 			continue
 		}
-		for _, h := range s.Keyed {
-			data, ok := r.files[h.Path]
-			if !ok {
-				var err error
-				data, err = r.rp.src.ReadState(r.ctx, h)
-				if err != nil {
-					return nil, fmt.Errorf("restore %s from checkpoint %d: %w", uid, r.rp.meta.CheckpointID, err)
+		if len(s.Keyed) > 0 && s.Keyed[0].Format != "" {
+			format := s.Keyed[0].Format
+			for _, h := range s.Keyed {
+				if h.Format != format {
+					return nil, fmt.Errorf("restore %s from checkpoint %d: %w: subtask %d mixes state file formats %q and %q",
+						uid, r.rp.meta.CheckpointID, store.ErrCorrupt, s.Subtask, format, h.Format)
 				}
-				r.files[h.Path] = data
+			}
+			src, log := r.rp.src, r.j.log.With("operator", uid, "subtask", sub, "checkpoint", r.rp.meta.CheckpointID)
+			rs.Keyed = append(rs.Keyed, RestoredKeyed{KeyGroups: s.KeyGroups, Format: format, Handles: slices.Clone(s.Keyed),
+				Fetch: func(ctx context.Context, h checkpoint.StateHandle, dst string) error {
+					return fetchTo(ctx, log, src, local, h, dst)
+				}})
+			continue
+		}
+		for _, h := range s.Keyed {
+			data, err := r.read(uid, sub, local, h)
+			if err != nil {
+				return nil, fmt.Errorf("restore %s from checkpoint %d: %w", uid, r.rp.meta.CheckpointID, err)
 			}
 			rs.Keyed = append(rs.Keyed, RestoredKeyed{Data: data, KeyGroups: s.KeyGroups, Offsets: h.KeyGroupOffsets})
 		}
 	}
 	return rs, nil
+}
+
+// read returns the verified contents of the state file of h: read before,
+// the local copy local finds (nil for none), or the file in storage.
+func (r *restorer) read(uid string, sub int, local func(checkpoint.StateHandle) ([]byte, error), h checkpoint.StateHandle) ([]byte, error) {
+	if data, ok := r.files[fileKey(h)]; ok {
+		return data, nil
+	}
+	if local != nil {
+		data, err := local(h)
+		if err == nil {
+			r.files[fileKey(h)] = data
+			return data, nil
+		}
+		logLocalMiss(r.ctx, r.j.log.With("operator", uid, "subtask", sub, "checkpoint", r.rp.meta.CheckpointID), h, err)
+	}
+	data, err := r.rp.src.ReadState(r.ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	r.files[fileKey(h)] = data
+	return data, nil
 }

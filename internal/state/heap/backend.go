@@ -41,6 +41,9 @@ type HeapBackend[K comparable] struct {
 	// (docs/design.md §14).
 	etimers  timerService[K]
 	restored bool
+	// inc chains the backend's snapshots for incremental writes
+	// (incremental.go).
+	inc *incState
 	// planning is set by PlanRestore: registrations record their
 	// Resolution in plan instead of decoding restored state.
 	planning bool
@@ -108,7 +111,8 @@ func NewHeapBackend[K comparable](kc codec.KeyCodec[K], maxParallelism int, r ch
 		r:       r,
 		clk:     clk,
 		kg:      r.Start,
-		cow:     cow{rel: &releaser{}},
+		cow:     cow{rel: &releaser{}, changed: make([]bool, r.Len()), ver: make([]int64, r.Len())},
+		inc:     &incState{},
 		states:  make(map[string]registered[K]),
 		raw:     make(map[string]*rawState),
 		rcodecs: make(map[string][]codec.ID),

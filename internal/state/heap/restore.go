@@ -21,7 +21,8 @@ type RestoreFile struct {
 	Data []byte
 	// Range is the key-group range the file covers (the old subtask's).
 	Range checkpoint.KeyGroupRange
-	// Offsets are the key-group offsets WriteKeyGroups returned for it.
+	// Offsets are the key-group offsets WriteKeyGroups returned for it, or
+	// WriteIncremental's handle: -1 for a key group the file does not serve.
 	Offsets []int64
 }
 
@@ -63,9 +64,17 @@ func (b *HeapBackend[K]) Restore(files []RestoreFile) error {
 	}
 	b.restored = true
 	seen := make([]bool, b.r.Len())
+	covered := make([]bool, b.r.Len())
 	for fi := range files {
-		if err := b.restoreFile(fi, &files[fi], seen); err != nil {
+		if err := b.restoreFile(fi, &files[fi], seen, covered); err != nil {
 			return err
+		}
+	}
+	// Files of an incremental checkpoint serve some key groups each (-1
+	// offsets for the others); together they serve every key group.
+	for gi := range seen {
+		if covered[gi] && !seen[gi] {
+			return fmt.Errorf("%w: key group %d: no restore file serves it (every file covering it has offset -1)", state.ErrCorrupt, b.r.Start+gi)
 		}
 	}
 	b.timers.rebuild()
@@ -73,7 +82,7 @@ func (b *HeapBackend[K]) Restore(files []RestoreFile) error {
 	return nil
 }
 
-func (b *HeapBackend[K]) restoreFile(fi int, f *RestoreFile, seen []bool) error {
+func (b *HeapBackend[K]) restoreFile(fi int, f *RestoreFile, seen, covered []bool) error {
 	fail := func(kg int, format string, args ...any) error {
 		where := fmt.Sprintf("restore file %d", fi)
 		if kg >= 0 {
@@ -142,11 +151,15 @@ func (b *HeapBackend[K]) restoreFile(fi int, f *RestoreFile, seen []bool) error 
 	in := f.Range.Intersect(b.r)
 	for kg := in.Start; kg <= in.End; kg++ {
 		gi := kg - b.r.Start
+		covered[gi] = true
+		off := f.Offsets[kg-f.Range.Start]
+		if off == -1 {
+			continue // an incremental checkpoint's file that does not serve kg
+		}
 		if seen[gi] {
 			return fail(kg, "key group restored from two files")
 		}
 		seen[gi] = true
-		off := f.Offsets[kg-f.Range.Start]
 		if off < 0 || off >= int64(len(d)) {
 			return fail(kg, "offset %d outside the file (%d bytes)", off, len(d))
 		}

@@ -110,6 +110,16 @@ type Snapshot struct {
 	etimers groupAppender
 	rel     *releaser
 
+	// vers is cow.ver as of this snapshot, untracked says some state's
+	// changes are not recorded there (window state), inc and prevDone/done
+	// chain the backend's snapshots for WriteIncremental (incremental.go).
+	vers      []int64
+	untracked bool
+	inc       *incState
+	prevDone  <-chan struct{}
+	done      chan struct{}
+	doneOnce  sync.Once
+
 	// abandoned is set by Release; a running WriteKeyGroups polls it
 	// between key groups.
 	abandoned atomic.Bool
@@ -131,6 +141,11 @@ type Snapshot struct {
 func (b *HeapBackend[K]) Snapshot(checkpointID int64) *Snapshot {
 	b.cow.seq++
 	seq := b.cow.seq
+	for gi, c := range b.cow.changed {
+		if c {
+			b.cow.ver[gi], b.cow.changed[gi] = seq, false
+		}
+	}
 	s := &Snapshot{
 		id:      checkpointID,
 		seq:     seq,
@@ -142,9 +157,16 @@ func (b *HeapBackend[K]) Snapshot(checkpointID int64) *Snapshot {
 		timers:  b.timers.freeze(seq, b.kc),
 		etimers: b.etimers.freeze(seq, b.kc),
 		rel:     b.cow.rel,
+		vers:    slices.Clone(b.cow.ver),
+		inc:     b.inc,
+		done:    make(chan struct{}),
 	}
+	s.prevDone, b.inc.last = b.inc.last, s.done
 	for _, st := range b.states {
 		s.states = append(s.states, st.freeze(seq))
+		if u, ok := st.(interface{ untracked() bool }); ok && u.untracked() {
+			s.untracked = true
+		}
 	}
 	for _, rs := range b.raw {
 		s.states = append(s.states, rs)
@@ -195,7 +217,12 @@ func (s *Snapshot) WriteKeyGroups(w io.Writer) (keyGroupOffsets []int64, err err
 	s.writing = true
 	s.mu.Unlock()
 	defer s.endWrite()
-	bw := bufio.NewWriterSize(w, 256<<10)
+	return s.write(w, nil)
+}
+
+// header returns the file header: magic, version, max parallelism, range,
+// key codec and state table, with its checksum.
+func (s *Snapshot) header() []byte {
 	head := make([]byte, 0, 64)
 	head = append(head, fileMagic...)
 	head = append(head, formatVersion)
@@ -213,7 +240,16 @@ func (s *Snapshot) WriteKeyGroups(w io.Writer) (keyGroupOffsets []int64, err err
 			head = appendID(head, id)
 		}
 	}
-	head = binary.LittleEndian.AppendUint32(head, crc32.Checksum(head, castagnoli))
+	return binary.LittleEndian.AppendUint32(head, crc32.Checksum(head, castagnoli))
+}
+
+// write writes the header and the section of every key group index for
+// which skip is nil or false; skipped key groups get offset -1 (the file
+// does not serve them). With skip nil the file is the canonical keyed-state
+// file.
+func (s *Snapshot) write(w io.Writer, skip func(gi int) bool) (keyGroupOffsets []int64, err error) {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	head := s.header()
 	if _, err := bw.Write(head); err != nil {
 		return nil, err
 	}
@@ -224,6 +260,10 @@ func (s *Snapshot) WriteKeyGroups(w io.Writer) (keyGroupOffsets []int64, err err
 	for gi := range offsets {
 		if s.abandoned.Load() {
 			return nil, ErrReleased
+		}
+		if skip != nil && skip(gi) {
+			offsets[gi] = -1
+			continue
 		}
 		offsets[gi] = off
 		payload = payload[:0]
@@ -320,8 +360,17 @@ func (s *Snapshot) endWrite() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.writing = false
+	s.finish()
 	if s.released {
 		s.releaseLocked()
+	}
+}
+
+// finish tells the next snapshot's WriteIncremental that this one will not
+// write (any more).
+func (s *Snapshot) finish() {
+	if s.done != nil {
+		s.doneOnce.Do(func() { close(s.done) })
 	}
 }
 
@@ -341,6 +390,7 @@ func (s *Snapshot) Release() {
 	s.released = true
 	s.abandoned.Store(true)
 	if !s.writing {
+		s.finish()
 		s.releaseLocked()
 	}
 }

@@ -18,6 +18,14 @@ type cow struct {
 	// tests and metrics.
 	clones int64
 	rel    *releaser
+	// changed[gi] is set by the first write to key group index gi after a
+	// snapshot (thaw, the slow path of every write: no cost per record),
+	// and ver[gi] is the seq of the oldest snapshot holding the group's
+	// current contents: Snapshot moves changed into ver. Incremental
+	// snapshots reuse a key group's section of an earlier file while
+	// ver[gi] is not above that file's snapshot (incremental.go).
+	changed []bool
+	ver     []int64
 }
 
 // releaser carries Snapshot.Release, which may run on any goroutine, to the
@@ -60,7 +68,8 @@ func (r *releaser) release(seq int64) {
 type table[KK comparable, E any] struct {
 	maps []map[KK]E
 	// frozen[i] is the seq of the latest snapshot that holds maps[i], 0 if
-	// none may still read it. A frozen map is written only after every
+	// none may still read it (unseen until the first write of a new
+	// table). A frozen map is written only after every
 	// snapshot up to frozen[i] has been released; before that the first
 	// write clones it.
 	frozen []int64
@@ -79,9 +88,16 @@ func newTable[KK comparable, E any](groups int) *table[KK, E] {
 	}
 	for i := range t.maps {
 		t.maps[i] = make(map[KK]E)
+		t.frozen[i] = unseen
 	}
 	return t
 }
+
+// unseen is the frozen mark of a new table's maps: no snapshot holds them,
+// but their first write takes thaw's slow path all the same, so that it is
+// recorded in cow.changed (a state restored and registered after a
+// snapshot lands in a new table).
+const unseen = -1
 
 // newTableSized is newTable with map gi sized for hints[gi] entries.
 func newTableSized[KK comparable, E any](hints []int) *table[KK, E] {
@@ -92,6 +108,7 @@ func newTableSized[KK comparable, E any](hints []int) *table[KK, E] {
 	}
 	for i, n := range hints {
 		t.maps[i] = make(map[KK]E, n)
+		t.frozen[i] = unseen
 	}
 	return t
 }
@@ -118,6 +135,9 @@ func (t *table[KK, E]) thaw(c *cow, gi int, f int64) {
 		c.clones++
 	}
 	t.frozen[gi] = 0
+	if c.changed != nil {
+		c.changed[gi] = true
+	}
 }
 
 // freeze marks every map as held by snapshot seq and returns them. O(key

@@ -603,3 +603,9 @@ func (j *joinedTimers) appendGroup(dst []byte, gi int, now int64) []byte {
 	}
 	return dst
 }
+
+// untracked reports that window state's changes are not all recorded in
+// the backend's change tracking (panes are dropped whole, fired marks are
+// set without a write), so incremental snapshots rewrite every key group
+// of a backend holding it (incremental.go).
+func (s *WindowMajor[KK, K, V]) untracked() bool { return true }
