@@ -306,9 +306,20 @@ func (k *keyedCore[K, OUT]) OnWatermark(_ context.Context, wm int64) error {
 }
 
 // enter makes key the current key for the record about to be processed.
+//
+// The hash partitioner computed the key's key group already and the input
+// channel passed it in the task's Time (docs/design.md §2): the backend
+// then checks its range without hashing the key again. A record without
+// one (an operator tested alone) is hashed by the backend.
 func (k *keyedCore[K, OUT]) enter(key K) error {
 	k.hit()
-	if err := k.backend.SetCurrentKey(key); err != nil {
+	var err error
+	if kg := k.pc.tm.KG; kg != runtime.NoKeyGroup {
+		err = k.backend.SetCurrentKeyInGroup(key, kg)
+	} else {
+		err = k.backend.SetCurrentKey(key)
+	}
+	if err != nil {
 		return fmt.Errorf("%s: %w", k.uid, err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/sluicehq/sluice/internal/runtime"
 	"github.com/sluicehq/sluice/internal/state/heap"
 	"github.com/sluicehq/sluice/window"
 )
@@ -55,8 +56,17 @@ func (o *windowOp[K, T, ACC, OUT]) openFast() error {
 // the watermark passed already (a late record within the allowed
 // lateness) re-emits the key's result at once, as the default trigger
 // does.
+//
+// The key group comes from the hash partitioner when it computed it
+// (runtime.Time.KG), so the key is hashed once per record.
 func (o *windowOp[K, T, ACC, OUT]) emitFast(key K, ts int64, v T) error {
-	gi, err := o.ws.Group(key)
+	var gi int
+	var err error
+	if kg := o.tm.KG; kg != runtime.NoKeyGroup {
+		gi, err = o.ws.GroupOf(key, kg)
+	} else {
+		gi, err = o.ws.Group(key)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.uid, err)
 	}

@@ -204,6 +204,24 @@ func (s *WindowMajor[KK, K, V]) Group(k K) (int, error) {
 	return kg - b.r.Start, nil
 }
 
+// GroupOf is Group for a key whose key group kg the caller already
+// computed from its hash (the hash partitioner did): it checks the range
+// without hashing again (sampled against the hash in race-detector
+// builds, as HeapBackend.SetCurrentKeyInGroup).
+func (s *WindowMajor[KK, K, V]) GroupOf(k K, kg int) (int, error) {
+	b := s.b
+	if kg < b.r.Start || kg > b.r.End {
+		return 0, fmt.Errorf("%w: key %v is in key group %d, backend owns [%d, %d]",
+			ErrKeyGroupOutOfRange, k, kg, b.r.Start, b.r.End)
+	}
+	if verifyKeyGroups && b.verifyDue() {
+		if want := keygroup.Of(s.hash(k), b.maxP); want != kg {
+			return 0, fmt.Errorf("%w: key %v was given key group %d, its hash says %d", ErrKeyGroupOutOfRange, k, kg, want)
+		}
+	}
+	return kg - b.r.Start, nil
+}
+
 func (s *WindowMajor[KK, K, V]) pane(sw window.Window) *table[K, V] {
 	if s.lastT != nil && s.lastW == sw {
 		return s.lastT

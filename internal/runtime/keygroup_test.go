@@ -1,0 +1,113 @@
+package runtime
+
+// Tests of the key-group writer (docs/design.md §2): the hash partitioner
+// computes a record's key group once and it travels beside the record.
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/sluicehq/sluice/keygroup"
+)
+
+// TestKeyGroupWriter: a key-group writer sends each record to the subtask
+// owning its key group, and the consumer's input channel sets Time.KG to
+// the record's key group while the record is processed (with its
+// timestamp beside it), and to NoKeyGroup afterwards.
+func TestKeyGroupWriter(t *testing.T) {
+	t.Parallel()
+	const maxP, down = 16, 3
+	kgOf := func(v int) int { return v % maxP }
+	c := NewChannels[int](1, down, 64)
+	tm := NewTime()
+	w := NewKeyGroupWriter(c, 0, kgOf, maxP, 4, make(chan struct{}), &TaskStats{}, tm)
+	for v := range 40 {
+		tm.TS = NoTimestamp
+		if v >= 20 {
+			tm.TS = int64(1000 + v) // the second half carries timestamps
+		}
+		if err := w.Emit(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for sub := range down {
+		ctm := NewTime()
+		var got []int
+		in := NewInputs(c, sub, Hash, Emitter[int](emitFunc(func(v int) error {
+			if ctm.KG != kgOf(v) {
+				t.Errorf("record %d: Time.KG %d, want %d", v, ctm.KG, kgOf(v))
+			}
+			want := NoTimestamp
+			if v >= 20 {
+				want = int64(1000 + v)
+			}
+			if ctm.TS != want {
+				t.Errorf("record %d: Time.TS %d, want %d", v, ctm.TS, want)
+			}
+			got = append(got, v)
+			return nil
+		})), &TaskStats{}, ctm)[0]
+		ch := c.Chans[0][sub]
+		for len(ch) > 0 {
+			b := <-ch
+			if len(b.kgs) != len(b.records) {
+				t.Fatalf("batch of %d records with %d key groups", len(b.records), len(b.kgs))
+			}
+			if err := in.process(b); err != nil {
+				t.Fatal(err)
+			}
+			if ctm.KG != NoKeyGroup {
+				t.Fatalf("Time.KG %d after the batch, want NoKeyGroup", ctm.KG)
+			}
+		}
+		var want []int
+		for v := range 40 {
+			if keygroup.SubtaskFor(kgOf(v), down, maxP) == sub {
+				want = append(want, v)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("subtask %d got %v, want %v", sub, got, want)
+		}
+	}
+}
+
+// TestPlainBatchHasNoKeyGroup: records of a writer that does not route by
+// key group reach the consumer with Time.KG = NoKeyGroup, even on a task
+// whose other input carries key groups.
+func TestPlainBatchHasNoKeyGroup(t *testing.T) {
+	t.Parallel()
+	c := NewChannels[int](1, 1, 8)
+	w, _ := newTestWriter(c, 0, Forward, nil, 2)
+	for v := range 4 {
+		if err := w.Emit(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tm := NewTime()
+	tm.KG = 5 // as if left over
+	n := 0
+	in := NewInputs(c, 0, Forward, Emitter[int](emitFunc(func(v int) error {
+		n++
+		if tm.KG != NoKeyGroup {
+			t.Errorf("record %d: Time.KG %d, want NoKeyGroup", v, tm.KG)
+		}
+		return nil
+	})), &TaskStats{}, tm)[0]
+	for range 2 {
+		b := <-c.Chans[0][0]
+		if b.kgs != nil {
+			t.Fatalf("forward batch carries key groups %v", b.kgs)
+		}
+		tm.KG = 5
+		if err := in.process(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n != 4 {
+		t.Fatalf("%d records, want 4", n)
+	}
+}
