@@ -70,7 +70,7 @@ type Result struct {
 	// that holds up best on a machine shared with other work.
 	CPU              time.Duration
 	RecordsPerCPUSec float64
-	Checkpoints   int64
+	Checkpoints      int64
 	// MaxSyncPause is the longest synchronous snapshot part of any task.
 	MaxSyncPause time.Duration
 	// MaxCheckpoint is the longest trigger-to-complete time.
