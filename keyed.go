@@ -364,6 +364,18 @@ func restoreKeyed[K comparable](b *heap.HeapBackend[K], oc *OperatorContext) err
 	return nil
 }
 
+// Prefetch looks up the keys of a batch in the state before its records
+// are processed (runtime.Prefetcher): the lookups of the batch overlap
+// their cache misses, and each record then finds its state in cache.
+func (k *keyedOp[K, IN, OUT]) Prefetch(vs []IN, _ []int64, kgs []uint16) {
+	if k.backend == nil || len(kgs) != len(vs) {
+		return
+	}
+	for i := range vs {
+		k.backend.Touch(k.key(vs[i]), int(kgs[i]))
+	}
+}
+
 func (k *keyedOp[K, IN, OUT]) Emit(v IN) error {
 	if err := k.enter(k.key(v)); err != nil {
 		return err

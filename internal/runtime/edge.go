@@ -380,6 +380,8 @@ type inputChannel[T any] struct {
 	in    Emitter[T]
 	stats *TaskStats
 	time  *Time
+	// pre is in, if it prefetches batches of key-group writers.
+	pre Prefetcher[T]
 }
 
 // NewInputs returns the input channels of consumer subtask sub on c, in
@@ -394,7 +396,8 @@ func NewInputs[T any](c *Channels[T], sub int, part Partitioning, in Emitter[T],
 		if part == Forward && len(c.Chans) == len(c.Chans[up]) && up != sub {
 			continue
 		}
-		ins = append(ins, &inputChannel[T]{c: c, ch: c.Chans[up][sub], in: in, stats: stats, time: tm})
+		pre, _ := in.(Prefetcher[T])
+		ins = append(ins, &inputChannel[T]{c: c, ch: c.Chans[up][sub], in: in, stats: stats, time: tm, pre: pre})
 	}
 	return ins
 }
@@ -446,6 +449,9 @@ func (ic *inputChannel[T]) process(data any) error {
 	b := data.(*batch[T])
 	ic.stats.RecordsIn.Add(int64(len(b.records)))
 	ic.time.KG = NoKeyGroup
+	if ic.pre != nil && b.kgs != nil {
+		ic.pre.Prefetch(b.records, b.ts, b.kgs[:len(b.records)])
+	}
 	var err error
 	switch {
 	case b.ts == nil && b.kgs == nil:
