@@ -449,19 +449,25 @@ func (ic *inputChannel[T]) process(data any) error {
 	b := data.(*batch[T])
 	ic.stats.RecordsIn.Add(int64(len(b.records)))
 	ic.time.KG = NoKeyGroup
-	if ic.pre != nil && b.kgs != nil {
-		ic.pre.Prefetch(b.records, b.ts, b.kgs[:len(b.records)])
+	// A key-group writer gives every record its key group; a batch from
+	// the pool that another writer filled has an empty kgs.
+	kgs := b.kgs
+	if len(kgs) != len(b.records) || len(kgs) == 0 {
+		kgs = nil
+	}
+	if ic.pre != nil && kgs != nil {
+		ic.pre.Prefetch(b.records, b.ts, kgs)
 	}
 	var err error
 	switch {
-	case b.ts == nil && b.kgs == nil:
+	case b.ts == nil && kgs == nil:
 		ic.time.TS = NoTimestamp
 		for _, r := range b.records {
 			if err = ic.in.Emit(r); err != nil {
 				break
 			}
 		}
-	case b.kgs == nil:
+	case kgs == nil:
 		ts := b.ts[:len(b.records)]
 		for i, r := range b.records {
 			ic.time.TS = ts[i]
@@ -471,7 +477,6 @@ func (ic *inputChannel[T]) process(data any) error {
 		}
 	case b.ts == nil:
 		ic.time.TS = NoTimestamp
-		kgs := b.kgs[:len(b.records)]
 		for i, r := range b.records {
 			ic.time.KG = int(kgs[i])
 			if err = ic.in.Emit(r); err != nil {
@@ -479,7 +484,7 @@ func (ic *inputChannel[T]) process(data any) error {
 			}
 		}
 	default:
-		ts, kgs := b.ts[:len(b.records)], b.kgs[:len(b.records)]
+		ts := b.ts[:len(b.records)]
 		for i, r := range b.records {
 			ic.time.TS, ic.time.KG = ts[i], int(kgs[i])
 			if err = ic.in.Emit(r); err != nil {

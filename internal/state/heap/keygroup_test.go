@@ -79,3 +79,55 @@ func TestSetCurrentKeyInGroupVerified(t *testing.T) {
 		t.Fatalf("SetCurrentKeyInGroup with the wrong key group = %v, want ErrKeyGroupOutOfRange", err)
 	}
 }
+
+// TestTouchChangesNothing: Touch on keys with and without entries, in
+// frozen key groups and outside the range, creates no entry, changes no
+// value and clones no map held by a snapshot.
+func TestTouchChangesNothing(t *testing.T) {
+	t.Parallel()
+	r := keygroup.RangeFor(1, 2, 128)
+	b := NewHeapBackend(codec.String, 128, r, nil)
+	v, err := Value(b, "v", codec.Int64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := List(b, "l", codec.Int64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Map(b, "m", codec.String, codec.Int64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := universe(300)
+	for i, k := range u[:100] {
+		if b.SetCurrentKey(k) != nil {
+			continue
+		}
+		v.Update(int64(i))
+		l.Add(int64(i))
+		m.Put("x", int64(i))
+	}
+	keys := b.NumKeys()
+	snap := b.Snapshot(1)
+	defer snap.Release()
+	for _, k := range u {
+		b.Touch(k, keygroup.Of(codec.String.Hash(k), 128))
+		b.Touch(k, -1)
+		b.Touch(k, 128)
+	}
+	if n := b.CopyOnWriteClones(); n != 0 {
+		t.Fatalf("Touch cloned %d frozen maps", n)
+	}
+	if n := b.NumKeys(); n != keys {
+		t.Fatalf("%d keys after Touch, want %d", n, keys)
+	}
+	for i, k := range u[:100] {
+		if b.SetCurrentKey(k) != nil {
+			continue
+		}
+		if got, ok := v.Value(); !ok || got != int64(i) {
+			t.Fatalf("key %q: value %d, %v, want %d", k, got, ok, i)
+		}
+	}
+}
