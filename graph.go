@@ -109,16 +109,24 @@ func (e *Environment) addNode(name string, opts []OpOption, defPar int) *node {
 
 // connect adds an edge carrying the stream s (the main or a side output of
 // its node) to input toInput of `to`. target, for Hash, maps a record to
-// its downstream subtask.
+// its key group (hashTarget): the writer routes it to the subtask owning
+// that group and passes the group along, so the keyed operator does not
+// hash the key again (docs/design.md §2).
 func connect[T any](e *Environment, s Stream[T], to *node, toInput int, part runtime.Partitioning, target func(T) int) {
 	from := s.n
 	if part == runtime.Forward && from.par != to.par {
 		part = runtime.Rebalance
 	}
 	ed := &edge{id: len(e.edges), from: from, to: to, toInput: toInput, tag: s.tag, part: part}
+	maxP := e.cfg.MaxParallelism
 	ed.newChannels = func(up, down, capacity int) any { return runtime.NewChannels[T](up, down, capacity) }
 	ed.newWriter = func(ch any, sub int, w *runtime.Wiring) (any, runtime.OutputWriter) {
-		wr := runtime.NewWriter(ch.(*runtime.Channels[T]), sub, ed.part, target, w.BatchSize, w.Done, w.Stats, w.Time)
+		var wr *runtime.Writer[T]
+		if ed.part == runtime.Hash {
+			wr = runtime.NewKeyGroupWriter(ch.(*runtime.Channels[T]), sub, target, maxP, w.BatchSize, w.Done, w.Stats, w.Time)
+		} else {
+			wr = runtime.NewWriter(ch.(*runtime.Channels[T]), sub, ed.part, target, w.BatchSize, w.Done, w.Stats, w.Time)
+		}
 		return Emitter[T](wr), wr
 	}
 	ed.newInputs = func(ch any, sub int, in any, w *runtime.Wiring) []runtime.InputChannel {
@@ -129,13 +137,13 @@ func connect[T any](e *Environment, s Stream[T], to *node, toInput int, part run
 	to.ins = append(to.ins, ed)
 }
 
-// hashTarget returns the Hash partitioner of a keyed stream: key group of
-// the key, then the subtask owning that key group.
-func hashTarget[K comparable, T any](ks KeyedStream[K, T], downPar int) func(T) int {
+// hashTarget returns the Hash partitioner of a keyed stream: the key group
+// of the record's key (the writer maps it to the subtask owning it).
+func hashTarget[K comparable, T any](ks KeyedStream[K, T], _ int) func(T) int {
 	maxP := ks.s.env.cfg.MaxParallelism
 	key, kc := ks.key, ks.codec
 	return func(v T) int {
-		return keygroup.SubtaskFor(keygroup.Of(kc.Hash(key(v)), maxP), downPar, maxP)
+		return keygroup.Of(kc.Hash(key(v)), maxP)
 	}
 }
 

@@ -306,9 +306,20 @@ func (k *keyedCore[K, OUT]) OnWatermark(_ context.Context, wm int64) error {
 }
 
 // enter makes key the current key for the record about to be processed.
+//
+// The hash partitioner computed the key's key group already and the input
+// channel passed it in the task's Time (docs/design.md §2): the backend
+// then checks its range without hashing the key again. A record without
+// one (an operator tested alone) is hashed by the backend.
 func (k *keyedCore[K, OUT]) enter(key K) error {
 	k.hit()
-	if err := k.backend.SetCurrentKey(key); err != nil {
+	var err error
+	if kg := k.pc.tm.KG; kg != runtime.NoKeyGroup {
+		err = k.backend.SetCurrentKeyInGroup(key, kg)
+	} else {
+		err = k.backend.SetCurrentKey(key)
+	}
+	if err != nil {
 		return fmt.Errorf("%s: %w", k.uid, err)
 	}
 	return nil
@@ -351,6 +362,18 @@ func restoreKeyed[K comparable](b *heap.HeapBackend[K], oc *OperatorContext) err
 		return fmt.Errorf("%s/%d: restore keyed state from checkpoint %d: %w", oc.UID, oc.Subtask, oc.Restored.CheckpointID, err)
 	}
 	return nil
+}
+
+// Prefetch looks up the keys of a batch in the state before its records
+// are processed (runtime.Prefetcher): the lookups of the batch overlap
+// their cache misses, and each record then finds its state in cache.
+func (k *keyedOp[K, IN, OUT]) Prefetch(vs []IN, _ []int64, kgs []uint16) {
+	if k.backend == nil || len(kgs) != len(vs) {
+		return
+	}
+	for i := range vs {
+		k.backend.Touch(k.key(vs[i]), int(kgs[i]))
+	}
 }
 
 func (k *keyedOp[K, IN, OUT]) Emit(v IN) error {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/sluicehq/sluice/internal/runtime"
 	"github.com/sluicehq/sluice/internal/state/heap"
 	"github.com/sluicehq/sluice/window"
 )
@@ -55,8 +56,17 @@ func (o *windowOp[K, T, ACC, OUT]) openFast() error {
 // the watermark passed already (a late record within the allowed
 // lateness) re-emits the key's result at once, as the default trigger
 // does.
+//
+// The key group comes from the hash partitioner when it computed it
+// (runtime.Time.KG), so the key is hashed once per record.
 func (o *windowOp[K, T, ACC, OUT]) emitFast(key K, ts int64, v T) error {
-	gi, err := o.ws.Group(key)
+	var gi int
+	var err error
+	if kg := o.tm.KG; kg != runtime.NoKeyGroup {
+		gi, err = o.ws.GroupOf(key, kg)
+	} else {
+		gi, err = o.ws.Group(key)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.uid, err)
 	}
@@ -128,6 +138,24 @@ func (o *windowOp[K, T, ACC, OUT]) emitFastPane(key K, gi int, ts int64, v T) er
 		}
 	}
 	return nil
+}
+
+// Prefetch looks up the keys of a batch in their state windows before the
+// records are processed (runtime.Prefetcher), on the fast path of windows
+// kept whole: the lookups overlap their cache misses.
+func (o *windowOp[K, T, ACC, OUT]) Prefetch(vs []T, ts []int64, kgs []uint16) {
+	if !o.fast || o.panes || o.ws == nil || ts == nil || len(kgs) != len(vs) || len(ts) < len(vs) {
+		return
+	}
+	for i := range vs {
+		if ts[i] == NoTimestamp {
+			continue
+		}
+		o.pre = o.a.Assign(ts[i], o.pre[:0])
+		for _, w := range o.pre {
+			o.ws.Touch(w, int(kgs[i]), o.key(vs[i]))
+		}
+	}
 }
 
 // fastPaneAcc combines key's panes of window w.

@@ -18,6 +18,7 @@ func benchPipeline(b *testing.B, pipeline string, keys int, interval time.Durati
 		b.Fatal(err)
 	}
 	b.ReportMetric(r.RecordsPerSec, "records/s")
+	b.ReportMetric(r.RecordsPerCPUSec, "records/cpu-s")
 	b.ReportMetric(float64(r.MaxSyncPause.Microseconds()), "max-sync-µs")
 	b.ReportMetric(float64(r.PeakRSS>>20), "peak-RSS-MB")
 }

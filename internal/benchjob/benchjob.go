@@ -65,7 +65,12 @@ type Result struct {
 	Options
 	Elapsed       time.Duration
 	RecordsPerSec float64
-	Checkpoints   int64
+	// CPU is the process's CPU time (user + system, every thread) during
+	// the job; RecordsPerCPUSec is the input records over it, the figure
+	// that holds up best on a machine shared with other work.
+	CPU              time.Duration
+	RecordsPerCPUSec float64
+	Checkpoints      int64
 	// MaxSyncPause is the longest synchronous snapshot part of any task.
 	MaxSyncPause time.Duration
 	// MaxCheckpoint is the longest trigger-to-complete time.
@@ -136,14 +141,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Attach != nil {
 		defer o.Attach(env)()
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	res, err := env.Execute(ctx)
 	if err != nil {
 		return nil, err
 	}
-	el := time.Since(start)
-	r := &Result{Options: o, Elapsed: el, RecordsPerSec: float64(gen.RecordsPerSplit*int64(splits)) / el.Seconds(), Checkpoints: res.Checkpoints, PeakRSS: PeakRSS(),
-		Restarts: res.Restarts, Recovery: res.Status.LastRecovery}
+	el, cpu := time.Since(start), processCPU()-cpu0
+	n := float64(gen.RecordsPerSplit * int64(splits))
+	r := &Result{Options: o, Elapsed: el, RecordsPerSec: n / el.Seconds(), Checkpoints: res.Checkpoints, PeakRSS: PeakRSS(),
+		Restarts: res.Restarts, Recovery: res.Status.LastRecovery, CPU: cpu}
+	if cpu > 0 {
+		r.RecordsPerCPUSec = n / cpu.Seconds()
+	}
 	if cs := res.Status.Checkpoints; cs != nil {
 		for _, h := range cs.History {
 			r.MaxSyncPause = max(r.MaxSyncPause, h.MaxSyncDuration)

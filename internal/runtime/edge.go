@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"sync"
+
+	"github.com/sluicehq/sluice/keygroup"
 )
 
 // Partitioning decides which downstream subtask a record goes to.
@@ -51,10 +53,17 @@ const (
 // ts holds the records' timestamps, parallel to records, or is nil when no
 // record of the batch has one: a job that uses no timestamps pays a compare
 // per record and nothing else (docs/design.md §14).
+//
+// kgs holds the records' key groups, parallel to records, when the batch
+// comes from a writer that routes by key group (NewKeyGroupWriter): the
+// partitioner hashed each key once, and the keyed operator downstream
+// reuses the key group instead of hashing again (docs/design.md §2). nil
+// for every other writer.
 type batch[T any] struct {
 	kind    batchKind
 	records []T
 	ts      []int64
+	kgs     []uint16
 	barrier Barrier
 	// wm is the watermark of a kindWatermark batch; idle the status of a
 	// kindStatus batch.
@@ -93,6 +102,7 @@ func (c *Channels[T]) put(b *batch[T]) {
 	clear(b.records) // drop references so the pool does not pin records
 	b.records = b.records[:0]
 	b.ts = b.ts[:0]
+	b.kgs = b.kgs[:0]
 	c.pool.Put(b)
 }
 
@@ -126,6 +136,10 @@ type Writer[T any] struct {
 	done     <-chan struct{}
 	stats    *TaskStats
 	time     *Time
+	// keyGroup and owner route a key-group writer (NewKeyGroupWriter):
+	// owner[kg] is the channel of key group kg.
+	keyGroup func(T) int
+	owner    []int32
 }
 
 // NewWriter returns subtask's writer onto c. target maps a record to a
@@ -146,6 +160,21 @@ func NewWriter[T any](c *Channels[T], subtask int, part Partitioning, target fun
 	return w
 }
 
+// NewKeyGroupWriter returns subtask's Hash writer onto c that routes by key
+// group: keyGroup(v) is v's key group in [0, maxParallelism), and the
+// record goes to the consumer subtask owning it (keygroup.SubtaskFor). The
+// key group travels with the record in the batch, so that the consumer's
+// keyed operator need not hash the key again (Time.KG).
+func NewKeyGroupWriter[T any](c *Channels[T], subtask int, keyGroup func(T) int, maxParallelism, batchSize int, done <-chan struct{}, stats *TaskStats, tm *Time) *Writer[T] {
+	w := NewWriter(c, subtask, Hash, nil, batchSize, done, stats, tm)
+	w.keyGroup = keyGroup
+	w.owner = make([]int32, maxParallelism)
+	for kg := range w.owner {
+		w.owner[kg] = int32(keygroup.SubtaskFor(kg, len(w.outs), maxParallelism))
+	}
+	return w
+}
+
 // Emit adds v to the batch of its target channel, sending the batch when it
 // is full.
 func (w *Writer[T]) Emit(v T) error {
@@ -160,6 +189,10 @@ func (w *Writer[T]) Emit(v T) error {
 		}
 		return w.add(i, v)
 	case Hash:
+		if w.keyGroup != nil {
+			kg := w.keyGroup(v)
+			return w.addInGroup(int(w.owner[kg]), v, kg)
+		}
 		return w.add(w.target(v), v)
 	default:
 		for i := range w.outs {
@@ -184,6 +217,31 @@ func (w *Writer[T]) add(i int, v T) error {
 		b.ts = append(b.ts, ts)
 	}
 	b.records = append(b.records, v)
+	w.buffered++
+	if len(b.records) >= w.size {
+		w.bufs[i] = nil
+		w.buffered -= len(b.records)
+		return w.send(i, b)
+	}
+	return nil
+}
+
+// addInGroup is add for a key-group writer: kg goes beside v. Every record
+// of such a writer has one, so kgs stays parallel to records.
+func (w *Writer[T]) addInGroup(i int, v T, kg int) error {
+	b := w.bufs[i]
+	if b == nil {
+		b = w.c.get(w.size)
+		w.bufs[i] = b
+	}
+	if ts := w.time.TS; ts != NoTimestamp || b.ts != nil {
+		if b.ts == nil || len(b.ts) < len(b.records) {
+			b.ts = padTimestamps(b.ts, len(b.records))
+		}
+		b.ts = append(b.ts, ts)
+	}
+	b.records = append(b.records, v)
+	b.kgs = append(b.kgs, uint16(kg))
 	w.buffered++
 	if len(b.records) >= w.size {
 		w.bufs[i] = nil
@@ -322,6 +380,8 @@ type inputChannel[T any] struct {
 	in    Emitter[T]
 	stats *TaskStats
 	time  *Time
+	// pre is in, if it prefetches batches of key-group writers.
+	pre Prefetcher[T]
 }
 
 // NewInputs returns the input channels of consumer subtask sub on c, in
@@ -336,7 +396,8 @@ func NewInputs[T any](c *Channels[T], sub int, part Partitioning, in Emitter[T],
 		if part == Forward && len(c.Chans) == len(c.Chans[up]) && up != sub {
 			continue
 		}
-		ins = append(ins, &inputChannel[T]{c: c, ch: c.Chans[up][sub], in: in, stats: stats, time: tm})
+		pre, _ := in.(Prefetcher[T])
+		ins = append(ins, &inputChannel[T]{c: c, ch: c.Chans[up][sub], in: in, stats: stats, time: tm, pre: pre})
 	}
 	return ins
 }
@@ -387,21 +448,55 @@ func (ic *inputChannel[T]) run(ctx context.Context, idx int, mailbox chan<- mail
 func (ic *inputChannel[T]) process(data any) error {
 	b := data.(*batch[T])
 	ic.stats.RecordsIn.Add(int64(len(b.records)))
-	if b.ts == nil {
+	ic.time.KG = NoKeyGroup
+	// A key-group writer gives every record its key group; a batch from
+	// the pool that another writer filled has an empty kgs.
+	kgs := b.kgs
+	if len(kgs) != len(b.records) || len(kgs) == 0 {
+		kgs = nil
+	}
+	if ic.pre != nil && kgs != nil {
+		ic.pre.Prefetch(b.records, b.ts, kgs)
+	}
+	var err error
+	switch {
+	case b.ts == nil && kgs == nil:
 		ic.time.TS = NoTimestamp
 		for _, r := range b.records {
-			if err := ic.in.Emit(r); err != nil {
-				return err
+			if err = ic.in.Emit(r); err != nil {
+				break
 			}
 		}
-	} else {
+	case kgs == nil:
 		ts := b.ts[:len(b.records)]
 		for i, r := range b.records {
 			ic.time.TS = ts[i]
-			if err := ic.in.Emit(r); err != nil {
-				return err
+			if err = ic.in.Emit(r); err != nil {
+				break
 			}
 		}
+	case b.ts == nil:
+		ic.time.TS = NoTimestamp
+		for i, r := range b.records {
+			ic.time.KG = int(kgs[i])
+			if err = ic.in.Emit(r); err != nil {
+				break
+			}
+		}
+	default:
+		ts := b.ts[:len(b.records)]
+		for i, r := range b.records {
+			ic.time.TS, ic.time.KG = ts[i], int(kgs[i])
+			if err = ic.in.Emit(r); err != nil {
+				break
+			}
+		}
+	}
+	// The key group belongs to the record just processed only: what the
+	// task does next (a timer, another input's batch) has none.
+	ic.time.KG = NoKeyGroup
+	if err != nil {
+		return err
 	}
 	ic.c.put(b)
 	return nil

@@ -22,15 +22,26 @@ const FinalWatermark int64 = math.MaxInt64
 // because they run inside the same call. An operator that emits with
 // another timestamp sets TS around its Emit call and restores it. Only the
 // task goroutine uses a Time.
+//
+// KG is the current record's key group when it came through a key-group
+// writer (NewKeyGroupWriter), which computed it from the key's hash: the
+// keyed operator at the head of the consuming chain passes it to its state
+// backend instead of hashing the key again (docs/design.md §2, §4). It is
+// NoKeyGroup otherwise, and outside the input channel's record loop.
 type Time struct {
 	// TS is the current record's timestamp, NoTimestamp if it has none.
 	TS int64
+	// KG is the current record's key group, NoKeyGroup if not known.
+	KG int
 	t  *task
 	wm int64
 }
 
 // NewTime returns a Time without a task, for operators tested alone.
-func NewTime() *Time { return &Time{TS: NoTimestamp, wm: NoTimestamp} }
+func NewTime() *Time { return &Time{TS: NoTimestamp, KG: NoKeyGroup, wm: NoTimestamp} }
+
+// NoKeyGroup is Time.KG when the current record's key group is not known.
+const NoKeyGroup = -1
 
 // Watermark returns the last watermark the task passed to its chain.
 func (t *Time) Watermark() int64 { return t.wm }

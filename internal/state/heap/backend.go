@@ -28,6 +28,13 @@ type HeapBackend[K comparable] struct {
 	key K
 	kg  int
 	gi  int
+	// verified counts the keys SetCurrentKeyInGroup was given, for the
+	// sampled check of race-detector builds (verifyKeyGroups).
+	verified uint64
+	// touch holds a lookup per registered keyed state, for Touch.
+	touch []func(gi int, k K) bool
+	// touched keeps Touch's lookups from being optimized away.
+	touched int
 
 	cow    cow
 	states map[string]registered[K]
@@ -134,6 +141,68 @@ func (b *HeapBackend[K]) SetCurrentKey(k K) error {
 		return b.outOfRange(k, kg)
 	}
 	b.key, b.kg, b.gi = k, kg, kg-b.r.Start
+	return nil
+}
+
+// SetCurrentKeyInGroup is SetCurrentKey for a key whose key group kg the
+// caller already computed from the key's hash (the hash partitioner did,
+// docs/design.md §2): it checks that kg is in the backend's range but does
+// not hash k again. A kg that is not k's key group would put k's state in
+// the wrong group, so builds with the race detector (the test suites)
+// verify it by hashing one key in verifyEvery (and the first).
+func (b *HeapBackend[K]) SetCurrentKeyInGroup(k K, kg int) error {
+	if kg < b.r.Start || kg > b.r.End {
+		return b.outOfRange(k, kg)
+	}
+	if verifyKeyGroups && b.verifyDue() {
+		if err := b.verifyKeyGroup(k, kg); err != nil {
+			return err
+		}
+	}
+	b.key, b.kg, b.gi = k, kg, kg-b.r.Start
+	return nil
+}
+
+// Touch looks k up, in key group kg, in every registered state, changing
+// nothing: a caller about to process a batch of records touches their keys
+// first, in a tight loop whose independent lookups the CPU overlaps, so
+// that the processing finds each key's map slots in cache instead of
+// waiting for one cache miss after another (with 1M keys nearly every
+// lookup misses). A kg outside the range is ignored: SetCurrentKeyInGroup
+// reports it when the record is processed. The caller must not touch keys
+// while a state is being changed, only between records.
+func (b *HeapBackend[K]) Touch(k K, kg int) {
+	if kg < b.r.Start || kg > b.r.End {
+		return
+	}
+	gi := kg - b.r.Start
+	for _, t := range b.touch {
+		if t(gi, k) {
+			b.touched++
+		}
+	}
+}
+
+// verifyEvery is how often (in keys) race-detector builds check a key
+// group given by the caller against the key's hash: often enough to catch
+// a routing bug in any test, rarely enough that a test counting hashes
+// still sees one per record.
+const verifyEvery = 16
+
+// verifyDue counts a key given with its key group and reports whether
+// this one is to be verified.
+func (b *HeapBackend[K]) verifyDue() bool {
+	b.verified++
+	return b.verified%verifyEvery == 1
+}
+
+// verifyKeyGroup checks that kg is k's key group.
+//
+//go:noinline
+func (b *HeapBackend[K]) verifyKeyGroup(k K, kg int) error {
+	if want := keygroup.Of(b.kc.Hash(k), b.maxP); want != kg {
+		return fmt.Errorf("%w: key %v was given key group %d, its hash says %d", ErrKeyGroupOutOfRange, k, kg, want)
+	}
 	return nil
 }
 

@@ -204,6 +204,24 @@ func (s *WindowMajor[KK, K, V]) Group(k K) (int, error) {
 	return kg - b.r.Start, nil
 }
 
+// GroupOf is Group for a key whose key group kg the caller already
+// computed from its hash (the hash partitioner did): it checks the range
+// without hashing again (sampled against the hash in race-detector
+// builds, as HeapBackend.SetCurrentKeyInGroup).
+func (s *WindowMajor[KK, K, V]) GroupOf(k K, kg int) (int, error) {
+	b := s.b
+	if kg < b.r.Start || kg > b.r.End {
+		return 0, fmt.Errorf("%w: key %v is in key group %d, backend owns [%d, %d]",
+			ErrKeyGroupOutOfRange, k, kg, b.r.Start, b.r.End)
+	}
+	if verifyKeyGroups && b.verifyDue() {
+		if want := keygroup.Of(s.hash(k), b.maxP); want != kg {
+			return 0, fmt.Errorf("%w: key %v was given key group %d, its hash says %d", ErrKeyGroupOutOfRange, k, kg, want)
+		}
+	}
+	return kg - b.r.Start, nil
+}
+
 func (s *WindowMajor[KK, K, V]) pane(sw window.Window) *table[K, V] {
 	if s.lastT != nil && s.lastW == sw {
 		return s.lastT
@@ -235,6 +253,26 @@ func (s *WindowMajor[KK, K, V]) Get(sw window.Window, gi int, k K) (V, bool) {
 	}
 	v, ok := t.maps[gi][k]
 	return v, ok
+}
+
+// Touch looks k up in state window sw and key group kg (not an index),
+// changing nothing: the window operator touches a batch's keys before it
+// processes the records, as HeapBackend.Touch. A kg outside the range or
+// a window without state is ignored.
+func (s *WindowMajor[KK, K, V]) Touch(sw window.Window, kg int, k K) {
+	b := s.b
+	if kg < b.r.Start || kg > b.r.End {
+		return
+	}
+	var t *table[K, V]
+	if s.lastT != nil && s.lastW == sw {
+		t = s.lastT
+	} else if t = s.panes[sw]; t == nil {
+		return
+	}
+	if _, ok := t.maps[kg-b.r.Start][k]; ok {
+		b.touched++
+	}
 }
 
 // Put sets k's accumulator in state window sw.
