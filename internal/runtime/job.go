@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -1530,7 +1531,7 @@ func (r *restorer) forSubtask(uid string, sub int, kgs checkpoint.KeyGroupRange)
 		if len(s.Keyed) > 0 && s.Keyed[0].Format != "" {
 			format := s.Keyed[0].Format
 			for _, h := range s.Keyed {
-				if h.Format != format {
+				if formatFamily(h.Format) != formatFamily(format) {
 					return nil, fmt.Errorf("restore %s from checkpoint %d: %w: subtask %d mixes state file formats %q and %q",
 						uid, r.rp.meta.CheckpointID, store.ErrCorrupt, s.Subtask, format, h.Format)
 				}
@@ -1573,4 +1574,15 @@ func (r *restorer) read(uid string, sub int, local func(checkpoint.StateHandle) 
 	}
 	r.files[fileKey(h)] = data
 	return data, nil
+}
+
+// formatFamily is the backend a state file format belongs to: the part of
+// a native format before its first '-' ("pebble" for "pebble-sst" and
+// "pebble-meta"), empty for the canonical format. A subtask's handles are
+// all of one family: one backend wrote them.
+func formatFamily(f string) string {
+	if i := strings.IndexByte(f, '-'); i >= 0 {
+		return f[:i]
+	}
+	return f
 }
