@@ -312,11 +312,11 @@ type windowOp[K comparable, T, ACC, OUT any] struct {
 
 	backend keyedBackend[wkey[K]]
 	// state is the job's state configuration (set by the builder).
-	state   *stateEnv
-	acc     state.ValueState[ACC]
-	elems   state.ListState[tsElem[T]]
-	trig    state.ValueState[window.State]
-	sets    state.ValueState[*window.MergingSet]
+	state *stateEnv
+	acc   state.ValueState[ACC]
+	elems state.ListState[tsElem[T]]
+	trig  state.ValueState[window.State]
+	sets  state.ValueState[*window.MergingSet]
 
 	wc   WindowContext[OUT]
 	tm   *runtime.Time
