@@ -24,6 +24,11 @@ const (
 	StateBackendPebble = "pebble"
 )
 
+// defaultStateBackend is StateConfig.Backend's default. Only the package's
+// tests change it (SLUICE_TEST_STATE_BACKEND, export_test.go), to run
+// every job of the suite on another backend.
+var defaultStateBackend = StateBackendHeap
+
 // heapBackend adapts *heap.HeapBackend to keyedBackend.
 type heapBackend[K comparable] struct{ *heap.HeapBackend[K] }
 
@@ -128,4 +133,18 @@ func newReducingState[K comparable, V any](b keyedBackend[K], name string, c cod
 		return pebbleReducing(b, name, c, reduce, opts...)
 	}
 	return nil, errNoBackend(b)
+}
+
+// checkpointListener is implemented by a backend that must learn which
+// checkpoints completed (Pebble's incremental checkpoints reuse the files
+// of the last completed one).
+type checkpointListener interface {
+	NotifyCheckpointComplete(id int64)
+}
+
+// notifyBackend passes a completed checkpoint on to b.
+func notifyBackend[K comparable](b keyedBackend[K], id int64) {
+	if l, ok := b.(checkpointListener); ok {
+		l.NotifyCheckpointComplete(id)
+	}
 }

@@ -168,7 +168,7 @@ const MinStateMemory int64 = 8 << 20
 // its own defaults applied (JobName, CheckpointDir).
 func (s StateConfig) withDefaults(c Config) StateConfig {
 	if s.Backend == "" {
-		s.Backend = StateBackendHeap
+		s.Backend = defaultStateBackend
 	}
 	if s.MemoryBytes == 0 {
 		s.MemoryBytes = DefaultStateMemory

@@ -321,6 +321,14 @@ func (k *keyedCore[K, OUT]) Snapshot(_ context.Context, b runtime.Barrier) (*run
 	return &runtime.OperatorSnapshot{Keyed: k.backend.Snapshot(b.ID)}, nil
 }
 
+// NotifyComplete tells the backend that checkpoint id completed.
+func (k *keyedCore[K, OUT]) NotifyComplete(_ context.Context, id int64) error {
+	if k.backend != nil {
+		notifyBackend(k.backend, id)
+	}
+	return nil
+}
+
 // Close releases the backend (Pebble: closes its database).
 func (k *keyedCore[K, OUT]) Close(context.Context) error {
 	if k.backend == nil {

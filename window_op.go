@@ -411,6 +411,14 @@ func (o *windowOp[K, T, ACC, OUT]) Open(ctx context.Context, rc *runtime.Operato
 	return nil
 }
 
+// NotifyComplete tells the backend that checkpoint id completed.
+func (o *windowOp[K, T, ACC, OUT]) NotifyComplete(_ context.Context, id int64) error {
+	if o.backend != nil {
+		notifyBackend(o.backend, id)
+	}
+	return nil
+}
+
 // Close releases the state backend (Pebble: closes its database).
 func (o *windowOp[K, T, ACC, OUT]) Close(context.Context) error {
 	if o.backend == nil {
