@@ -239,6 +239,7 @@ func (b *Backend[K]) adopt(s *stateBase[K], h registered[K], k kind, now []codec
 	if r.Outcome == heap.Refused {
 		return refusal(r)
 	}
+	s.m, s.sid = m, m.sid // the decoders write under the state's id
 	tsNow := b.now()
 	wrap := func(kg int, err error) error {
 		if d := codecMismatch(k, m.codecs, now); d != "" && r.Outcome == heap.AsIs {

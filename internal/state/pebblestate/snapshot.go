@@ -55,9 +55,9 @@ type Snapshot struct {
 	// keepLocal is the local-recovery directory (Options.LocalRecovery)
 	// into which WriteIncremental moves chkDir, "" if none.
 	keepLocal string
-	err    error  // met by the synchronous part
-	inc    *incremental
-	owner  func(*Snapshot)
+	err       error // met by the synchronous part
+	inc       *incremental
+	owner     func(*Snapshot)
 
 	abandoned atomic.Bool
 	mu        sync.Mutex
