@@ -54,7 +54,7 @@ func TestManyKeysPebbleRescaleExactlyOnce(t *testing.T) {
 func TestStateMovesBetweenBackends(t *testing.T) {
 	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 8))
-	gen := datagen.Config{Splits: 2, RecordsPerSplit: 3000, Keys: 500, Distribution: "uniform", Seed: rng.Uint64()}
+	gen := datagen.Config{Splits: 2, RecordsPerSplit: 6000, Keys: 500, Distribution: "uniform", RatePerSecond: 20_000, Seed: rng.Uint64()}
 	dir := t.TempDir()
 	for i, step := range []struct {
 		backend string
