@@ -13,7 +13,10 @@ func TestStateConfigDefaults(t *testing.T) {
 	t.Parallel()
 	c := Config{JobName: "orders", CheckpointDir: "/var/lib/sluice/checkpoints"}.withDefaults()
 	s := c.State
-	if s.Backend != StateBackendHeap || s.MemoryBytes != 256<<20 || s.Incremental || s.LocalRecovery {
+	if os.Getenv("SLUICE_TEST_STATE_BACKEND") == "" && defaultStateBackend != StateBackendHeap {
+		t.Errorf("the default backend is %q, want heap", defaultStateBackend)
+	}
+	if s.Backend != defaultStateBackend || s.MemoryBytes != 256<<20 || s.Incremental || s.LocalRecovery {
 		t.Errorf("defaults: %+v", s)
 	}
 	if want := "/var/lib/sluice/local/orders"; s.LocalDir != want {

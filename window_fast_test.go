@@ -78,6 +78,7 @@ func TestWindowFastPathTaken(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			cfg, clk := evConfig(t, 2)
+			cfg.State.Backend = sluice.StateBackendHeap // the fast path is heap state
 			j := &winJob{ooo: time.Second, build: c.build, window: func(ks sluice.KeyedStream[string, evRec]) sluice.WindowedStream[string, evRec] {
 				ws := sluice.Window(ks, c.a).SideOutputLateData(lateTag)
 				if c.opt != nil {
@@ -140,6 +141,7 @@ func TestWindowFastMatchesGeneric(t *testing.T) {
 				var results, lates [2][]string
 				for i, generic := range []bool{false, true} {
 					cfg, clk := evConfig(t, 1)
+					cfg.State.Backend = sluice.StateBackendHeap // the fast path is heap state
 					out, late := newCollector[string](), newCollector[string]()
 					j := &winJob{ooo: 2 * time.Second, build: build, window: func(ks sluice.KeyedStream[string, evRec]) sluice.WindowedStream[string, evRec] {
 						ws := sluice.Window(ks, a.a).AllowedLateness(3 * time.Second).SideOutputLateData(lateTag)
