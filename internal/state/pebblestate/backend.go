@@ -68,11 +68,8 @@ type Backend[K comparable] struct {
 	dir    string // the DB directory
 	tmpDir string // a temporary directory to remove at Close, if Dir was empty
 	db     *pebble.DB
-	// wb holds the writes not yet committed to db: an indexed batch, so
-	// reads see them. It is committed when it grows past batchLimit, at
-	// every Snapshot and at Close.
-	wb         *pebble.Batch
-	batchLimit int
+	// Writes go straight to db (pebble.NoSync, WAL off: durability comes
+	// from checkpoints), so reads and iterators see them at once.
 
 	// dbMu is held for reading by a snapshot's writer while it reads
 	// Pebble, and for writing by Close, which must not close the DB under
@@ -225,8 +222,6 @@ func (b *Backend[K]) open(mustExist bool) error {
 		return fmt.Errorf("pebblestate: opening %s: %w", b.dir, err)
 	}
 	b.db = db
-	b.wb = db.NewIndexedBatch()
-	b.batchLimit = int(min(po.MemTableSize/4, 4<<20))
 	return nil
 }
 
@@ -236,7 +231,7 @@ func (b *Backend[K]) removeTemp() {
 	}
 }
 
-// Close commits nothing further, abandons the snapshots still held, closes
+// Close abandons the snapshots still held, closes
 // the DB and removes a temporary directory. Later calls are no-ops.
 func (b *Backend[K]) Close() error {
 	if b.closed {
@@ -252,10 +247,6 @@ func (b *Backend[K]) Close() error {
 	b.dbMu.Lock()
 	defer b.dbMu.Unlock()
 	var errs []error
-	if b.wb != nil {
-		errs = append(errs, b.wb.Close())
-		b.wb = nil
-	}
 	if b.db != nil {
 		errs = append(errs, b.db.Close())
 		b.db = nil
@@ -338,7 +329,7 @@ func (b *Backend[K]) stateKey(sid uint16) []byte {
 
 // getInto copies the value of key into b.vbuf, reporting whether it exists.
 func (b *Backend[K]) getInto(key []byte) ([]byte, bool) {
-	v, cl, err := b.wb.Get(key)
+	v, cl, err := b.db.Get(key)
 	if err != nil {
 		if !errors.Is(err, pebble.ErrNotFound) {
 			b.fail(err)
@@ -351,7 +342,7 @@ func (b *Backend[K]) getInto(key []byte) ([]byte, bool) {
 }
 
 func (b *Backend[K]) exists(key []byte) bool {
-	_, cl, err := b.wb.Get(key)
+	_, cl, err := b.db.Get(key)
 	if err != nil {
 		if !errors.Is(err, pebble.ErrNotFound) {
 			b.fail(err)
@@ -363,56 +354,40 @@ func (b *Backend[K]) exists(key []byte) bool {
 }
 
 func (b *Backend[K]) set(key, value []byte) {
-	if err := b.wb.Set(key, value, nil); err != nil {
+	if err := b.db.Set(key, value, pebble.NoSync); err != nil {
 		b.fail(err)
 	}
 	b.wrote()
 }
 
 func (b *Backend[K]) del(key []byte) {
-	if err := b.wb.Delete(key, nil); err != nil {
+	if err := b.db.Delete(key, pebble.NoSync); err != nil {
 		b.fail(err)
 	}
 	b.wrote()
 }
 
 func (b *Backend[K]) delRange(start, end []byte) {
-	if err := b.wb.DeleteRange(start, end, nil); err != nil {
+	if err := b.db.DeleteRange(start, end, pebble.NoSync); err != nil {
 		b.fail(err)
 	}
 	b.wrote()
 }
 
-// wrote follows every write: it commits a large batch and runs a TTL sweep
-// step every sweepEvery writes.
+// wrote follows every write: it runs a TTL sweep step every sweepEvery
+// writes.
 func (b *Backend[K]) wrote() {
 	b.writes++
 	if b.writes >= sweepEvery && b.ttlStates > 0 {
 		b.writes = 0
 		b.sweep(sweepStep)
 	}
-	if b.wb.Len() >= b.batchLimit {
-		b.commit()
-	}
+
 }
 
-// commit applies the pending writes to the DB. Writes are not synced and
-// the WAL is off: durability comes from checkpoints.
-func (b *Backend[K]) commit() {
-	if b.wb.Empty() {
-		return
-	}
-	if err := b.wb.Commit(pebble.NoSync); err != nil {
-		b.fail(err)
-	}
-	b.wb.Close()
-	b.wb = b.db.NewIndexedBatch()
-}
-
-// iter returns an iterator over [lo, hi) of the batch and DB together.
-// Close it before the next write that may commit the batch.
+// iter returns an iterator over [lo, hi).
 func (b *Backend[K]) iter(lo, hi []byte) *pebble.Iterator {
-	it, err := b.wb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		b.fail(err)
 		return nil
@@ -576,3 +551,6 @@ func (l slogLogger) Fatalf(format string, args ...any) {
 	l.l.Error("pebble: fatal: " + fmt.Sprintf(format, args...))
 	panic(fmt.Sprintf("pebble: "+format, args...))
 }
+
+// Metrics returns the DB's Pebble metrics (levels, compactions, cache).
+func (b *Backend[K]) Metrics() *pebble.Metrics { return b.db.Metrics() }

@@ -20,7 +20,6 @@ func (b *Backend[K]) clip(old checkpoint.KeyGroupRange) error {
 		}
 		b.delRange(kgKey(b.r.End+1), metaPrefix)
 	}
-	b.commit()
 	if b.err != nil {
 		return b.err
 	}
@@ -89,7 +88,6 @@ func (b *Backend[K]) copyFrom(dir string, old checkpoint.KeyGroupRange) error {
 	if err := it.Error(); err != nil {
 		return err
 	}
-	b.commit()
 	return b.err
 }
 

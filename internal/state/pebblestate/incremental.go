@@ -471,9 +471,8 @@ func (b *Backend[K]) RestoreNative(ctx context.Context, files []runtime.Restored
 	}
 	primary := srcs[pi]
 	b.dbMu.Lock()
-	b.wb.Close()
 	err := b.db.Close()
-	b.wb, b.db = nil, nil
+	b.db = nil
 	b.dbMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("pebblestate: %w", err)
@@ -523,7 +522,6 @@ func (b *Backend[K]) RestoreNative(ctx context.Context, files []runtime.Restored
 	if err := b.writeInfo(); err != nil {
 		return err
 	}
-	b.commit()
 	if b.err != nil {
 		return b.err
 	}

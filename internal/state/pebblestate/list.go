@@ -112,7 +112,7 @@ func (s *listState[K, V]) Add(v V) {
 	key := b.stateKey(s.sid)
 	var count uint64
 	var elems []byte
-	raw, cl, err := b.wb.Get(key)
+	raw, cl, err := b.db.Get(key)
 	switch {
 	case err == nil:
 		body := raw

@@ -63,7 +63,7 @@ func (s *mapState[K, UK, UV]) Get(uk UK) (UV, bool) {
 	var zero UV
 	b := s.b
 	key := s.entryKey(uk)
-	raw, cl, err := b.wb.Get(key)
+	raw, cl, err := b.db.Get(key)
 	if err != nil {
 		if !errors.Is(err, pebble.ErrNotFound) {
 			b.fail(err)

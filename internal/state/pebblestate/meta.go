@@ -52,18 +52,18 @@ func decodeInfo(p []byte) (dbInfo, error) {
 	return i, nil
 }
 
-// writeInfo records the backend's info in the batch.
+// writeInfo records the backend's info in the DB.
 func (b *Backend[K]) writeInfo() error {
 	v := dbInfo{keyCodec: b.kcID, maxP: b.maxP, r: b.r}.encode()
-	if err := b.wb.Set(infoKey, v, nil); err != nil {
+	if err := b.db.Set(infoKey, v, pebble.NoSync); err != nil {
 		return fmt.Errorf("pebblestate: %w", err)
 	}
 	return nil
 }
 
-// saveMeta writes m into the batch.
+// saveMeta writes m into the DB.
 func (b *Backend[K]) saveMeta(m *stateMeta) {
-	if err := b.wb.Set(metaKey(m.name), m.encode(), nil); err != nil {
+	if err := b.db.Set(metaKey(m.name), m.encode(), pebble.NoSync); err != nil {
 		b.fail(err)
 	}
 }

@@ -266,7 +266,6 @@ func (b *Backend[K]) adopt(s *stateBase[K], h registered[K], k kind, now []codec
 	case r.Outcome == heap.Migrated || m.flags != flags || !slices.Equal(m.codecs, now):
 		// Native entries written with other codecs (or an undeclared ID:
 		// only decoding can tell) or another TTL setting: re-encode all.
-		b.commit()
 		for kg := b.r.Start; kg <= b.r.End && b.r.Len() > 0; kg++ {
 			it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: appendPrefix(nil, kg, m.sid), UpperBound: appendPrefix(nil, kg, m.sid+1)})
 			if err != nil {

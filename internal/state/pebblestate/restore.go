@@ -36,7 +36,6 @@ func (b *Backend[K]) Restore(files []heap.RestoreFile) error {
 			return err
 		}
 	}
-	b.commit()
 	if b.err != nil {
 		return b.err
 	}

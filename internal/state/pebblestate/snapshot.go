@@ -87,7 +87,6 @@ func (b *Backend[K]) Snapshot(checkpointID int64) *Snapshot {
 		return s
 	}
 	b.sweep(snapshotSweep)
-	b.commit()
 	for _, m := range b.metas {
 		s.metas = append(s.metas, *m)
 	}

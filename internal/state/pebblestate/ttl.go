@@ -3,6 +3,7 @@ package pebblestate
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // Background TTL cleanup. Pebble has no public compaction filter, so expired
@@ -83,7 +84,7 @@ func (b *Backend[K]) sweep(n int) {
 		return
 	}
 	for _, k := range dead {
-		if err := b.wb.Delete(k, nil); err != nil {
+		if err := b.db.Delete(k, pebble.NoSync); err != nil {
 			b.fail(err)
 			return
 		}

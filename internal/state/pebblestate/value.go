@@ -89,7 +89,7 @@ func (s *valueCore[K, V]) get() (V, bool) {
 	var zero V
 	b := s.b
 	key := b.stateKey(s.sid)
-	raw, cl, err := b.wb.Get(key)
+	raw, cl, err := b.db.Get(key)
 	if err != nil {
 		if !errors.Is(err, pebble.ErrNotFound) {
 			b.fail(err)
