@@ -13,7 +13,6 @@ import (
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/internal/runtime"
-	"github.com/sluicehq/sluice/internal/state/heap"
 	"github.com/sluicehq/sluice/state"
 )
 
@@ -225,13 +224,14 @@ func ProcessKeyedBroadcast[K comparable, IN, BC, OUT any](cs KeyedBroadcastConne
 	ks := cs.main
 	e := ks.s.env
 	n := e.addNode(name, opts, ks.s.n.par)
-	n.sideCapable = true
+	n.sideCapable, n.keyedState = true, true
 	setFanout[OUT](n)
 	descs := cs.bc.descs
 	n.make = func(sub int, out any) (instance, error) {
 		fn := newFn()
 		op := &keyedBcastOp[K, IN, BC, OUT]{fn: fn, key: ks.key}
 		op.init(ks.codec, out.(Emitter[OUT]), fn, fn.Open)
+		op.withState(e.state)
 		op.states = newBroadcastStates(descs)
 		op.pc.bcast = op.states
 		op.bc.out = op.pc.out
@@ -439,7 +439,7 @@ func (c *BroadcastContext[OUT]) writableStates() *broadcastStates { return c.sta
 // state of the subtask's keys through ApplyToKeyedState.
 type KeyedBroadcastContext[K comparable, OUT any] struct {
 	BroadcastContext[OUT]
-	backend *heap.HeapBackend[K]
+	backend keyedBackend[K]
 }
 
 // ApplyToKeyedState calls fn for every key of this subtask that has an

@@ -121,9 +121,11 @@ type Config struct {
 // of the job (Flink's state.backend.* options). The names in brackets are
 // the keys of the job's configuration file and flags.
 type StateConfig struct {
-	// Backend is "heap" (the default: Go maps, state must fit in memory,
-	// fastest) or "pebble" (a Pebble LSM tree on local disk, for state
-	// larger than memory) [state.backend].
+	// Backend is "heap" (StateBackendHeap, the default: Go maps, state
+	// must fit in memory, fastest) or "pebble" (StateBackendPebble: a
+	// Pebble LSM tree per operator subtask on local disk, for state larger
+	// than memory) [state.backend]. Both read and write the canonical
+	// savepoint format, so a savepoint moves between them.
 	Backend string
 	// LocalDir is the directory of the backends' working files (Pebble's
 	// databases) and of the task-local state copies that local recovery
@@ -136,19 +138,65 @@ type StateConfig struct {
 	LocalDir string
 	// MemoryBytes is the managed memory of the Pebble backend: one budget
 	// for block cache and memtables, shared by all keyed operator subtasks
-	// of the job in this process [state.memory]. Default 256 MiB. Ignored
-	// by the heap backend.
+	// of the job in this process [state.memory]. Default 256 MiB; at least
+	// MinStateMemory. Ignored by the heap backend. Size it as the memory
+	// the process may use beyond its Go heap: the hot part of the state
+	// should fit in the block cache.
 	MemoryBytes int64
 	// Incremental writes checkpoints incrementally: only what changed
 	// since an earlier checkpoint that is still retained is written, the
 	// rest is shared with it [state.incremental]. Savepoints are always
-	// complete and self-contained.
+	// complete and self-contained. Default off, as in Flink: a zero Config
+	// must keep meaning what it meant before incremental checkpoints
+	// existed, and "off" has no other zero value to be. Turn it on for
+	// large Pebble state, where a full checkpoint rewrites every key.
 	Incremental bool
 	// LocalRecovery keeps a task-local copy of each checkpoint's keyed
 	// state under LocalDir and restores from it, instead of reading
 	// checkpoint storage, when it matches the checkpoint restored
-	// [state.local-recovery].
+	// [state.local-recovery]. Default off.
 	LocalRecovery bool
+}
+
+// DefaultStateMemory is StateConfig.MemoryBytes's default: 256 MiB.
+const DefaultStateMemory int64 = 256 << 20
+
+// MinStateMemory is the least StateConfig.MemoryBytes: 8 MiB.
+const MinStateMemory int64 = 8 << 20
+
+// withDefaults fills the state defaults; c is the job's configuration with
+// its own defaults applied (JobName, CheckpointDir).
+func (s StateConfig) withDefaults(c Config) StateConfig {
+	if s.Backend == "" {
+		s.Backend = defaultStateBackend
+	}
+	if s.MemoryBytes == 0 {
+		s.MemoryBytes = DefaultStateMemory
+	}
+	if s.LocalDir == "" {
+		if c.CheckpointDir != "" {
+			s.LocalDir = filepath.Join(filepath.Dir(filepath.Clean(c.CheckpointDir)), "local", c.JobName)
+		} else {
+			s.LocalDir = filepath.Join(os.TempDir(), "sluice-local", c.JobName)
+		}
+	}
+	return s
+}
+
+// validate reports every problem of the state configuration (defaults
+// applied), each prefixed with its key.
+func (s StateConfig) validate() []error {
+	var errs []error
+	if s.Backend != StateBackendHeap && s.Backend != StateBackendPebble {
+		errs = append(errs, fmt.Errorf("state.backend: %q is not a state backend (heap, pebble)", s.Backend))
+	}
+	if s.MemoryBytes < MinStateMemory {
+		errs = append(errs, fmt.Errorf("state.memory: must be at least %d MiB, got %d bytes", MinStateMemory>>20, s.MemoryBytes))
+	}
+	if fi, err := os.Stat(s.LocalDir); err == nil && !fi.IsDir() {
+		errs = append(errs, fmt.Errorf("state.local-dir: %s is not a directory", s.LocalDir))
+	}
+	return errs
 }
 
 // ErrStopped is wrapped by the error Execute returns when Stop ended the
@@ -195,6 +243,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.State = c.State.withDefaults(c)
 	return c
 }
 
@@ -242,6 +291,7 @@ func (c Config) Validate() error {
 	if c.StopTimeout < 0 {
 		errs = append(errs, fmt.Errorf("stop-timeout: must not be negative, got %v", c.StopTimeout))
 	}
+	errs = append(errs, c.State.validate()...)
 	if c.StatusWindow < 0 || (c.StatusWindow > 0 && c.StatusWindow < 100*time.Millisecond) {
 		errs = append(errs, fmt.Errorf("status-window (StatusWindow): must be 0 (the default, 10s) or at least 100ms, got %v", c.StatusWindow))
 	}
@@ -272,11 +322,15 @@ type Environment struct {
 	exited chan struct{}
 	// ckHooks are the OnCheckpointComplete functions.
 	ckHooks checkpointHooks
+	// state is what the job's keyed operators share (backend.go).
+	state *stateEnv
 }
 
 // New returns an empty environment with cfg.
 func New(cfg Config) *Environment {
-	return &Environment{cfg: cfg.withDefaults(), uids: map[string]bool{}, ready: make(chan struct{}), jobID: newJobID(), exited: make(chan struct{})}
+	cfg = cfg.withDefaults()
+	return &Environment{cfg: cfg, uids: map[string]bool{}, ready: make(chan struct{}), jobID: newJobID(), exited: make(chan struct{}),
+		state: &stateEnv{cfg: cfg.State}}
 }
 
 func (e *Environment) fail(err error) {
@@ -330,6 +384,12 @@ func (e *Environment) Execute(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	e.logAdvice()
+	for _, n := range e.nodes {
+		if n.keyedState {
+			e.state.dbs += n.par
+		}
+	}
+	defer e.state.close()
 	st := e.cfg.CheckpointStorage
 	if st == nil {
 		fs, err := store.NewFS(e.cfg.CheckpointDir)

@@ -35,6 +35,9 @@ type node struct {
 	winProbe *windowProbe
 	// advice is what the advisor knows of a source or sink (advice.go).
 	advice nodeAdvice
+	// keyedState is set for operators with a keyed-state backend per
+	// subtask (keyed functions, windows).
+	keyedState bool
 }
 
 // instance is one subtask of an operator: an operator with its typed input

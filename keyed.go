@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/internal/runtime"
 	"github.com/sluicehq/sluice/internal/state/heap"
@@ -33,7 +34,7 @@ type TimerFunction[K comparable, OUT any] interface {
 
 // RuntimeContext gives a keyed function its state and where it runs.
 type RuntimeContext[K comparable] struct {
-	backend *heap.HeapBackend[K]
+	backend keyedBackend[K]
 	op      *OperatorContext
 }
 
@@ -42,28 +43,28 @@ func (rc *RuntimeContext[K]) Operator() *OperatorContext { return rc.op }
 
 // NewValueState registers (or returns the restored) value state name.
 func NewValueState[K comparable, V any](rc *RuntimeContext[K], name string, c codec.Codec[V], opts ...state.Option) (state.ValueState[V], error) {
-	return heap.Value(rc.backend, name, c, opts...)
+	return newValueState(rc.backend, name, c, opts...)
 }
 
 // NewListState registers (or returns the restored) list state name.
 func NewListState[K comparable, V any](rc *RuntimeContext[K], name string, c codec.Codec[V], opts ...state.Option) (state.ListState[V], error) {
-	return heap.List(rc.backend, name, c, opts...)
+	return newListState(rc.backend, name, c, opts...)
 }
 
 // NewMapState registers (or returns the restored) map state name.
 func NewMapState[K, UK comparable, UV any](rc *RuntimeContext[K], name string, kc codec.Codec[UK], vc codec.Codec[UV], opts ...state.Option) (state.MapState[UK, UV], error) {
-	return heap.Map(rc.backend, name, kc, vc, opts...)
+	return newMapState(rc.backend, name, kc, vc, opts...)
 }
 
 // NewReducingState registers (or returns the restored) reducing state name.
 func NewReducingState[K comparable, V any](rc *RuntimeContext[K], name string, c codec.Codec[V], reduce func(a, b V) V, opts ...state.Option) (state.ReducingState[V], error) {
-	return heap.Reducing(rc.backend, name, c, reduce, opts...)
+	return newReducingState(rc.backend, name, c, reduce, opts...)
 }
 
 // ProcessContext is what a keyed function sees per record or timer.
 type ProcessContext[K comparable, OUT any] struct {
 	Collector[OUT]
-	backend *heap.HeapBackend[K]
+	backend keyedBackend[K]
 	op      *OperatorContext
 	// noTimers is set when the function is not a TimerFunction: its timers
 	// could never fire.
@@ -176,16 +177,77 @@ func (c *ProcessContext[K, OUT]) DeleteProcessingTimeTimer(t time.Time) { c.back
 func Process[K comparable, IN, OUT any](ks KeyedStream[K, IN], name string, newFn func() KeyedProcessFunction[K, IN, OUT], opts ...OpOption) Stream[OUT] {
 	e := ks.s.env
 	n := e.addNode(name, opts, ks.s.n.par)
-	n.sideCapable = true
+	n.sideCapable, n.keyedState = true, true
 	setFanout[OUT](n)
 	n.make = func(sub int, out any) (instance, error) {
 		fn := newFn()
 		op := &keyedOp[K, IN, OUT]{fn: fn, key: ks.key}
 		op.init(ks.codec, out.(Emitter[OUT]), fn, fn.Open)
+		op.withState(e.state)
 		return instance{op: op, ins: []any{Emitter[IN](op)}}, nil
 	}
 	connect(e, ks.s, n, 0, runtime.Hash, hashTarget(ks, n.par))
 	return Stream[OUT]{env: e, n: n}
+}
+
+// keyedBackend is a subtask's keyed-state backend as the keyed operators
+// use it (docs/design.md §4): the heap backend (heapBackend) or the Pebble
+// one, chosen per job by Config.State.Backend. State handles are made by
+// NewValueState and its siblings, which dispatch on the concrete type.
+type keyedBackend[K comparable] interface {
+	// SetCurrentKey makes k the current key, hashing it for its key group;
+	// a key outside the subtask's range is an error
+	// (heap.ErrKeyGroupOutOfRange).
+	SetCurrentKey(k K) error
+	// SetCurrentKeyInGroup is SetCurrentKey for a key whose key group the
+	// caller already computed (the hash partitioner did); it checks the
+	// range but does not hash again.
+	SetCurrentKeyInGroup(k K, kg int) error
+	CurrentKey() K
+	CurrentKeyGroup() int
+	KeyGroupRange() checkpoint.KeyGroupRange
+	MaxParallelism() int
+	NumKeys() int
+	NumTimers() int
+	NumEventTimers() int
+	// Unregistered names the restored states not registered (yet).
+	Unregistered() []string
+	// KeysOf returns the keys with an entry in state name, in key-group
+	// order, then by encoded key.
+	KeysOf(name string) ([]K, error)
+	RegisterTimer(t time.Time)
+	DeleteTimer(t time.Time)
+	NextTimer() (time.Time, bool)
+	PopDueTimer(now time.Time) (K, time.Time, bool)
+	RegisterEventTimer(ts int64)
+	DeleteEventTimer(ts int64)
+	PopEventTimer(wm int64) (K, int64, bool)
+	// Snapshot is the synchronous part of a checkpoint or savepoint.
+	Snapshot(checkpointID int64) keyedSnapshot
+	// Restore reads canonical keyed-state files (format 2).
+	Restore(files []heap.RestoreFile) error
+	// PlanRestore and Plan are the restore check's planning mode
+	// (docs/design.md §10).
+	PlanRestore(keyCodec string, states []checkpoint.StateInfo) error
+	Plan() []heap.Resolution
+	// Close releases files and memory; the backend is not used after it.
+	Close() error
+}
+
+// keyedSnapshot is what a backend's Snapshot returns: the runtime writes
+// it (WriteKeyGroups, or WriteIncremental where it implements
+// runtime.IncrementalSnapshot) and records its key codec and states in
+// _metadata.
+type keyedSnapshot interface {
+	runtime.KeyedSnapshot
+	KeyCodec() string
+	States() []checkpoint.StateInfo
+}
+
+// nativeRestorer is implemented by a backend that restores its own native
+// checkpoint files (checkpoint.StateHandle.Format set).
+type nativeRestorer interface {
+	RestoreNative(ctx context.Context, files []runtime.RestoredKeyed) error
 }
 
 // keyedCore is what every keyed operator shares: the state backend, the
@@ -195,9 +257,15 @@ type keyedCore[K comparable, OUT any] struct {
 	kc      codec.KeyCodec[K]
 	timers  TimerFunction[K, OUT]
 	open    func(*RuntimeContext[K]) error
-	backend *heap.HeapBackend[K]
+	backend keyedBackend[K]
 	pc      ProcessContext[K, OUT]
+	// state is the job's state configuration and shared backend memory
+	// (set by the builder: withState).
+	state *stateEnv
 }
+
+// withState gives the core the job's state configuration.
+func (k *keyedCore[K, OUT]) withState(st *stateEnv) { k.state = st }
 
 // init wires the core; fn is the user function (checked for timers), open
 // its Open.
@@ -215,8 +283,15 @@ func (k *keyedCore[K, OUT]) Open(ctx context.Context, rc *runtime.OperatorContex
 		return err
 	}
 	oc := k.oc
-	k.backend = heap.NewHeapBackend(k.kc, oc.MaxParallelism, oc.KeyGroups, oc.Clock)
-	if err := restoreKeyed(k.backend, oc); err != nil {
+	if k.state != nil {
+		oc.State = k.state.cfg
+	}
+	b, err := newKeyedBackend(k.state, k.kc, oc)
+	if err != nil {
+		return err
+	}
+	k.backend = b
+	if err := restoreKeyed(ctx, k.backend, oc); err != nil {
 		return err
 	}
 	k.pc.backend, k.pc.op = k.backend, oc
@@ -244,6 +319,27 @@ func (k *keyedCore[K, OUT]) plannedStates() []heap.Resolution { return k.backend
 // Snapshot freezes the keyed state (the synchronous part).
 func (k *keyedCore[K, OUT]) Snapshot(_ context.Context, b runtime.Barrier) (*runtime.OperatorSnapshot, error) {
 	return &runtime.OperatorSnapshot{Keyed: k.backend.Snapshot(b.ID)}, nil
+}
+
+// NotifyComplete tells the backend that checkpoint id completed.
+func (k *keyedCore[K, OUT]) NotifyComplete(_ context.Context, id int64) error {
+	if k.backend != nil {
+		notifyBackend(k.backend, id)
+	}
+	return nil
+}
+
+// Close releases the backend (Pebble: closes its database).
+func (k *keyedCore[K, OUT]) Close(context.Context) error {
+	if k.backend == nil {
+		return nil
+	}
+	b := k.backend
+	k.backend, k.pc.backend = nil, nil
+	if err := b.Close(); err != nil {
+		return fmt.Errorf("%s/%d: close state backend: %w", k.uid, k.sub, err)
+	}
+	return nil
 }
 
 // NextTimer returns the earliest processing-time timer.
@@ -343,7 +439,10 @@ type keyedOp[K comparable, IN, OUT any] struct {
 // restoreKeyed restores the subtask's keyed state into b, or, for a restore
 // check, puts b in planning mode for the checkpoint's states
 // (heap.PlanRestore): registrations then record what a restore would do.
-func restoreKeyed[K comparable](b *heap.HeapBackend[K], oc *OperatorContext) error {
+// Canonical keyed-state files restore into either backend; native files
+// (checkpoint.StateHandle.Format, an incremental Pebble checkpoint) only
+// into the backend that wrote them.
+func restoreKeyed[K comparable](ctx context.Context, b keyedBackend[K], oc *OperatorContext) error {
 	if oc.plan != nil {
 		kc, states := oc.plan.States()
 		if err := b.PlanRestore(kc, states); err != nil {
@@ -354,11 +453,31 @@ func restoreKeyed[K comparable](b *heap.HeapBackend[K], oc *OperatorContext) err
 	if oc.Restored == nil || len(oc.Restored.Keyed) == 0 {
 		return nil
 	}
-	files := make([]heap.RestoreFile, len(oc.Restored.Keyed))
-	for i, f := range oc.Restored.Keyed {
-		files[i] = heap.RestoreFile{Data: f.Data, Range: f.KeyGroups, Offsets: f.Offsets}
+	var files []heap.RestoreFile
+	var native []runtime.RestoredKeyed
+	for _, f := range oc.Restored.Keyed {
+		if f.Format == "" {
+			files = append(files, heap.RestoreFile{Data: f.Data, Range: f.KeyGroups, Offsets: f.Offsets})
+			continue
+		}
+		native = append(native, runtime.RestoredKeyed{Format: f.Format, Handles: f.Handles, Fetch: f.Fetch, KeyGroups: f.KeyGroups})
 	}
-	if err := b.Restore(files); err != nil {
+	var err error
+	switch {
+	case len(native) > 0 && len(files) > 0:
+		err = fmt.Errorf("%w: the checkpoint mixes canonical and %s keyed-state files for one subtask", state.ErrCorrupt, native[0].Format)
+	case len(native) > 0:
+		nr, ok := b.(nativeRestorer)
+		if !ok {
+			err = fmt.Errorf("%w: the checkpoint holds keyed state in the %q format of another state backend than this job's (state.backend %s): restore it with the backend that wrote it, or restore a savepoint (canonical format, any backend)",
+				checkpoint.ErrIncompatible, native[0].Format, oc.State.Backend)
+			break
+		}
+		err = nr.RestoreNative(ctx, native)
+	default:
+		err = b.Restore(files)
+	}
+	if err != nil {
 		return fmt.Errorf("%s/%d: restore keyed state from checkpoint %d: %w", oc.UID, oc.Subtask, oc.Restored.CheckpointID, err)
 	}
 	return nil
@@ -443,12 +562,13 @@ type KeyedCoProcessFunction[K comparable, A, B, OUT any] interface {
 func CoProcess[K comparable, A, B, OUT any](cs ConnectedStreams[K, A, B], name string, newFn func() KeyedCoProcessFunction[K, A, B, OUT], opts ...OpOption) Stream[OUT] {
 	e := cs.a.s.env
 	n := e.addNode(name, opts, cs.a.s.n.par)
-	n.sideCapable = true
+	n.sideCapable, n.keyedState = true, true
 	setFanout[OUT](n)
 	n.make = func(sub int, out any) (instance, error) {
 		fn := newFn()
 		op := &coOp[K, A, B, OUT]{fn: fn, keyA: cs.a.key, keyB: cs.b.key}
 		op.init(cs.a.codec, out.(Emitter[OUT]), fn, fn.Open)
+		op.withState(e.state)
 		return instance{op: op, ins: []any{Emitter[A](coInput1[K, A, B, OUT]{op}), Emitter[B](coInput2[K, A, B, OUT]{op})}}, nil
 	}
 	connect(e, cs.a.s, n, 0, runtime.Hash, hashTarget(cs.a, n.par))

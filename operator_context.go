@@ -49,6 +49,15 @@ type OperatorContext struct {
 	// taken over its checkpoints (docs/design.md §9); see CheckFenced. The
 	// runtime sets it; tests of a sink may set their own.
 	Fence func(ctx context.Context, op string) error
+	// LocalDir is this operator subtask's directory for a state backend's
+	// working files (the Pebble database) and task-local state copies, the
+	// same path in every attempt and process of the job (under
+	// Config.State.LocalDir); empty outside a job, where a backend uses a
+	// temporary directory.
+	LocalDir string
+	// State is the job's state configuration, defaults applied: set for
+	// keyed operators (keyed functions, windows), zero for others.
+	State StateConfig
 
 	// stats is the task's counters (nil outside a task): operators built
 	// on the keyed function API count late records in it.
@@ -102,6 +111,15 @@ type RestoredKeyed struct {
 	KeyGroups checkpoint.KeyGroupRange
 	// Offsets holds where each key group of KeyGroups starts in Data.
 	Offsets []int64
+	// Format is empty for the canonical keyed-state file above; otherwise
+	// a state backend's native format (checkpoint.StateHandle.Format, such
+	// as an incremental Pebble checkpoint).
+	Format string
+	// Handles are the files of a native format, read with Fetch.
+	Handles []checkpoint.StateHandle
+	// Fetch copies the file of h to the local path dst, verifying its size
+	// and checksum. Set with Handles.
+	Fetch func(ctx context.Context, h checkpoint.StateHandle, dst string) error
 }
 
 // operatorContext converts the runtime's context once per Open; the
@@ -110,12 +128,13 @@ func operatorContext(rc *runtime.OperatorContext) *OperatorContext {
 	c := &OperatorContext{
 		UID: rc.UID, Name: rc.Name, Subtask: rc.Subtask, Parallelism: rc.Parallelism, MaxParallelism: rc.MaxParallelism,
 		KeyGroups: rc.KeyGroups, Attempt: rc.Attempt, RunID: rc.RunID, Clock: rc.Clock, Logger: rc.Logger, Faults: rc.Faults,
-		Fence: rc.Fence, stats: rc.Stats, plan: rc.PlanOnly,
+		Fence: rc.Fence, LocalDir: rc.LocalDir, stats: rc.Stats, plan: rc.PlanOnly,
 	}
 	if rs := rc.Restored; rs != nil {
 		c.Restored = &RestoredState{CheckpointID: rs.CheckpointID, Superseded: rs.Superseded, Operator: rs.Operator}
 		for _, k := range rs.Keyed {
-			c.Restored.Keyed = append(c.Restored.Keyed, RestoredKeyed{Data: k.Data, KeyGroups: k.KeyGroups, Offsets: k.Offsets})
+			c.Restored.Keyed = append(c.Restored.Keyed, RestoredKeyed{Data: k.Data, KeyGroups: k.KeyGroups, Offsets: k.Offsets,
+				Format: k.Format, Handles: k.Handles, Fetch: k.Fetch})
 		}
 	}
 	return c

@@ -38,8 +38,13 @@ func (o *windowOp[K, T, ACC, OUT]) openFast() error {
 	if o.panes {
 		name = "window-panes"
 	}
+	hb, ok := o.backend.(heapBackend[wkey[K]])
+	if !ok {
+		// fastPath is decided with the job's backend: a bug if reached.
+		return fmt.Errorf("window fast path on the %s state backend: it needs the heap backend", o.oc.State.Backend)
+	}
 	enc := heap.PairEncoding[K]{AppendKey: o.kc.Append, AppendWindow: appendWindow}
-	ws, err := heap.NewWindowMajor(o.backend, name, o.f.accCodec, o.kc.Hash, wkeyPair[K], wkeySplit[K], enc, o.slide, o.lateness)
+	ws, err := heap.NewWindowMajor(hb.HeapBackend, name, o.f.accCodec, o.kc.Hash, wkeyPair[K], wkeySplit[K], enc, o.slide, o.lateness)
 	if err != nil {
 		return err
 	}

@@ -78,6 +78,7 @@ func TestWindowFastPathTaken(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			cfg, clk := evConfig(t, 2)
+			cfg.State.Backend = sluice.StateBackendHeap // the fast path is heap state
 			j := &winJob{ooo: time.Second, build: c.build, window: func(ks sluice.KeyedStream[string, evRec]) sluice.WindowedStream[string, evRec] {
 				ws := sluice.Window(ks, c.a).SideOutputLateData(lateTag)
 				if c.opt != nil {
@@ -140,6 +141,7 @@ func TestWindowFastMatchesGeneric(t *testing.T) {
 				var results, lates [2][]string
 				for i, generic := range []bool{false, true} {
 					cfg, clk := evConfig(t, 1)
+					cfg.State.Backend = sluice.StateBackendHeap // the fast path is heap state
 					out, late := newCollector[string](), newCollector[string]()
 					j := &winJob{ooo: 2 * time.Second, build: build, window: func(ks sluice.KeyedStream[string, evRec]) sluice.WindowedStream[string, evRec] {
 						ws := sluice.Window(ks, a.a).AllowedLateness(3 * time.Second).SideOutputLateData(lateTag)
@@ -177,7 +179,10 @@ func TestWindowFastMatchesGeneric(t *testing.T) {
 // path at 3 and 1, and one taken by the generic path restores into the
 // fast path at 1; each time both runs together emit what a run without
 // the stop emits, every window once. So the two paths' checkpoints hold
-// the same entries under the same names, split by key group.
+// the same entries under the same names, split by key group. The Pebble
+// backend has no fast path: a fast-path savepoint restores into a Pebble
+// job (generic path) at 3, and a Pebble savepoint into a fast-path heap
+// job at 1.
 func TestWindowFastSavepointInterchange(t *testing.T) {
 	t.Parallel()
 	for _, a := range []struct {
@@ -205,16 +210,20 @@ func TestWindowFastSavepointInterchange(t *testing.T) {
 			for _, c := range []struct {
 				from, to bool // generic?
 				par2     int
-			}{{false, true, 3}, {false, false, 3}, {false, false, 1}, {true, false, 1}} {
-				t.Run(fmt.Sprintf("generic=%v→generic=%v,2→%d", c.from, c.to, c.par2), func(t *testing.T) {
+				b1, b2   string // state backends
+			}{{false, true, 3, "heap", "heap"}, {false, false, 3, "heap", "heap"}, {false, false, 1, "heap", "heap"}, {true, false, 1, "heap", "heap"},
+				{false, true, 3, "heap", "pebble"}, {true, false, 1, "pebble", "heap"}} {
+				t.Run(fmt.Sprintf("%s,generic=%v→%s,generic=%v,2→%d", c.b1, c.from, c.b2, c.to, c.par2), func(t *testing.T) {
 					t.Parallel()
 					cfg1, clk1 := evConfig(t, 2)
+					cfg1.State.Backend = c.b1
 					atHold := make(chan struct{})
 					out1 := newCollector[string]()
 					j1 := job(c.from)
 					sp := stopAtHold(t, j1.env(cfg1, &scriptSource{scripts: rescaleScripts(), clk: clk1, interval: time.Second, atHold: atHold}, out1, nil), cfg1, atHold)
 					cfg2, clk2 := evConfig(t, c.par2)
 					cfg2.FromCheckpoint = sp
+					cfg2.State.Backend = c.b2
 					out2 := newCollector[string]()
 					j2 := job(c.to)
 					run(t, j2.env(cfg2, &scriptSource{scripts: rescaleScripts(), clk: clk2, interval: time.Second, release: true}, out2, nil))

@@ -215,6 +215,7 @@ type windowProbe struct {
 func windowNode[K comparable, T, ACC, OUT any](ws WindowedStream[K, T], name string, opts []OpOption, mk func() *winFuncs[K, T, ACC, OUT]) Stream[OUT] {
 	e := ws.ks.s.env
 	n := e.addNode(name, opts, ws.ks.s.n.par)
+	n.keyedState = true
 	n.sideCapable = true
 	n.winProbe = &windowProbe{}
 	setFanout[OUT](n)
@@ -268,7 +269,10 @@ func windowNode[K comparable, T, ACC, OUT any](ws WindowedStream[K, T], name str
 		if slide, ok := a.Panes(); ok && !op.list && tr == a.DefaultTrigger() {
 			op.panes, op.slide = true, slide
 		}
-		op.fast = fastPath(a, tr, op.list) && !ws.generic
+		// The window-major fast path is heap state; the Pebble backend
+		// keeps the generic path's layout, which both checkpoint alike.
+		op.fast = fastPath(a, tr, op.list) && !ws.generic && e.state.cfg.Backend == StateBackendHeap
+		op.state = e.state
 		op.wc.out = out.(Emitter[OUT])
 		return instance{op: op, ins: []any{Emitter[T](op)}}, nil
 	}
@@ -306,11 +310,13 @@ type windowOp[K comparable, T, ACC, OUT any] struct {
 	ws         *heap.WindowMajor[wkey[K], K, ACC]
 	scratchAcc map[K]ACC
 
-	backend *heap.HeapBackend[wkey[K]]
-	acc     state.ValueState[ACC]
-	elems   state.ListState[tsElem[T]]
-	trig    state.ValueState[window.State]
-	sets    state.ValueState[*window.MergingSet]
+	backend keyedBackend[wkey[K]]
+	// state is the job's state configuration (set by the builder).
+	state *stateEnv
+	acc   state.ValueState[ACC]
+	elems state.ListState[tsElem[T]]
+	trig  state.ValueState[window.State]
+	sets  state.ValueState[*window.MergingSet]
 
 	wc   WindowContext[OUT]
 	tm   *runtime.Time
@@ -356,26 +362,31 @@ func (o *windowOp[K, T, ACC, OUT]) Open(ctx context.Context, rc *runtime.Operato
 		return fmt.Errorf("%s: %w", o.uid, o.sideErr)
 	}
 	oc := o.oc
-	o.backend = heap.NewHeapBackend[wkey[K]](newWkeyCodec(o.kc), oc.MaxParallelism, oc.KeyGroups, oc.Clock)
-	if err := restoreKeyed(o.backend, oc); err != nil {
-		return err
+	if o.state != nil {
+		oc.State = o.state.cfg
 	}
 	var err error
+	if o.backend, err = newKeyedBackend[wkey[K]](o.state, newWkeyCodec(o.kc), oc); err != nil {
+		return err
+	}
+	if err := restoreKeyed(ctx, o.backend, oc); err != nil {
+		return err
+	}
 	if o.fast {
 		err = o.openFast()
 		o.probe.fast.Add(1)
 	} else if o.list {
-		o.elems, err = heap.List(o.backend, "window-elements", codec.Codec[tsElem[T]](tsElemCodec[T]{o.f.elemCodec}))
+		o.elems, err = newListState(o.backend, "window-elements", codec.Codec[tsElem[T]](tsElemCodec[T]{o.f.elemCodec}))
 	} else if o.panes {
-		o.acc, err = heap.Value(o.backend, "window-panes", o.f.accCodec)
+		o.acc, err = newValueState(o.backend, "window-panes", o.f.accCodec)
 	} else {
-		o.acc, err = heap.Value(o.backend, "window-acc", o.f.accCodec)
+		o.acc, err = newValueState(o.backend, "window-acc", o.f.accCodec)
 	}
 	if err == nil && o.trigSt {
-		o.trig, err = heap.Value(o.backend, "window-trigger", codec.Codec[window.State](trigStateCodec{}))
+		o.trig, err = newValueState(o.backend, "window-trigger", codec.Codec[window.State](trigStateCodec{}))
 	}
 	if err == nil && o.merging {
-		o.sets, err = heap.Value(o.backend, "window-sessions", codec.Codec[*window.MergingSet](setCodec{}))
+		o.sets, err = newValueState(o.backend, "window-sessions", codec.Codec[*window.MergingSet](setCodec{}))
 		o.scratch = &window.MergingSet{}
 	}
 	if err != nil {
@@ -398,6 +409,27 @@ func (o *windowOp[K, T, ACC, OUT]) Open(ctx context.Context, rc *runtime.Operato
 		o.late, o.lateSide = &atomic.Int64{}, &atomic.Int64{}
 	}
 	o.wc.op = oc
+	return nil
+}
+
+// NotifyComplete tells the backend that checkpoint id completed.
+func (o *windowOp[K, T, ACC, OUT]) NotifyComplete(_ context.Context, id int64) error {
+	if o.backend != nil {
+		notifyBackend(o.backend, id)
+	}
+	return nil
+}
+
+// Close releases the state backend (Pebble: closes its database).
+func (o *windowOp[K, T, ACC, OUT]) Close(context.Context) error {
+	if o.backend == nil {
+		return nil
+	}
+	b := o.backend
+	o.backend = nil
+	if err := b.Close(); err != nil {
+		return fmt.Errorf("%s/%d: close state backend: %w", o.uid, o.sub, err)
+	}
 	return nil
 }
 

@@ -166,6 +166,8 @@ func TestStandardKeysChecked(t *testing.T) {
 		{nil, []string{"--http", "0.0.0.0:8081"}, "--http: 0.0.0.0:8081 (0.0.0.0) is not a loopback address: set http-token"},
 		{nil, []string{"--http", ":8081"}, "--http: :8081 (every interface) is not a loopback address"},
 		{map[string]string{"SLUICE_HTTP": "localhost"}, nil, "SLUICE_HTTP (http): \"localhost\" is not host:port"},
+		{nil, []string{"--state-backend", "rocks"}, `--state-backend: "rocks" is not a state backend (heap, pebble)`},
+		{map[string]string{"SLUICE_STATE_MEMORY": "1MiB"}, nil, "SLUICE_STATE_MEMORY (state-memory): must be at least 8MiB, got 1MiB"},
 	} {
 		var brokers string
 		c, out := testCmd(tc.env, &brokers)
@@ -189,6 +191,37 @@ func TestStandardKeysChecked(t *testing.T) {
 	}
 	if _, err := c.engineConfig(true); err != nil {
 		t.Fatalf("every interface with a token: %v\n%s", err, out)
+	}
+}
+
+// TestStateKeys: the state keys reach sluice.Config.State, from the
+// command line, the environment and the file alike.
+func TestStateKeys(t *testing.T) {
+	file := writeFile(t, "job.yaml", "state-backend: pebble\nstate-memory: 64MiB\n")
+	var brokers string
+	c, out := testCmd(map[string]string{"SLUICE_STATE_INCREMENTAL": "true"}, &brokers)
+	fs, err := c.flags("run", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.parse(fs, []string{"--config", file, "--state-local-dir", "/tmp/x", "--state-local-recovery"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := c.engineConfig(false)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	want := sluice.StateConfig{Backend: "pebble", MemoryBytes: 64 << 20, LocalDir: "/tmp/x", Incremental: true, LocalRecovery: true}
+	if cfg.State != want {
+		t.Errorf("State = %+v, want %+v", cfg.State, want)
+	}
+	c, _ = testCmd(nil, &brokers)
+	fs, _ = c.flags("run", "")
+	if err := c.parse(fs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := c.engineConfig(false); err != nil || cfg.State.Backend != "heap" || cfg.State.MemoryBytes != sluice.DefaultStateMemory {
+		t.Errorf("defaults: %+v, %v", cfg.State, err)
 	}
 }
 

@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/bytesize"
 	"github.com/sluicehq/sluice/internal/httpapi"
 	"github.com/sluicehq/sluice/internal/logfmt"
 )
@@ -124,6 +125,7 @@ type Job struct {
 var StandardKeys = []string{
 	"config", "parallelism", "checkpoint-dir", "savepoint-dir", "from-savepoint", "allow-non-restored-state",
 	"http", "http-token", "log-level", "log-format", "pprof",
+	"state-backend", "state-memory", "state-local-dir", "state-incremental", "state-local-recovery",
 }
 
 // ErrUsage is wrapped by the errors of Run that are the caller's mistake
@@ -240,6 +242,12 @@ type cmd struct {
 	logLevel         string
 	logFormat        string
 	pprof            bool
+	// The state backend's keys (sluice.StateConfig).
+	stateBackend       string
+	stateMemory        int64
+	stateLocalDir      string
+	stateIncremental   bool
+	stateLocalRecovery bool
 
 	res *resolver
 }
@@ -276,6 +284,12 @@ func (c *cmd) flags(name, usage string) (fs *flag.FlagSet, err error) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", logfmt.Text, logfmt.Usage)
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the control API (needs http; behind http-token when one is set)")
+	fs.StringVar(&c.stateBackend, "state-backend", sluice.StateBackendHeap, "keyed-state backend (state.backend): heap (Go maps; state must fit in memory) or pebble (on local disk, for state larger than memory)")
+	c.stateMemory = sluice.DefaultStateMemory
+	fs.Var(bytesize.Value{N: &c.stateMemory}, "state-memory", "pebble backend's memory for block cache and memtables of all keyed operators in the process (state.memory), e.g. 512MiB")
+	fs.StringVar(&c.stateLocalDir, "state-local-dir", "", "directory of the state backends' working files and local state copies (state.local-dir; default <checkpoint-dir>/../local/<job>)")
+	fs.BoolVar(&c.stateIncremental, "state-incremental", false, "write checkpoints incrementally: only what changed since a retained checkpoint (state.incremental; savepoints stay complete)")
+	fs.BoolVar(&c.stateLocalRecovery, "state-local-recovery", false, "keep a local copy of each checkpoint's keyed state and restore from it on a restart on this machine (state.local-recovery)")
 	if c.j.Flags != nil {
 		defer func() {
 			// The flag package panics on a redeclared flag.
@@ -348,10 +362,18 @@ func (c *cmd) engineConfig(serving bool) (sluice.Config, error) {
 			problems = append(problems, fmt.Sprintf("%s: %v", c.source("http"), strings.TrimPrefix(err.Error(), "http: ")))
 		}
 	}
+	if c.stateBackend != sluice.StateBackendHeap && c.stateBackend != sluice.StateBackendPebble {
+		problems = append(problems, fmt.Sprintf("%s: %q is not a state backend (heap, pebble)", c.source("state-backend"), c.stateBackend))
+	}
+	if c.stateMemory < sluice.MinStateMemory {
+		problems = append(problems, fmt.Sprintf("%s: must be at least %s, got %s", c.source("state-memory"), bytesize.Format(sluice.MinStateMemory), bytesize.Format(c.stateMemory)))
+	}
 	cfg := sluice.Config{
 		JobName: c.j.Name, Parallelism: c.parallelism, CheckpointDir: c.checkpointDir, SavepointDir: c.savepointDir,
 		FromCheckpoint: c.fromSavepoint, AllowNonRestoredState: c.allowNonRestored,
 		Logger: logfmt.New(c.stderr, c.logFormat, level),
+		State: sluice.StateConfig{Backend: c.stateBackend, MemoryBytes: c.stateMemory, LocalDir: c.stateLocalDir,
+			Incremental: c.stateIncremental, LocalRecovery: c.stateLocalRecovery},
 	}
 	if len(problems) == 0 && c.j.Validate != nil {
 		if err := c.j.Validate(cfg); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/benchjob"
+	"github.com/sluicehq/sluice/internal/bytesize"
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -30,6 +31,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	kafkaRecords := fs.Int64("kafka-records", 2_000_000, "records per Kafka pipeline run")
 	recovery := fs.Bool("recovery", true, "also measure recovery time after an injected failure in keyed-sum")
 	dir := fs.String("dir", "", "checkpoint directory (default: a temporary directory, removed afterwards)")
+	var sf stateFlags
+	sf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: sluice bench [flags]\n       sluice bench nexmark [flags] (see sluice bench nexmark --help)\n\nRuns each pipeline on bounded datagen input twice, without and with checkpoints,\nand prints throughput, the longest synchronous snapshot pause, the longest\ncheckpoint, and the process's peak RSS.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -43,6 +46,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	check.atLeast("parallelism", int64(*par), 1)
 	check.positive("checkpoint-interval", *interval)
 	check.atLeast("kafka-records", *kafkaRecords, 1)
+	sf.check(&check)
 	if err := check.err(stderr); err != nil {
 		return err
 	}
@@ -71,7 +75,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return nil
 	}
-	fmt.Fprintf(stdout, "sluice bench: %d cores (GOMAXPROCS %d), %s/%s, %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Fprintf(stdout, "sluice bench: %d cores (GOMAXPROCS %d), %s/%s, %s, state backend %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version(), stateLabel(sf))
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "pipeline\tcheckpoints\trecords\trecords/s\tcompleted\tmax sync pause\tmax checkpoint\tpeak RSS\t")
 	for i, p := range strings.Split(*pipelines, ",") {
@@ -85,7 +89,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		var base float64
 		for _, iv := range []time.Duration{0, *interval} {
 			o := benchjob.Options{Pipeline: p, Records: n, Keys: k, Parallelism: *par, CheckpointInterval: iv,
-				Dir: fmt.Sprintf("%s/%d-%v", root, i, iv)}
+				Dir: fmt.Sprintf("%s/%d-%v", root, i, iv), State: sf.stateConfig()}
 			r, err := benchjob.Run(ctx, o)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p, err)
@@ -112,7 +116,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// after the first checkpoints (every 200ms), restart delay 0.
 		n := *records / 5
 		o := benchjob.Options{Pipeline: benchjob.KeyedSum, Records: n, Keys: *keys, Parallelism: *par,
-			CheckpointInterval: 200 * time.Millisecond, Dir: root + "/recovery", FailAfter: int(n / int64(*par) * 3 / 4)}
+			CheckpointInterval: 200 * time.Millisecond, Dir: root + "/recovery", FailAfter: int(n / int64(*par) * 3 / 4), State: sf.stateConfig()}
 		r, err := benchjob.Run(ctx, o)
 		if err != nil {
 			return fmt.Errorf("recovery: %w", err)
@@ -120,4 +124,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "recovery: %d restart(s); last recovery (failure → tasks running on restored state) %v\n", r.Restarts, r.Recovery.Round(time.Millisecond))
 	}
 	return nil
+}
+
+// stateLabel names the backend of a bench run, with the pebble budget.
+func stateLabel(sf stateFlags) string {
+	if sf.stateBackend == "pebble" {
+		return fmt.Sprintf("pebble (memory %s)", bytesize.Format(sf.stateMemory))
+	}
+	return sf.stateBackend
 }

@@ -54,6 +54,8 @@ type demoFlags struct {
 	// internal/httpapi) and the dashboard (internal/dashboard) while it
 	// runs; http "off" serves nothing.
 	http, httpToken string
+	// The keyed-state backend (stateFlags, flags.go).
+	stateFlags
 	// Operations (cmd/sluice/ops.go).
 	opsFlags
 }
@@ -124,6 +126,7 @@ Flags:
 	fs.StringVar(&f.httpToken, "http-token", os.Getenv("SLUICE_HTTP_TOKEN"), "bearer token of the control API's savepoint and stop calls (default $SLUICE_HTTP_TOKEN)")
 	fs.Func("from-savepoint", "like --from-checkpoint, for a savepoint directory (file pipeline)", func(v string) error { f.from = v; return nil })
 	f.opsFlags.register(fs)
+	f.stateFlags.register(fs)
 	fs.StringVar(&f.from, "from-checkpoint", "", "resume from this checkpoint directory (e.g. data/demo/checkpoints/chk-12) of an earlier run, keeping its output; pass that run's --seed")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -150,6 +153,7 @@ Flags:
 	check.nonNegative("min-pause", f.minPause)
 	check.nonNegative("fail-every", f.failEvery)
 	check.nonNegative("buffer-timeout", f.bufTimeout)
+	f.stateFlags.check(&check)
 	if f.http != "" && f.http != "off" {
 		if err := httpapi.CheckAddr(f.http, f.httpToken != ""); err != nil {
 			check.fail("--%v", err)
@@ -236,6 +240,7 @@ func demo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		AllowNonRestoredState: f.allowNonRestored,
 		AllowSourceChange:     f.allowSource,
 		Restart:               restart.FixedDelay{Attempts: 1 << 30, Delay: 50 * time.Millisecond},
+		State:                 f.stateConfig(),
 		Seed:                  int64(f.seed),
 		Logger:                logger,
 		Faults:                inj,

@@ -113,6 +113,7 @@ func demoWindows(ctx context.Context, f demoFlags, stdout, stderr io.Writer) err
 		Checkpoint:        checkpoint.Config{Interval: f.interval, MinPause: noneIfZero(f.minPause), Mode: checkpoint.Mode(f.mode)},
 		CheckpointDir:     ckDir,
 		Restart:           restart.FixedDelay{Attempts: 1 << 30, Delay: restartDelay},
+		State:             f.stateConfig(),
 		Seed:              int64(f.seed),
 		Logger:            logger,
 		Faults:            inj,

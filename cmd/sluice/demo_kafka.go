@@ -59,7 +59,7 @@ func demoKafka(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error
 		Parallelism: f.parallelism, CheckpointInterval: f.interval, MinPause: noneIfZero(f.minPause), BufferTimeout: bufferTimeout(f.bufTimeout), Delivery: delivery,
 		CheckpointDir: ckDir, Restart: restart.FixedDelay{Attempts: 1 << 30, Delay: 50 * time.Millisecond},
 		Faults: inj, Logger: logger, Seed: int64(f.seed),
-		AllowNonRestoredState: f.allowNonRestored, AllowSourceChange: f.allowSource,
+		AllowNonRestoredState: f.allowNonRestored, AllowSourceChange: f.allowSource, State: f.stateConfig(),
 	})
 	if err != nil {
 		return err

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/bytesize"
 )
 
 // flagCheck checks numeric flags after parsing. On the command line a
@@ -59,4 +63,41 @@ func noneIfZero(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// stateFlags are the keyed-state backend's flags (sluice.StateConfig) of the
+// commands that run a job in this process (demo, bench).
+type stateFlags struct {
+	stateBackend       string
+	stateMemory        int64
+	stateLocalDir      string
+	stateIncremental   bool
+	stateLocalRecovery bool
+}
+
+// register declares --state-backend, --state-memory, --state-local-dir,
+// --state-incremental and --state-local-recovery on fs.
+func (s *stateFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.stateBackend, "state-backend", sluice.StateBackendHeap, "keyed-state backend (state.backend): heap (Go maps; state must fit in memory) or pebble (on local disk, for state larger than memory)")
+	s.stateMemory = sluice.DefaultStateMemory
+	fs.Var(bytesize.Value{N: &s.stateMemory}, "state-memory", "pebble backend: memory for block cache and memtables of every keyed operator in the process (state.memory), e.g. 64MiB")
+	fs.StringVar(&s.stateLocalDir, "state-local-dir", "", "directory of the state backends' working files and local state copies (state.local-dir; default next to the checkpoint directory)")
+	fs.BoolVar(&s.stateIncremental, "state-incremental", false, "write checkpoints incrementally (state.incremental)")
+	fs.BoolVar(&s.stateLocalRecovery, "state-local-recovery", false, "restore from a local copy of the checkpoint's keyed state after a restart (state.local-recovery)")
+}
+
+// check refuses an unknown backend and a memory budget below the least.
+func (s *stateFlags) check(c *flagCheck) {
+	if s.stateBackend != sluice.StateBackendHeap && s.stateBackend != sluice.StateBackendPebble {
+		c.fail("--state-backend: %q is not a state backend (heap, pebble)", s.stateBackend)
+	}
+	if s.stateMemory < sluice.MinStateMemory {
+		c.fail("--state-memory: must be at least %s, got %s", bytesize.Format(sluice.MinStateMemory), bytesize.Format(s.stateMemory))
+	}
+}
+
+// stateConfig is the sluice.StateConfig the flags describe.
+func (s *stateFlags) stateConfig() sluice.StateConfig {
+	return sluice.StateConfig{Backend: s.stateBackend, MemoryBytes: s.stateMemory, LocalDir: s.stateLocalDir,
+		Incremental: s.stateIncremental, LocalRecovery: s.stateLocalRecovery}
 }

@@ -117,7 +117,7 @@ func countJob() job.Job {
 				Parallelism: cfg.Parallelism, CheckpointInterval: interval, MinPause: noneIfZero(minPause), Delivery: delivery,
 				CheckpointDir: cfg.CheckpointDir, SavepointDir: cfg.SavepointDir, Restart: policy, Logger: cfg.Logger,
 				FromCheckpoint: cfg.FromCheckpoint, AllowNonRestoredState: cfg.AllowNonRestoredState, AllowSourceChange: allowSource,
-				TransactionTimeout: txnTimeout, AcceptLostTransactions: acceptLost,
+				TransactionTimeout: txnTimeout, AcceptLostTransactions: acceptLost, State: cfg.State,
 			})
 			if err != nil && strings.Contains(err.Error(), kafka.KeySinkTransactionTimeout) {
 				return nil, fmt.Errorf("%w (%s is --transaction-timeout here)", err, kafka.KeySinkTransactionTimeout)

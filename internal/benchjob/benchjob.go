@@ -51,6 +51,8 @@ type Options struct {
 	// still taken when the bounded input ends).
 	CheckpointInterval time.Duration
 	Dir                string
+	// State is the keyed-state backend's configuration (zero: heap).
+	State sluice.StateConfig
 	// FailAfter, when positive, injects one failure in the keyed operator
 	// after that many of its records, to measure recovery (restart delay 0).
 	FailAfter int
@@ -99,6 +101,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Checkpoint:    checkpoint.Config{Interval: interval},
 		CheckpointDir: o.Dir,
 		Restart:       restart.None{},
+		State:         o.State,
 		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 	}
 	if o.FailAfter > 0 {

@@ -60,6 +60,18 @@ type run struct {
 	failures    int
 	from        string
 	sink        func(dir string) sluice.SinkProvider[Count]
+	// state is the keyed-state backend (zero: heap).
+	state sluice.StateConfig
+}
+
+// backendOf picks iteration i's state backend: heap and pebble by turns,
+// starting where the seed says, so any two iterations cover both. Pebble
+// runs take incremental checkpoints or not at random.
+func backendOf(i int, seed uint64, rng *rand.Rand) sluice.StateConfig {
+	if (uint64(i)+seed)%2 == 0 {
+		return sluice.StateConfig{Backend: sluice.StateBackendHeap}
+	}
+	return sluice.StateConfig{Backend: sluice.StateBackendPebble, MemoryBytes: 16 << 20, Incremental: rng.IntN(2) == 0}
 }
 
 func exactlyOnceSink(dir string) sluice.SinkProvider[Count] {
@@ -93,6 +105,7 @@ func runJob(t *testing.T, rng *rand.Rand, r run, dir string) *sluice.Result {
 		Restart:        restart.FixedDelay{Attempts: 1000, Delay: time.Millisecond},
 		Faults:         inj,
 		Logger:         quietLogger(),
+		State:          r.state,
 	})
 	sink := r.sink
 	if sink == nil {
@@ -154,13 +167,14 @@ func TestExactlyOnceUnderFailures(t *testing.T) {
 	totalFired := 0
 	for i := 0; i < n; i++ {
 		r := run{gen: randomGen(rng), parallelism: 1 + rng.IntN(3), sourcePar: 1 + rng.IntN(3), mode: checkpoint.ExactlyOnce, failures: 1 + rng.IntN(4)}
+		r.state = backendOf(i, seed, rng)
 		dir := t.TempDir()
 		res := runJob(t, rng, r, dir)
 		rep := check(t, r.gen, dir)
-		t.Logf("iteration %d: %+v parallelism %d/%d: %d restarts, %d checkpoints, produced %d committed %d",
-			i, r.gen, r.sourcePar, r.parallelism, res.Restarts, res.Checkpoints, rep.Produced, rep.Committed)
+		t.Logf("iteration %d: %+v parallelism %d/%d, state %+v: %d restarts, %d checkpoints, produced %d committed %d",
+			i, r.gen, r.sourcePar, r.parallelism, r.state, res.Restarts, res.Checkpoints, rep.Produced, rep.Committed)
 		if rep.Lost != 0 || rep.Duplicated != 0 {
-			t.Fatalf("iteration %d (seed %d): %d lost, %d duplicated: %v", i, seed, rep.Lost, rep.Duplicated, rep.Examples)
+			t.Fatalf("iteration %d (seed %d, state backend %s): %d lost, %d duplicated: %v", i, seed, r.state.Backend, rep.Lost, rep.Duplicated, rep.Examples)
 		}
 		totalFired += int(res.Restarts)
 	}
@@ -176,6 +190,7 @@ func TestAtLeastOnceNeverLoses(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 2))
 	for i := 0; i < iterations(t, 3); i++ {
 		r := run{gen: randomGen(rng), parallelism: 1 + rng.IntN(3), sourcePar: 1 + rng.IntN(3), mode: checkpoint.AtLeastOnce, failures: 1 + rng.IntN(3)}
+		r.state = backendOf(i, seed, rng)
 		dir := t.TempDir()
 		runJob(t, rng, r, dir)
 		rep := check(t, r.gen, dir)

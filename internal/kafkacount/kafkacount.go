@@ -71,9 +71,11 @@ type Options struct {
 	AllowSourceChange     bool
 	// Restart is the restart policy; nil means restart.Default().
 	Restart restart.Policy
-	Faults  *fault.Injector
-	Logger  *slog.Logger
-	Seed    int64
+	// State is sluice.Config.State: the keyed-state backend.
+	State  sluice.StateConfig
+	Faults *fault.Injector
+	Logger *slog.Logger
+	Seed   int64
 }
 
 // New builds the job.
@@ -109,6 +111,7 @@ func New(o Options) (*sluice.Environment, error) {
 		AllowNonRestoredState: o.AllowNonRestoredState,
 		AllowSourceChange:     o.AllowSourceChange,
 		Restart:               o.Restart,
+		State:                 o.State,
 		Faults:                o.Faults,
 		Logger:                o.Logger,
 		Seed:                  o.Seed,

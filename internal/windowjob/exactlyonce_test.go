@@ -70,6 +70,18 @@ type jobRun struct {
 	maxSkip int
 	stage   stage
 	sink    sluice.SinkProvider[Output]
+	// state is the keyed-state backend (zero: heap).
+	state sluice.StateConfig
+}
+
+// backendOf picks iteration i's state backend: heap and pebble by turns,
+// starting where the seed says, so any two iterations cover both (on
+// Pebble the windows take the generic path).
+func backendOf(i int, seed uint64) sluice.StateConfig {
+	if (uint64(i)+seed)%2 == 0 {
+		return sluice.StateConfig{Backend: sluice.StateBackendHeap}
+	}
+	return sluice.StateConfig{Backend: sluice.StateBackendPebble, MemoryBytes: 16 << 20}
 }
 
 // runJob runs r with its failures injected at random operators and points
@@ -119,6 +131,7 @@ func runJob(t *testing.T, rng *rand.Rand, r jobRun, dir string) int64 {
 		Restart:       restart.FixedDelay{Attempts: 1000, Delay: time.Millisecond},
 		Faults:        inj,
 		Logger:        quietLogger(),
+		State:         r.state,
 	})
 	build(env, NewSource(r.cfg), r.sink, r.parallelism, r.stage)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -187,13 +200,13 @@ func TestWindowsExactlyOnceUnderFailures(t *testing.T) {
 			for i := range iterations(t, 3) {
 				dir := t.TempDir()
 				r := jobRun{cfg: randomConfig(rng, 20_000), parallelism: 1 + rng.IntN(3), failures: 1 + rng.IntN(3),
-					interval: 10 * time.Millisecond, maxSkip: 200, stage: st.s, sink: FileSink(filepath.Join(dir, "output"))}
+					interval: 10 * time.Millisecond, maxSkip: 200, stage: st.s, sink: FileSink(filepath.Join(dir, "output")), state: backendOf(i, seed)}
 				restarts := runJob(t, rng, r, dir)
 				outs, err := ReadDir(filepath.Join(dir, "output"))
 				if err != nil {
 					t.Fatal(err)
 				}
-				t.Logf("iteration %d (parallelism %d, %d failures)", i, r.parallelism, r.failures)
+				t.Logf("iteration %d (parallelism %d, %d failures, state backend %s, seed %d)", i, r.parallelism, r.failures, r.state.Backend, seed)
 				check(t, r.cfg, outs, restarts)
 			}
 		})
@@ -247,13 +260,13 @@ func TestWindowsKafkaExactlyOnceUnderFailures(t *testing.T) {
 					t.Fatal(err)
 				}
 				r := jobRun{cfg: randomConfig(rng, 5_000), parallelism: 1 + rng.IntN(3), failures: 1 + rng.IntN(3),
-					interval: 50 * time.Millisecond, maxSkip: 10, stage: st.s, sink: sink}
+					interval: 50 * time.Millisecond, maxSkip: 10, stage: st.s, sink: sink, state: backendOf(i, seed)}
 				restarts := runJob(t, rng, r, t.TempDir())
 				outs, err := ReadTopic(ctx, brokers, topic)
 				if err != nil {
 					t.Fatal(err)
 				}
-				t.Logf("iteration %d (parallelism %d, %d failures)", i, r.parallelism, r.failures)
+				t.Logf("iteration %d (parallelism %d, %d failures, state backend %s, seed %d)", i, r.parallelism, r.failures, r.state.Backend, seed)
 				check(t, r.cfg, outs, restarts)
 			}
 		})
