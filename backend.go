@@ -32,32 +32,16 @@ var defaultStateBackend = StateBackendHeap
 // heapBackend adapts *heap.HeapBackend to keyedBackend.
 type heapBackend[K comparable] struct {
 	*heap.HeapBackend[K]
-	kgShim[K]
 }
 
 func newHeapBackend[K comparable](h *heap.HeapBackend[K]) heapBackend[K] {
-	return heapBackend[K]{h, kgShim[K]{h}}
+	return heapBackend[K]{h}
 }
 
 func (b heapBackend[K]) Snapshot(checkpointID int64) keyedSnapshot {
 	return b.HeapBackend.Snapshot(checkpointID)
 }
 
-// kgShim gives heapBackend SetCurrentKeyInGroup until the heap backend
-// has its own (issue 10 item 6, the keyed hot path): it checks kg against
-// the range and hashes k again. Once heap.HeapBackend has the method, the
-// selector is ambiguous between the two embedded fields, heapBackend no
-// longer satisfies keyedBackend and the build fails in newKeyedBackend:
-// then delete kgShim (a compile error rather than a shim silently
-// shadowing the hot path).
-type kgShim[K comparable] struct{ h *heap.HeapBackend[K] }
-
-func (s kgShim[K]) SetCurrentKeyInGroup(k K, kg int) error {
-	if r := s.h.KeyGroupRange(); kg < r.Start || kg > r.End {
-		return fmt.Errorf("%w: key %v is in key group %d, backend owns [%d, %d]", heap.ErrKeyGroupOutOfRange, k, kg, r.Start, r.End)
-	}
-	return s.h.SetCurrentKey(k)
-}
 
 func (heapBackend[K]) Close() error { return nil }
 

@@ -487,11 +487,12 @@ func restoreKeyed[K comparable](ctx context.Context, b keyedBackend[K], oc *Oper
 // are processed (runtime.Prefetcher): the lookups of the batch overlap
 // their cache misses, and each record then finds its state in cache.
 func (k *keyedOp[K, IN, OUT]) Prefetch(vs []IN, _ []int64, kgs []uint16) {
-	if k.backend == nil || len(kgs) != len(vs) {
-		return
+	h, ok := k.backend.(heapBackend[K])
+	if !ok || len(kgs) != len(vs) {
+		return // only the heap backend gains from a lookup ahead
 	}
 	for i := range vs {
-		k.backend.Touch(k.key(vs[i]), int(kgs[i]))
+		h.Touch(k.key(vs[i]), int(kgs[i]))
 	}
 }
 
