@@ -42,7 +42,6 @@ func (b heapBackend[K]) Snapshot(checkpointID int64) keyedSnapshot {
 	return b.HeapBackend.Snapshot(checkpointID)
 }
 
-
 func (heapBackend[K]) Close() error { return nil }
 
 // newKeyedBackend makes the backend of one keyed operator subtask as the
