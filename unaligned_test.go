@@ -3,7 +3,6 @@ package sluice_test
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,8 +15,6 @@ import (
 	"github.com/sluicehq/sluice/clock"
 	"github.com/sluicehq/sluice/codec"
 )
-
-var dbgLogger *slog.Logger
 
 // backpressureRun is what runBackpressured measured.
 type backpressureRun struct {
@@ -40,9 +37,6 @@ func runBackpressured(t *testing.T, ck checkpoint.Config, runFor time.Duration) 
 		cfg := testConfig(t, 1)
 		cfg.BatchSize = 100
 		cfg.ChannelCapacity = 8
-		if dbgLogger != nil {
-			cfg.Logger = dbgLogger
-		}
 		cfg.Clock = clock.Real{} // the bubble's fake time
 		ck.Interval = time.Second
 		ck.MinPause = 10 * time.Millisecond

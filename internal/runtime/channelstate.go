@@ -267,23 +267,43 @@ func (t *task) endCapture() {
 
 // captureStep reads one mail ahead during a capture (docs/design.md §3
 // "Unaligned checkpoints"): it is encoded if it belongs to a captured
-// input and held, unless it ends the capture of its input.
+// input and held, unless it ends the capture of its input. With nothing to
+// read, it processes the oldest held mail: the producers that the capture
+// waits for may need the credit that processing gives back (credit.go).
 func (t *task) captureStep(ctx context.Context) error {
 	u := &t.unaligned
 	m, ok := u.next()
 	if !ok {
+		select {
+		case m = <-t.mailbox:
+			ok = true
+		default:
+		}
+	}
+	if !ok && len(u.held) > 0 && processable(u.held[0].kind) {
+		h := u.held[0]
+		u.held[0] = mail{}
+		u.held = u.held[1:]
+		return t.handleMail(h)
+	}
+	if !ok {
+		wake, stop := t.wakeTimer()
 		t.split.idle()
 		select {
 		case c := <-t.ctl:
 			t.split.busy()
-			if _, err := t.handleCtl(c); err != nil {
-				return err
-			}
-			return nil
+			stop()
+			_, err := t.handleCtl(c)
+			return err
 		case m = <-t.mailbox:
 			t.split.busy()
+			stop()
+		case <-wake:
+			t.split.busy()
+			return t.onWake()
 		case <-ctx.Done():
 			t.split.busy()
+			stop()
 			return ctx.Err()
 		}
 	}
@@ -302,6 +322,13 @@ func (t *task) captureStep(ctx context.Context) error {
 		u.held = append(u.held, m)
 	}
 	return nil
+}
+
+// processable says whether a held mail may be handled while the capture
+// goes on: records, watermarks and statuses may; a barrier or an end must
+// wait until the capture ended (it belongs to the aligner, in order).
+func processable(k mailKind) bool {
+	return k == mailData || k == mailWatermark || k == mailStatus
 }
 
 func releaseSnaps(snaps []pendingSnap) {

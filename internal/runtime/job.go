@@ -1071,6 +1071,11 @@ func (a *attempt) build(n int, rp *restorePoint) error {
 	}
 	for _, e := range a.plan.Edges {
 		channels[e.ID] = e.NewChannels(par[e.From], par[e.To], a.plan.ChannelCapacity)
+		if a.cfg.Unaligned {
+			if c, ok := channels[e.ID].(creditor); ok {
+				c.enableCredits(a.plan.ChannelCapacity)
+			}
+		}
 	}
 	a.j.infoMu.Lock()
 	a.j.info.channels = channels

@@ -565,7 +565,6 @@ func (t *task) applyWatermark(o watermark.Output) error {
 // applyAlign carries out the aligner's actions, in order.
 func (t *task) applyAlign(acts []alignAction) error {
 	for _, act := range acts {
-		t.job.j.log.Debug("DBG align", "task", t.id, "act", act.String())
 		switch act.Op {
 		case alignBegin:
 			t.alignStart = t.job.clock.Now()
