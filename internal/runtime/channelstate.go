@@ -342,6 +342,7 @@ func releaseSnaps(snaps []pendingSnap) {
 // replayChannels replays the restored channel state into the chain,
 // before the task reads any input.
 func (t *task) replayChannels() error {
+	var n int64
 	for _, cs := range t.unaligned.restored {
 		if cs.Inputs != len(t.chain.Inputs) || cs.Input < 0 || cs.Input >= len(t.chain.Inputs) {
 			return fmt.Errorf("task %s/%d: restored channel state of input %d of %d, but the task has %d inputs", t.id.Vertex, t.id.Subtask, cs.Input, cs.Inputs, len(t.chain.Inputs))
@@ -353,6 +354,10 @@ func (t *task) replayChannels() error {
 		if err := st.replayState(cs.Data, cs.Records); err != nil {
 			return fmt.Errorf("task %s/%d: replay channel state of input %d: %w", t.id.Vertex, t.id.Subtask, cs.Input, err)
 		}
+		n += cs.Records
+	}
+	if n > 0 {
+		t.job.j.log.Info("replayed the records in flight at the restored unaligned checkpoint", "task", t.id.Vertex, "subtask", t.id.Subtask, "records", n)
 	}
 	t.unaligned.restored = nil
 	return t.afterWork()
