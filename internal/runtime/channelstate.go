@@ -281,6 +281,12 @@ func (t *task) captureStep(ctx context.Context) error {
 		}
 	}
 	if !ok && len(u.held) > 0 && processable(u.held[0].kind) {
+		if err := t.wakeIfDue(); err != nil {
+			return err
+		}
+		if t.unaligned.capt == nil || len(u.held) == 0 {
+			return nil // a timer's notice ended the capture
+		}
 		h := u.held[0]
 		u.held[0] = mail{}
 		u.held = u.held[1:]
@@ -329,6 +335,16 @@ func (t *task) captureStep(ctx context.Context) error {
 // wait until the capture ended (it belongs to the aligner, in order).
 func processable(k mailKind) bool {
 	return k == mailData || k == mailWatermark || k == mailStatus
+}
+
+// wakeIfDue does what a wake-up would, if one is due: a task busy with
+// mails it already took from the mailbox does not pass through the wait
+// that arms its timers.
+func (t *task) wakeIfDue() error {
+	if at, ok := t.nextWake(); ok && !at.After(t.job.clock.Now()) {
+		return t.onWake()
+	}
+	return nil
 }
 
 func releaseSnaps(snaps []pendingSnap) {

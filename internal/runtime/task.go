@@ -481,7 +481,11 @@ func (t *task) runInputs(ctx context.Context) error {
 			continue
 		}
 		if m, ok := t.unaligned.next(); ok {
-			// Mails read ahead during a capture, in mailbox order.
+			// Mails read ahead during a capture, in mailbox order; timers
+			// (an aligned timeout among them) still fire in between.
+			if err := t.wakeIfDue(); err != nil {
+				return err
+			}
 			if err := t.handleMail(m); err != nil {
 				return err
 			}
