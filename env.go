@@ -512,6 +512,9 @@ func (e *Environment) plan() (*runtime.Plan, error) {
 		if ed.chained {
 			continue
 		}
+		if err := ed.checkCodec(e.cfg.Checkpoint); err != nil {
+			return nil, err
+		}
 		p.Edges = append(p.Edges, &runtime.EdgeSpec{ID: ed.id, From: vid[ed.from], To: vid[ed.to], Partitioning: ed.part, NewChannels: ed.newChannels})
 	}
 	return p, nil

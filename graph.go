@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/internal/runtime"
 	"github.com/sluicehq/sluice/keygroup"
 )
@@ -16,8 +17,11 @@ type node struct {
 	par     int
 	isSink  bool
 	noChain bool
-	ins     []*edge
-	outs    []*edge
+	// codec is the codec.Codec of the node's output given with WithCodec,
+	// or nil.
+	codec any
+	ins   []*edge
+	outs  []*edge
 	// make builds subtask sub of the operator given its typed output
 	// (an Emitter[OUT], or nil for sinks).
 	make func(sub int, out any) (instance, error)
@@ -61,6 +65,9 @@ type edge struct {
 	// tag is the side output of from the edge carries, empty for the main
 	// output.
 	tag string
+	// codecErr says why the edge's records have no codec (nil: they have
+	// one); unaligned checkpoints need one on every network edge.
+	codecErr error
 }
 
 // OpOption sets a property of one operator.
@@ -70,6 +77,7 @@ type opConfig struct {
 	uid     string
 	par     int
 	noChain bool
+	codec   any
 }
 
 // UID sets the operator's stable id, under which its state is stored in
@@ -80,6 +88,17 @@ func UID(uid string) OpOption { return func(c *opConfig) { c.uid = uid } }
 // Parallelism sets how many subtasks run the operator. Default: the job's
 // Config.Parallelism.
 func Parallelism(n int) OpOption { return func(c *opConfig) { c.par = n } }
+
+// WithCodec gives the records the operator emits (its main output, of type
+// T) a codec. Unaligned checkpoints (checkpoint.unaligned) store the
+// records in flight on every network edge with the codec of its records:
+// built-in types (strings, integers, floats, bools, byte slices and named
+// types over them) have one already (codec.For), other types need this
+// option on the operator producing the edge, or the plan is refused.
+// Nothing else uses it: without unaligned checkpoints records cross edges
+// as Go values, never encoded. A codec whose type is not the operator's
+// output type is refused when the job is planned.
+func WithCodec[T any](c codec.Codec[T]) OpOption { return func(o *opConfig) { o.codec = c } }
 
 // StartNewChain keeps the operator out of its input's chain, so it runs in
 // a goroutine of its own (Flink's startNewChain/disableChaining).
@@ -105,7 +124,7 @@ func (e *Environment) addNode(name string, opts []OpOption, defPar int) *node {
 	if c.par < 1 || c.par > e.cfg.MaxParallelism {
 		e.fail(fmt.Errorf("operator %q: parallelism must be in 1..%d (max-parallelism), got %d", name, e.cfg.MaxParallelism, c.par))
 	}
-	n := &node{id: len(e.nodes), name: name, uid: c.uid, par: c.par, noChain: c.noChain}
+	n := &node{id: len(e.nodes), name: name, uid: c.uid, par: c.par, noChain: c.noChain, codec: c.codec}
 	e.nodes = append(e.nodes, n)
 	return n
 }
@@ -132,12 +151,34 @@ func connect[T any](e *Environment, s Stream[T], to *node, toInput int, part run
 		}
 		return Emitter[T](wr), wr
 	}
+	c, err := edgeCodec[T](from, s.tag)
+	ed.codecErr = err
 	ed.newInputs = func(ch any, sub int, in any, w *runtime.Wiring) []runtime.InputChannel {
-		return runtime.NewInputs(ch.(*runtime.Channels[T]), sub, ed.part, in.(Emitter[T]), w.Stats, w.Time)
+		ins := runtime.NewInputs(ch.(*runtime.Channels[T]), sub, ed.part, in.(Emitter[T]), w.Stats, w.Time)
+		if c != nil {
+			ins = runtime.WithCodec(ins, c)
+		}
+		return ins
 	}
 	e.edges = append(e.edges, ed)
 	from.outs = append(from.outs, ed)
 	to.ins = append(to.ins, ed)
+}
+
+// edgeCodec returns the codec of the records of an edge out of from: the
+// one given with WithCodec for its main output, else the built-in one.
+func edgeCodec[T any](from *node, tag string) (codec.Codec[T], error) {
+	if from.codec != nil && tag == "" {
+		c, ok := from.codec.(codec.Codec[T])
+		if !ok {
+			return nil, fmt.Errorf("operator %q: sluice.WithCodec was given a %T, but the operator emits %T records", from.name, from.codec, *new(T))
+		}
+		return c, nil
+	}
+	if c, ok := codec.For[T](); ok {
+		return c, nil
+	}
+	return nil, fmt.Errorf("its records (%T) have no built-in codec: give the operator %q sluice.WithCodec", *new(T), from.name)
 }
 
 // hashTarget returns the Hash partitioner of a keyed stream: the key group
@@ -181,4 +222,21 @@ func (f fanout[T]) Emit(v T) error {
 		}
 	}
 	return nil
+}
+
+// checkCodec refuses a network edge without a codec for its records when
+// checkpoints are unaligned: its in-flight records could not be stored
+// (docs/design.md §3 "Unaligned checkpoints"). A mismatched WithCodec is
+// refused whatever the mode.
+func (ed *edge) checkCodec(cfg checkpoint.Config) error {
+	if ed.codecErr == nil {
+		return nil
+	}
+	if ed.from.codec != nil && ed.tag == "" {
+		return fmt.Errorf("edge %s → %s: %w", ed.from.name, ed.to.name, ed.codecErr)
+	}
+	if !cfg.Unaligned {
+		return nil
+	}
+	return fmt.Errorf("edge %s → %s (%s): %s is on, and %w", ed.from.name, ed.to.name, ed.part, checkpoint.KeyUnaligned, ed.codecErr)
 }

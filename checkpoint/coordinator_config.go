@@ -43,6 +43,18 @@ type Config struct {
 	Mode Mode
 	// Retained is how many completed checkpoints are kept. Default 3.
 	Retained int
+	// Unaligned makes periodic checkpoints unaligned (Flink 1.11+,
+	// docs/design.md §3 "Unaligned checkpoints"): the first barrier of a
+	// checkpoint at a task triggers its snapshot at once, and the records
+	// still in flight on its inputs before the barrier are stored with the
+	// snapshot (channel state) and replayed on restore. Exactly-once mode
+	// only; savepoints and the final checkpoint stay aligned.
+	Unaligned bool
+	// AlignedTimeout, with Unaligned, starts every checkpoint aligned and
+	// switches it to unaligned once it has not completed AlignedTimeout
+	// after its trigger (Flink's alignedCheckpointTimeout). 0: checkpoints
+	// are unaligned from the start.
+	AlignedTimeout time.Duration
 }
 
 // The defaults of Config, (docs/design.md §3).
@@ -73,6 +85,8 @@ const (
 	KeyTolerableFailures = "checkpoint.tolerable-failures"
 	KeyMode              = "checkpoint.mode"
 	KeyRetained          = "checkpoint.retained"
+	KeyUnaligned         = "checkpoint.unaligned"
+	KeyAlignedTimeout    = "checkpoint.aligned-timeout"
 )
 
 // Validate checks c as given by the user, before defaults are filled in: a
@@ -111,6 +125,15 @@ func (c Config) Validate() error {
 	}
 	if c.Retained < 0 {
 		bad(KeyRetained, "must not be negative, got %d", c.Retained)
+	}
+	if c.Unaligned && c.Mode == AtLeastOnce {
+		bad(KeyUnaligned, "needs %s %q (at-least-once does not align, so there is nothing to unalign)", KeyMode, ExactlyOnce)
+	}
+	switch {
+	case c.AlignedTimeout < 0:
+		bad(KeyAlignedTimeout, "must not be negative, got %v", c.AlignedTimeout)
+	case c.AlignedTimeout > 0 && !c.Unaligned:
+		bad(KeyAlignedTimeout, "switches aligned checkpoints to unaligned: it needs %s true", KeyUnaligned)
 	}
 	return errors.Join(errs...)
 }

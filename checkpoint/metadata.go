@@ -191,6 +191,25 @@ type SubtaskState struct {
 	// entries. On restore every subtask sees the entries of all old subtasks
 	// (union redistribution) and keeps the ones it owns.
 	Operator map[string][][]byte `json:"operator,omitempty"`
+	// Channels is the channel state of an unaligned checkpoint, on the
+	// head operator of a task's chain: the records that were in flight on
+	// the task's inputs when it took its snapshot. They are replayed into
+	// that subtask before any new input; never redistributed, so a
+	// checkpoint that holds any is restored at the same parallelism only.
+	Channels []ChannelState `json:"channels,omitempty"`
+}
+
+// ChannelState is the in-flight data of one input channel of a task in an
+// unaligned checkpoint (docs/design.md §3 "Unaligned checkpoints").
+type ChannelState struct {
+	// Input is the index of the input channel in the task, Inputs how
+	// many the task had (a restore checks that they still match).
+	Input  int `json:"input"`
+	Inputs int `json:"inputs"`
+	// Records is how many records Data holds: each a zig-zag varint
+	// timestamp, then the record in the edge's codec.
+	Records int64  `json:"records"`
+	Data    []byte `json:"data"`
 }
 
 // KeyGroupRange is an inclusive range of key groups [Start, End]. An empty

@@ -38,7 +38,9 @@ const (
 // Build adds the count job to env: src → keyBy(key) → count → sink, with
 // parallelism for the counting and sink operators.
 func Build(env *sluice.Environment, src sluice.Source[datagen.Record], sink sluice.SinkProvider[Count], parallelism int) {
-	in := sluice.FromSource(env, SourceUID, src)
+	// The codec lets unaligned checkpoints store records in flight on the
+	// shuffle (docs/design.md §3); aligned ones never use it.
+	in := sluice.FromSource(env, SourceUID, src, sluice.WithCodec(datagen.RecordCodec))
 	keyed := sluice.KeyBy(in, func(r datagen.Record) string { return r.Key })
 	counts := sluice.Process(keyed, CountUID, NewCounter[datagen.Record], sluice.Parallelism(parallelism))
 	sluice.Sink(counts, SinkUID, sink, sluice.Parallelism(parallelism))

@@ -2,12 +2,15 @@ package countjob
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,9 +60,12 @@ type run struct {
 	parallelism int
 	sourcePar   int
 	mode        checkpoint.Mode
-	failures    int
-	from        string
-	sink        func(dir string) sluice.SinkProvider[Count]
+	unaligned   bool
+	// replays, if set, counts the restores that replayed channel state.
+	replays  *atomic.Int64
+	failures int
+	from     string
+	sink     func(dir string) sluice.SinkProvider[Count]
 	// state is the keyed-state backend (zero: heap).
 	state sluice.StateConfig
 }
@@ -91,14 +97,14 @@ func runJob(t *testing.T, rng *rand.Rand, r run, dir string) *sluice.Result {
 		total := r.gen.RecordsPerSplit * int64(r.gen.Splits)
 		inj.Schedule(inj.RandomTargets([]string{SourceUID, CountUID, SinkUID}, r.failures, int(min(total/int64(2*r.failures), 200))+1))
 	}
-	env := sluice.New(sluice.Config{
+	cfg := sluice.Config{
 		JobName:       "count",
 		Parallelism:   r.sourcePar,
 		BufferTimeout: time.Millisecond,
 		BatchSize:     1 + rng.IntN(64),
 		Checkpoint: checkpoint.Config{
 			Interval: 10 * time.Millisecond, MinPause: time.Millisecond, Mode: r.mode,
-			TolerableFailures: 100,
+			TolerableFailures: 100, Unaligned: r.unaligned,
 		},
 		CheckpointDir:  filepath.Join(dir, "checkpoints"),
 		FromCheckpoint: r.from,
@@ -106,7 +112,11 @@ func runJob(t *testing.T, rng *rand.Rand, r run, dir string) *sluice.Result {
 		Faults:         inj,
 		Logger:         quietLogger(),
 		State:          r.state,
-	})
+	}
+	if r.replays != nil && os.Getenv("SLUICE_TEST_LOG") == "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(countReplays{r.replays}, nil))
+	}
+	env := sluice.New(cfg)
 	sink := r.sink
 	if sink == nil {
 		sink = exactlyOnceSink
@@ -165,14 +175,22 @@ func TestExactlyOnceUnderFailures(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	n := iterations(t, 6)
 	totalFired := 0
+	var replays atomic.Int64
 	for i := 0; i < n; i++ {
-		r := run{gen: randomGen(rng), parallelism: 1 + rng.IntN(3), sourcePar: 1 + rng.IntN(3), mode: checkpoint.ExactlyOnce, failures: 1 + rng.IntN(4)}
-		r.state = backendOf(i, seed, rng)
+		// Every other iteration with unaligned checkpoints (docs/design.md
+		// §3 "Unaligned checkpoints"): restores then replay channel state.
+		// The backend alternates too, offset by the seed, so all four
+		// combinations occur.
+		r := run{gen: randomGen(rng), parallelism: 1 + rng.IntN(3), sourcePar: 1 + rng.IntN(3), mode: checkpoint.ExactlyOnce, unaligned: i%2 == 1, failures: 1 + rng.IntN(4)}
+		r.state = backendOf(i/2, seed, rng)
+		if r.unaligned {
+			r.replays = &replays
+		}
 		dir := t.TempDir()
 		res := runJob(t, rng, r, dir)
 		rep := check(t, r.gen, dir)
-		t.Logf("iteration %d: %+v parallelism %d/%d, state %+v: %d restarts, %d checkpoints, produced %d committed %d",
-			i, r.gen, r.sourcePar, r.parallelism, r.state, res.Restarts, res.Checkpoints, rep.Produced, rep.Committed)
+		t.Logf("iteration %d: %+v parallelism %d/%d unaligned %v, state %+v: %d restarts, %d checkpoints, produced %d committed %d",
+			i, r.gen, r.sourcePar, r.parallelism, r.unaligned, r.state, res.Restarts, res.Checkpoints, rep.Produced, rep.Committed)
 		if rep.Lost != 0 || rep.Duplicated != 0 {
 			t.Fatalf("iteration %d (seed %d, state backend %s): %d lost, %d duplicated: %v", i, seed, r.state.Backend, rep.Lost, rep.Duplicated, rep.Examples)
 		}
@@ -181,6 +199,21 @@ func TestExactlyOnceUnderFailures(t *testing.T) {
 	if totalFired == 0 {
 		t.Fatalf("no failure was injected in %d iterations: the test proved nothing", n)
 	}
+	t.Logf("%d restores replayed the channel state of an unaligned checkpoint", replays.Load())
+	if n >= 4 && replays.Load() == 0 {
+		t.Fatalf("no restore replayed channel state in %d unaligned iterations: the unaligned mode proved nothing", n/2)
+	}
+}
+
+// countReplays counts the log lines of restores that replayed channel
+// state, and drops the log.
+type countReplays struct{ n *atomic.Int64 }
+
+func (c countReplays) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("replayed the records in flight")) {
+		c.n.Add(1)
+	}
+	return len(p), nil
 }
 
 // TestAtLeastOnceNeverLoses runs the same job in at-least-once mode (no

@@ -14,17 +14,25 @@ import (
 // format, as the coordinator's in package checkpoint). Directives:
 //
 //	init inputs=<n> [mode=exactly-once|at-least-once]
-//	barrier input=<i> id=<n>   the reader of input i delivered barrier n
+//	barrier input=<i> id=<n> [unaligned]
+//	                           the reader of input i delivered barrier n
+//	                           (flagged unaligned)
+//	unaligned id=<n>           checkpoint n goes unaligned here (the job
+//	                           master's notice, or its aligned timeout)
 //	end input=<i>              input i ended
 //	abort id=<n>               the job master aborted checkpoint n
 //	state                      "aligning <n> blocked [..] ended [..]"
+//	                           (and "captured [..]" while unaligned)
 //
 // Each event's output is the aligner's actions, one a line. The harness
 // models the input readers: in exactly-once mode a reader that delivered a
 // barrier is blocked until released, so a script that delivers on a blocked
 // input is rejected, and an action that releases an input that is not
 // blocked, blocks one twice, or snapshots a checkpoint twice fails the test
-// (the invariants of aligner's doc comment).
+// (the invariants of aligner's doc comment); so does, for an unaligned
+// checkpoint, capturing an input that is blocked, ended or captured,
+// releasing anything between its snapshot and its completion or discard,
+// or completing it while an input is still captured.
 func TestAlignerScripts(t *testing.T) {
 	t.Parallel()
 	datadriven.Walk(t, "testdata/aligner", func(t *testing.T, path string) {
@@ -39,7 +47,7 @@ func TestAlignerScripts(t *testing.T) {
 				if mode != "exactly-once" && mode != "at-least-once" {
 					d.Fatalf(t, "unknown mode %q", mode)
 				}
-				h = &alignScript{a: newAligner(n, mode == "exactly-once"), blocked: make([]bool, n), ended: make([]bool, n), snapshotted: map[int64]bool{}}
+				h = newAlignScript(n, mode == "exactly-once")
 				return ""
 			}
 			if h == nil {
@@ -56,8 +64,16 @@ type alignScript struct {
 	a           *aligner
 	blocked     []bool
 	ended       []bool
+	captured    []bool
 	snapshotted map[int64]bool
 	snapshot    int64 // snapshotted, barrier not yet emitted
+	// open is the unaligned checkpoint snapshotted and not yet completed
+	// or discarded.
+	open int64
+}
+
+func newAlignScript(n int, exactlyOnce bool) *alignScript {
+	return &alignScript{a: newAligner(n, exactlyOnce), blocked: make([]bool, n), ended: make([]bool, n), captured: make([]bool, n), snapshotted: map[int64]bool{}}
 }
 
 func (h *alignScript) exec(t *testing.T, d *datadriven.TestData) string {
@@ -85,7 +101,7 @@ func (h *alignScript) exec(t *testing.T, d *datadriven.TestData) string {
 			// The reader blocks on its gate right after forwarding.
 			h.blocked[i] = true
 		}
-		acts = h.a.Barrier(i, Barrier{ID: id})
+		acts = h.a.Barrier(i, Barrier{ID: id, Unaligned: d.HasArg("unaligned")})
 		// The reader's own blocking is modelled above; the aligner must
 		// say so with a block action, or release it at once (stale, or the
 		// last barrier of an alignment).
@@ -109,9 +125,17 @@ func (h *alignScript) exec(t *testing.T, d *datadriven.TestData) string {
 		var id int64
 		d.ScanArgs(t, "id", &id)
 		acts = h.a.Abort(id)
+	case "unaligned":
+		var id int64
+		d.ScanArgs(t, "id", &id)
+		acts = h.a.Unaligned(Barrier{ID: id})
 	case "state":
 		n, _ := h.a.Aligning()
-		return fmt.Sprintf("aligning %d blocked %v ended %v", n, indexes(h.blocked), indexes(h.ended))
+		st := fmt.Sprintf("aligning %d blocked %v ended %v", n, indexes(h.blocked), indexes(h.ended))
+		if h.open != 0 {
+			st += fmt.Sprintf(" captured %v", indexes(h.captured))
+		}
+		return st
 	default:
 		d.Fatalf(t, "unknown directive %q", d.Cmd)
 	}
@@ -140,7 +164,33 @@ func (h *alignScript) check(fail func(string, ...any), a alignAction) {
 		if h.snapshot != 0 {
 			fail("%v: input released between snapshot %d and its barrier", a, h.snapshot)
 		}
+		if h.open != 0 && !h.captured[a.Input] {
+			// A captured input is released only past a stale barrier:
+			// its capture goes on.
+			fail("%v: input released while unaligned checkpoint %d is open", a, h.open)
+		}
 		h.blocked[a.Input] = false
+	case alignCapture:
+		if h.blocked[a.Input] || h.ended[a.Input] || h.captured[a.Input] {
+			fail("%v: input %d is blocked, ended or captured already", a, a.Input)
+		}
+		if h.open != a.ID {
+			fail("%v: capture for a checkpoint not open (open %d)", a, h.open)
+		}
+		h.captured[a.Input] = true
+	case alignCaptured:
+		if !h.captured[a.Input] {
+			fail("%v: input %d is not captured", a, a.Input)
+		}
+		h.captured[a.Input] = false
+	case alignComplete, alignDiscard:
+		if h.open != a.ID {
+			fail("%v: checkpoint %d is not open (open %d)", a, a.ID, h.open)
+		}
+		if slices.Contains(h.captured, true) {
+			fail("%v: inputs %v still captured", a, indexes(h.captured))
+		}
+		h.open = 0
 	case alignSnapshot:
 		if h.snapshotted[a.ID] {
 			fail("%v: checkpoint %d snapshotted twice", a, a.ID)
@@ -152,6 +202,16 @@ func (h *alignScript) check(fail func(string, ...any), a alignAction) {
 			fail("%v: barrier emitted before its snapshot", a)
 		}
 		h.snapshot = 0
+		if a.Barrier.Unaligned {
+			if h.open != 0 {
+				fail("%v: unaligned checkpoint %d still open", a, h.open)
+			}
+			h.open = a.ID
+		}
+	case alignDecline:
+		if h.open != 0 {
+			fail("%v: unaligned checkpoint %d declined without its discard", a, h.open)
+		}
 	}
 }
 
@@ -171,6 +231,14 @@ func (h *alignScript) checkSettled(fail func(string, ...any)) {
 	if _, ok := h.a.Aligning(); !ok && slices.Contains(h.blocked, true) {
 		fail("inputs %v blocked with no alignment in progress", indexes(h.blocked))
 	}
+	for i, c := range h.captured {
+		if c != h.a.capture[i] {
+			fail("input %d captured=%v while the aligner has capture=%v", i, c, h.a.capture[i])
+		}
+	}
+	if (h.open != 0) != h.a.capturing {
+		fail("open unaligned checkpoint %d while the aligner has capturing=%v", h.open, h.a.capturing)
+	}
 }
 
 // TestAlignerRandom drives aligners with random sequences of barriers
@@ -185,7 +253,10 @@ func TestAlignerRandom(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		n := 1 + rng.IntN(4)
 		exactlyOnce := rng.IntN(3) != 0
-		h := &alignScript{a: newAligner(n, exactlyOnce), blocked: make([]bool, n), ended: make([]bool, n), snapshotted: map[int64]bool{}}
+		// Unaligned checkpoints (exactly-once only): some barriers are
+		// flagged, and notices or timeouts switch checkpoints.
+		unaligned := exactlyOnce && rng.IntN(2) == 0
+		h := newAlignScript(n, exactlyOnce)
 		// next[i] is the next barrier id input i delivers: ids increase per
 		// input, as a producer emits them.
 		next := make([]int64, n)
@@ -219,7 +290,7 @@ func TestAlignerRandom(t *testing.T) {
 				if exactlyOnce {
 					h.blocked[i] = true
 				}
-				acts = h.a.Barrier(i, Barrier{ID: id})
+				acts = h.a.Barrier(i, Barrier{ID: id, Unaligned: unaligned && rng.IntN(3) == 0})
 				if exactlyOnce {
 					h.blocked[i] = false
 					if !slices.ContainsFunc(acts, func(a alignAction) bool { return a.Op == alignBlock && a.Input == i }) {
@@ -233,6 +304,10 @@ func TestAlignerRandom(t *testing.T) {
 				trace = append(trace, fmt.Sprintf("end %d", i))
 				h.ended[i] = true
 				acts = h.a.End(i)
+			case unaligned && r < 9:
+				id := int64(1 + rng.IntN(int(slices.Max(next))+1))
+				trace = append(trace, fmt.Sprintf("unaligned %d", id))
+				acts = h.a.Unaligned(Barrier{ID: id})
 			default:
 				id := int64(1 + rng.IntN(int(slices.Max(next))+1))
 				trace = append(trace, fmt.Sprintf("abort %d", id))
@@ -241,7 +316,7 @@ func TestAlignerRandom(t *testing.T) {
 			for _, a := range acts {
 				trace = append(trace, "  "+a.String())
 				h.check(fail, a)
-				if a.Op == alignSnapshot && exactlyOnce {
+				if a.Op == alignSnapshot && exactlyOnce && !a.Barrier.Unaligned {
 					live := 0
 					for k := range n {
 						if !h.ended[k] {

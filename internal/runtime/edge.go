@@ -76,6 +76,10 @@ type batch[T any] struct {
 type Channels[T any] struct {
 	Chans [][]chan *batch[T]
 	pool  sync.Pool
+	// credits[up][down], when set (unaligned checkpoints, credit.go),
+	// bound the data batches in flight on each channel, counting those a
+	// consumer read ahead and has not processed yet.
+	credits [][]*credit
 }
 
 // NewChannels makes the channels between up producer and down consumer
@@ -127,6 +131,7 @@ type OutputWriter interface {
 type Writer[T any] struct {
 	c        *Channels[T]
 	outs     []chan *batch[T]
+	credits  []*credit // parallel to outs, nil without credits
 	bufs     []*batch[T]
 	part     Partitioning
 	target   func(T) int
@@ -152,10 +157,16 @@ func NewWriter[T any](c *Channels[T], subtask int, part Partitioning, target fun
 		tm = NewTime()
 	}
 	w := &Writer[T]{c: c, outs: outs, bufs: make([]*batch[T], len(outs)), part: part, target: target, size: batchSize, done: done, stats: stats, time: tm}
+	if c.credits != nil {
+		w.credits = c.credits[subtask]
+	}
 	if part == Forward && len(outs) != 1 {
 		// Forward across equal parallelism: subtask i talks to subtask i only.
 		w.outs = outs[subtask : subtask+1]
 		w.bufs = w.bufs[:1]
+		if w.credits != nil {
+			w.credits = w.credits[subtask : subtask+1]
+		}
 	}
 	return w
 }
@@ -253,6 +264,11 @@ func (w *Writer[T]) addInGroup(i int, v T, kg int) error {
 
 func (w *Writer[T]) send(i int, b *batch[T]) error {
 	n := int64(len(b.records))
+	if w.credits != nil {
+		if err := w.credit(i); err != nil {
+			return err
+		}
+	}
 	if err := w.put(i, b); err != nil {
 		return err
 	}
@@ -377,6 +393,7 @@ type InputChannel interface {
 type inputChannel[T any] struct {
 	c     *Channels[T]
 	ch    chan *batch[T]
+	cr    *credit // nil without credits
 	in    Emitter[T]
 	stats *TaskStats
 	time  *Time
@@ -397,7 +414,11 @@ func NewInputs[T any](c *Channels[T], sub int, part Partitioning, in Emitter[T],
 			continue
 		}
 		pre, _ := in.(Prefetcher[T])
-		ins = append(ins, &inputChannel[T]{c: c, ch: c.Chans[up][sub], in: in, stats: stats, time: tm, pre: pre})
+		ic := &inputChannel[T]{c: c, ch: c.Chans[up][sub], in: in, stats: stats, time: tm, pre: pre}
+		if c.credits != nil {
+			ic.cr = c.credits[up][sub]
+		}
+		ins = append(ins, ic)
 	}
 	return ins
 }
@@ -499,5 +520,8 @@ func (ic *inputChannel[T]) process(data any) error {
 		return err
 	}
 	ic.c.put(b)
+	if ic.cr != nil {
+		ic.cr.release()
+	}
 	return nil
 }

@@ -880,7 +880,8 @@ func (a *attempt) writeSnapshot(id checkpoint.TaskID, b Barrier, snaps []pending
 		var total int64
 		for _, p := range snaps {
 			a.faults.Hit(fault.InSnapshotWrite, p.uid, id.Subtask)
-			st := &checkpoint.SubtaskState{Subtask: id.Subtask, KeyGroups: kgs, Operator: p.snap.Operator}
+			st := &checkpoint.SubtaskState{Subtask: id.Subtask, KeyGroups: kgs, Operator: p.snap.Operator, Channels: p.snap.Channels}
+			total += channelBytes(p.snap.Channels)
 			if d, ok := p.snap.Keyed.(describedSnapshot); ok {
 				st.KeyCodec, st.States = d.KeyCodec(), d.States()
 			}
@@ -1062,10 +1063,18 @@ func (a *attempt) build(n int, rp *restorePoint) error {
 	}
 	for _, e := range a.plan.Edges {
 		channels[e.ID] = e.NewChannels(par[e.From], par[e.To], a.plan.ChannelCapacity)
+		if a.cfg.Unaligned {
+			if c, ok := channels[e.ID].(creditor); ok {
+				c.enableCredits(a.plan.ChannelCapacity)
+			}
+		}
 	}
 	a.j.infoMu.Lock()
 	a.j.info.channels = channels
 	a.j.infoMu.Unlock()
+	if err := checkChannelRescale(a.plan, rp); err != nil {
+		return err
+	}
 	restorer := newRestorer(a.ctx, a.j, rp)
 	for _, v := range a.plan.Vertices {
 		for sub := 0; sub < v.Parallelism; sub++ {
@@ -1080,6 +1089,7 @@ func (a *attempt) build(n int, rp *restorePoint) error {
 			chain.Time = tm
 			t := &task{id: id, chain: chain, job: a, ctl: make(chan taskCtl, 64), mailbox: make(chan mail, 2*len(chain.Inputs)+4), stats: stats, parallelism: v.Parallelism}
 			tm.t = t
+			t.unaligned.restored = restoredChannels(rp, chain, sub)
 			a.tasks = append(a.tasks, t)
 			a.byID[id] = t
 			if chain.Source != nil {
@@ -1232,12 +1242,13 @@ func (d *driver) trigger(act coordinator.TriggerAction) error {
 	if act.Kind == checkpoint.KindSavepoint {
 		b.Drain = d.savepointTriggered(act)
 	}
+	b = d.a.unalignedBarrier(b)
 	for _, t := range d.a.sources {
 		if err := d.a.sendCtl(t, taskCtl{kind: ctlTrigger, barrier: b}); err != nil {
 			return err
 		}
 	}
-	return nil
+	return d.a.announceUnaligned(b)
 }
 
 // persist writes the checkpoint's _metadata off the loop; the outcome comes

@@ -35,6 +35,10 @@ type Barrier struct {
 	// (stop) barrier, so that every event-time timer fires and its output
 	// is part of the snapshot (Flink's stop --drain).
 	Drain bool
+	// Unaligned says the checkpoint is unaligned (docs/design.md §3
+	// "Unaligned checkpoints"): a task that receives it snapshots at once
+	// and stores the records still in flight on its other inputs.
+	Unaligned bool
 }
 
 // Operator is the lifecycle every operator instance (one subtask of one
@@ -98,6 +102,10 @@ type OperatorSnapshot struct {
 	Keyed KeyedSnapshot
 	// Operator is non-keyed list state by name, stored inline in _metadata.
 	Operator map[string][][]byte
+	// Channels is the channel state of an unaligned checkpoint: the
+	// records that were in flight on the task's inputs, set by the task on
+	// its chain's head operator (docs/design.md §3 "Unaligned checkpoints").
+	Channels []checkpoint.ChannelState
 }
 
 // KeyedSnapshot is the asynchronous part of a keyed state snapshot.

@@ -66,8 +66,9 @@ type Chain struct {
 // taskCtl is control mail from the job master to a task.
 type taskCtl struct {
 	kind    ctlKind
-	barrier Barrier // trigger
-	id      int64   // notify
+	barrier Barrier   // trigger, unaligned
+	id      int64     // notify
+	at      time.Time // unaligned: when (zero: now)
 }
 
 type ctlKind uint8
@@ -77,6 +78,9 @@ const (
 	ctlComplete
 	ctlAborted
 	ctlFinish
+	// ctlUnaligned: checkpoint barrier.ID runs unaligned, at once or
+	// from at on (its aligned timeout); non-source tasks only.
+	ctlUnaligned
 )
 
 // task runs one subtask: one goroutine, a mailbox, no locks on operator
@@ -98,6 +102,10 @@ type task struct {
 	// written out at the alignEmit that follows it.
 	snap      takenSnapshot
 	inputDone bool
+	// Unaligned checkpoints (channelstate.go): the checkpoint whose
+	// channel state is being captured, the mails taken from the mailbox
+	// and not handled yet, and the announced aligned timeouts.
+	unaligned unalignedState
 
 	flushAt     time.Time
 	parallelism int
@@ -208,12 +216,18 @@ func (t *task) nextWake() (time.Time, bool) {
 	if !t.wmAt.IsZero() && (at.IsZero() || t.wmAt.Before(at)) {
 		at = t.wmAt
 	}
+	if ua, ok := t.unaligned.nextTimeout(); ok && (at.IsZero() || ua.Before(at)) {
+		at = ua
+	}
 	return at, !at.IsZero()
 }
 
 func (t *task) onWake() error {
 	now := t.job.clock.Now()
 	if err := t.periodicWatermark(now); err != nil {
+		return err
+	}
+	if err := t.alignedTimeouts(now); err != nil {
 		return err
 	}
 	for _, op := range t.ops() {
@@ -424,6 +438,8 @@ func (t *task) handleCtl(c taskCtl) (done bool, err error) {
 		}
 	case ctlFinish:
 		return true, nil
+	case ctlUnaligned:
+		return false, t.onUnalignedCtl(c)
 	}
 	return false, nil
 }
@@ -435,6 +451,11 @@ func (t *task) runInputs(ctx context.Context) error {
 	t.align = newAligner(n, aligned)
 	if n > 0 {
 		t.wms, _ = watermark.NewInputs(n)
+	}
+	// The records in flight at the restored unaligned checkpoint go first,
+	// before any new input (docs/design.md §3 "Unaligned checkpoints").
+	if err := t.replayChannels(); err != nil {
+		return err
 	}
 	for i, in := range t.chain.Inputs {
 		t.gates[i] = make(chan struct{}, 1)
@@ -452,6 +473,27 @@ func (t *task) runInputs(ctx context.Context) error {
 			continue
 		default:
 		}
+		if t.unaligned.capt != nil {
+			// Capturing channel state: read ahead, process nothing.
+			if err := t.captureStep(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if m, ok := t.unaligned.next(); ok {
+			// Mails read ahead during a capture, in mailbox order; timers
+			// (an aligned timeout among them) still fire in between.
+			if err := t.wakeIfDue(); err != nil {
+				return err
+			}
+			if err := t.handleMail(m); err != nil {
+				return err
+			}
+			continue
+		}
+		if t.inputDone {
+			return t.endAndWait(ctx)
+		}
 		wake, stop := t.wakeTimer()
 		t.split.idle()
 		select {
@@ -467,9 +509,6 @@ func (t *task) runInputs(ctx context.Context) error {
 			stop()
 			if err := t.handleMail(m); err != nil {
 				return err
-			}
-			if t.inputDone {
-				return t.endAndWait(ctx)
 			}
 		case <-wake:
 			t.split.busy()
@@ -550,7 +589,18 @@ func (t *task) applyAlign(acts []alignAction) error {
 		case alignEmit:
 			snap := t.snap
 			t.snap = takenSnapshot{}
+			if act.Barrier.Unaligned {
+				// The snapshot waits for its channel state (alignComplete).
+				if err := t.emitUnaligned(act.Barrier, snap); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := t.emit(act.Barrier, snap); err != nil {
+				return err
+			}
+		case alignCapture, alignCaptured, alignComplete, alignDiscard:
+			if err := t.applyCapture(act); err != nil {
 				return err
 			}
 		case alignDecline:
