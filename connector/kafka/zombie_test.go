@@ -8,6 +8,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/sluicehq/sluice"
 )
 
@@ -253,4 +257,46 @@ func TestSinkRestoreAcrossEpochs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSinkCleanUpWithoutListingAcrossEpochs: when the broker refuses to
+// list transactions, the clean-up of the instance of epoch 3 fences the
+// pool in epochs 3 and 2 (nothing restored: its own and the previous one)
+// and leaves a newer epoch's transaction alone.
+func TestSinkCleanUpWithoutListingAcrossEpochs(t *testing.T) {
+	t.Parallel()
+	b, addrs := sinkBroker(t)
+	sinkCreateTopic(t, addrs, "out", 1)
+	cfg := sinkStringConfig(addrs, "out", "nolist-epochs")
+	committer := func(epoch int64) *txnCommitter[string] {
+		oc := sinkOpCtx("sink", 0, 1, cfg.Logger)
+		oc.OwnerEpoch = epoch
+		c, err := newTxnCommitter(cfg, oc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	old := sinkWriteTxn(t, committer(2), "k=old")
+	newer := committer(4)
+	newerTxn := sinkWriteTxn(t, newer, "k=newer")
+	h := sinkCluster(b).Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.ListTransactions}, Err: kerr.ClusterAuthorizationFailed, Count: -1})
+	if err := committer(3).CleanUp(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if h.Hits() == 0 {
+		t.Fatal("the listing was not refused")
+	}
+	h.Remove()
+	ongoing := sinkOngoing(t, addrs)
+	if ongoing[old.TransactionalID] {
+		t.Errorf("the lingering transaction %s of the previous epoch was not aborted", old.TransactionalID)
+	}
+	if !ongoing[newerTxn.TransactionalID] {
+		t.Fatalf("the clean-up of epoch 3 aborted %s of epoch 4", newerTxn.TransactionalID)
+	}
+	if err := newer.Commit(context.Background(), newerTxn); err != nil {
+		t.Fatal(err)
+	}
+	sinkCheckOnce(t, sinkValues(sinkReadCommitted(t, addrs, "out", 1)), []string{"newer"})
 }
