@@ -58,6 +58,13 @@ type OperatorContext struct {
 	// State is the job's state configuration, defaults applied: set for
 	// keyed operators (keyed functions, windows), zero for others.
 	State StateConfig
+	// OwnerEpoch is the ownership epoch this instance of the job holds on
+	// its checkpoints (docs/design.md §9): the same in every attempt of the
+	// instance, higher in every instance that takes over; 0 when nothing
+	// owns them (tests). A sink names the external resources it takes over
+	// with it, as the Kafka sink does its transactional ids, so that a
+	// zombie of an older epoch can never touch those of its successor.
+	OwnerEpoch int64
 
 	// stats is the task's counters (nil outside a task): operators built
 	// on the keyed function API count late records in it.
@@ -128,7 +135,7 @@ func operatorContext(rc *runtime.OperatorContext) *OperatorContext {
 	c := &OperatorContext{
 		UID: rc.UID, Name: rc.Name, Subtask: rc.Subtask, Parallelism: rc.Parallelism, MaxParallelism: rc.MaxParallelism,
 		KeyGroups: rc.KeyGroups, Attempt: rc.Attempt, RunID: rc.RunID, Clock: rc.Clock, Logger: rc.Logger, Faults: rc.Faults,
-		Fence: rc.Fence, LocalDir: rc.LocalDir, stats: rc.Stats, plan: rc.PlanOnly,
+		Fence: rc.Fence, OwnerEpoch: rc.OwnerEpoch, LocalDir: rc.LocalDir, stats: rc.Stats, plan: rc.PlanOnly,
 	}
 	if rs := rc.Restored; rs != nil {
 		c.Restored = &RestoredState{CheckpointID: rs.CheckpointID, Superseded: rs.Superseded, Operator: rs.Operator}

@@ -107,7 +107,9 @@ type SinkConfig[T any] struct {
 	// after a failure.
 	DeliveryGuarantee string
 	// TransactionalIDPrefix starts every transactional id the sink uses:
-	// "<prefix>-<operator uid>-<subtask>-<slot>". Required for
+	// "<prefix>-<operator uid>-<subtask>-<slot>-e<ownership epoch>"
+	// (docs/design.md §9; without "-e<epoch>" when the job owns no
+	// checkpoints). Required for
 	// exactly-once, no default: a default shared by two jobs would let
 	// each fence and abort the other's transactions (data loss). It must
 	// be unique per job on the cluster and stable

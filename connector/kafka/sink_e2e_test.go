@@ -388,6 +388,11 @@ func TestSinkRescale(t *testing.T) {
 			for id := range sinkOngoing(t, addrs) {
 				if strings.HasPrefix(id, "rescale-") {
 					ongoing++
+					// The job's first instance holds ownership epoch 1
+					// of its checkpoint directory (docs/design.md §9).
+					if !strings.HasSuffix(id, "-e1") {
+						t.Errorf("transactional id %q of the first instance does not carry its ownership epoch 1", id)
+					}
 				}
 			}
 			if ongoing == 0 {

@@ -19,7 +19,10 @@ import (
 // The exported fields are what TxnCodec stores in checkpoints; they are
 // final once the transaction is pre-committed.
 type Txn struct {
-	// TransactionalID is "<prefix>-<operator uid>-<subtask>-<slot>".
+	// TransactionalID is "<prefix>-<operator uid>-<subtask>-<slot>-e<epoch>",
+	// the epoch being the job's ownership epoch (docs/design.md §9); checkpoints
+	// written before ids carried an epoch, and jobs that own no checkpoints,
+	// have "<prefix>-<operator uid>-<subtask>-<slot>".
 	TransactionalID string
 	// ProducerID and ProducerEpoch identify the producer session that
 	// wrote the transaction; EndTxn must carry them.
@@ -112,34 +115,64 @@ func (txnCodec) Decode(src []byte) (*Txn, int, error) {
 	return t, n, nil
 }
 
-// txnIDs names the transactional ids of one sink operator:
-// "<prefix>-<uid>-<subtask>-<slot>".
+// txnIDs names the transactional ids of one sink operator in one ownership
+// epoch (docs/design.md §9): "<prefix>-<uid>-<subtask>-<slot>-e<epoch>",
+// or "<prefix>-<uid>-<subtask>-<slot>" when the job owns no checkpoints
+// (epoch 0; also the form of checkpoints written before ids carried an
+// epoch). An instance initialises only ids of its own epoch, so a zombie of
+// an older epoch can never fence or abort a transaction of the instance
+// that replaced it. The epoch goes last, behind a letter, so that the ids
+// of an operator whose uid extends ours ("sink" and "sink-2") are never
+// taken for ours in either form.
 type txnIDs struct {
 	prefix string // "<prefix>-<uid>-"
+	epoch  int64  // the ownership epoch; 0 for the form without one
 }
 
-func newTxnIDs(prefix, uid string) txnIDs { return txnIDs{prefix: prefix + "-" + uid + "-"} }
-
-func (n txnIDs) id(subtask, slot int) string {
-	return n.prefix + strconv.Itoa(subtask) + "-" + strconv.Itoa(slot)
+func newTxnIDs(prefix, uid string, epoch int64) txnIDs {
+	return txnIDs{prefix: prefix + "-" + uid + "-", epoch: epoch}
 }
 
-// parse returns the subtask and slot of id, if id is one of this
-// operator's ids. It is strict, so that the ids of an operator whose uid
-// extends ours ("sink" and "sink-2") are not taken for ours.
-func (n txnIDs) parse(id string) (subtask, slot int, ok bool) {
+// id returns the id of a subtask's slot in n's epoch.
+func (n txnIDs) id(subtask, slot int) string { return n.idAt(subtask, slot, n.epoch) }
+
+// idAt returns the id of a subtask's slot in the given epoch (0: the form
+// without one).
+func (n txnIDs) idAt(subtask, slot int, epoch int64) string {
+	id := n.prefix + strconv.Itoa(subtask) + "-" + strconv.Itoa(slot)
+	if epoch > 0 {
+		id += "-e" + strconv.FormatInt(epoch, 10)
+	}
+	return id
+}
+
+// parse returns the subtask, slot and epoch (0 for the form without one) of
+// id, if id is one of this operator's ids in any epoch. It is strict, so
+// that the ids of an operator whose uid extends ours ("sink" and "sink-2")
+// are not taken for ours.
+func (n txnIDs) parse(id string) (subtask, slot int, epoch int64, ok bool) {
 	rest, found := strings.CutPrefix(id, n.prefix)
 	if !found {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	a, b, found := strings.Cut(rest, "-")
-	if !found {
-		return 0, 0, false
+	parts := strings.Split(rest, "-")
+	switch len(parts) {
+	case 2:
+	case 3:
+		e, found := strings.CutPrefix(parts[2], "e")
+		v, err := strconv.ParseInt(e, 10, 64)
+		if !found || err != nil || v <= 0 || strconv.FormatInt(v, 10) != e {
+			return 0, 0, 0, false
+		}
+		epoch = v
+	default:
+		return 0, 0, 0, false
 	}
+	a, b := parts[0], parts[1]
 	subtask, err1 := strconv.Atoi(a)
 	slot, err2 := strconv.Atoi(b)
 	if err1 != nil || err2 != nil || subtask < 0 || slot < 0 || strconv.Itoa(subtask) != a || strconv.Itoa(slot) != b {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	return subtask, slot, true
+	return subtask, slot, epoch, true
 }

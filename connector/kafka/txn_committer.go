@@ -102,7 +102,7 @@ func newTxnCommitter[T any](cfg SinkConfig[T], oc *sluice.OperatorContext) (*txn
 	c := &txnCommitter[T]{
 		cfg:  &cfg,
 		log:  log.With("sink", "kafka", "delivery", DeliveryExactlyOnce),
-		ids:  newTxnIDs(cfg.TransactionalIDPrefix, oc.UID),
+		ids:  newTxnIDs(cfg.TransactionalIDPrefix, oc.UID, oc.OwnerEpoch),
 		sub:  oc.Subtask,
 		par:  oc.Parallelism,
 		pool: make([]slot, cfg.PoolSize),
@@ -127,10 +127,14 @@ func newTxnCommitter[T any](cfg SinkConfig[T], oc *sluice.OperatorContext) (*txn
 	}
 	{
 		for _, t := range restored {
-			sub, s, ok := c.ids.parse(t.TransactionalID)
-			if ok && sub == c.sub && s < len(c.pool) {
+			sub, s, _, ok := c.ids.parse(t.TransactionalID)
+			if ok && sub == c.sub && s < len(c.pool) && t.TransactionalID == c.ids.id(sub, s) {
 				// Subtask 0 commits it in its Open; the restored
 				// checkpoint names it until a new one completes.
+				// Only an id of this instance's own epoch (an
+				// earlier attempt's) is one BeginTransaction would
+				// initialise again; those of older epochs are never
+				// reused.
 				c.pool[s] = slot{state: slotCooling}
 			}
 		}
@@ -230,7 +234,8 @@ func flushTxn(ctx context.Context, l *liveTxn) error {
 
 // Commit implements sluice.TwoPhaseCommitter.
 func (c *txnCommitter[T]) Commit(ctx context.Context, t *Txn) error {
-	_, s, ok := c.ids.parse(t.TransactionalID)
+	_, s, _, ok := c.ids.parse(t.TransactionalID)
+	ok = ok && t.TransactionalID == c.ids.id(c.sub, s)
 	if !t.HasData {
 		// Never started on the broker: nothing to commit, and nothing a
 		// restore would commit either.
@@ -371,7 +376,7 @@ func (c *txnCommitter[T]) CleanUp(ctx context.Context, recovered []*Txn) error {
 		return fmt.Errorf("kafka sink: clean-up: client: %w", err)
 	}
 	defer cl.Close()
-	var ids []string
+	var ids, newer []string
 	listed, err := listOngoing(ctx, c.cfg, kadm.NewClient(cl))
 	switch {
 	case err == nil:
@@ -379,24 +384,41 @@ func (c *txnCommitter[T]) CleanUp(ctx context.Context, recovered []*Txn) error {
 			if lt.State != "Ongoing" { // brokers before 3.0 ignore the filter
 				continue
 			}
-			if _, _, ok := c.ids.parse(lt.TxnID); ok && !keep[lt.TxnID] {
+			_, _, epoch, ok := c.ids.parse(lt.TxnID)
+			switch {
+			case !ok || keep[lt.TxnID]:
+			case epoch > c.ids.epoch:
+				// An instance that took over from this one: never
+				// touch its transactions (this one is a zombie that
+				// has not noticed yet, docs/design.md §9).
+				newer = append(newer, lt.TxnID)
+			default:
 				ids = append(ids, lt.TxnID)
 			}
 		}
 	case !sinkRetriable(err) && !errors.Is(err, context.Canceled):
 		// Cannot discover (a broker before Kafka 3.0, or no DESCRIBE
-		// permission on the cluster): fence the whole pool of the current
-		// parallelism; ids of removed subtasks stay until their timeout.
-		c.log.Warn("cannot list transactions; aborting the current pool's transactional ids only (those of subtasks removed by a rescale stay open until the transaction timeout)", "err", err)
-		for sub := range c.par {
-			for s := range c.cfg.PoolSize {
-				if id := c.ids.id(sub, s); !keep[id] {
-					ids = append(ids, id)
+		// permission on the cluster): fence the pool of the current
+		// parallelism in the epochs that can hold lingering
+		// transactions; ids of removed subtasks stay until their timeout.
+		epochs := c.cleanUpEpochs(recovered)
+		c.log.Warn("cannot list transactions; aborting the current pool's transactional ids only, in the ownership epochs since the restored checkpoint's "+
+			"(those of subtasks removed by a rescale, and of older epochs, stay open until the transaction timeout)", "epochs", epochs, "err", err)
+		for _, e := range epochs {
+			for sub := range c.par {
+				for s := range c.cfg.PoolSize {
+					if id := c.ids.idAt(sub, s, e); !keep[id] {
+						ids = append(ids, id)
+					}
 				}
 			}
 		}
 	default:
 		return fmt.Errorf("kafka sink: clean-up: list ongoing transactions: %w", err)
+	}
+	if len(newer) > 0 {
+		c.log.Warn("left alone ongoing transactions of a newer ownership epoch: another instance of this job has taken over its checkpoints",
+			"epoch", c.ids.epoch, "ids", strings.Join(newer, ","))
 	}
 	if len(ids) == 0 {
 		return nil
@@ -418,6 +440,35 @@ func (c *txnCommitter[T]) CleanUp(ctx context.Context, recovered []*Txn) error {
 	}
 	c.log.Info("aborted lingering transactions", "count", len(ids), "ids", strings.Join(ids, ","))
 	return nil
+}
+
+// maxCleanUpEpochs bounds how many ownership epochs the clean-up fences
+// when it cannot list transactions: each costs parallelism × pool size
+// InitProducerID requests.
+const maxCleanUpEpochs = 16
+
+// cleanUpEpochs returns the ownership epochs whose ids may hold lingering
+// transactions, for a clean-up that cannot list them: from the oldest
+// epoch the restored checkpoint names (the instance that wrote it aborted
+// what was older when it started) up to this instance's, at most
+// maxCleanUpEpochs of them, newest first; from the previous epoch when
+// nothing was restored. Epoch 0 stands for the ids without an epoch. Never
+// an epoch above this instance's: those belong to an instance that took
+// over from it.
+func (c *txnCommitter[T]) cleanUpEpochs(recovered []*Txn) []int64 {
+	own := c.ids.epoch
+	lo := own - 1
+	for _, t := range recovered {
+		if _, _, e, ok := c.ids.parse(t.TransactionalID); ok && e < lo {
+			lo = e
+		}
+	}
+	lo = max(lo, own-maxCleanUpEpochs+1, 0)
+	var epochs []int64
+	for e := own; e >= lo; e-- {
+		epochs = append(epochs, e)
+	}
+	return epochs
 }
 
 // listOngoing lists ongoing transactions, retrying retriable errors.

@@ -78,28 +78,58 @@ func FuzzTxnCodecDecode(f *testing.F) {
 
 func TestTxnIDs(t *testing.T) {
 	t.Parallel()
-	ids := newTxnIDs("job", "sink")
-	if got := ids.id(3, 4); got != "job-sink-3-4" {
+	if got := newTxnIDs("job", "sink", 0).id(3, 4); got != "job-sink-3-4" {
+		t.Fatalf("id without an epoch = %q", got)
+	}
+	ids := newTxnIDs("job", "sink", 7)
+	if got := ids.id(3, 4); got != "job-sink-3-4-e7" {
 		t.Fatalf("id = %q", got)
+	}
+	if got := ids.idAt(3, 4, 0); got != "job-sink-3-4" {
+		t.Fatalf("idAt epoch 0 = %q", got)
 	}
 	for _, c := range []struct {
 		id       string
 		sub, slt int
+		epoch    int64
 		ok       bool
 	}{
-		{"job-sink-3-4", 3, 4, true},
-		{"job-sink-0-0", 0, 0, true},
-		{"job-sink-2-0-1", 0, 0, false}, // operator "sink-2", not ours
-		{"job-sink-x-1", 0, 0, false},
-		{"job-sink-01-1", 0, 0, false}, // not how we write numbers
-		{"job-sink-1", 0, 0, false},
-		{"job-sinks-1-1", 0, 0, false},
-		{"other-sink-1-1", 0, 0, false},
-		{"job-sink--1-1", 0, 0, false},
+		{"job-sink-3-4", 3, 4, 0, true}, // written before ids had an epoch
+		{"job-sink-0-0", 0, 0, 0, true},
+		{"job-sink-3-4-e7", 3, 4, 7, true},
+		{"job-sink-3-4-e12", 3, 4, 12, true},
+		{"job-sink-0-0-e1", 0, 0, 1, true},
+		{"job-sink-2-0-1", 0, 0, 0, false},    // operator "sink-2", not ours
+		{"job-sink-2-0-1-e3", 0, 0, 0, false}, // operator "sink-2" with an epoch
+		{"job-sink-e3-0-1", 0, 0, 0, false},   // operator "sink-e3"
+		{"job-sink-3-4-e0", 0, 0, 0, false},
+		{"job-sink-3-4-e07", 0, 0, 0, false},
+		{"job-sink-3-4-7", 0, 0, 0, false},
+		{"job-sink-3-4-e", 0, 0, 0, false},
+		{"job-sink-3-4-e-1", 0, 0, 0, false},
+		{"job-sink-x-1", 0, 0, 0, false},
+		{"job-sink-01-1", 0, 0, 0, false}, // not how we write numbers
+		{"job-sink-1", 0, 0, 0, false},
+		{"job-sinks-1-1", 0, 0, 0, false},
+		{"other-sink-1-1", 0, 0, 0, false},
+		{"job-sink--1-1", 0, 0, 0, false},
 	} {
-		sub, slt, ok := ids.parse(c.id)
-		if ok != c.ok || ok && (sub != c.sub || slt != c.slt) {
-			t.Errorf("parse(%q) = %d, %d, %v; want %d, %d, %v", c.id, sub, slt, ok, c.sub, c.slt, c.ok)
+		sub, slt, epoch, ok := ids.parse(c.id)
+		if ok != c.ok || ok && (sub != c.sub || slt != c.slt || epoch != c.epoch) {
+			t.Errorf("parse(%q) = %d, %d, %d, %v; want %d, %d, %d, %v", c.id, sub, slt, epoch, ok, c.sub, c.slt, c.epoch, c.ok)
+		}
+	}
+	// Neither form of operator "sink-2"'s ids is taken for operator
+	// "sink"'s, nor the other way round.
+	other := newTxnIDs("job", "sink-2", 7)
+	for _, id := range []string{other.id(0, 1), other.idAt(0, 1, 0)} {
+		if _, _, _, ok := ids.parse(id); ok {
+			t.Errorf("operator sink parses operator sink-2's id %q", id)
+		}
+	}
+	for _, id := range []string{ids.id(2, 0), ids.idAt(2, 0, 0), ids.idAt(2, 0, 1)} {
+		if _, _, _, ok := other.parse(id); ok {
+			t.Errorf("operator sink-2 parses operator sink's id %q", id)
 		}
 	}
 }

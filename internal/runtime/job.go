@@ -1129,11 +1129,15 @@ func (a *attempt) opContext(n int, t *task, uid, name string, r *restorer) (*Ope
 	if err != nil {
 		return nil, err
 	}
+	var epoch int64
+	if o := a.j.cfg.Store.Ownership(); o != nil {
+		epoch = o.Owner().Epoch
+	}
 	return &OperatorContext{
 		UID: uid, Name: name, Subtask: t.id.Subtask, Parallelism: t.parallelism, MaxParallelism: a.plan.MaxParallelism,
 		KeyGroups: kgs, Restored: rs, Attempt: n, RunID: a.runID, Clock: a.clock,
 		Logger: a.j.log.With("operator", uid, "subtask", t.id.Subtask), Faults: a.faults,
-		Fence: a.j.cfg.Store.CheckOwnership, Time: t.chain.Time, Stats: t.stats,
+		Fence: a.j.cfg.Store.CheckOwnership, OwnerEpoch: epoch, Time: t.chain.Time, Stats: t.stats,
 		LocalDir: a.j.localDir(uid, t.id.Subtask),
 	}, nil
 }

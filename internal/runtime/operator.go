@@ -178,6 +178,13 @@ type OperatorContext struct {
 	// initialises a transactional producer. Nil where no job owns the
 	// checkpoints (tests): call CheckFenced, which handles that.
 	Fence func(ctx context.Context, op string) error
+	// OwnerEpoch is the ownership epoch this instance of the job holds on
+	// its checkpoints (docs/design.md §9), the same in every attempt of the
+	// instance and higher in every instance that takes over; 0 where no job
+	// owns the checkpoints (tests). A sink names its external resources with
+	// it (the Kafka sink's transactional ids) so that a zombie of an older
+	// epoch cannot touch those of the instance that replaced it.
+	OwnerEpoch int64
 	// Time is the task's event-time state: the current record's timestamp
 	// and watermark (docs/design.md §14). Nil for an operator outside a
 	// task (tests).
