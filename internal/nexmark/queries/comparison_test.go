@@ -301,18 +301,43 @@ func cpSeed(t *testing.T) uint64 {
 	return seed
 }
 
+// cpFailure is a restart test's failure: the target, armed once a
+// checkpoint taken after hold events of every split completed (see
+// faultGate).
+type cpFailure struct {
+	target fault.Target
+	hold   int64
+}
+
+// cpFailureAt returns a failure at a random point (a record of any
+// operator, a barrier, a snapshot write) after a random hold, from a tenth
+// to half of a split: the record target skips under a quarter of the
+// input, fewer record hits than the half after the hold gives.
+func cpFailureAt(rng *rand.Rand, cfg nexmark.GeneratorConfig) cpFailure {
+	points := []fault.Point{fault.OnRecord, fault.OnBarrier, fault.InSnapshotWrite}
+	f := cpFailure{target: fault.Target{Point: points[rng.IntN(len(points))], Subtask: -1, Skip: rng.IntN(3)}}
+	if f.target.Point == fault.OnRecord {
+		f.target.Skip = rng.IntN(int(cfg.Events / 4))
+	}
+	split := cfg.Events / int64(cfg.Generators)
+	f.hold = split/10 + rng.Int64N(split*4/10)
+	return f
+}
+
 // cpRunGenerated runs query name on the generator of cfg at parallelism
-// 2; with a target, with exactly-once checkpoints every 10 ms, restarts,
-// and the target's failure armed once the first checkpoint completed; it
-// returns nil if that failure did not fire before the input ended.
-func cpRunGenerated(t *testing.T, name string, cfg nexmark.GeneratorConfig, target *fault.Target) cpOutput {
+// 2; with a failure, with exactly-once checkpoints every 10 ms, restarts,
+// and the failure armed once a checkpoint taken after its hold completed,
+// which makes the restart restore state rather than start over. The
+// failure always fires: the run fails the test if it did not.
+func cpRunGenerated(t *testing.T, name string, cfg nexmark.GeneratorConfig, failure *cpFailure) cpOutput {
 	t.Helper()
-	ecfg := sluice.Config{JobName: name, Parallelism: 2, CheckpointDir: t.TempDir(), Logger: cpLogger(),
+	const par = 2
+	ecfg := sluice.Config{JobName: name, Parallelism: par, CheckpointDir: t.TempDir(), Logger: cpLogger(),
 		Restart: restart.None{}, BufferTimeout: time.Millisecond}
 	out := &queries.Out{Collect: true}
 	var inj *fault.Injector
 	var committed *cpCommitted
-	if target != nil {
+	if failure != nil {
 		inj = fault.New(1)
 		ecfg.Faults = inj
 		ecfg.Checkpoint = checkpoint.Config{Interval: 10 * time.Millisecond, MinPause: time.Millisecond, TolerableFailures: 100}
@@ -321,40 +346,30 @@ func cpRunGenerated(t *testing.T, name string, cfg nexmark.GeneratorConfig, targ
 		out = &queries.Out{Sink: committed.sink}
 	}
 	env := sluice.New(ecfg)
-	cpQuery(t, name).Build(env, nexmark.Events(env, cfg), out)
+	var gate *faultGate
+	if failure != nil {
+		t.Logf("%s: failure %+v after %d events of each split", name, failure.target, failure.hold)
+		gate = newFaultGate(env, inj, failure.target, failure.hold, par)
+		cpQuery(t, name).Build(env, gate.events(env, cfg), out)
+	} else {
+		cpQuery(t, name).Build(env, nexmark.Events(env, cfg), out)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if target != nil {
-		// Arm the failure once a checkpoint completed, so that the restart
-		// restores state rather than starting over.
-		done := make(chan struct{})
-		defer close(done)
-		go func() {
-			for env.Status().CheckpointsCompleted == 0 {
-				select {
-				case <-done:
-					return
-				case <-time.After(time.Millisecond):
-				}
-			}
-			inj.Arm(*target)
-		}()
-	}
 	res, err := env.Execute(ctx)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	if inj != nil {
-		if inj.Fired() == 0 {
-			return nil
-		}
-		// Armed after a completed checkpoint, the failure makes the job
-		// restore one.
-		t.Logf("%s: %d restarts, %d checkpoints, %d rows emitted, %d committed", name, res.Restarts, res.Checkpoints,
-			out.Count(), len(committed.rows))
-		return committed
+	if gate == nil {
+		return out
 	}
-	return out
+	if inj.Fired() != 1 || res.Restarts == 0 {
+		t.Fatalf("%s: %d failures fired, %d restarts (armed after checkpoint %d): the run proved nothing about recovery",
+			name, inj.Fired(), res.Restarts, gate.ArmedAt())
+	}
+	t.Logf("%s: armed after checkpoint %d; %d restarts, %d checkpoints, %d rows emitted, %d committed", name,
+		gate.ArmedAt(), res.Restarts, res.Checkpoints, out.Count(), len(committed.rows))
+	return committed
 }
 
 // cpOutput is what a run gives: its rows and their number.
@@ -474,8 +489,8 @@ func TestComparisonQueriesMatchReference(t *testing.T) {
 
 // TestComparisonQueriesUnderRestart: with exactly-once checkpoints and one
 // failure injected at a random point (a record of any operator, a barrier,
-// a snapshot write), the committed rows still equal the reference, record
-// for record.
+// a snapshot write) after a checkpoint taken mid-input completed, the
+// committed rows still equal the reference, record for record.
 func TestComparisonQueriesUnderRestart(t *testing.T) {
 	t.Parallel()
 	cfg := cpConfig(cpEvents())
@@ -484,28 +499,8 @@ func TestComparisonQueriesUnderRestart(t *testing.T) {
 	for _, name := range cpQueries {
 		t.Run(name, func(t *testing.T) {
 			want := cpReference[name](splits)
-			var target fault.Target
-			switch rng.IntN(3) {
-			case 0:
-				target = fault.Target{Point: fault.OnRecord, Subtask: -1, Skip: rng.IntN(int(cfg.Events / 4))}
-			case 1:
-				target = fault.Target{Point: fault.OnBarrier, Subtask: -1, Skip: rng.IntN(3)}
-			default:
-				target = fault.Target{Point: fault.InSnapshotWrite, Subtask: -1, Skip: rng.IntN(3)}
-			}
-			var out cpOutput
-			for try := 0; out == nil; try++ {
-				if try == 3 {
-					t.Fatalf("%s: the failure never fired: the runs proved nothing about recovery", name)
-				}
-				if try > 0 {
-					// A fast run may end before many records follow the
-					// first checkpoint: then retry, striking sooner.
-					target.Skip /= 10
-				}
-				t.Logf("%s: failure %+v", name, target)
-				out = cpRunGenerated(t, name, cfg, &target)
-			}
+			failure := cpFailureAt(rng, cfg)
+			out := cpRunGenerated(t, name, cfg, &failure)
 			if out.Count() != int64(len(want)) {
 				t.Errorf("%s: count %d, reference %d", name, out.Count(), len(want))
 			}

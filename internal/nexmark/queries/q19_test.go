@@ -5,7 +5,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/sluicehq/sluice/fault"
 	"github.com/sluicehq/sluice/internal/nexmark"
 	"github.com/sluicehq/sluice/internal/nexmark/queries"
 )
@@ -35,20 +34,8 @@ func TestQ19UnderRestart(t *testing.T) {
 	want := queries.RefQ19(bids)
 	slices.Sort(want)
 	rng := rand.New(rand.NewPCG(cpSeed(t), 19))
-	points := []fault.Point{fault.OnRecord, fault.OnBarrier, fault.InSnapshotWrite}
-	target := fault.Target{Point: points[rng.IntN(len(points))], Subtask: -1, Skip: rng.IntN(3)}
-	if target.Point == fault.OnRecord {
-		target.Skip = rng.IntN(int(cfg.Events / 4))
-	}
-	var out cpOutput
-	for try := 0; out == nil; try++ {
-		if try == 3 {
-			t.Fatalf("the failure never fired: the runs proved nothing about recovery")
-		}
-		target.Skip /= 1 + 9*min(try, 1)
-		t.Logf("failure %+v", target)
-		out = cpRunGenerated(t, "q19", cfg, &target)
-	}
+	failure := cpFailureAt(rng, cfg)
+	out := cpRunGenerated(t, "q19", cfg, &failure)
 	if out.Count() != int64(len(want)) {
 		t.Errorf("count %d, batch logic %d", out.Count(), len(want))
 	}
