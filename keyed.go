@@ -483,19 +483,6 @@ func restoreKeyed[K comparable](ctx context.Context, b keyedBackend[K], oc *Oper
 	return nil
 }
 
-// Prefetch looks up the keys of a batch in the state before its records
-// are processed (runtime.Prefetcher): the lookups of the batch overlap
-// their cache misses, and each record then finds its state in cache.
-func (k *keyedOp[K, IN, OUT]) Prefetch(vs []IN, _ []int64, kgs []uint16) {
-	h, ok := k.backend.(heapBackend[K])
-	if !ok || len(kgs) != len(vs) {
-		return // only the heap backend gains from a lookup ahead
-	}
-	for i := range vs {
-		h.Touch(k.key(vs[i]), int(kgs[i]))
-	}
-}
-
 func (k *keyedOp[K, IN, OUT]) Emit(v IN) error {
 	if err := k.enter(k.key(v)); err != nil {
 		return err

@@ -145,24 +145,6 @@ func (o *windowOp[K, T, ACC, OUT]) emitFastPane(key K, gi int, ts int64, v T) er
 	return nil
 }
 
-// Prefetch looks up the keys of a batch in their state windows before the
-// records are processed (runtime.Prefetcher), on the fast path of windows
-// kept whole: the lookups overlap their cache misses.
-func (o *windowOp[K, T, ACC, OUT]) Prefetch(vs []T, ts []int64, kgs []uint16) {
-	if !o.fast || o.panes || o.ws == nil || ts == nil || len(kgs) != len(vs) || len(ts) < len(vs) {
-		return
-	}
-	for i := range vs {
-		if ts[i] == NoTimestamp {
-			continue
-		}
-		o.pre = o.a.Assign(ts[i], o.pre[:0])
-		for _, w := range o.pre {
-			o.ws.Touch(w, int(kgs[i]), o.key(vs[i]))
-		}
-	}
-}
-
 // fastPaneAcc combines key's panes of window w.
 func (o *windowOp[K, T, ACC, OUT]) fastPaneAcc(key K, gi int, w window.Window) (ACC, bool) {
 	var acc ACC

@@ -329,7 +329,6 @@ type windowOp[K comparable, T, ACC, OUT any] struct {
 	warned   bool
 
 	buf     []window.Window
-	pre     []window.Window // Prefetch's windows of a record
 	scratch *window.MergingSet
 	ebuf    []T
 	kbuf    []tsElem[T]

@@ -397,8 +397,6 @@ type inputChannel[T any] struct {
 	in    Emitter[T]
 	stats *TaskStats
 	time  *Time
-	// pre is in, if it prefetches batches of key-group writers.
-	pre Prefetcher[T]
 }
 
 // NewInputs returns the input channels of consumer subtask sub on c, in
@@ -413,8 +411,7 @@ func NewInputs[T any](c *Channels[T], sub int, part Partitioning, in Emitter[T],
 		if part == Forward && len(c.Chans) == len(c.Chans[up]) && up != sub {
 			continue
 		}
-		pre, _ := in.(Prefetcher[T])
-		ic := &inputChannel[T]{c: c, ch: c.Chans[up][sub], in: in, stats: stats, time: tm, pre: pre}
+		ic := &inputChannel[T]{c: c, ch: c.Chans[up][sub], in: in, stats: stats, time: tm}
 		if c.credits != nil {
 			ic.cr = c.credits[up][sub]
 		}
@@ -475,9 +472,6 @@ func (ic *inputChannel[T]) process(data any) error {
 	kgs := b.kgs
 	if len(kgs) != len(b.records) || len(kgs) == 0 {
 		kgs = nil
-	}
-	if ic.pre != nil && kgs != nil {
-		ic.pre.Prefetch(b.records, b.ts, kgs)
 	}
 	var err error
 	switch {

@@ -4,7 +4,6 @@ package runtime
 // computes a record's key group once and it travels beside the record.
 
 import (
-	"fmt"
 	"slices"
 	"testing"
 
@@ -110,61 +109,5 @@ func TestPlainBatchHasNoKeyGroup(t *testing.T) {
 	}
 	if n != 4 {
 		t.Fatalf("%d records, want 4", n)
-	}
-}
-
-// prefetchingInput records Prefetch calls and records in order.
-type prefetchingInput struct{ log []string }
-
-func (p *prefetchingInput) Prefetch(vs []int, ts []int64, kgs []uint16) {
-	p.log = append(p.log, fmt.Sprintf("prefetch %v %v", vs, kgs))
-}
-
-func (p *prefetchingInput) Emit(v int) error {
-	p.log = append(p.log, fmt.Sprintf("emit %d", v))
-	return nil
-}
-
-// TestPrefetchBeforeRecords: an input that implements Prefetcher gets each
-// key-group batch, with its key groups, before its records one by one;
-// batches without key groups are not prefetched.
-func TestPrefetchBeforeRecords(t *testing.T) {
-	t.Parallel()
-	const maxP = 4
-	c := NewChannels[int](1, 1, 8)
-	w := NewKeyGroupWriter(c, 0, func(v int) int { return v % maxP }, maxP, 2, make(chan struct{}), &TaskStats{}, nil)
-	for v := range 3 {
-		if err := w.Emit(v + 1); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	p := &prefetchingInput{}
-	in := NewInputs(c, 0, Hash, Emitter[int](p), &TaskStats{}, nil)[0]
-	for len(c.Chans[0][0]) > 0 {
-		if err := in.process(<-c.Chans[0][0]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := []string{"prefetch [1 2] [1 2]", "emit 1", "emit 2", "prefetch [3] [3]", "emit 3"}
-	if !slices.Equal(p.log, want) {
-		t.Fatalf("calls %q, want %q", p.log, want)
-	}
-	// A plain writer's batches are not prefetched.
-	pw, _ := newTestWriter(c, 0, Forward, nil, 2)
-	if err := pw.Emit(9); err != nil {
-		t.Fatal(err)
-	}
-	if err := pw.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	p.log = nil
-	if err := in.process(<-c.Chans[0][0]); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(p.log, []string{"emit 9"}) {
-		t.Fatalf("calls %q for a plain batch, want only the record", p.log)
 	}
 }

@@ -31,10 +31,6 @@ type HeapBackend[K comparable] struct {
 	// verified counts the keys SetCurrentKeyInGroup was given, for the
 	// sampled check of race-detector builds (verifyKeyGroups).
 	verified uint64
-	// touch holds a lookup per registered keyed state, for Touch.
-	touch []func(gi int, k K) bool
-	// touched keeps Touch's lookups from being optimized away.
-	touched int
 
 	cow    cow
 	states map[string]registered[K]
@@ -161,26 +157,6 @@ func (b *HeapBackend[K]) SetCurrentKeyInGroup(k K, kg int) error {
 	}
 	b.key, b.kg, b.gi = k, kg, kg-b.r.Start
 	return nil
-}
-
-// Touch looks k up, in key group kg, in every registered state, changing
-// nothing: a caller about to process a batch of records touches their keys
-// first, in a tight loop whose independent lookups the CPU overlaps, so
-// that the processing finds each key's map slots in cache instead of
-// waiting for one cache miss after another (with 1M keys nearly every
-// lookup misses). A kg outside the range is ignored: SetCurrentKeyInGroup
-// reports it when the record is processed. The caller must not touch keys
-// while a state is being changed, only between records.
-func (b *HeapBackend[K]) Touch(k K, kg int) {
-	if kg < b.r.Start || kg > b.r.End {
-		return
-	}
-	gi := kg - b.r.Start
-	for _, t := range b.touch {
-		if t(gi, k) {
-			b.touched++
-		}
-	}
 }
 
 // verifyEvery is how often (in keys) race-detector builds check a key

@@ -38,14 +38,7 @@ func List[K comparable, V any](b *HeapBackend[K], name string, c codec.Codec[V],
 		return nil, err
 	}
 	b.states[name] = s
-	b.touch = append(b.touch, s.touch)
 	return s, nil
-}
-
-// touch looks k up in key group index gi (HeapBackend.Touch).
-func (s *listState[K, V]) touch(gi int, k K) bool {
-	_, ok := s.t.maps[gi][k]
-	return ok
 }
 
 // listState is the heap ListState. A key's list is a slice that Add appends

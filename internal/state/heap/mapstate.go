@@ -42,14 +42,7 @@ func Map[K comparable, UK comparable, UV any](b *HeapBackend[K], name string, kc
 		return nil, err
 	}
 	b.states[name] = s
-	b.touch = append(b.touch, s.touch)
 	return s, nil
-}
-
-// touch looks k up in key group index gi (HeapBackend.Touch).
-func (s *mapState[K, UK, UV]) touch(gi int, k K) bool {
-	_, ok := s.t.maps[gi][k]
-	return ok
 }
 
 // userMap is one key's map, stamped with the epoch of its key group's outer

@@ -127,12 +127,6 @@ func (s *valueCore[K, V]) clear() {
 	}
 }
 
-// touch looks k up in key group index gi (HeapBackend.Touch).
-func (s *valueCore[K, V]) touch(gi int, k K) bool {
-	_, ok := s.t.maps[gi][k]
-	return ok
-}
-
 func (s *valueCore[K, V]) keys(fn func(K)) {
 	for _, m := range s.t.maps {
 		for k := range m {
@@ -220,7 +214,6 @@ func (s *valueState[K, V]) register() error {
 		return err
 	}
 	s.b.states[s.name] = s
-	s.b.touch = append(s.b.touch, s.touch)
 	return nil
 }
 
@@ -239,7 +232,6 @@ func (s *reducingState[K, V]) register() error {
 		return err
 	}
 	s.b.states[s.name] = s
-	s.b.touch = append(s.b.touch, s.touch)
 	return nil
 }
 

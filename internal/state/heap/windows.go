@@ -255,26 +255,6 @@ func (s *WindowMajor[KK, K, V]) Get(sw window.Window, gi int, k K) (V, bool) {
 	return v, ok
 }
 
-// Touch looks k up in state window sw and key group kg (not an index),
-// changing nothing: the window operator touches a batch's keys before it
-// processes the records, as HeapBackend.Touch. A kg outside the range or
-// a window without state is ignored.
-func (s *WindowMajor[KK, K, V]) Touch(sw window.Window, kg int, k K) {
-	b := s.b
-	if kg < b.r.Start || kg > b.r.End {
-		return
-	}
-	var t *table[K, V]
-	if s.lastT != nil && s.lastW == sw {
-		t = s.lastT
-	} else if t = s.panes[sw]; t == nil {
-		return
-	}
-	if _, ok := t.maps[kg-b.r.Start][k]; ok {
-		b.touched++
-	}
-}
-
 // Put sets k's accumulator in state window sw.
 func (s *WindowMajor[KK, K, V]) Put(sw window.Window, gi int, k K, v V) {
 	s.pane(sw).mut(&s.b.cow, gi)[k] = v
