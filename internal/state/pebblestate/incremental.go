@@ -156,7 +156,12 @@ func (s *Snapshot) WriteIncremental(ctx context.Context, w runtime.SharedWriter)
 	if err := s.begin(); err != nil {
 		return nil, err
 	}
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
 	defer s.end()
+	if s.chkErr != nil {
+		return nil, s.chkErr
+	}
 	if s.chkDir == "" {
 		return nil, errors.New("pebblestate: WriteIncremental on a snapshot without a local checkpoint (set Options.Incremental)")
 	}
@@ -233,7 +238,7 @@ func (s *Snapshot) WriteIncremental(ctx context.Context, w runtime.SharedWriter)
 	return out, nil
 }
 
-var errReleasedDuring = fmt.Errorf("pebblestate: snapshot released during WriteIncremental: %w", errors.New("state: snapshot already released"))
+var errReleasedDuring = fmt.Errorf("pebblestate: snapshot released during WriteIncremental: %w", heap.ErrReleased)
 
 // upload copies the file at path into a new shared file.
 func upload(w runtime.SharedWriter, name, path string) (checkpoint.StateHandle, error) {

@@ -55,9 +55,12 @@ type Snapshot struct {
 	// keepLocal is the local-recovery directory (Options.LocalRecovery)
 	// into which WriteIncremental moves chkDir, "" if none.
 	keepLocal string
-	err       error // met by the synchronous part
-	inc       *incremental
-	owner     func(*Snapshot)
+	err       error // a storage error of the backend before the snapshot
+	// chkErr is the failure of the local checkpoint, which only
+	// WriteIncremental needs.
+	chkErr error
+	inc    *incremental
+	owner  func(*Snapshot)
 
 	abandoned atomic.Bool
 	mu        sync.Mutex
@@ -100,11 +103,11 @@ func (b *Backend[K]) Snapshot(checkpointID int64) *Snapshot {
 		b.inc.mu.Unlock()
 		dir := filepath.Join(b.dir+".chk", fmt.Sprintf("%d-%d", checkpointID, seq))
 		if err := b.db.Flush(); err != nil {
-			s.err = fmt.Errorf("pebblestate: flush for checkpoint %d: %w", checkpointID, err)
+			s.chkErr = fmt.Errorf("pebblestate: flush for checkpoint %d: %w", checkpointID, err)
 		} else if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-			s.err = fmt.Errorf("pebblestate: %w", err)
+			s.chkErr = fmt.Errorf("pebblestate: %w", err)
 		} else if err := b.db.Checkpoint(dir); err != nil {
-			s.err = fmt.Errorf("pebblestate: local checkpoint %d: %w", checkpointID, err)
+			s.chkErr = fmt.Errorf("pebblestate: local checkpoint %d: %w", checkpointID, err)
 		} else {
 			s.chkDir = dir
 			if b.o.LocalRecovery {
@@ -213,9 +216,11 @@ func (s *Snapshot) WriteKeyGroups(w io.Writer) (keyGroupOffsets []int64, err err
 	if err := s.begin(); err != nil {
 		return nil, err
 	}
-	defer s.end()
+	// end (which may close the Pebble snapshot) runs before RUnlock, so
+	// that Close cannot close the DB first.
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
+	defer s.end()
 	bw := bufio.NewWriterSize(w, 256<<10)
 	head := make([]byte, 0, 64)
 	head = append(head, fileMagic...)
