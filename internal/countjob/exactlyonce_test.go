@@ -71,7 +71,7 @@ type run struct {
 }
 
 // backendOf picks iteration i's state backend: heap and pebble by turns,
-// starting where the seed says, so any two iterations cover both. Pebble
+// starting where the test seed says, so any two iterations cover both. Pebble
 // runs take incremental checkpoints or not at random.
 func backendOf(i int, seed uint64, rng *rand.Rand) sluice.StateConfig {
 	if (uint64(i)+seed)%2 == 0 {
@@ -179,7 +179,7 @@ func TestExactlyOnceUnderFailures(t *testing.T) {
 	for i := 0; i < n; i++ {
 		// Every other iteration with unaligned checkpoints (docs/design.md
 		// §3 "Unaligned checkpoints"): restores then replay channel state.
-		// The backend alternates too, offset by the seed, so all four
+		// The backend alternates too, offset by the test seed, so all four
 		// combinations occur.
 		r := run{gen: randomGen(rng), parallelism: 1 + rng.IntN(3), sourcePar: 1 + rng.IntN(3), mode: checkpoint.ExactlyOnce, unaligned: i%2 == 1, failures: 1 + rng.IntN(4)}
 		r.state = backendOf(i/2, seed, rng)

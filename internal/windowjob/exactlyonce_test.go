@@ -75,7 +75,7 @@ type jobRun struct {
 }
 
 // backendOf picks iteration i's state backend: heap and pebble by turns,
-// starting where the seed says, so any two iterations cover both (on
+// starting where the test seed says, so any two iterations cover both (on
 // Pebble the windows take the generic path).
 func backendOf(i int, seed uint64) sluice.StateConfig {
 	if (uint64(i)+seed)%2 == 0 {
