@@ -61,6 +61,10 @@ type run struct {
 	sourcePar   int
 	mode        checkpoint.Mode
 	unaligned   bool
+	// anyFired: the caller checks that failures fired over many runs, so
+	// one run whose failures all missed (its input ended first) is logged,
+	// not failed.
+	anyFired bool
 	// replays, if set, counts the restores that replayed channel state.
 	replays  *atomic.Int64
 	failures int
@@ -130,7 +134,7 @@ func runJob(t *testing.T, rng *rand.Rand, r run, dir string) *sluice.Result {
 	}
 	if got := inj.Fired(); got != int64(r.failures) {
 		t.Logf("%d of %d scheduled failures fired before the input ended", got, r.failures)
-		if got == 0 {
+		if got == 0 && !r.anyFired {
 			// A run with no failure proves nothing about recovery.
 			t.Fatalf("none of %d scheduled failures fired", r.failures)
 		}
@@ -181,7 +185,7 @@ func TestExactlyOnceUnderFailures(t *testing.T) {
 		// §3 "Unaligned checkpoints"): restores then replay channel state.
 		// The backend alternates too, offset by the test seed, so all four
 		// combinations occur.
-		r := run{gen: randomGen(rng), parallelism: 1 + rng.IntN(3), sourcePar: 1 + rng.IntN(3), mode: checkpoint.ExactlyOnce, unaligned: i%2 == 1, failures: 1 + rng.IntN(4)}
+		r := run{gen: randomGen(rng), parallelism: 1 + rng.IntN(3), sourcePar: 1 + rng.IntN(3), mode: checkpoint.ExactlyOnce, unaligned: i%2 == 1, failures: 1 + rng.IntN(4), anyFired: true}
 		r.state = backendOf(i/2, seed, rng)
 		if r.unaligned {
 			r.replays = &replays
