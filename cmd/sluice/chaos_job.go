@@ -404,7 +404,7 @@ func (s *eagerSource) Splits(context.Context) ([]sluice.Split, error) {
 func (s *eagerSource) NewReader(_ context.Context, oc *sluice.OperatorContext) (sluice.SourceReader[kafka.Record], error) {
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(s.brokers...), kgo.ConsumerGroup(s.group), kgo.ConsumeTopics(s.topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AutoCommitInterval(100 * time.Millisecond),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.SessionTimeout(6 * time.Second),
 		kgo.InstanceID(s.group + "-" + strconv.Itoa(oc.Subtask)),
 	}, s.opts...)
@@ -438,6 +438,13 @@ func (r *eagerReader) AddSplits(context.Context, []sluice.Split) error {
 			var recs []*kgo.Record
 			fetches.EachRecord(func(rec *kgo.Record) { recs = append(recs, rec) })
 			if len(recs) == 0 {
+				continue
+			}
+			// Commit what was fetched before the job sees it: the group's
+			// offsets are always ahead of the output, so a kill loses what
+			// no checkpoint covered yet (an auto-commit that lagged behind
+			// would duplicate instead, or do nothing).
+			if err := r.cl.CommitRecords(fctx, recs...); err != nil {
 				continue
 			}
 			r.mu.Lock()
