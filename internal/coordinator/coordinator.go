@@ -83,9 +83,12 @@ type Coordinator struct {
 	opts  CoordinatorOptions
 	tasks map[checkpoint.TaskID]struct{}
 
-	// now is the latest time seen. It never goes back, so that a late or
-	// reordered timestamp cannot make a deadline that has passed pending
-	// again.
+	// now is the time of the latest event. When an event's time is earlier
+	// (the clock stepped back, or two events were stamped out of order) the
+	// coordinator rebases: every time it keeps moves back by as much, so
+	// that no time has passed between the two events. A deadline that has
+	// passed stays passed, and a step back neither stalls the schedule for
+	// the length of the step nor re-arms anything (docs/design.md §3).
 	now time.Time
 	// nextID is the id of the next trigger, shared by checkpoints and
 	// savepoints so that barrier ids strictly increase.
@@ -299,11 +302,21 @@ func (c *Coordinator) Pending() []int64 {
 	return slices.Sorted(maps.Keys(c.pending))
 }
 
-// advance moves the coordinator's time forward to t; an earlier t is
-// ignored (see Coordinator.now).
+// advance moves the coordinator's time to t. An earlier t rebases every
+// time kept by the difference (see Coordinator.now): the intervals measured
+// from them go on as if the clock had stood still.
 func (c *Coordinator) advance(t time.Time) {
-	if t.After(c.now) {
+	if !t.Before(c.now) {
 		c.now = t
+		return
+	}
+	back := t.Sub(c.now)
+	c.now = t
+	c.lastPeriodic = c.lastPeriodic.Add(back)
+	c.lastEnd = c.lastEnd.Add(back)
+	for _, p := range c.pending {
+		p.triggeredAt = p.triggeredAt.Add(back)
+		p.stats.TriggeredAt = p.stats.TriggeredAt.Add(back)
 	}
 }
 
