@@ -1677,6 +1677,15 @@ func (s *scenario) runWindows(ctx context.Context) error {
 	if s.job.err != nil {
 		return fmt.Errorf("the windowed job failed: %v", s.job.err)
 	}
+	// The job's last commit has returned, but on Apache Kafka its markers
+	// may not have reached every partition yet: wait for them, or the read
+	// stops short of the last windows.
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	err = kafkacount.WaitSettled(wctx, s.h.brokers, s.out, 50*time.Millisecond)
+	wcancel()
+	if err != nil {
+		s.rep.Violations = append(s.rep.Violations, err.Error())
+	}
 	rctx, rcancel := context.WithTimeout(ctx, time.Minute)
 	defer rcancel()
 	outs, err := windowjob.ReadTopic(rctx, s.h.brokers, s.out)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -139,4 +140,56 @@ func ReadTopic(ctx context.Context, brokers []string, topic string, fn func(*kgo
 		}
 	}
 	return nil
+}
+
+// WaitSettled waits until no transaction is open on topic: until every
+// partition's last stable offset has reached its high watermark. A
+// producer's commit returns once the transaction coordinator logged it;
+// the markers that make its records readable under read_committed reach
+// the partitions after that, so a read right after the writer exited can
+// stop short of its last transaction. It polls every poll until ctx ends,
+// and then returns the partitions still unsettled in the error.
+func WaitSettled(ctx context.Context, brokers []string, topic string, poll time.Duration) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var open []string
+	for {
+		hw, err := adm.ListEndOffsets(ctx, topic)
+		var lso kadm.ListedOffsets
+		if err == nil {
+			lso, err = adm.ListCommittedOffsets(ctx, topic)
+		}
+		if err == nil {
+			err = hw.Error()
+		}
+		if err == nil {
+			err = lso.Error()
+		}
+		if err == nil {
+			open = open[:0]
+			hw.Each(func(o kadm.ListedOffset) {
+				if s, ok := lso.Lookup(topic, o.Partition); !ok || s.Offset < o.Offset {
+					open = append(open, fmt.Sprintf("partition %d: last stable offset %d of %d", o.Partition, s.Offset, o.Offset))
+				}
+			})
+			if len(open) == 0 {
+				return nil
+			}
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if err != nil {
+				return fmt.Errorf("wait for %s to settle: %w", topic, err)
+			}
+			slices.Sort(open)
+			return fmt.Errorf("wait for %s to settle: transactions still open (%s): %w", topic, strings.Join(open, ", "), ctx.Err())
+		case <-t.C:
+		}
+	}
 }
