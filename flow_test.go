@@ -166,3 +166,48 @@ func TestBackpressure(t *testing.T) {
 		}
 	})
 }
+
+// steppedClock is the wall clock plus an offset that step moves: a clock
+// that an operator or NTP steps. Its timers run for their duration.
+type steppedClock struct{ off atomic.Int64 }
+
+func (c *steppedClock) Now() time.Time                       { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *steppedClock) NewTimer(d time.Duration) clock.Timer { return clock.Real{}.NewTimer(d) }
+func (c *steppedClock) step(d time.Duration)                 { c.off.Add(int64(d)) }
+
+// TestBufferTimeoutAfterClockStepBack: a clock stepped back an hour while
+// a batch waits for its buffer timeout must not hold the batch for the
+// hour: it is sent one buffer timeout later (docs/design.md §3).
+func TestBufferTimeoutAfterClockStepBack(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		clk := &steppedClock{}
+		cfg := testConfig(t, 1)
+		cfg.Clock = clk
+		cfg.BufferTimeout = 50 * time.Millisecond
+		cfg.Checkpoint = checkpoint.Config{Interval: -1} // no barrier can flush
+		env := sluice.New(cfg)
+		src := newLogSource[int]()
+		var got atomic.Int64
+		sluice.Sink(sluice.FromSource(env, "src", src), "sink", sluice.SinkFunc[int](func(int) error {
+			got.Add(1)
+			return nil
+		}), sluice.StartNewChain())
+		x := start(t, env)
+		src.Append(1, 2)
+		synctest.Wait() // the source task waits for its flush timer
+		if n := got.Load(); n != 0 {
+			t.Fatalf("sink got %d records before the buffer timeout", n)
+		}
+		clk.step(-time.Hour)
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if n := got.Load(); n != 2 {
+			t.Fatalf("sink got %d records two buffer timeouts after the clock stepped back, want 2", n)
+		}
+		src.Close()
+		if _, err := x.wait(t); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

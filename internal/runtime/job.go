@@ -1431,8 +1431,10 @@ func (d *driver) wait() error {
 		// tick.
 		d.coord.Step(coordinator.TickEvent{Now: a.clock.Now()})
 		d.coord.Step(ev)
-	case now := <-wake:
-		d.coord.Step(coordinator.TickEvent{Now: now})
+	case <-wake:
+		// The job's clock, not the timer's value: a timer of the real
+		// clock sends the wall time, which a stepped clock.Clock is not.
+		d.coord.Step(coordinator.TickEvent{Now: a.clock.Now()})
 	case r := <-a.discarded:
 		d.onDiscarded(r)
 	case id := <-a.exhaust:

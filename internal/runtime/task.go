@@ -183,7 +183,7 @@ func (t *task) afterWork() error {
 		t.flushAt = now.Add(bt)
 		return nil
 	}
-	if !now.Before(t.flushAt) {
+	if !now.Before(t.flushAt) || t.flushAt.Sub(now) > bt {
 		return t.flush()
 	}
 	return nil
@@ -199,9 +199,25 @@ func (t *task) flush() error {
 	return nil
 }
 
+// clampDeadlines makes the buffer flush and the periodic watermark due now
+// if they lie further ahead than their own interval: the clock stepped
+// back after they were set, and waiting for it to catch up would hold
+// records and barriers in the buffers for the length of the step
+// (docs/design.md §3). Processing-time timers keep their times: a step
+// back delays them, as in Flink.
+func (t *task) clampDeadlines(now time.Time) {
+	if !t.flushAt.IsZero() && t.flushAt.Sub(now) > t.bufferTimeout() {
+		t.flushAt = now
+	}
+	if !t.wmAt.IsZero() && t.wmAt.Sub(now) > t.wmIval {
+		t.wmAt = now
+	}
+}
+
 // nextWake returns when the task must wake up without mail: to flush or to
 // fire a timer.
 func (t *task) nextWake() (time.Time, bool) {
+	t.clampDeadlines(t.job.clock.Now())
 	var at time.Time
 	for _, op := range t.ops() {
 		if to, ok := op.Op.(TimerOperator); ok {
@@ -224,6 +240,7 @@ func (t *task) nextWake() (time.Time, bool) {
 
 func (t *task) onWake() error {
 	now := t.job.clock.Now()
+	t.clampDeadlines(now)
 	if err := t.periodicWatermark(now); err != nil {
 		return err
 	}
