@@ -204,7 +204,12 @@ func TestExactlyOnceUnderFailures(t *testing.T) {
 		t.Fatalf("no failure was injected in %d iterations: the test proved nothing", n)
 	}
 	t.Logf("%d restores replayed the channel state of an unaligned checkpoint", replays.Load())
-	if n >= 4 && replays.Load() == 0 {
+	// Whether a restore finds channel state is chance (data must be in
+	// flight when the barrier overtakes it, and the failure must strike
+	// after that checkpoint): over the 3 unaligned iterations of the
+	// default run none may; over the chaos loop's (SLUICE_CHAOS_ITERATIONS,
+	// 25 in CI) one must.
+	if n >= 20 && replays.Load() == 0 {
 		t.Fatalf("no restore replayed channel state in %d unaligned iterations: the unaligned mode proved nothing", n/2)
 	}
 }

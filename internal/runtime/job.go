@@ -1414,12 +1414,23 @@ func (d *driver) finish() error {
 	return nil
 }
 
+// maxDriverWait bounds the job master's wait for the coordinator's next
+// deadline.
+const maxDriverWait = time.Second
+
 // wait waits for the next event, or for the coordinator's next deadline,
 // and hands it on.
 func (d *driver) wait() error {
 	a := d.a
 	var wake <-chan time.Time
 	if at, ok := d.coord.NextDeadline(); ok {
+		// At most maxDriverWait: the coordinator learns the time only from
+		// events, so a clock stepped back since the last one would put its
+		// deadline hours away. The wake-up tells it the time, and it
+		// rebases (docs/design.md §3).
+		if now := a.clock.Now(); at.Sub(now) > maxDriverWait {
+			at = now.Add(maxDriverWait)
+		}
 		tm := clock.TimerAt(a.clock, at)
 		defer tm.Stop()
 		wake = tm.C()
