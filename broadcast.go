@@ -237,7 +237,7 @@ func ProcessKeyedBroadcast[K comparable, IN, BC, OUT any](cs KeyedBroadcastConne
 		op.bc.out = op.pc.out
 		return instance{op: op, ins: []any{Emitter[IN](keyedBcastMain[K, IN, BC, OUT]{op}), Emitter[BC](keyedBcastSide[K, IN, BC, OUT]{op})}}, nil
 	}
-	connect(e, ks.s, n, 0, runtime.Hash, hashTarget(ks, n.par))
+	connectKeyed(e, ks.s, n, 0, keyHashOf(ks))
 	connect(e, cs.bc.s, n, 1, runtime.Broadcast, nil)
 	return Stream[OUT]{env: e, n: n}
 }

@@ -6,7 +6,6 @@ import (
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/codec"
 	"github.com/sluicehq/sluice/internal/runtime"
-	"github.com/sluicehq/sluice/keygroup"
 )
 
 // node is one operator of the job graph.
@@ -130,11 +129,22 @@ func (e *Environment) addNode(name string, opts []OpOption, defPar int) *node {
 }
 
 // connect adds an edge carrying the stream s (the main or a side output of
-// its node) to input toInput of `to`. target, for Hash, maps a record to
-// its key group (hashTarget): the writer routes it to the subtask owning
-// that group and passes the group along, so the keyed operator does not
-// hash the key again (docs/design.md §2).
+// its node) to input toInput of `to`, partitioned by part (not Hash: see
+// connectKeyed) with target.
 func connect[T any](e *Environment, s Stream[T], to *node, toInput int, part runtime.Partitioning, target func(T) int) {
+	connectEdge(e, s, to, toInput, part, target, nil)
+}
+
+// connectKeyed is connect for a keyed stream: keyHash returns a record's
+// key hash (keyHashOf); the writer routes the record to the subtask owning
+// the key's group and passes the group and the hash along, so the keyed
+// operator hashes the key neither for its key group nor for its state's
+// hash tables (docs/design.md §2).
+func connectKeyed[T any](e *Environment, s Stream[T], to *node, toInput int, keyHash func(T) uint64) {
+	connectEdge(e, s, to, toInput, runtime.Hash, nil, keyHash)
+}
+
+func connectEdge[T any](e *Environment, s Stream[T], to *node, toInput int, part runtime.Partitioning, target func(T) int, keyHash func(T) uint64) {
 	from := s.n
 	if part == runtime.Forward && from.par != to.par {
 		part = runtime.Rebalance
@@ -145,7 +155,7 @@ func connect[T any](e *Environment, s Stream[T], to *node, toInput int, part run
 	ed.newWriter = func(ch any, sub int, w *runtime.Wiring) (any, runtime.OutputWriter) {
 		var wr *runtime.Writer[T]
 		if ed.part == runtime.Hash {
-			wr = runtime.NewKeyGroupWriter(ch.(*runtime.Channels[T]), sub, target, maxP, w.BatchSize, w.Done, w.Stats, w.Time)
+			wr = runtime.NewKeyGroupWriter(ch.(*runtime.Channels[T]), sub, keyHash, maxP, w.BatchSize, w.Done, w.Stats, w.Time)
 		} else {
 			wr = runtime.NewWriter(ch.(*runtime.Channels[T]), sub, ed.part, target, w.BatchSize, w.Done, w.Stats, w.Time)
 		}
@@ -181,13 +191,13 @@ func edgeCodec[T any](from *node, tag string) (codec.Codec[T], error) {
 	return nil, fmt.Errorf("its records (%T) have no built-in codec: give the operator %q sluice.WithCodec", *new(T), from.name)
 }
 
-// hashTarget returns the Hash partitioner of a keyed stream: the key group
-// of the record's key (the writer maps it to the subtask owning it).
-func hashTarget[K comparable, T any](ks KeyedStream[K, T], _ int) func(T) int {
-	maxP := ks.s.env.cfg.MaxParallelism
+// keyHashOf returns the Hash partitioner of a keyed stream: the hash of
+// the record's key, from which the writer computes its key group and the
+// subtask owning it.
+func keyHashOf[K comparable, T any](ks KeyedStream[K, T]) func(T) uint64 {
 	key, kc := ks.key, ks.codec
-	return func(v T) int {
-		return keygroup.Of(kc.Hash(key(v)), maxP)
+	return func(v T) uint64 {
+		return kc.Hash(key(v))
 	}
 }
 

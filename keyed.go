@@ -186,7 +186,7 @@ func Process[K comparable, IN, OUT any](ks KeyedStream[K, IN], name string, newF
 		op.withState(e.state)
 		return instance{op: op, ins: []any{Emitter[IN](op)}}, nil
 	}
-	connect(e, ks.s, n, 0, runtime.Hash, hashTarget(ks, n.par))
+	connectKeyed(e, ks.s, n, 0, keyHashOf(ks))
 	return Stream[OUT]{env: e, n: n}
 }
 
@@ -559,12 +559,12 @@ func CoProcess[K comparable, A, B, OUT any](cs ConnectedStreams[K, A, B], name s
 		op.withState(e.state)
 		return instance{op: op, ins: []any{Emitter[A](coInput1[K, A, B, OUT]{op}), Emitter[B](coInput2[K, A, B, OUT]{op})}}, nil
 	}
-	connect(e, cs.a.s, n, 0, runtime.Hash, hashTarget(cs.a, n.par))
+	connectKeyed(e, cs.a.s, n, 0, keyHashOf(cs.a))
 	// The keyed state is partitioned by the first stream's key codec, so
 	// the second input is routed by it too: routed by its own codec's hash,
 	// a record would reach a subtask that does not own its key group.
 	bRoute := KeyedStream[K, B]{s: cs.b.s, key: cs.b.key, codec: cs.a.codec}
-	connect(e, cs.b.s, n, 1, runtime.Hash, hashTarget(bRoute, n.par))
+	connectKeyed(e, cs.b.s, n, 1, keyHashOf(bRoute))
 	return Stream[OUT]{env: e, n: n}
 }
 

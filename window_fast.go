@@ -62,21 +62,21 @@ func (o *windowOp[K, T, ACC, OUT]) openFast() error {
 // lateness) re-emits the key's result at once, as the default trigger
 // does.
 //
-// The key group comes from the hash partitioner when it computed it
-// (runtime.Time.KG), so the key is hashed once per record.
+// The key group and the key's hash come from the hash partitioner when it
+// computed them (runtime.Time.KG and Hash), so the key is hashed once per
+// record: the state's hash tables take the same hash.
 func (o *windowOp[K, T, ACC, OUT]) emitFast(key K, ts int64, v T) error {
-	var gi int
-	var err error
-	if kg := o.tm.KG; kg != runtime.NoKeyGroup {
-		gi, err = o.ws.GroupOf(key, kg)
-	} else {
-		gi, err = o.ws.Group(key)
+	kg, kh := o.tm.KG, o.tm.Hash
+	if kg == runtime.NoKeyGroup {
+		kh = o.ws.KeyHash(key)
+		kg = o.ws.KeyGroupOf(kh)
 	}
+	gi, err := o.ws.GroupOf(key, kg, kh)
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.uid, err)
 	}
 	if o.panes {
-		return o.emitFastPane(key, gi, ts, v)
+		return o.emitFastPane(key, gi, kh, ts, v)
 	}
 	skipped := true
 	for _, w := range o.buf {
@@ -84,12 +84,13 @@ func (o *windowOp[K, T, ACC, OUT]) emitFast(key K, ts int64, v T) error {
 			continue
 		}
 		skipped = false
-		acc, had := o.ws.Get(w, gi, key)
-		if !had && !o.ws.HasPane(w) {
+		hasPane := o.ws.HasPane(w)
+		p, had := o.ws.Upsert(w, gi, kh, key)
+		*p = o.f.add(*p, had, v)
+		acc := *p
+		if !hasPane {
 			o.ws.AddWindow(w, w.MaxTimestamp() <= o.wm)
 		}
-		acc = o.f.add(acc, had, v)
-		o.ws.Put(w, gi, key, acc)
 		// A window that fired in this key group fires the key's updated
 		// result at once, even when the watermark is below the window's end:
 		// after a restore the watermark starts low, and the window's one
@@ -106,7 +107,7 @@ func (o *windowOp[K, T, ACC, OUT]) emitFast(key K, ts int64, v T) error {
 	return nil
 }
 
-func (o *windowOp[K, T, ACC, OUT]) emitFastPane(key K, gi int, ts int64, v T) error {
+func (o *windowOp[K, T, ACC, OUT]) emitFastPane(key K, gi int, kh uint64, ts int64, v T) error {
 	live := false
 	for _, w := range o.buf {
 		if !o.isLate(w) {
@@ -121,20 +122,21 @@ func (o *windowOp[K, T, ACC, OUT]) emitFastPane(key K, gi int, ts int64, v T) er
 		return nil
 	}
 	pane := o.a.PaneOf(ts)
-	acc, had := o.ws.Get(pane, gi, key)
-	if !had && !o.ws.HasPane(pane) {
+	hasPane := o.ws.HasPane(pane)
+	p, had := o.ws.Upsert(pane, gi, kh, key)
+	*p = o.f.add(*p, had, v)
+	if !hasPane {
 		for _, w := range o.buf {
 			if !o.isLate(w) {
 				o.ws.AddWindow(w, w.MaxTimestamp() <= o.wm)
 			}
 		}
 	}
-	o.ws.Put(pane, gi, key, o.f.add(acc, had, v))
 	for _, w := range o.buf {
 		if o.isLate(w) || (w.MaxTimestamp() > o.wm && !o.ws.Fired(w, gi)) {
 			continue
 		}
-		acc, ok := o.fastPaneAcc(key, gi, w)
+		acc, ok := o.fastPaneAcc(key, gi, kh, w)
 		if !ok {
 			continue
 		}
@@ -145,12 +147,12 @@ func (o *windowOp[K, T, ACC, OUT]) emitFastPane(key K, gi int, ts int64, v T) er
 	return nil
 }
 
-// fastPaneAcc combines key's panes of window w.
-func (o *windowOp[K, T, ACC, OUT]) fastPaneAcc(key K, gi int, w window.Window) (ACC, bool) {
+// fastPaneAcc combines the panes of window w of key, whose hash is kh.
+func (o *windowOp[K, T, ACC, OUT]) fastPaneAcc(key K, gi int, kh uint64, w window.Window) (ACC, bool) {
 	var acc ACC
 	has := false
 	for p, n := w.Start, 0; p < w.End && n < maxPanes; p, n = p+o.slide, n+1 {
-		a, ok := o.ws.Get(window.Window{Start: p, End: p + o.slide}, gi, key)
+		a, ok := o.ws.Get(window.Window{Start: p, End: p + o.slide}, gi, kh, key)
 		switch {
 		case !ok:
 		case has:

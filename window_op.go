@@ -276,7 +276,7 @@ func windowNode[K comparable, T, ACC, OUT any](ws WindowedStream[K, T], name str
 		op.wc.out = out.(Emitter[OUT])
 		return instance{op: op, ins: []any{Emitter[T](op)}}, nil
 	}
-	connect(e, ws.ks.s, n, 0, runtime.Hash, hashTarget(ws.ks, n.par))
+	connectKeyed(e, ws.ks.s, n, 0, keyHashOf(ws.ks))
 	return Stream[OUT]{env: e, n: n}
 }
 

@@ -54,16 +54,17 @@ const (
 // record of the batch has one: a job that uses no timestamps pays a compare
 // per record and nothing else (docs/design.md §14).
 //
-// kgs holds the records' key groups, parallel to records, when the batch
-// comes from a writer that routes by key group (NewKeyGroupWriter): the
-// partitioner hashed each key once, and the keyed operator downstream
-// reuses the key group instead of hashing again (docs/design.md §2). nil
-// for every other writer.
+// kgs and hs hold the records' key groups and key hashes, parallel to
+// records, when the batch comes from a writer that routes by key group
+// (NewKeyGroupWriter): the partitioner hashed each key once, and the keyed
+// operator downstream reuses the key group and the hash instead of hashing
+// again (docs/design.md §2). Empty for every other writer.
 type batch[T any] struct {
 	kind    batchKind
 	records []T
 	ts      []int64
 	kgs     []uint16
+	hs      []uint64
 	barrier Barrier
 	// wm is the watermark of a kindWatermark batch; idle the status of a
 	// kindStatus batch.
@@ -107,6 +108,7 @@ func (c *Channels[T]) put(b *batch[T]) {
 	b.records = b.records[:0]
 	b.ts = b.ts[:0]
 	b.kgs = b.kgs[:0]
+	b.hs = b.hs[:0]
 	c.pool.Put(b)
 }
 
@@ -141,10 +143,11 @@ type Writer[T any] struct {
 	done     <-chan struct{}
 	stats    *TaskStats
 	time     *Time
-	// keyGroup and owner route a key-group writer (NewKeyGroupWriter):
-	// owner[kg] is the channel of key group kg.
-	keyGroup func(T) int
-	owner    []int32
+	// keyHash, maxP and owner route a key-group writer
+	// (NewKeyGroupWriter): owner[kg] is the channel of key group kg.
+	keyHash func(T) uint64
+	maxP    int
+	owner   []int32
 }
 
 // NewWriter returns subtask's writer onto c. target maps a record to a
@@ -172,13 +175,14 @@ func NewWriter[T any](c *Channels[T], subtask int, part Partitioning, target fun
 }
 
 // NewKeyGroupWriter returns subtask's Hash writer onto c that routes by key
-// group: keyGroup(v) is v's key group in [0, maxParallelism), and the
-// record goes to the consumer subtask owning it (keygroup.SubtaskFor). The
-// key group travels with the record in the batch, so that the consumer's
-// keyed operator need not hash the key again (Time.KG).
-func NewKeyGroupWriter[T any](c *Channels[T], subtask int, keyGroup func(T) int, maxParallelism, batchSize int, done <-chan struct{}, stats *TaskStats, tm *Time) *Writer[T] {
+// group: keyHash(v) is the hash of v's key, keygroup.Of gives its key group
+// in [0, maxParallelism), and the record goes to the consumer subtask owning
+// it (keygroup.SubtaskFor). The key group and the hash travel with the
+// record in the batch, so that the consumer's keyed operator need not hash
+// the key again (Time.KG, Time.Hash).
+func NewKeyGroupWriter[T any](c *Channels[T], subtask int, keyHash func(T) uint64, maxParallelism, batchSize int, done <-chan struct{}, stats *TaskStats, tm *Time) *Writer[T] {
 	w := NewWriter(c, subtask, Hash, nil, batchSize, done, stats, tm)
-	w.keyGroup = keyGroup
+	w.keyHash, w.maxP = keyHash, maxParallelism
 	w.owner = make([]int32, maxParallelism)
 	for kg := range w.owner {
 		w.owner[kg] = int32(keygroup.SubtaskFor(kg, len(w.outs), maxParallelism))
@@ -200,9 +204,10 @@ func (w *Writer[T]) Emit(v T) error {
 		}
 		return w.add(i, v)
 	case Hash:
-		if w.keyGroup != nil {
-			kg := w.keyGroup(v)
-			return w.addInGroup(int(w.owner[kg]), v, kg)
+		if w.keyHash != nil {
+			h := w.keyHash(v)
+			kg := keygroup.Of(h, w.maxP)
+			return w.addInGroup(int(w.owner[kg]), v, kg, h)
 		}
 		return w.add(w.target(v), v)
 	default:
@@ -237,9 +242,10 @@ func (w *Writer[T]) add(i int, v T) error {
 	return nil
 }
 
-// addInGroup is add for a key-group writer: kg goes beside v. Every record
-// of such a writer has one, so kgs stays parallel to records.
-func (w *Writer[T]) addInGroup(i int, v T, kg int) error {
+// addInGroup is add for a key-group writer: kg and the key hash h go
+// beside v. Every record of such a writer has them, so kgs and hs stay
+// parallel to records.
+func (w *Writer[T]) addInGroup(i int, v T, kg int, h uint64) error {
 	b := w.bufs[i]
 	if b == nil {
 		b = w.c.get(w.size)
@@ -253,6 +259,7 @@ func (w *Writer[T]) addInGroup(i int, v T, kg int) error {
 	}
 	b.records = append(b.records, v)
 	b.kgs = append(b.kgs, uint16(kg))
+	b.hs = append(b.hs, h)
 	w.buffered++
 	if len(b.records) >= w.size {
 		w.bufs[i] = nil
@@ -469,9 +476,9 @@ func (ic *inputChannel[T]) process(data any) error {
 	ic.time.KG = NoKeyGroup
 	// A key-group writer gives every record its key group; a batch from
 	// the pool that another writer filled has an empty kgs.
-	kgs := b.kgs
-	if len(kgs) != len(b.records) || len(kgs) == 0 {
-		kgs = nil
+	kgs, hs := b.kgs, b.hs
+	if len(kgs) != len(b.records) || len(hs) != len(b.records) || len(kgs) == 0 {
+		kgs, hs = nil, nil
 	}
 	var err error
 	switch {
@@ -493,7 +500,7 @@ func (ic *inputChannel[T]) process(data any) error {
 	case b.ts == nil:
 		ic.time.TS = NoTimestamp
 		for i, r := range b.records {
-			ic.time.KG = int(kgs[i])
+			ic.time.KG, ic.time.Hash = int(kgs[i]), hs[i]
 			if err = ic.in.Emit(r); err != nil {
 				break
 			}
@@ -501,7 +508,7 @@ func (ic *inputChannel[T]) process(data any) error {
 	default:
 		ts := b.ts[:len(b.records)]
 		for i, r := range b.records {
-			ic.time.TS, ic.time.KG = ts[i], int(kgs[i])
+			ic.time.TS, ic.time.KG, ic.time.Hash = ts[i], int(kgs[i]), hs[i]
 			if err = ic.in.Emit(r); err != nil {
 				break
 			}

@@ -33,8 +33,11 @@ type Time struct {
 	TS int64
 	// KG is the current record's key group, NoKeyGroup if not known.
 	KG int
-	t  *task
-	wm int64
+	// Hash is the current record's key hash, from which KG was computed;
+	// meaningful only while KG is not NoKeyGroup.
+	Hash uint64
+	t    *task
+	wm   int64
 }
 
 // NewTime returns a Time without a task, for operators tested alone.

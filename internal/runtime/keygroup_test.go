@@ -11,16 +11,18 @@ import (
 )
 
 // TestKeyGroupWriter: a key-group writer sends each record to the subtask
-// owning its key group, and the consumer's input channel sets Time.KG to
-// the record's key group while the record is processed (with its
-// timestamp beside it), and to NoKeyGroup afterwards.
+// owning its key group, and the consumer's input channel sets Time.KG and
+// Time.Hash to the record's key group and key hash while the record is
+// processed (with its timestamp beside it), and Time.KG to NoKeyGroup
+// afterwards.
 func TestKeyGroupWriter(t *testing.T) {
 	t.Parallel()
 	const maxP, down = 16, 3
-	kgOf := func(v int) int { return v % maxP }
+	hashOf := func(v int) uint64 { return uint64(v)*0x9e3779b97f4a7c15 + 7 }
+	kgOf := func(v int) int { return keygroup.Of(hashOf(v), maxP) }
 	c := NewChannels[int](1, down, 64)
 	tm := NewTime()
-	w := NewKeyGroupWriter(c, 0, kgOf, maxP, 4, make(chan struct{}), &TaskStats{}, tm)
+	w := NewKeyGroupWriter(c, 0, hashOf, maxP, 4, make(chan struct{}), &TaskStats{}, tm)
 	for v := range 40 {
 		tm.TS = NoTimestamp
 		if v >= 20 {
@@ -40,6 +42,9 @@ func TestKeyGroupWriter(t *testing.T) {
 			if ctm.KG != kgOf(v) {
 				t.Errorf("record %d: Time.KG %d, want %d", v, ctm.KG, kgOf(v))
 			}
+			if ctm.Hash != hashOf(v) {
+				t.Errorf("record %d: Time.Hash %#x, want %#x", v, ctm.Hash, hashOf(v))
+			}
 			want := NoTimestamp
 			if v >= 20 {
 				want = int64(1000 + v)
@@ -53,8 +58,8 @@ func TestKeyGroupWriter(t *testing.T) {
 		ch := c.Chans[0][sub]
 		for len(ch) > 0 {
 			b := <-ch
-			if len(b.kgs) != len(b.records) {
-				t.Fatalf("batch of %d records with %d key groups", len(b.records), len(b.kgs))
+			if len(b.kgs) != len(b.records) || len(b.hs) != len(b.records) {
+				t.Fatalf("batch of %d records with %d key groups and %d hashes", len(b.records), len(b.kgs), len(b.hs))
 			}
 			if err := in.process(b); err != nil {
 				t.Fatal(err)

@@ -1,5 +1,10 @@
 package heap
 
+import (
+	"iter"
+	"maps"
+)
+
 // Serializing a key group walks its map in the map's order, which is
 // unrelated to where the keys' bytes live: with string keys nearly every
 // entry's key is a cache miss (about 90% of WriteKeyGroups' time with 1M
@@ -27,7 +32,12 @@ type scratch[K comparable, V any] struct {
 // forEachPrefetched calls fn for every entry of m, in chunks whose string
 // keys have been touched first.
 func forEachPrefetched[K comparable, V any](sc *scratch[K, V], m map[K]V, fn func(K, V)) {
-	if len(m) == 0 {
+	forEachSeqPrefetched(sc, len(m), maps.All(m), fn)
+}
+
+// forEachSeqPrefetched is forEachPrefetched over the n entries of seq.
+func forEachSeqPrefetched[K comparable, V any](sc *scratch[K, V], n int, seq iter.Seq2[K, V], fn func(K, V)) {
+	if n == 0 {
 		return
 	}
 	if sc.ks == nil {
@@ -44,7 +54,7 @@ func forEachPrefetched[K comparable, V any](sc *scratch[K, V], m map[K]V, fn fun
 		clear(vs)
 		ks, vs = ks[:0], vs[:0]
 	}
-	for k, v := range m {
+	for k, v := range seq {
 		ks = append(ks, k)
 		vs = append(vs, v)
 		if len(ks) == prefetchChunk {

@@ -99,20 +99,6 @@ func newTable[KK comparable, E any](groups int) *table[KK, E] {
 // snapshot lands in a new table).
 const unseen = -1
 
-// newTableSized is newTable with map gi sized for hints[gi] entries.
-func newTableSized[KK comparable, E any](hints []int) *table[KK, E] {
-	t := &table[KK, E]{
-		maps:   make([]map[KK]E, len(hints)),
-		frozen: make([]int64, len(hints)),
-		epoch:  make([]uint64, len(hints)),
-	}
-	for i, n := range hints {
-		t.maps[i] = make(map[KK]E, n)
-		t.frozen[i] = unseen
-	}
-	return t
-}
-
 // mut returns key group gi's map for writing.
 func (t *table[KK, E]) mut(c *cow, gi int) map[KK]E {
 	if f := t.frozen[gi]; f != 0 {
@@ -125,19 +111,28 @@ func (t *table[KK, E]) mut(c *cow, gi int) map[KK]E {
 //
 //go:noinline
 func (t *table[KK, E]) thaw(c *cow, gi int, f int64) {
+	if c.thawGroup(gi, f) {
+		t.maps[gi] = maps.Clone(t.maps[gi])
+		t.epoch[gi]++
+	}
+	t.frozen[gi] = 0
+}
+
+// thawGroup records the first write to key group index gi of a table
+// frozen by snapshot f, and reports whether the table must clone the
+// group's map first: a snapshot still being written holds it.
+func (c *cow) thawGroup(gi int, f int64) bool {
 	if f > c.safe {
 		c.safe = c.rel.upTo.Load()
 	}
-	if f > c.safe {
-		// Still being written by a snapshot: leave that map to it.
-		t.maps[gi] = maps.Clone(t.maps[gi])
-		t.epoch[gi]++
+	clone := f > c.safe
+	if clone {
 		c.clones++
 	}
-	t.frozen[gi] = 0
 	if c.changed != nil {
 		c.changed[gi] = true
 	}
+	return clone
 }
 
 // freeze marks every map as held by snapshot seq and returns them. O(key

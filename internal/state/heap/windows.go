@@ -44,12 +44,12 @@ type WindowMajor[KK, K comparable, V any] struct {
 	slide    int64
 	lateness time.Duration
 
-	panes map[window.Window]*table[K, V]
+	panes map[window.Window]*hmapTable[K, V]
 	wins  map[window.Window]*winTimer
 	q     []winEvent
 
 	lastW  window.Window
-	lastT  *table[K, V]
+	lastT  *hmapTable[K, V]
 	toFire []bool
 	// hints are the sizes of the last dropped state window's maps.
 	hints []int
@@ -104,7 +104,7 @@ func NewWindowMajor[KK, K comparable, V any](b *HeapBackend[KK], name string, c 
 	s := &WindowMajor[KK, K, V]{
 		base: b.newBase(name, kindValue, state.Options{}), vc: c, hash: hash, pair: pair, split: split, enc: enc,
 		slide: slide, lateness: lateness,
-		panes: make(map[window.Window]*table[K, V]),
+		panes: make(map[window.Window]*hmapTable[K, V]),
 		wins:  make(map[window.Window]*winTimer),
 	}
 	s.codecs = []codec.ID{codec.IDOf(c)}
@@ -140,7 +140,7 @@ func (s *WindowMajor[KK, K, V]) decodeGroup(gi int, body []byte, _ bool, _ int64
 		}
 		body = body[n:]
 		k, sw := s.split(kk)
-		s.pane(sw).maps[gi][k] = v
+		s.pane(sw).maps[gi].put(slotHash(s.hash(k)), k, v)
 	}
 	return nil
 }
@@ -204,60 +204,71 @@ func (s *WindowMajor[KK, K, V]) Group(k K) (int, error) {
 	return kg - b.r.Start, nil
 }
 
-// GroupOf is Group for a key whose key group kg the caller already
-// computed from its hash (the hash partitioner did): it checks the range
-// without hashing again (sampled against the hash in race-detector
-// builds, as HeapBackend.SetCurrentKeyInGroup).
-func (s *WindowMajor[KK, K, V]) GroupOf(k K, kg int) (int, error) {
+// GroupOf is Group for a key whose hash kh and key group kg the caller
+// already computed (the hash partitioner did): it checks the range without
+// hashing again (both sampled against the hash in race-detector builds, as
+// HeapBackend.SetCurrentKeyInGroup).
+func (s *WindowMajor[KK, K, V]) GroupOf(k K, kg int, kh uint64) (int, error) {
 	b := s.b
 	if kg < b.r.Start || kg > b.r.End {
 		return 0, fmt.Errorf("%w: key %v is in key group %d, backend owns [%d, %d]",
 			ErrKeyGroupOutOfRange, k, kg, b.r.Start, b.r.End)
 	}
 	if verifyKeyGroups && b.verifyDue() {
-		if want := keygroup.Of(s.hash(k), b.maxP); want != kg {
-			return 0, fmt.Errorf("%w: key %v was given key group %d, its hash says %d", ErrKeyGroupOutOfRange, k, kg, want)
+		if h := s.hash(k); h != kh || keygroup.Of(h, b.maxP) != kg {
+			return 0, fmt.Errorf("%w: key %v was given key group %d and hash %#x, its hash is %#x, in key group %d",
+				ErrKeyGroupOutOfRange, k, kg, kh, h, keygroup.Of(h, b.maxP))
 		}
 	}
 	return kg - b.r.Start, nil
 }
 
-func (s *WindowMajor[KK, K, V]) pane(sw window.Window) *table[K, V] {
+func (s *WindowMajor[KK, K, V]) pane(sw window.Window) *hmapTable[K, V] {
 	if s.lastT != nil && s.lastW == sw {
 		return s.lastT
 	}
 	t, ok := s.panes[sw]
 	if !ok {
-		if s.hints != nil {
-			// Size the maps as the last dropped window's: windows of a
-			// steady stream hold about as many keys, and growing a map
-			// from empty rehashes it several times.
-			t = newTableSized[K, V](s.hints)
-		} else {
-			t = newTable[K, V](s.b.r.Len())
-		}
+		// Size the maps as the last dropped window's (hints, nil before
+		// the first drop): windows of a steady stream hold about as many
+		// keys, and growing a map from empty rehashes it several times.
+		t = newHmapTable[K, V](s.b.r.Len(), s.hints)
 		s.panes[sw] = t
 	}
 	s.lastW, s.lastT = sw, t
 	return t
 }
 
-// Get returns k's accumulator in state window sw.
-func (s *WindowMajor[KK, K, V]) Get(sw window.Window, gi int, k K) (V, bool) {
-	var t *table[K, V]
+// KeyHash returns k's hash, the one its key group is computed from.
+func (s *WindowMajor[KK, K, V]) KeyHash(k K) uint64 { return s.hash(k) }
+
+// KeyGroupOf returns the key group of the key whose hash is kh.
+func (s *WindowMajor[KK, K, V]) KeyGroupOf(kh uint64) int { return keygroup.Of(kh, s.b.maxP) }
+
+// Get returns the accumulator in state window sw of k, whose hash
+// (KeyHash) is kh.
+func (s *WindowMajor[KK, K, V]) Get(sw window.Window, gi int, kh uint64, k K) (V, bool) {
+	var t *hmapTable[K, V]
 	if s.lastT != nil && s.lastW == sw {
 		t = s.lastT
 	} else if t = s.panes[sw]; t == nil {
 		var zero V
 		return zero, false
 	}
-	v, ok := t.maps[gi][k]
-	return v, ok
+	return t.maps[gi].get(slotHash(kh), k)
 }
 
-// Put sets k's accumulator in state window sw.
-func (s *WindowMajor[KK, K, V]) Put(sw window.Window, gi int, k K, v V) {
-	s.pane(sw).mut(&s.b.cow, gi)[k] = v
+// Put sets the accumulator in state window sw of k, whose hash is kh.
+func (s *WindowMajor[KK, K, V]) Put(sw window.Window, gi int, kh uint64, k K, v V) {
+	s.pane(sw).mut(&s.b.cow, gi).put(slotHash(kh), k, v)
+}
+
+// Upsert returns a pointer to the accumulator in state window sw of k,
+// whose hash is kh: the zero value newly stored if k had none, and whether
+// it had one (Get and Put in one lookup). The pointer is valid until the
+// next write to the state.
+func (s *WindowMajor[KK, K, V]) Upsert(sw window.Window, gi int, kh uint64, k K) (*V, bool) {
+	return s.pane(sw).mut(&s.b.cow, gi).upsert(slotHash(kh), k)
 }
 
 // HasPane reports whether state window sw holds any entry (or did since
@@ -277,7 +288,7 @@ func (s *WindowMajor[KK, K, V]) Range(sw window.Window, gi int, fn func(K, V) bo
 	if t == nil {
 		return
 	}
-	for k, v := range t.maps[gi] {
+	for k, v := range t.maps[gi].all() {
 		if !fn(k, v) {
 			return
 		}
@@ -371,7 +382,7 @@ func (s *WindowMajor[KK, K, V]) DropPane(sw window.Window) {
 			s.hints = make([]int, len(t.maps))
 		}
 		for gi, m := range t.maps {
-			s.hints[gi] = len(m)
+			s.hints[gi] = m.Len()
 		}
 	}
 	delete(s.panes, sw)
@@ -431,7 +442,7 @@ func (s *WindowMajor[KK, K, V]) pop() winEvent {
 func (s *WindowMajor[KK, K, V]) keys(fn func(KK)) {
 	for sw, t := range s.panes {
 		for _, m := range t.maps {
-			for k := range m {
+			for k := range m.all() {
 				fn(s.pair(k, sw))
 			}
 		}
@@ -449,7 +460,7 @@ func (s *WindowMajor[KK, K, V]) numKeys() int {
 // frozenPane is a state window's maps as a snapshot saw them.
 type frozenPane[K comparable, V any] struct {
 	w    window.Window
-	maps []map[K]V
+	maps []*hmap[K, V]
 	wenc []byte // the window's encoding
 }
 
@@ -501,7 +512,7 @@ func (f *frozenWindows[KK, K, V]) header() blockMeta { return f.meta }
 
 func (f *frozenWindows[KK, K, V]) appendGroup(dst []byte, gi int, _ int64) []byte {
 	for _, p := range f.panes {
-		forEachPrefetched(&f.sc, p.maps[gi], func(k K, v V) {
+		forEachSeqPrefetched(&f.sc, p.maps[gi].Len(), p.maps[gi].all(), func(k K, v V) {
 			dst = f.enc.AppendKey(dst, k)
 			dst = append(dst, p.wenc...)
 			dst = f.vc.Append(dst, v)
@@ -523,7 +534,7 @@ func (f *frozenWindows[KK, K, V]) appendEventTimers(dst []byte, gi int) []byte {
 			continue
 		}
 		p := &f.panes[i]
-		forEachPrefetched(&f.sc, p.maps[gi], func(k K, _ V) {
+		forEachSeqPrefetched(&f.sc, p.maps[gi].Len(), p.maps[gi].all(), func(k K, _ V) {
 			dst = f.appendTimers(dst, k, fw, gi, p.wenc)
 		})
 	}
@@ -563,7 +574,7 @@ func (f *frozenWindows[KK, K, V]) appendPaneTimers(dst []byte, gi int) []byte {
 		}
 		clear(f.masks)
 		for i, p := range f.panes {
-			for k := range p.maps[gi] {
+			for k := range p.maps[gi].all() {
 				f.masks[k] |= 1 << i
 			}
 		}
@@ -590,7 +601,7 @@ func (f *frozenWindows[KK, K, V]) appendPaneTimers(dst []byte, gi int) []byte {
 			if !ok {
 				continue
 			}
-			for k := range f.panes[i].maps[gi] {
+			for k := range f.panes[i].maps[gi].all() {
 				if _, dup := f.seen[k]; !dup {
 					f.seen[k] = struct{}{}
 					dst = f.appendTimers(dst, k, fw, gi, wenc)

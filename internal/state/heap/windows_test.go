@@ -69,7 +69,7 @@ func contents(s *WindowMajor[wk, string, int64]) map[wk]int64 {
 	out := map[wk]int64{}
 	for sw, t := range s.panes {
 		for _, m := range t.maps {
-			for k, v := range m {
+			for k, v := range m.all() {
 				out[wk{k, sw}] = v
 			}
 		}
@@ -96,7 +96,7 @@ func TestWindowMajorSnapshot(t *testing.T) {
 			if !s.HasPane(win(w)) {
 				s.AddWindow(win(w), false)
 			}
-			s.Put(win(w), gi, k, int64(i)+100*w)
+			s.Put(win(w), gi, s.KeyHash(k), k, int64(i)+100*w)
 		}
 	}
 	// Window 0 fires (its end passed), window 1 not yet.
@@ -109,8 +109,8 @@ func TestWindowMajorSnapshot(t *testing.T) {
 	// The task goes on while the writer runs.
 	for i, k := range keys {
 		gi, _ := s.Group(k)
-		s.Put(win(0), gi, k, -1)
-		s.Put(win(3), gi, k, int64(i))
+		s.Put(win(0), gi, s.KeyHash(k), k, -1)
+		s.Put(win(3), gi, s.KeyHash(k), k, int64(i))
 	}
 	s.AddWindow(win(3), false)
 	s.DropPane(win(2))
@@ -231,7 +231,7 @@ func TestWindowMajorFiredPerKeyGroup(t *testing.T) {
 			if !s.HasPane(win(1)) {
 				s.AddWindow(win(1), false)
 			}
-			s.Put(win(1), gi, k, 1)
+			s.Put(win(1), gi, s.KeyHash(k), k, 1)
 		}
 		if h == 0 {
 			if _, fire, _, ok := s.PopDue(win(1).MaxTimestamp()); !ok || fire == nil {
