@@ -55,6 +55,27 @@ func (o *windowOp[K, T, ACC, OUT]) openFast() error {
 	return nil
 }
 
+// PrefetchKeys warms the state of a batch's records on the fast path
+// (runtime.KeyPrefetcher): the slots of the state window of the batch's
+// first record, the window of all or nearly all of its records in a steady
+// stream (a record of another window costs one needless load).
+func (o *windowOp[K, T, ACC, OUT]) PrefetchKeys(kgs []uint16, hs []uint64, ts []int64) {
+	if !o.fast || len(ts) == 0 || o.ws == nil {
+		return
+	}
+	var sw window.Window
+	if o.panes {
+		sw = o.a.PaneOf(ts[0])
+	} else {
+		o.pbuf = o.a.Assign(ts[0], o.pbuf[:0])
+		if len(o.pbuf) != 1 {
+			return
+		}
+		sw = o.pbuf[0]
+	}
+	o.ws.Prefetch(sw, kgs, hs)
+}
+
 // emitFast is Emit on the fast path: the record is added to its state
 // window (its pane, or each of its windows that is not late); a state
 // window's first record makes its windows live (one timer each); a window

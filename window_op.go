@@ -306,7 +306,9 @@ type windowOp[K comparable, T, ACC, OUT any] struct {
 	panes bool
 	slide int64
 	// fast: window-major state (window_fast.go), in ws.
-	fast       bool
+	fast bool
+	// pbuf is PrefetchKeys' window buffer.
+	pbuf       []window.Window
 	ws         *heap.WindowMajor[wkey[K], K, ACC]
 	scratchAcc map[K]ACC
 

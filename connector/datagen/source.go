@@ -125,6 +125,9 @@ type reader struct {
 	published atomic.Pointer[[]*splitState]
 	active    []*splitState // the splits not ended yet, polled round-robin
 	turn      int           // index into active of the split polled next
+	// offs are emit's key offsets drawn ahead; sink keeps touch's loads.
+	offs [keyChunk]int32
+	sink byte
 	// paused counts the splits of active that watermark alignment paused
 	// (sluice.SplitPauser): Poll skips them, and a reader whose active
 	// splits are all paused waits on the task's clock, not on Available.
@@ -335,7 +338,11 @@ func (r *reader) Poll(ctx context.Context, out sluice.Emitter[Record]) (sluice.P
 
 // emit emits records sp.next … sp.next+n-1. The loops are written out per
 // distribution so that the hot loop has no switch, no allocation and only
-// the splitmix64 mix, an index and the Emit call per record.
+// the splitmix64 mix, an index and the Emit call per record. The random
+// distributions draw keyChunk keys ahead and touch their bytes first: with
+// many keys the key table is far larger than the cache, and the loads of a
+// chunk overlap where the consumer's reads (hashing the key to route it)
+// would miss one after the other.
 func (r *reader) emit(out sluice.Emitter[Record], sp *splitState, n int64) (err error) {
 	keys, w := r.g.keys.all, r.g.keys.width
 	nk := uint64(r.cfg.Keys)
@@ -344,11 +351,18 @@ func (r *reader) emit(out sluice.Emitter[Record], sp *splitState, n int64) (err 
 	switch r.cfg.Distribution {
 	case Zipf:
 		t := r.g.zipf
-		for ; seq < end; seq++ {
-			z := draw(base, seq)
-			off := int(t.sample(z)) * w
-			if err = out.Emit(Record{Split: split, Seq: seq, Key: keys[off : off+w], Value: valueOf(z)}); err != nil {
-				break
+		for seq < end && err == nil {
+			c := min(end-seq, keyChunk)
+			for i := range c {
+				r.offs[i] = int32(t.sample(draw(base, seq+i))) * int32(w)
+			}
+			r.sink += touch(keys, r.offs[:c])
+			for i := range c {
+				off := int(r.offs[i])
+				if err = out.Emit(Record{Split: split, Seq: seq, Key: keys[off : off+w], Value: valueOf(draw(base, seq))}); err != nil {
+					break
+				}
+				seq++
 			}
 		}
 	case Sequential:
@@ -366,11 +380,18 @@ func (r *reader) emit(out sluice.Emitter[Record], sp *splitState, n int64) (err 
 			}
 		}
 	default:
-		for ; seq < end; seq++ {
-			z := draw(base, seq)
-			off := int(uniformIndex(z, nk)) * w
-			if err = out.Emit(Record{Split: split, Seq: seq, Key: keys[off : off+w], Value: valueOf(z)}); err != nil {
-				break
+		for seq < end && err == nil {
+			c := min(end-seq, keyChunk)
+			for i := range c {
+				r.offs[i] = int32(uniformIndex(draw(base, seq+i), nk)) * int32(w)
+			}
+			r.sink += touch(keys, r.offs[:c])
+			for i := range c {
+				off := int(r.offs[i])
+				if err = out.Emit(Record{Split: split, Seq: seq, Key: keys[off : off+w], Value: valueOf(draw(base, seq))}); err != nil {
+					break
+				}
+				seq++
 			}
 		}
 	}
@@ -487,4 +508,16 @@ func (r *reader) Close(context.Context) error {
 		close(r.quit)
 	}
 	return nil
+}
+
+// keyChunk is the number of keys emit draws and touches ahead.
+const keyChunk = 256
+
+// touch loads the first byte of each key at offs of keys, so that the
+// loads miss together rather than one after the other.
+func touch(keys string, offs []int32) (x byte) {
+	for _, off := range offs {
+		x += keys[off]
+	}
+	return x
 }

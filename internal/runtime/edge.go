@@ -402,8 +402,21 @@ type inputChannel[T any] struct {
 	ch    chan *batch[T]
 	cr    *credit // nil without credits
 	in    Emitter[T]
+	pf    KeyPrefetcher // in, if it is one
 	stats *TaskStats
 	time  *Time
+}
+
+// KeyPrefetcher is implemented by a keyed operator at the head of a
+// consuming chain that can warm its state for a batch from a key-group
+// writer before the batch's records reach it one by one: kgs, hs and ts
+// are the records' key groups, key hashes and timestamps (ts nil when the
+// batch has none). Looking up a batch's state entries one record at a time
+// waits for each cache miss in turn; touching them all first lets the CPU
+// overlap the misses (docs/design.md §8). PrefetchKeys must not change
+// any state.
+type KeyPrefetcher interface {
+	PrefetchKeys(kgs []uint16, hs []uint64, ts []int64)
 }
 
 // NewInputs returns the input channels of consumer subtask sub on c, in
@@ -419,6 +432,7 @@ func NewInputs[T any](c *Channels[T], sub int, part Partitioning, in Emitter[T],
 			continue
 		}
 		ic := &inputChannel[T]{c: c, ch: c.Chans[up][sub], in: in, stats: stats, time: tm}
+		ic.pf, _ = in.(KeyPrefetcher)
 		if c.credits != nil {
 			ic.cr = c.credits[up][sub]
 		}
@@ -479,6 +493,13 @@ func (ic *inputChannel[T]) process(data any) error {
 	kgs, hs := b.kgs, b.hs
 	if len(kgs) != len(b.records) || len(hs) != len(b.records) || len(kgs) == 0 {
 		kgs, hs = nil, nil
+	}
+	if kgs != nil && ic.pf != nil {
+		var ts []int64
+		if b.ts != nil {
+			ts = b.ts[:len(b.records)]
+		}
+		ic.pf.PrefetchKeys(kgs, hs, ts)
 	}
 	var err error
 	switch {

@@ -53,6 +53,8 @@ type WindowMajor[KK, K comparable, V any] struct {
 	toFire []bool
 	// hints are the sizes of the last dropped state window's maps.
 	hints []int
+	// sink keeps Prefetch's loads from being optimized away.
+	sink uint64
 }
 
 // PairEncoding is how the backend's key codec encodes a (key, window)
@@ -256,6 +258,31 @@ func (s *WindowMajor[KK, K, V]) Get(sw window.Window, gi int, kh uint64, k K) (V
 		return zero, false
 	}
 	return t.maps[gi].get(slotHash(kh), k)
+}
+
+// Prefetch touches, for each record of a batch (key groups kgs, key hashes
+// hs), the slot of state window sw where its key's accumulator is or would
+// go, if sw has state: the loads are independent, so the CPU overlaps their
+// cache misses, and the records' lookups that follow find the slots in
+// cache (runtime.KeyPrefetcher). It changes nothing.
+func (s *WindowMajor[KK, K, V]) Prefetch(sw window.Window, kgs []uint16, hs []uint64) {
+	t := s.lastT
+	if t == nil || s.lastW != sw {
+		if t = s.panes[sw]; t == nil {
+			return
+		}
+	}
+	start := s.b.r.Start
+	var x uint64
+	for i, kg := range kgs[:len(hs)] {
+		gi := int(kg) - start
+		if uint(gi) >= uint(len(t.maps)) {
+			continue
+		}
+		m := t.maps[gi]
+		x += m.slots[slotHash(hs[i])>>m.shift].h
+	}
+	s.sink += x
 }
 
 // Put sets the accumulator in state window sw of k, whose hash is kh.
