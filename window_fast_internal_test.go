@@ -81,3 +81,6 @@ func TestWindowFastFiredWindowAfterRestore(t *testing.T) {
 		t.Fatalf("after the restore: fired %v, want the updated result [3] once", out2.got)
 	}
 }
+
+// The window operator warms its fast-path state for each batch.
+var _ runtime.KeyPrefetcher = (*windowOp[string, int, int, int])(nil)

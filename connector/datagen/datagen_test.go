@@ -107,15 +107,20 @@ func TestGolden(t *testing.T) {
 }
 
 // TestDeterministicAcrossBatchings: a record is a function of (seed,
-// split, seq), not of how polls cut the stream.
+// split, seq), not of how polls cut the stream, with a key table that
+// stays in cache and with one that does not (emit draws keys ahead).
 func TestDeterministicAcrossBatchings(t *testing.T) {
 	t.Parallel()
-	for _, dist := range []string{Uniform, Zipf, Sequential} {
-		t.Run(dist, func(t *testing.T) {
+	for _, tc := range []struct {
+		dist string
+		keys int
+	}{{Uniform, 50}, {Zipf, 50}, {Sequential, 50}, {Uniform, 200_000}, {Zipf, 200_000}} {
+		dist := tc.dist
+		t.Run(fmt.Sprintf("%s/%d", dist, tc.keys), func(t *testing.T) {
 			t.Parallel()
 			var ref map[int][]Record
 			for _, batch := range []int{1, 7, 100, 512} {
-				cfg := Config{Splits: 3, Keys: 50, Distribution: dist, Seed: 7, BatchSize: batch, RecordsPerSplit: 700}
+				cfg := Config{Splits: 3, Keys: tc.keys, Distribution: dist, Seed: 7, BatchSize: batch, RecordsPerSplit: 700}
 				r := newReader(t, New(cfg), nil, nil)
 				out := &collect{}
 				if st := pollN(t, r, out, math.MaxInt); st != sluice.EndOfInput {
@@ -456,6 +461,14 @@ func TestEmitError(t *testing.T) {
 	}
 	if r.splits[0].next != 9 {
 		t.Errorf("position %d after 9 records and a failed Emit, want 9", r.splits[0].next)
+	}
+	// The same with keys drawn ahead, failing past the first chunk.
+	big := newReader(t, New(Config{Splits: 1, Keys: 200_000, BatchSize: 1000}), nil, nil)
+	if _, err := big.Poll(context.Background(), &failAt{n: keyChunk + 10}); !errors.Is(err, errEmit) {
+		t.Fatalf("Poll error %v, want the Emit error", err)
+	}
+	if got := big.splits[0].next; got != keyChunk+9 {
+		t.Errorf("position %d after %d records and a failed Emit, want %d", got, keyChunk+9, keyChunk+9)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -125,7 +125,9 @@ type reader struct {
 	published atomic.Pointer[[]*splitState]
 	active    []*splitState // the splits not ended yet, polled round-robin
 	turn      int           // index into active of the split polled next
-	// offs are emit's key offsets drawn ahead; sink keeps touch's loads.
+	// zs and offs are emit's draws and key offsets made ahead; sink keeps
+	// touch's loads.
+	zs   [keyChunk]uint64
 	offs [keyChunk]int32
 	sink byte
 	// paused counts the splits of active that watermark alignment paused
@@ -338,11 +340,11 @@ func (r *reader) Poll(ctx context.Context, out sluice.Emitter[Record]) (sluice.P
 
 // emit emits records sp.next … sp.next+n-1. The loops are written out per
 // distribution so that the hot loop has no switch, no allocation and only
-// the splitmix64 mix, an index and the Emit call per record. The random
-// distributions draw keyChunk keys ahead and touch their bytes first: with
-// many keys the key table is far larger than the cache, and the loads of a
-// chunk overlap where the consumer's reads (hashing the key to route it)
-// would miss one after the other.
+// the splitmix64 mix, an index and the Emit call per record. With a key
+// table larger than cachedKeyTable the random distributions draw keyChunk
+// keys ahead and touch their bytes first: the table is then far larger
+// than the cache, and the loads of a chunk overlap where the consumer's
+// reads (hashing the key to route it) would miss one after the other.
 func (r *reader) emit(out sluice.Emitter[Record], sp *splitState, n int64) (err error) {
 	keys, w := r.g.keys.all, r.g.keys.width
 	nk := uint64(r.cfg.Keys)
@@ -351,15 +353,26 @@ func (r *reader) emit(out sluice.Emitter[Record], sp *splitState, n int64) (err 
 	switch r.cfg.Distribution {
 	case Zipf:
 		t := r.g.zipf
+		if len(keys) <= cachedKeyTable {
+			for ; seq < end; seq++ {
+				z := draw(base, seq)
+				off := int(t.sample(z)) * w
+				if err = out.Emit(Record{Split: split, Seq: seq, Key: keys[off : off+w], Value: valueOf(z)}); err != nil {
+					break
+				}
+			}
+			break
+		}
 		for seq < end && err == nil {
 			c := min(end-seq, keyChunk)
 			for i := range c {
-				r.offs[i] = int32(t.sample(draw(base, seq+i))) * int32(w)
+				z := draw(base, seq+i)
+				r.zs[i], r.offs[i] = z, int32(t.sample(z))*int32(w)
 			}
 			r.sink += touch(keys, r.offs[:c])
 			for i := range c {
 				off := int(r.offs[i])
-				if err = out.Emit(Record{Split: split, Seq: seq, Key: keys[off : off+w], Value: valueOf(draw(base, seq))}); err != nil {
+				if err = out.Emit(Record{Split: split, Seq: seq, Key: keys[off : off+w], Value: valueOf(r.zs[i])}); err != nil {
 					break
 				}
 				seq++
@@ -380,15 +393,26 @@ func (r *reader) emit(out sluice.Emitter[Record], sp *splitState, n int64) (err 
 			}
 		}
 	default:
+		if len(keys) <= cachedKeyTable {
+			for ; seq < end; seq++ {
+				z := draw(base, seq)
+				off := int(uniformIndex(z, nk)) * w
+				if err = out.Emit(Record{Split: split, Seq: seq, Key: keys[off : off+w], Value: valueOf(z)}); err != nil {
+					break
+				}
+			}
+			break
+		}
 		for seq < end && err == nil {
 			c := min(end-seq, keyChunk)
 			for i := range c {
-				r.offs[i] = int32(uniformIndex(draw(base, seq+i), nk)) * int32(w)
+				z := draw(base, seq+i)
+				r.zs[i], r.offs[i] = z, int32(uniformIndex(z, nk))*int32(w)
 			}
 			r.sink += touch(keys, r.offs[:c])
 			for i := range c {
 				off := int(r.offs[i])
-				if err = out.Emit(Record{Split: split, Seq: seq, Key: keys[off : off+w], Value: valueOf(draw(base, seq))}); err != nil {
+				if err = out.Emit(Record{Split: split, Seq: seq, Key: keys[off : off+w], Value: valueOf(r.zs[i])}); err != nil {
 					break
 				}
 				seq++
@@ -510,8 +534,13 @@ func (r *reader) Close(context.Context) error {
 	return nil
 }
 
-// keyChunk is the number of keys emit draws and touches ahead.
-const keyChunk = 256
+// keyChunk is the number of keys emit draws and touches ahead, and
+// cachedKeyTable the largest key table (in bytes) emit expects to stay in
+// cache (half a core's L2 on the reference machine), for which it does not.
+const (
+	keyChunk       = 256
+	cachedKeyTable = 512 << 10
+)
 
 // touch loads the first byte of each key at offs of keys, so that the
 // loads miss together rather than one after the other.

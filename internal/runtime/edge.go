@@ -413,7 +413,7 @@ type inputChannel[T any] struct {
 // are the records' key groups, key hashes and timestamps (ts nil when the
 // batch has none). Looking up a batch's state entries one record at a time
 // waits for each cache miss in turn; touching them all first lets the CPU
-// overlap the misses (docs/design.md §8). PrefetchKeys must not change
+// overlap the misses (docs/design.md §2). PrefetchKeys must not change
 // any state.
 type KeyPrefetcher interface {
 	PrefetchKeys(kgs []uint16, hs []uint64, ts []int64)

@@ -4,6 +4,7 @@ package runtime
 // computes a record's key group once and it travels beside the record.
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -114,5 +115,77 @@ func TestPlainBatchHasNoKeyGroup(t *testing.T) {
 	}
 	if n != 4 {
 		t.Fatalf("%d records, want 4", n)
+	}
+}
+
+// prefetchEmitter records the batches a KeyPrefetcher is handed, and the
+// records that follow.
+type prefetchEmitter struct {
+	tm      *Time
+	calls   int
+	kgs     []uint16
+	hs      []uint64
+	ts      []int64
+	pending int // records prefetched and not yet emitted
+	err     error
+}
+
+func (p *prefetchEmitter) PrefetchKeys(kgs []uint16, hs []uint64, ts []int64) {
+	p.calls++
+	p.kgs = append(p.kgs[:0], kgs...)
+	p.hs = append(p.hs[:0], hs...)
+	p.ts = append(p.ts[:0], ts...)
+	p.pending = len(kgs)
+}
+
+func (p *prefetchEmitter) Emit(int) error {
+	i := len(p.kgs) - p.pending
+	if p.pending == 0 || int(p.kgs[i]) != p.tm.KG || p.hs[i] != p.tm.Hash || (p.ts != nil && p.ts[i] != p.tm.TS) {
+		p.err = errors.New("a record does not match the prefetched batch")
+	}
+	p.pending--
+	return nil
+}
+
+// TestKeyPrefetcher: a consumer that is a KeyPrefetcher sees each batch's
+// key groups, hashes and timestamps before its records, one entry per
+// record in record order; a batch without timestamps gives ts nil.
+func TestKeyPrefetcher(t *testing.T) {
+	t.Parallel()
+	const maxP = 16
+	hashOf := func(v int) uint64 { return uint64(v)*0x9e3779b97f4a7c15 + 3 }
+	c := NewChannels[int](1, 1, 64)
+	tm := NewTime()
+	w := NewKeyGroupWriter(c, 0, hashOf, maxP, 5, make(chan struct{}), &TaskStats{}, tm)
+	for v := range 20 {
+		tm.TS = NoTimestamp
+		if v >= 10 {
+			tm.TS = int64(100 + v)
+		}
+		if err := w.Emit(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ctm := NewTime()
+	pe := &prefetchEmitter{tm: ctm}
+	in := NewInputs(c, 0, Hash, Emitter[int](pe), &TaskStats{}, ctm)[0]
+	batches := 0
+	for ch := c.Chans[0][0]; len(ch) > 0; batches++ {
+		b := <-ch
+		if err := in.process(b); err != nil {
+			t.Fatal(err)
+		}
+		if pe.calls != batches+1 || pe.pending != 0 || pe.err != nil {
+			t.Fatalf("batch %d: %d prefetch calls, %d records not emitted, %v", batches, pe.calls, pe.pending, pe.err)
+		}
+		if withTS := batches >= 2; (pe.ts != nil) != withTS {
+			t.Fatalf("batch %d: prefetch timestamps %v", batches, pe.ts)
+		}
+	}
+	if batches != 4 {
+		t.Fatalf("%d batches, want 4", batches)
 	}
 }

@@ -2,7 +2,7 @@ package heap
 
 import "iter"
 
-// hmap is the hash map of a window state's key group (docs/design.md §8):
+// hmap is the hash map of a window state's key group (docs/design.md §14):
 // open addressing with linear probing over one slice of slots, each slot
 // holding an entry's key, value and slot hash. The caller gives the hash
 // (slotHash of the key's hash): the partitioner hashed each record's key
