@@ -30,6 +30,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	brokers := fs.String("brokers", "", "Kafka pipelines: use this cluster instead of the embedded broker in this process")
 	kafkaRecords := fs.Int64("kafka-records", 2_000_000, "records per Kafka pipeline run")
 	recovery := fs.Bool("recovery", true, "also measure recovery time after an injected failure in keyed-sum")
+	prefetch := fs.Bool("prefetch-keys", true, "keyed pipelines: datagen touches a chunk of keys before emitting them, so that keys reach keyBy in cache as from a source decoding real records (false: every key's first read misses the cache on datagen's key table)")
 	dir := fs.String("dir", "", "checkpoint directory (default: a temporary directory, removed afterwards)")
 	var sf stateFlags
 	sf.register(fs)
@@ -89,7 +90,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		var base float64
 		for _, iv := range []time.Duration{0, *interval} {
 			o := benchjob.Options{Pipeline: p, Records: n, Keys: k, Parallelism: *par, CheckpointInterval: iv,
-				Dir: fmt.Sprintf("%s/%d-%v", root, i, iv), State: sf.stateConfig()}
+				Dir: fmt.Sprintf("%s/%d-%v", root, i, iv), State: sf.stateConfig(), PlainKeys: !*prefetch}
 			r, err := benchjob.Run(ctx, o)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p, err)

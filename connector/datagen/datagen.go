@@ -98,6 +98,15 @@ type Config struct {
 	// batches amortise the poll overhead, smaller ones let a checkpoint
 	// barrier in sooner.
 	BatchSize int
+	// PrefetchKeys makes a reader touch the bytes of a chunk of keys before
+	// it emits them, when the key table (Keys × the key's width) is larger
+	// than a core's cache. A source decoding real records hands out keys
+	// it has just written, in cache; the key table's keys are not, so the
+	// first reader of each (keyBy hashing it) waits for a cache miss. The
+	// chunk's loads overlap instead: for jobs that read the key, datagen
+	// then costs about what a real source would. A job that never reads
+	// the key pays for the loads. Default false.
+	PrefetchKeys bool
 	// Clock paces rate-limited readers. Default the operator's clock
 	// (OperatorContext.Clock), so that tests with a fake job clock pace the
 	// source too.

@@ -120,7 +120,7 @@ func TestDeterministicAcrossBatchings(t *testing.T) {
 			t.Parallel()
 			var ref map[int][]Record
 			for _, batch := range []int{1, 7, 100, 512} {
-				cfg := Config{Splits: 3, Keys: tc.keys, Distribution: dist, Seed: 7, BatchSize: batch, RecordsPerSplit: 700}
+				cfg := Config{Splits: 3, Keys: tc.keys, Distribution: dist, Seed: 7, BatchSize: batch, RecordsPerSplit: 700, PrefetchKeys: tc.keys > 50}
 				r := newReader(t, New(cfg), nil, nil)
 				out := &collect{}
 				if st := pollN(t, r, out, math.MaxInt); st != sluice.EndOfInput {
@@ -463,7 +463,7 @@ func TestEmitError(t *testing.T) {
 		t.Errorf("position %d after 9 records and a failed Emit, want 9", r.splits[0].next)
 	}
 	// The same with keys drawn ahead, failing past the first chunk.
-	big := newReader(t, New(Config{Splits: 1, Keys: 200_000, BatchSize: 1000}), nil, nil)
+	big := newReader(t, New(Config{Splits: 1, Keys: 200_000, BatchSize: 1000, PrefetchKeys: true}), nil, nil)
 	if _, err := big.Poll(context.Background(), &failAt{n: keyChunk + 10}); !errors.Is(err, errEmit) {
 		t.Fatalf("Poll error %v, want the Emit error", err)
 	}

@@ -340,11 +340,12 @@ func (r *reader) Poll(ctx context.Context, out sluice.Emitter[Record]) (sluice.P
 
 // emit emits records sp.next … sp.next+n-1. The loops are written out per
 // distribution so that the hot loop has no switch, no allocation and only
-// the splitmix64 mix, an index and the Emit call per record. With a key
-// table larger than cachedKeyTable the random distributions draw keyChunk
-// keys ahead and touch their bytes first: the table is then far larger
-// than the cache, and the loads of a chunk overlap where the consumer's
-// reads (hashing the key to route it) would miss one after the other.
+// the splitmix64 mix, an index and the Emit call per record. With
+// Config.PrefetchKeys and a key table larger than cachedKeyTable the random
+// distributions draw keyChunk keys ahead and touch their bytes first: the
+// table is then far larger than the cache, and the loads of a chunk overlap
+// where the consumer's reads (hashing the key to route it) would miss one
+// after the other.
 func (r *reader) emit(out sluice.Emitter[Record], sp *splitState, n int64) (err error) {
 	keys, w := r.g.keys.all, r.g.keys.width
 	nk := uint64(r.cfg.Keys)
@@ -353,7 +354,7 @@ func (r *reader) emit(out sluice.Emitter[Record], sp *splitState, n int64) (err 
 	switch r.cfg.Distribution {
 	case Zipf:
 		t := r.g.zipf
-		if len(keys) <= cachedKeyTable {
+		if !r.cfg.PrefetchKeys || len(keys) <= cachedKeyTable {
 			for ; seq < end; seq++ {
 				z := draw(base, seq)
 				off := int(t.sample(z)) * w
@@ -393,7 +394,7 @@ func (r *reader) emit(out sluice.Emitter[Record], sp *splitState, n int64) (err 
 			}
 		}
 	default:
-		if len(keys) <= cachedKeyTable {
+		if !r.cfg.PrefetchKeys || len(keys) <= cachedKeyTable {
 			for ; seq < end; seq++ {
 				z := draw(base, seq)
 				off := int(uniformIndex(z, nk)) * w

@@ -10,10 +10,13 @@ import (
 // records; the figures are records/s and the longest synchronous snapshot
 // pause. Run: go test -run XXX -bench . -benchtime 20000000x ./internal/benchjob/
 func benchPipeline(b *testing.B, pipeline string, keys int, interval time.Duration) {
-	r, err := Run(context.Background(), Options{
-		Pipeline: pipeline, Records: int64(max(b.N, 4)), Keys: keys, Parallelism: 2,
-		CheckpointInterval: interval, Dir: b.TempDir(),
-	})
+	benchRun(b, Options{Pipeline: pipeline, Keys: keys, CheckpointInterval: interval})
+}
+
+// benchRun runs o with b.N records at parallelism 2.
+func benchRun(b *testing.B, o Options) {
+	o.Records, o.Parallelism, o.Dir = int64(max(b.N, 4)), 2, b.TempDir()
+	r, err := Run(context.Background(), o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -33,6 +36,13 @@ func BenchmarkKeyedSumCheckpointed(b *testing.B)  { benchPipeline(b, KeyedSum, 1
 // (each record updates ten windows, so 1M live window states).
 func BenchmarkTumblingCheckpointed(b *testing.B) { benchPipeline(b, Tumbling, 1_000_000, time.Second) }
 func BenchmarkSlidingCheckpointed(b *testing.B)  { benchPipeline(b, Sliding, 100_000, time.Second) }
+
+// BenchmarkTumblingCheckpointedPlainKeys is the tumbling count without
+// datagen's key prefetch (Options.PlainKeys): each key's first read, the
+// partitioner's hash, misses the cache on the generator's key table.
+func BenchmarkTumblingCheckpointedPlainKeys(b *testing.B) {
+	benchRun(b, Options{Pipeline: Tumbling, Keys: 1_000_000, CheckpointInterval: time.Second, PlainKeys: true})
+}
 
 // TestPipelinesRun keeps the benchmark pipelines working in the normal test
 // run (small input, no timing).

@@ -51,6 +51,11 @@ type Options struct {
 	// still taken when the bounded input ends).
 	CheckpointInterval time.Duration
 	Dir                string
+	// PlainKeys turns datagen.Config.PrefetchKeys off in the keyed
+	// pipelines (it is off in the stateless one, which never reads the key):
+	// every key's first read is then a cache miss on the key table, which a
+	// source decoding real records would not have.
+	PlainKeys bool
 	// State is the keyed-state backend's configuration (zero: heap).
 	State sluice.StateConfig
 	// FailAfter, when positive, injects one failure in the keyed operator
@@ -93,7 +98,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		interval = -1
 	}
 	splits := 2 * o.Parallelism
-	gen := datagen.Config{Splits: splits, RecordsPerSplit: o.Records / int64(splits), Keys: max(o.Keys, 1), Seed: 1}
+	gen := datagen.Config{Splits: splits, RecordsPerSplit: o.Records / int64(splits), Keys: max(o.Keys, 1), Seed: 1,
+		PrefetchKeys: o.Pipeline != Stateless && !o.PlainKeys}
 	cfg := sluice.Config{
 		JobName:       "bench-" + o.Pipeline,
 		Parallelism:   o.Parallelism,
