@@ -370,14 +370,7 @@ func (r *reader) emit(out sluice.Emitter[Record], sp *splitState, n int64) (err 
 				z := draw(base, seq+i)
 				r.zs[i], r.offs[i] = z, int32(t.sample(z))*int32(w)
 			}
-			r.sink += touch(keys, r.offs[:c])
-			for i := range c {
-				off := int(r.offs[i])
-				if err = out.Emit(Record{Split: split, Seq: seq, Key: keys[off : off+w], Value: valueOf(r.zs[i])}); err != nil {
-					break
-				}
-				seq++
-			}
+			seq, err = r.emitChunk(out, split, seq, int(c))
 		}
 	case Sequential:
 		k := sequentialIndex(split, seq, r.cfg.Splits, r.cfg.Keys)
@@ -410,14 +403,7 @@ func (r *reader) emit(out sluice.Emitter[Record], sp *splitState, n int64) (err 
 				z := draw(base, seq+i)
 				r.zs[i], r.offs[i] = z, int32(uniformIndex(z, nk))*int32(w)
 			}
-			r.sink += touch(keys, r.offs[:c])
-			for i := range c {
-				off := int(r.offs[i])
-				if err = out.Emit(Record{Split: split, Seq: seq, Key: keys[off : off+w], Value: valueOf(r.zs[i])}); err != nil {
-					break
-				}
-				seq++
-			}
+			seq, err = r.emitChunk(out, split, seq, int(c))
 		}
 	}
 	// A failed Emit fails the attempt anyway, but the position must never
@@ -533,6 +519,22 @@ func (r *reader) Close(context.Context) error {
 		close(r.quit)
 	}
 	return nil
+}
+
+// emitChunk touches the keys of the c records from seq that emit drew
+// ahead (r.zs, r.offs), then emits them; it returns the seq after the last
+// record emitted whole.
+func (r *reader) emitChunk(out sluice.Emitter[Record], split int, seq int64, c int) (int64, error) {
+	keys, w := r.g.keys.all, r.g.keys.width
+	r.sink += touch(keys, r.offs[:c])
+	for i := range c {
+		off := int(r.offs[i])
+		if err := out.Emit(Record{Split: split, Seq: seq, Key: keys[off : off+w], Value: valueOf(r.zs[i])}); err != nil {
+			return seq, err
+		}
+		seq++
+	}
+	return seq, nil
 }
 
 // keyChunk is the number of keys emit draws and touches ahead, and

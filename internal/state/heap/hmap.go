@@ -46,17 +46,11 @@ func newHmap[K comparable, V any](hint int) *hmap[K, V] {
 	return &hmap[K, V]{slots: make([]hslot[K, V], n), shift: shift}
 }
 
-// slotHash returns the slot hash of a key whose hash is kh: its bits
-// spread (kh may be weak, as an integer's identity) and never 0, the empty
-// slot's mark.
-func slotHash(kh uint64) uint64 {
-	kh ^= kh >> 31
-	kh *= 0x7fb5d329728ea185
-	kh ^= kh >> 27
-	kh *= 0x81dadef4bc2dd44d
-	kh ^= kh >> 33
-	return kh | 1
-}
+// slotHash returns the slot hash of a key whose hash is kh, never 0, the
+// empty slot's mark. A table indexes by its top bits; multiplying by 2^64
+// divided by the golden ratio (Fibonacci hashing) fills them from every bit
+// of kh, which may be weak (an integer's identity).
+func slotHash(kh uint64) uint64 { return kh*0x9e3779b97f4a7c15 | 1 }
 
 // Len returns the number of entries.
 func (m *hmap[K, V]) Len() int { return m.n }

@@ -105,7 +105,10 @@ func TestWindowMajorSnapshot(t *testing.T) {
 	}
 	want := contents(s)
 	snap := s.b.Snapshot(1)
-	done := asyncWrite(snap, true)
+	// The snapshot is released only after the task's writes below, so
+	// every written key group is still held by it and must be cloned,
+	// however fast the writer is.
+	done := asyncWrite(snap, false)
 	// The task goes on while the writer runs.
 	for i, k := range keys {
 		gi, _ := s.Group(k)
@@ -115,6 +118,7 @@ func TestWindowMajorSnapshot(t *testing.T) {
 	s.AddWindow(win(3), false)
 	s.DropPane(win(2))
 	f := (<-done).file(t)
+	snap.Release()
 	if c := s.b.CopyOnWriteClones(); c == 0 {
 		t.Error("no key-group map was cloned: the writes went to maps the snapshot held")
 	}
