@@ -232,7 +232,7 @@ func (s *WindowMajor[KK, K, V]) pane(sw window.Window) *hmapTable[K, V] {
 	t, ok := s.panes[sw]
 	if !ok {
 		// Size the maps as the last dropped window's, or before the
-		// first drop as the fullest live one's: windows of a steady
+		// first drop as the window used last: windows of a steady
 		// stream hold about as many keys, and growing a map from empty
 		// rehashes it several times.
 		hints := s.hints
@@ -252,21 +252,15 @@ func (s *WindowMajor[KK, K, V]) KeyHash(k K) uint64 { return s.hash(k) }
 // KeyGroupOf returns the key group of the key whose hash is kh.
 func (s *WindowMajor[KK, K, V]) KeyGroupOf(kh uint64) int { return keygroup.Of(kh, s.b.maxP) }
 
-// liveHints returns the sizes of the maps of the live state window with
-// the most entries, nil if there is none.
+// liveHints returns the sizes of the maps of the state window used last,
+// nil if there is none: O(key groups), however many windows are live.
 func (s *WindowMajor[KK, K, V]) liveHints() []int {
-	var best *hmapTable[K, V]
-	n := 0
-	for _, t := range s.panes {
-		if e := t.entries(); best == nil || e > n {
-			best, n = t, e
-		}
-	}
-	if best == nil || n == 0 {
+	t := s.lastT
+	if t == nil || t.entries() == 0 {
 		return nil
 	}
-	hints := make([]int, len(best.maps))
-	for gi, m := range best.maps {
+	hints := make([]int, len(t.maps))
+	for gi, m := range t.maps {
 		hints[gi] = m.Len()
 	}
 	return hints
