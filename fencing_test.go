@@ -8,8 +8,11 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -297,5 +300,113 @@ func TestStopCancelledStartNotRetried(t *testing.T) {
 	}
 	if n := starts.Load(); n != 1 || res.Restarts != 0 {
 		t.Fatalf("%d starts, %d restarts; want 1, 0: the cancelled start was retried", n, res.Restarts)
+	}
+}
+
+// orphanCommitter records what happens to its transactions; the
+// pre-commit of transaction takeOverAt runs takeOver first.
+type orphanCommitter struct {
+	noteCommitter[int]
+	takeOverAt int
+	takeOver   func()
+
+	mu                          sync.Mutex
+	written                     int
+	precommitted, committed, ab []int
+}
+
+func (c *orphanCommitter) Write(int, int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.written++
+	return nil
+}
+
+func (c *orphanCommitter) PreCommit(_ context.Context, txn int) error {
+	if txn == c.takeOverAt {
+		c.takeOver()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.precommitted = append(c.precommitted, txn)
+	return nil
+}
+
+func (c *orphanCommitter) Commit(_ context.Context, txn int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.committed = append(c.committed, txn)
+	return nil
+}
+
+func (c *orphanCommitter) Abort(_ context.Context, txn int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ab = append(c.ab, txn)
+	return nil
+}
+
+func (c *orphanCommitter) nWritten() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.written
+}
+
+// TestFencedInstanceAbortsOrphanedTransactions: another instance takes over
+// the checkpoints while this one pre-commits the transaction of its second
+// checkpoint (after the takeover's clean-up, as a zombie that resumes
+// between two transactions does). The _metadata write is refused, the job
+// fails fenced, and as the sink closes it aborts that pre-committed
+// transaction, which no checkpoint names and nothing else would ever end
+// (docs/design.md §9); the first one, committed, is left alone.
+func TestFencedInstanceAbortsOrphanedTransactions(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, 1)
+	env := sluice.New(cfg)
+	var other *store.Ownership
+	c := &orphanCommitter{takeOverAt: 2, takeOver: func() {
+		// As on storage where the lock is not visible to the new instance.
+		if err := os.Remove(filepath.Join(cfg.CheckpointDir, store.LockName)); err != nil {
+			t.Error(err)
+		}
+		fsB, err := store.NewFS(cfg.CheckpointDir)
+		if err == nil {
+			other, err = store.NewCheckpoints(fsB).Acquire(context.Background(), "other")
+		}
+		if err != nil {
+			t.Errorf("the other instance's takeover: %v", err)
+		}
+	}}
+	sink := sluice.TwoPhaseCommitSink(sluice.TwoPhaseCommitConfig[int, int]{
+		New: func(context.Context, *sluice.OperatorContext) (sluice.TwoPhaseCommitter[int, int], error) {
+			return c, nil
+		},
+		TxnCodec: codec.Int,
+	})
+	src := newLogSource[int]()
+	sluice.Sink(sluice.FromSource(env, "src", src), "sink", sink)
+	x := start(t, env)
+	src.Append(1)
+	until(t, "record 1 written", func() bool { return c.nWritten() == 1 })
+	if _, err := env.TriggerCheckpoint(ctxTimeout(t)); err != nil {
+		t.Fatalf("first checkpoint: %v", err)
+	}
+	src.Append(2)
+	until(t, "record 2 written", func() bool { return c.nWritten() == 2 })
+	if _, err := env.TriggerCheckpoint(ctxTimeout(t)); err == nil {
+		t.Fatal("the checkpoint after the takeover completed")
+	}
+	_, err := x.wait(t)
+	if !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("Execute: %v, want fenced", err)
+	}
+	defer other.Release()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !slices.Equal(c.precommitted, []int{1, 2}) || !slices.Equal(c.committed, []int{1}) {
+		t.Fatalf("pre-committed %v, committed %v; want [1 2], [1]", c.precommitted, c.committed)
+	}
+	if !slices.Equal(c.ab, []int{2}) {
+		t.Fatalf("aborted %v, want [2]: the fenced instance's orphaned transaction", c.ab)
 	}
 }

@@ -3,6 +3,7 @@ package sluice
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -72,7 +73,10 @@ type TwoPhaseCommitter[T, TXN any] interface {
 	// Commit makes txn visible. It must be idempotent: it can be called
 	// again for a committed transaction after a failure.
 	Commit(ctx context.Context, txn TXN) error
-	// Abort discards txn.
+	// Abort discards txn: the open one when the subtask closes, and, when
+	// this instance was fenced (docs/design.md §9), a pre-committed one
+	// that no checkpoint any instance can restore names, so that nothing
+	// else would ever end it.
 	Abort(ctx context.Context, txn TXN) error
 	// RecoverAndCommit commits a pre-committed transaction recorded in the
 	// checkpoint being restored (idempotent).
@@ -127,13 +131,15 @@ type twoPhaseOp[T, TXN any] struct {
 	ctx context.Context
 	// stats counts transactions for the job's status (nil outside a task).
 	stats *runtime.TaskStats
+	// rc is the runtime's context of the subtask, for IsOrphaned.
+	rc *runtime.OperatorContext
 }
 
 func (s *twoPhaseOp[T, TXN]) Open(ctx context.Context, rc *runtime.OperatorContext) error {
 	if err := s.baseOp.Open(ctx, rc); err != nil {
 		return err
 	}
-	s.ctx = ctx
+	s.ctx, s.rc = ctx, rc
 	oc := s.oc
 	if s.stats = rc.Stats; s.stats != nil {
 		s.stats.SetSink(rc.Name)
@@ -274,16 +280,41 @@ func (s *twoPhaseOp[T, TXN]) NotifyComplete(ctx context.Context, id int64) error
 	return nil
 }
 
-// Close aborts the open transaction; pre-committed ones stay for recovery.
+// Close aborts the open transaction; pre-committed ones stay for recovery,
+// except those of a fenced instance that no checkpoint names (Abort).
 // ctx is Close's own bounded context (runtime.CloseTimeout), not the
 // attempt's: the abort must still happen after a cancellation.
 func (s *twoPhaseOp[T, TXN]) Close(ctx context.Context) error {
-	if s.open && s.c != nil {
+	if s.c == nil {
+		return nil
+	}
+	var errs []error
+	if s.open {
 		s.open = false
 		if s.stats != nil {
 			s.stats.TxAborted.Add(1)
 		}
-		return s.c.Abort(ctx, s.cur)
+		errs = append(errs, s.c.Abort(ctx, s.cur))
 	}
-	return nil
+	// A fenced instance never restarts, and its successor cleaned up
+	// before this one pre-committed these: nothing else would end them,
+	// and a Kafka transaction left open holds back what read_committed
+	// readers see until its timeout.
+	kept := s.pending[:0]
+	for _, p := range s.pending {
+		if !s.rc.IsOrphaned(p.checkpoint) {
+			kept = append(kept, p)
+			continue
+		}
+		s.oc.Logger.Warn("aborting a transaction pre-committed for a checkpoint this fenced instance never completed",
+			"checkpoint", p.checkpoint)
+		if s.stats != nil {
+			s.stats.TxAborted.Add(1)
+		}
+		if err := s.c.Abort(ctx, p.txn); err != nil {
+			errs = append(errs, fmt.Errorf("abort the transaction of checkpoint %d: %w", p.checkpoint, err))
+		}
+	}
+	s.pending = kept
+	return errors.Join(errs...)
 }

@@ -92,18 +92,40 @@ func (c *Checkpoints) WriteMetadata(ctx context.Context, m *checkpoint.Metadata)
 	if err := checkID(m.CheckpointID); err != nil {
 		return err
 	}
-	op := fmt.Sprintf("write checkpoint %d metadata", m.CheckpointID)
-	if err := c.CheckOwnership(ctx, op); err != nil {
-		return err
+	return c.WriteCompleting(ctx, m.CheckpointID, "checkpoint", func() error {
+		return c.Snapshot(m.CheckpointID).WriteMetadata(ctx, m)
+	})
+}
+
+// WriteCompleting runs write, the _metadata write that completes checkpoint
+// (kind "checkpoint") or savepoint ("savepoint") id, between the two
+// ownership checks of docs/design.md §9: one before it, so that a fenced
+// instance never completes a checkpoint (write is not called), and one
+// after it, so that an instance paused between the first check and the
+// write learns it was fenced before anything commits what the checkpoint
+// covers. Either refusal is a *FencedError. It records the write for
+// Orphaned. Without ownership (readers, tests) it only calls write.
+func (c *Checkpoints) WriteCompleting(ctx context.Context, id int64, kind string, write func() error) error {
+	o := c.own.Load()
+	if o == nil {
+		return write()
 	}
-	if err := c.Snapshot(m.CheckpointID).WriteMetadata(ctx, m); err != nil {
-		return err
-	}
-	// Checked again after the write: an instance that was paused between
-	// the first check and the write must not go on to commit what the
-	// checkpoint covers (docs/design.md §9). The file stays: the new owner
-	// may already have restored it.
-	return c.CheckOwnership(ctx, fmt.Sprintf("complete checkpoint %d", m.CheckpointID))
+	return o.writeCompleting(ctx, id, kind, write)
+}
+
+// Orphaned reports whether nothing that checkpoint id covers can ever be
+// committed, by this instance or any other: this instance was fenced
+// (another took over its checkpoints, docs/design.md §9) and can have
+// written the _metadata of no checkpoint or savepoint numbered id or
+// above, so no checkpoint that any instance may restore names the
+// transactions a sink pre-committed for id. A fenced instance's
+// two-phase-commit sink aborts those as it closes, rather than leaving
+// them open on the external system until their timeout (a Kafka
+// transaction left open holds back what read_committed readers see). False
+// while this instance owns its checkpoints, or never took ownership.
+func (c *Checkpoints) Orphaned(id int64) bool {
+	o := c.own.Load()
+	return o != nil && o.orphaned(id)
 }
 
 // Ownership returns the ownership Acquire took, or nil.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -118,6 +119,18 @@ type Ownership struct {
 	s    Storage
 	lock *dirLock
 	me   Owner
+
+	// mu guards what Orphaned answers from.
+	mu sync.Mutex
+	// fenced is set by the first Check that found a newer owner; an
+	// epoch only grows, so every later Check fails too.
+	fenced bool
+	// writing counts the _metadata writes under way, by checkpoint id,
+	// from before their first check to their return.
+	writing map[int64]int
+	// written is the highest checkpoint id whose _metadata this instance
+	// may have written: its write passed the first check. 0 for none.
+	written int64
 }
 
 // Acquire makes the caller the owner of the checkpoints in c: on an FS it
@@ -171,9 +184,67 @@ func (o *Ownership) Check(ctx context.Context, op string) error {
 		return fmt.Errorf("store: check ownership before %s: %w", op, err)
 	}
 	if cur.Epoch != o.me.Epoch || cur.Token != o.me.Token {
+		o.mu.Lock()
+		o.fenced = true
+		o.mu.Unlock()
 		return &FencedError{Mine: o.me, Current: cur, Op: op}
 	}
 	return nil
+}
+
+// writeCompleting runs write, the _metadata write that completes
+// checkpoint or savepoint id, bracketed by the two ownership checks
+// (docs/design.md §9), and records it for orphaned.
+func (o *Ownership) writeCompleting(ctx context.Context, id int64, kind string, write func() error) error {
+	o.mu.Lock()
+	if o.writing == nil {
+		o.writing = make(map[int64]int)
+	}
+	o.writing[id]++
+	o.mu.Unlock()
+	mayHaveWritten := false
+	defer func() {
+		o.mu.Lock()
+		if o.writing[id]--; o.writing[id] == 0 {
+			delete(o.writing, id)
+		}
+		if mayHaveWritten {
+			o.written = max(o.written, id)
+		}
+		o.mu.Unlock()
+	}()
+	if err := o.Check(ctx, fmt.Sprintf("write %s %d metadata", kind, id)); err != nil {
+		return err
+	}
+	// From here on the file may exist, even if write fails (a rename
+	// done before a failed fsync of the directory).
+	mayHaveWritten = true
+	if err := write(); err != nil {
+		return err
+	}
+	// Checked again after the write: an instance that was paused between
+	// the first check and the write must not go on to commit what the
+	// checkpoint covers. The file stays: the new owner may already have
+	// restored it.
+	return o.Check(ctx, fmt.Sprintf("complete %s %d", kind, id))
+}
+
+// orphaned reports whether o was fenced and can have written no _metadata
+// of a checkpoint numbered id or above, and has no such write under way.
+// Fencing is for good, so every later write is refused at its first check
+// and the answer never turns false again.
+func (o *Ownership) orphaned(id int64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.fenced || o.written >= id {
+		return false
+	}
+	for w := range o.writing {
+		if w >= id {
+			return false
+		}
+	}
+	return true
 }
 
 // Release drops the lock. The epoch stays recorded: the next instance

@@ -121,8 +121,91 @@ func TestZombieCannotWriteMetadata(t *testing.T) {
 	if err := a.CheckOwnership(ctx, "commit"); !errors.Is(err, ErrFenced) {
 		t.Fatalf("zombie's CheckOwnership: %v", err)
 	}
+	// What checkpoint 2 covers is named by no _metadata: orphaned; what
+	// checkpoint 1 covers may be restored by the new owner: not.
+	if !a.Orphaned(2) || !a.Orphaned(3) {
+		t.Fatalf("checkpoints 2 and 3 of the fenced zombie not orphaned")
+	}
+	if a.Orphaned(1) {
+		t.Fatalf("checkpoint 1, completed by the zombie before the takeover, orphaned")
+	}
+	if b.Orphaned(2) || b.Orphaned(4) {
+		t.Fatalf("the owner's checkpoints orphaned")
+	}
 	if err := b.WriteMetadata(ctx, opMeta(3)); err != nil {
 		t.Fatalf("new owner's checkpoint: %v", err)
+	}
+}
+
+// Orphaned is false for an instance that is not fenced, for every
+// checkpoint id up to the newest whose _metadata it may have written (a
+// write refused only after it, or that failed after its first check), and
+// while a write of such an id is under way.
+func TestOrphaned(t *testing.T) {
+	ctx := context.Background()
+	a, root := newOSStore(t)
+	if a.Orphaned(1) {
+		t.Fatal("orphaned without ownership")
+	}
+	oa, err := a.Acquire(ctx, "count")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oa.Release()
+	if a.Orphaned(1) {
+		t.Fatal("orphaned while owning")
+	}
+	// A write that fails after its first check may have landed.
+	errWrite := errors.New("disk full (test)")
+	if err := a.WriteCompleting(ctx, 4, "checkpoint", func() error { return errWrite }); !errors.Is(err, errWrite) {
+		t.Fatalf("failing write: %v", err)
+	}
+	// A write under way when the instance learns it was fenced: its id
+	// and those below it are not orphaned until it returns.
+	release, entered := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- a.WriteCompleting(ctx, 7, "savepoint", func() error {
+			close(entered)
+			<-release
+			return nil
+		})
+	}()
+	<-entered // past its first check
+	hideLock(t, root)
+	b := openOS(t, root)
+	ob, err := b.Acquire(ctx, "count")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Release()
+	if a.Orphaned(8) {
+		t.Fatal("orphaned before the instance learnt it was fenced")
+	}
+	if err := a.CheckOwnership(ctx, "commit"); !errors.Is(err, ErrFenced) {
+		t.Fatalf("zombie's check: %v", err)
+	}
+	for _, id := range []int64{4, 5, 7} {
+		if a.Orphaned(id) {
+			t.Fatalf("checkpoint %d orphaned while savepoint 7's write is under way", id)
+		}
+	}
+	if !a.Orphaned(8) {
+		t.Fatal("checkpoint 8 not orphaned")
+	}
+	close(release)
+	if err := <-done; !errors.Is(err, ErrFenced) {
+		t.Fatalf("savepoint write refused after it: %v, want fenced", err)
+	}
+	if a.Orphaned(7) || !a.Orphaned(8) {
+		t.Fatalf("after the savepoint's write: orphaned(7) %v, orphaned(8) %v; want false, true", a.Orphaned(7), a.Orphaned(8))
+	}
+	// ...and one refused at its first check wrote nothing.
+	if err := a.WriteCompleting(ctx, 9, "checkpoint", func() error { t.Fatal("write after the fence"); return nil }); !errors.Is(err, ErrFenced) {
+		t.Fatalf("write after the fence: %v", err)
+	}
+	if !a.Orphaned(9) {
+		t.Fatal("checkpoint 9, refused before its write, not orphaned")
 	}
 }
 
@@ -193,6 +276,12 @@ func TestZombieFencedDuringMetadataWrite(t *testing.T) {
 	defer ob.Release()
 	if _, err := os.Stat(filepath.Join(root, "chk-1", MetadataName)); err != nil {
 		t.Fatalf("chk-1/_metadata the new owner may have restored was removed: %v", err)
+	}
+	if a.Orphaned(1) {
+		t.Fatal("checkpoint 1, which the new owner may have restored, orphaned")
+	}
+	if !a.Orphaned(2) {
+		t.Fatal("checkpoint 2 of the fenced zombie not orphaned")
 	}
 }
 

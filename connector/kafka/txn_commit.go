@@ -79,13 +79,28 @@ const commitAttemptTimeout = 15 * time.Second
 // returns an error wrapping ctx.Err(), and the transaction stays pending for
 // the restore to commit.
 func commitTxn[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger, cl *kgo.Client, t *Txn) error {
+	return endTxnRaw(ctx, cfg, log, cl, t, true)
+}
+
+// abortTxn aborts the pre-committed t like commitTxn commits it. A
+// definitive refusal means the transaction already ended (its producer
+// was fenced, or it timed out): nothing is left to abort.
+func abortTxn[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger, cl *kgo.Client, t *Txn) error {
+	return endTxnRaw(ctx, cfg, log, cl, t, false)
+}
+
+func endTxnRaw[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger, cl *kgo.Client, t *Txn, commit bool) error {
+	verb, done, after := "commit", "committed", "it stays pending and is committed on restore"
+	if !commit {
+		verb, done, after = "abort", "aborted", "it stays open until the transaction timeout"
+	}
 	bo := newSinkBackoff(cfg.RetryBackoff, cfg.RetryTimeout)
 	for {
 		req := kmsg.NewPtrEndTxnRequest()
 		req.TransactionalID = t.TransactionalID
 		req.ProducerID = t.ProducerID
 		req.ProducerEpoch = t.ProducerEpoch
-		req.Commit = true
+		req.Commit = commit
 		actx, cancel := context.WithTimeout(ctx, min(commitAttemptTimeout, cfg.RetryTimeout))
 		resp, err := req.RequestWith(actx, cl)
 		cancel()
@@ -95,8 +110,11 @@ func commitTxn[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger,
 		switch {
 		case err == nil:
 			if bo.attempts > 0 {
-				log.Info("committed transaction after retries", "txn", t.String(), "attempts", bo.attempts+1)
+				log.Info(done+" transaction after retries", "txn", t.String(), "attempts", bo.attempts+1)
 			}
+			return nil
+		case lostTxn(err) && !commit:
+			log.Debug("transaction to abort had already ended", "txn", t.String(), "err", err)
 			return nil
 		case lostTxn(err):
 			dl := &DataLossError{Txn: *t, Err: err}
@@ -105,17 +123,20 @@ func commitTxn[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger,
 			// (RecoverAndCommit after a fallback).
 			return restart.Unrecoverable(dl)
 		case ctx.Err() != nil:
-			return fmt.Errorf("kafka sink: commit transaction %s: %w (it stays pending and is committed on restore)", t, ctx.Err())
+			return fmt.Errorf("kafka sink: %s transaction %s: %w (%s)", verb, t, ctx.Err(), after)
 		case !sinkRetriable(err):
-			return fmt.Errorf("kafka sink: commit transaction %s: %w (non-retriable; the transaction stays pending and is committed on restore if that is fixed before the transaction timeout)", t, err)
+			if commit {
+				after += " if that is fixed before the transaction timeout"
+			}
+			return fmt.Errorf("kafka sink: %s transaction %s: %w (non-retriable; %s)", verb, t, err, after)
 		}
-		log.Debug("commit failed, retrying", "txn", t.String(), "err", err)
+		log.Debug(verb+" failed, retrying", "txn", t.String(), "err", err)
 		if !bo.wait(ctx) {
 			if ctx.Err() != nil {
-				return fmt.Errorf("kafka sink: commit transaction %s: %w after %d attempts (last: %v; it stays pending and is committed on restore)", t, ctx.Err(), bo.attempts, err)
+				return fmt.Errorf("kafka sink: %s transaction %s: %w after %d attempts (last: %v; %s)", verb, t, ctx.Err(), bo.attempts, err, after)
 			}
-			return fmt.Errorf("kafka sink: commit transaction %s: still failing after %d attempts within %s (%v): %w (it stays pending and is committed on restore)",
-				t, bo.attempts, KeySinkRetryTimeout, cfg.RetryTimeout, err)
+			return fmt.Errorf("kafka sink: %s transaction %s: still failing after %d attempts within %s (%v): %w (%s)",
+				verb, t, bo.attempts, KeySinkRetryTimeout, cfg.RetryTimeout, err, after)
 		}
 	}
 }

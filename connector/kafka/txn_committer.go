@@ -324,23 +324,45 @@ func (c *txnCommitter[T]) endTxn(ctx context.Context, t *Txn) error {
 // speaking the transaction protocol t was written with. maxV is the
 // user's MaxVersions, if any.
 func commitStored[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger, maxV *kversion.Versions, t *Txn) error {
+	return endStored(ctx, cfg, log, maxV, t, true)
+}
+
+// endStored commits (or aborts) a stored transaction from a new plain
+// client, speaking the transaction protocol t was written with.
+func endStored[T any](ctx context.Context, cfg *SinkConfig[T], log *slog.Logger, maxV *kversion.Versions, t *Txn, commit bool) error {
 	var extra []kgo.Opt
 	if t.TxnVersion < txnV2 {
 		extra = append(extra, kgo.MaxVersions(endTxnV4(maxV)))
 	}
 	cl, err := kgo.NewClient(sinkClientOpts(cfg, log, extra...)...)
 	if err != nil {
-		return fmt.Errorf("kafka sink: commit transaction %s: client: %w", t, err)
+		return fmt.Errorf("kafka sink: end transaction %s: client: %w", t, err)
 	}
 	defer cl.Close()
-	return commitTxn(ctx, cfg, log, cl, t)
+	if commit {
+		return commitTxn(ctx, cfg, log, cl, t)
+	}
+	return abortTxn(ctx, cfg, log, cl, t)
 }
 
 // Abort implements sluice.TwoPhaseCommitter: abort the open transaction
-// (the framework calls it when a task closes with a transaction open).
+// (the framework calls it when a task closes with a transaction open), or
+// a pre-committed one by its stored producer id and epoch (a fenced
+// instance's that no checkpoint names).
 func (c *txnCommitter[T]) Abort(ctx context.Context, t *Txn) error {
 	l := t.live
 	if l == nil || l.closed {
+		// Pre-committed (or restored): only its stored producer id and
+		// epoch can end it.
+		if !t.HasData || t.TransactionalID == "" {
+			return nil
+		}
+		actx, cancel := context.WithTimeout(ctx, c.cfg.RetryTimeout)
+		defer cancel()
+		if err := endStored(actx, c.cfg, c.log, c.maxV, t, false); err != nil {
+			c.log.Warn("abort of pre-committed transaction failed; it is aborted by the transaction timeout", "txn", t.String(), "err", err)
+			return err
+		}
 		return nil
 	}
 	defer l.close()

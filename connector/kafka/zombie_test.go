@@ -300,3 +300,78 @@ func TestSinkCleanUpWithoutListingAcrossEpochs(t *testing.T) {
 	}
 	sinkCheckOnce(t, sinkValues(sinkReadCommitted(t, addrs, "out", 1)), []string{"newer"})
 }
+
+// TestSinkZombieAbortsOrphanedPreCommit is the interleaving the zombie
+// scenario of `sluice chaos` found: the zombie resumes after the new
+// instance's clean-up, between two transactions, so nothing fenced its
+// next id; it begins one, writes, pre-commits, and only then fails its
+// ownership check (check 1). No checkpoint names that transaction, and the
+// zombie never restarts, so its task must abort it as it closes (Abort of
+// a pre-committed transaction, by the stored producer id and epoch):
+// left open it held back the partition's last stable offset, and every
+// record the new instance committed after it stayed unreadable under
+// read_committed until the transaction timeout (15 minutes).
+func TestSinkZombieAbortsOrphanedPreCommit(t *testing.T) {
+	t.Parallel()
+	_, addrs := sinkBroker(t)
+	sinkCreateTopic(t, addrs, "out", 1)
+	cfg := sinkStringConfig(addrs, "out", "orphan")
+	ctx := context.Background()
+	var o zombieOwner
+	o.epoch.Store(1)
+	a, err := newTxnCommitter(cfg, o.instance(1, cfg, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CleanUp(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, bTxn := o.takeOver(t, cfg, "k=new")
+	if err := b.Commit(ctx, bTxn); err != nil {
+		t.Fatal(err)
+	}
+	// The zombie wakes up. It passed check 3 before the takeover (the
+	// test drops its Fence, which would refuse it now), so it begins
+	// under an id of its own epoch that nothing fenced.
+	a.octx.Fence = nil
+	aTxn, err := a.BeginTransaction(ctx)
+	if err != nil {
+		t.Fatalf("zombie's begin: %v", err)
+	}
+	if err := a.Write(aTxn, "k=zombie"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PreCommit(ctx, aTxn); err != nil {
+		t.Fatalf("zombie's pre-commit: %v", err)
+	}
+	if !sinkOngoing(t, addrs)[aTxn.TransactionalID] {
+		t.Fatalf("the zombie's pre-committed transaction %s is not open on the broker", aTxn.TransactionalID)
+	}
+	// Its check 1 fails; closing, its task aborts the orphaned transaction.
+	if err := a.Abort(ctx, aTxn); err != nil {
+		t.Fatalf("abort of the zombie's pre-committed transaction: %v", err)
+	}
+	if sinkOngoing(t, addrs)[aTxn.TransactionalID] {
+		t.Fatalf("the zombie's pre-committed transaction %s is still open after its abort", aTxn.TransactionalID)
+	}
+	// Aborting it again (a repeated close) is harmless.
+	if err := a.Abort(ctx, aTxn); err != nil {
+		t.Fatalf("second abort: %v", err)
+	}
+	// The new instance's next transaction, written after the zombie's, is
+	// readable at once.
+	txn, err := b.BeginTransaction(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Write(txn, "k=new2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PreCommit(ctx, txn); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(ctx, txn); err != nil {
+		t.Fatal(err)
+	}
+	sinkCheckOnce(t, sinkValues(sinkReadCommitted(t, addrs, "out", 1)), []string{"new", "new2"})
+}

@@ -1137,7 +1137,7 @@ func (a *attempt) opContext(n int, t *task, uid, name string, r *restorer) (*Ope
 		UID: uid, Name: name, Subtask: t.id.Subtask, Parallelism: t.parallelism, MaxParallelism: a.plan.MaxParallelism,
 		KeyGroups: kgs, Restored: rs, Attempt: n, RunID: a.runID, Clock: a.clock,
 		Logger: a.j.log.With("operator", uid, "subtask", t.id.Subtask), Faults: a.faults,
-		Fence: a.j.cfg.Store.CheckOwnership, OwnerEpoch: epoch, Time: t.chain.Time, Stats: t.stats,
+		Fence: a.j.cfg.Store.CheckOwnership, Orphaned: a.j.cfg.Store.Orphaned, OwnerEpoch: epoch, Time: t.chain.Time, Stats: t.stats,
 		LocalDir: a.j.localDir(uid, t.id.Subtask),
 	}, nil
 }

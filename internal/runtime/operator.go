@@ -178,6 +178,13 @@ type OperatorContext struct {
 	// initialises a transactional producer. Nil where no job owns the
 	// checkpoints (tests): call CheckFenced, which handles that.
 	Fence func(ctx context.Context, op string) error
+	// Orphaned reports whether nothing checkpoint id covers can ever be
+	// committed: this instance was fenced before it could write the
+	// _metadata of any checkpoint from id on (store.Checkpoints.Orphaned).
+	// A two-phase-commit sink aborts its transactions pre-committed for
+	// such a checkpoint as it closes. Nil outside a job (tests): call
+	// IsOrphaned, which handles that.
+	Orphaned func(id int64) bool
 	// OwnerEpoch is the ownership epoch this instance of the job holds on
 	// its checkpoints (docs/design.md §9), the same in every attempt of the
 	// instance and higher in every instance that takes over; 0 where no job
@@ -211,6 +218,11 @@ func (c *OperatorContext) CheckFenced(ctx context.Context, op string) error {
 		return nil
 	}
 	return c.Fence(ctx, op)
+}
+
+// IsOrphaned calls c.Orphaned if it is set (false otherwise); see Orphaned.
+func (c *OperatorContext) IsOrphaned(id int64) bool {
+	return c != nil && c.Orphaned != nil && c.Orphaned(id)
 }
 
 // RestoredState is the state of one operator uid from a checkpoint,

@@ -256,14 +256,12 @@ func (a *attempt) savepoint(id int64) *store.Snapshot {
 // writeSavepointMetadata completes a savepoint: its _metadata, written only
 // while this instance owns the job's checkpoints (docs/design.md §9).
 func (a *attempt) writeSavepointMetadata(sn *store.Snapshot, m *checkpoint.Metadata) error {
-	st := a.j.cfg.Store
-	if err := st.CheckOwnership(a.ctx, fmt.Sprintf("write savepoint %d metadata", m.CheckpointID)); err != nil {
-		return err
-	}
-	if err := sn.WriteMetadata(a.ctx, m); err != nil {
-		return fmt.Errorf("savepoint %d: %w", m.CheckpointID, err)
-	}
-	return st.CheckOwnership(a.ctx, fmt.Sprintf("complete savepoint %d", m.CheckpointID))
+	return a.j.cfg.Store.WriteCompleting(a.ctx, m.CheckpointID, "savepoint", func() error {
+		if err := sn.WriteMetadata(a.ctx, m); err != nil {
+			return fmt.Errorf("savepoint %d: %w", m.CheckpointID, err)
+		}
+		return nil
+	})
 }
 
 // deleteSavepoint deletes the files of an aborted savepoint.
