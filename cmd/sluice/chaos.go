@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,7 +34,7 @@ import (
 // (docs/chaos.md explains each).
 var chaosScenarios = []string{
 	"kill", "kill-checkpoint", "kill-commit", "sigterm", "rescale", "broker-kill",
-	"partition-blackhole", "partition-reset", "partition-delay", "disk-full", "slow-disk",
+	"partition-blackhole", "partition-reset", "partition-delay", "partition-netns", "disk-full", "slow-disk",
 	"load-spike", "zombie", "clock-step", "windows-kill",
 }
 
@@ -46,7 +48,7 @@ feeds input at --rate, injects the scenario's faults at moments drawn from
 --seed, then reads the output topic read_committed and checks that every
 key's counts are exactly 1..n, once each.
 
-Scenarios: ` + "kill, kill-checkpoint, kill-commit, sigterm, rescale, broker-kill, partition-blackhole, partition-reset, partition-delay, disk-full, slow-disk, load-spike, zombie, clock-step, windows-kill" + `
+Scenarios: ` + "kill, kill-checkpoint, kill-commit, sigterm, rescale, broker-kill, partition-blackhole, partition-reset, partition-delay, partition-netns, disk-full, slow-disk, load-spike, zombie, clock-step, windows-kill" + `
 
 Prints a table and, as the last line, one JSON object summing the run;
 --report writes the full report as JSON. Exits 1 if anything was lost or
@@ -474,7 +476,9 @@ func (j *chaosProc) scan(r io.Reader, stderr bool, wg *sync.WaitGroup) {
 
 // startJob starts a job process with args after `chaos job`.
 // Its log (stderr) is written in full to logPath too.
-func (h *harness) startJob(args []string, logPath string) (*chaosProc, error) {
+// In the network namespace netns when it is set (`ip netns exec`, which
+// execs the job: signals reach it directly).
+func (h *harness) startJob(args []string, logPath, netns string) (*chaosProc, error) {
 	j := &chaosProc{args: args, done: make(chan struct{})}
 	if logPath != "" {
 		f, err := os.Create(logPath)
@@ -483,7 +487,11 @@ func (h *harness) startJob(args []string, logPath string) (*chaosProc, error) {
 		}
 		j.log = f
 	}
-	j.cmd = exec.Command(h.bin, append([]string{"chaos", "job"}, args...)...)
+	argv := append([]string{h.bin, "chaos", "job"}, args...)
+	if netns != "" {
+		argv = append([]string{"ip", "netns", "exec", netns}, argv...)
+	}
+	j.cmd = exec.Command(argv[0], argv[1:]...)
 	so, err := j.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -779,6 +787,7 @@ type scenario struct {
 	jobs   []*chaosProc // every process started, for the logs
 	events []faultEvent
 	extra  []string // extra job flags for every start
+	netns  string   // network namespace the job processes run in (partition-netns)
 	// restarted counts process starts after the first.
 	restarted int64
 	// faultActive is set while a lasting fault is on: no wedge check.
@@ -839,6 +848,13 @@ func (s *scenario) skipReason() string {
 		if os.Geteuid() != 0 {
 			return "needs root to mount a small tmpfs as the checkpoint disk; run as root, or see docs/chaos.md"
 		}
+	case "partition-netns":
+		if goruntime.GOOS != "linux" || os.Geteuid() != 0 {
+			return "needs root on Linux to create a network namespace and a veth pair; the proxy scenarios (partition-*) cover the rest"
+		}
+		if _, err := exec.LookPath("ip"); err != nil {
+			return "needs the ip command (iproute2) to create a network namespace"
+		}
 	}
 	if s.h.f.broken != "" && s.name == "windows-kill" {
 		return "--broken applies to the count job"
@@ -884,7 +900,7 @@ func (s *scenario) jobArgs(extra ...string) []string {
 
 // start starts the (next) job process.
 func (s *scenario) start(extra ...string) error {
-	j, err := s.h.startJob(s.jobArgs(extra...), s.logPath())
+	j, err := s.h.startJob(s.jobArgs(extra...), s.logPath(), s.netns)
 	if err != nil {
 		return err
 	}
@@ -1252,6 +1268,8 @@ func (s *scenario) prepare() (inject func(context.Context) error, cleanup func()
 		return s.brokerKillFault, cleanup, nil
 	case "partition-blackhole", "partition-reset", "partition-delay":
 		return s.preparePartition()
+	case "partition-netns":
+		return s.prepareNetns()
 	case "disk-full":
 		return s.prepareDiskFull()
 	case "slow-disk":
@@ -1412,9 +1430,10 @@ func (s *scenario) brokerKillFault(ctx context.Context) error {
 	return fmt.Errorf("%w: neither output nor a loud failure within %v of the broker's restart", errWedged, s.h.f.wedge)
 }
 
-// preparePartition puts a proxy in front of every broker and routes the
-// job's connections through them.
-func (s *scenario) preparePartition() (func(context.Context) error, func(), error) {
+// proxyBrokers starts a proxy listening on host for every broker address
+// (the seed ones and those the brokers advertise) and routes the job's
+// connections through them (--dial).
+func (s *scenario) proxyBrokers(host string) ([]*proxy.Proxy, func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.h.brokers...))
@@ -1441,7 +1460,7 @@ func (s *scenario) preparePartition() (func(context.Context) error, func(), erro
 		addrs[b] = true
 	}
 	for a := range addrs {
-		p, err := proxy.Start("127.0.0.1:0", a)
+		p, err := proxy.Start(net.JoinHostPort(host, "0"), a)
 		if err != nil {
 			cleanup()
 			return nil, nil, err
@@ -1451,6 +1470,86 @@ func (s *scenario) preparePartition() (func(context.Context) error, func(), erro
 	}
 	slices.Sort(dial)
 	s.extra = append(s.extra, "--dial", strings.Join(dial, ","))
+	return proxies, cleanup, nil
+}
+
+// prepareNetns is partition-netns: the job runs in a network namespace
+// created for the scenario, joined to the host by a veth pair, and reaches
+// the brokers through proxies (always passing) on the host's end of the
+// pair. The fault takes the namespace's end of the link down, so the
+// kernel drops what the job sends and new connections find no route, and
+// brings it up again: a partition below the sockets, which the proxy
+// scenarios cannot make.
+func (s *scenario) prepareNetns() (func(context.Context) error, func(), error) {
+	pid := os.Getpid()
+	ns := fmt.Sprintf("sluice-chaos-%d", pid)
+	hostIf, nsIf := fmt.Sprintf("slc%dh", pid%1000000), fmt.Sprintf("slc%dn", pid%1000000)
+	sub := fmt.Sprintf("10.213.%d.", pid%256)
+	hostIP, nsIP := sub+"1", sub+"2"
+	ip := func(args ...string) error {
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	removeNs := func() {
+		_ = ip("link", "del", hostIf)
+		_ = ip("netns", "del", ns)
+	}
+	removeNs() // what a crashed run of the same pid left
+	for _, step := range [][]string{
+		{"netns", "add", ns},
+		{"link", "add", hostIf, "type", "veth", "peer", "name", nsIf},
+		{"link", "set", nsIf, "netns", ns},
+		{"addr", "add", hostIP + "/30", "dev", hostIf},
+		{"link", "set", hostIf, "up"},
+		{"-n", ns, "addr", "add", nsIP + "/30", "dev", nsIf},
+		{"-n", ns, "link", "set", nsIf, "up"},
+		{"-n", ns, "link", "set", "lo", "up"},
+	} {
+		if err := ip(step...); err != nil {
+			removeNs()
+			return nil, nil, fmt.Errorf("%w: cannot create a network namespace with a veth pair here (%v)", errSkip, err)
+		}
+	}
+	_, stopProxies, err := s.proxyBrokers(hostIP)
+	if err != nil {
+		removeNs()
+		return nil, nil, err
+	}
+	s.netns = ns
+	cleanup := func() {
+		s.killAll()
+		stopProxies()
+		removeNs()
+	}
+	inject := func(ctx context.Context) error {
+		d := s.between(500*time.Millisecond, s.h.f.partitionMax)
+		s.begin = time.Now()
+		if err := ip("-n", ns, "link", "set", nsIf, "down"); err != nil {
+			return err
+		}
+		s.faultActive = true
+		err := s.pause(ctx, d)
+		s.faultActive = false
+		if uerr := ip("-n", ns, "link", "set", nsIf, "up"); uerr != nil {
+			return errors.Join(err, uerr)
+		}
+		healed := time.Now()
+		s.recordFault("link-down-"+d.Round(time.Millisecond).String(), healed, healed)
+		return err
+	}
+	return inject, cleanup, nil
+}
+
+// preparePartition puts a proxy in front of every broker and routes the
+// job's connections through them.
+func (s *scenario) preparePartition() (func(context.Context) error, func(), error) {
+	proxies, cleanup, err := s.proxyBrokers("127.0.0.1")
+	if err != nil {
+		return nil, nil, err
+	}
 	mode := map[string]proxy.Mode{"partition-blackhole": proxy.Blackhole, "partition-reset": proxy.Reset, "partition-delay": proxy.Delay}[s.name]
 	inject := func(ctx context.Context) error {
 		d := s.between(500*time.Millisecond, s.h.f.partitionMax)
@@ -1564,7 +1663,7 @@ func (s *scenario) spikeFault(ctx context.Context) error {
 func (s *scenario) zombieFault(ctx context.Context) error {
 	t := time.Now()
 	if s.rng.IntN(2) == 0 {
-		b, err := s.h.startJob(s.jobArgs(), s.logPath())
+		b, err := s.h.startJob(s.jobArgs(), s.logPath(), s.netns)
 		if err != nil {
 			return err
 		}
@@ -1647,7 +1746,7 @@ func (s *scenario) runWindows(ctx context.Context) error {
 		"--records", strconv.FormatInt(wc.Records, 10), "--rate", strconv.FormatFloat(wc.RatePerSecond, 'g', -1, 64),
 		"--keys", strconv.Itoa(wc.Keys), "--seed", strconv.FormatUint(wc.Seed, 10)}
 	start := func() error {
-		j, err := s.h.startJob(args, s.logPath())
+		j, err := s.h.startJob(args, s.logPath(), "")
 		if err != nil {
 			return err
 		}
