@@ -1473,6 +1473,29 @@ func (s *scenario) proxyBrokers(host string) ([]*proxy.Proxy, func(), error) {
 	return proxies, cleanup, nil
 }
 
+// freeSubnet returns the prefix "10.213.x." of a /30 no interface of the
+// host uses, trying x from pid on: two runs at once each get their own.
+func freeSubnet(pid int) (string, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", fmt.Errorf("list the host's addresses: %w", err)
+	}
+	for i := range 256 {
+		sub := fmt.Sprintf("10.213.%d.", (pid+i)%256)
+		used := false
+		for _, a := range addrs {
+			if strings.HasPrefix(a.String(), sub) {
+				used = true
+				break
+			}
+		}
+		if !used {
+			return sub, nil
+		}
+	}
+	return "", errors.New("every 10.213.x.0/30 is in use")
+}
+
 // prepareNetns is partition-netns: the job runs in a network namespace
 // created for the scenario, joined to the host by a veth pair, and reaches
 // the brokers through proxies (always passing) on the host's end of the
@@ -1484,7 +1507,10 @@ func (s *scenario) prepareNetns() (func(context.Context) error, func(), error) {
 	pid := os.Getpid()
 	ns := fmt.Sprintf("sluice-chaos-%d", pid)
 	hostIf, nsIf := fmt.Sprintf("slc%dh", pid%1000000), fmt.Sprintf("slc%dn", pid%1000000)
-	sub := fmt.Sprintf("10.213.%d.", pid%256)
+	sub, err := freeSubnet(pid)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", errSkip, err)
+	}
 	hostIP, nsIP := sub+"1", sub+"2"
 	ip := func(args ...string) error {
 		out, err := exec.Command("ip", args...).CombinedOutput()
