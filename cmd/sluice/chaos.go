@@ -1450,7 +1450,7 @@ func (s *scenario) brokerKillFault(ctx context.Context) error {
 }
 
 // proxyBrokers starts a proxy listening on host for every broker address
-// (the seed ones and those the brokers advertise) and routes the job's
+// (the bootstrap ones and those the brokers advertise) and routes the job's
 // connections through them (--dial).
 func (s *scenario) proxyBrokers(host string) ([]*proxy.Proxy, func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
