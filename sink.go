@@ -296,10 +296,10 @@ func (s *twoPhaseOp[T, TXN]) Close(ctx context.Context) error {
 		}
 		errs = append(errs, s.c.Abort(ctx, s.cur))
 	}
-	// A fenced instance never restarts, and its successor cleaned up
-	// before this one pre-committed these: nothing else would end them,
-	// and a Kafka transaction left open holds back what read_committed
-	// readers see until its timeout.
+	// A fenced instance never restarts. What it pre-committed after its
+	// successor's clean-up would stay open until its timeout (a Kafka
+	// transaction left open holds back what read_committed readers see);
+	// aborting one the clean-up already ended is harmless.
 	kept := s.pending[:0]
 	for _, p := range s.pending {
 		if !s.rc.IsOrphaned(p.checkpoint) {
