@@ -42,6 +42,18 @@ func (o *zombieOwner) instance(epoch int64, cfg SinkConfig[string], hook func())
 	return oc
 }
 
+// zombieSetup starts a broker with a one-partition topic "out" and returns
+// its addresses, a sink config with the transactional-id prefix prefix, and
+// the ownership record at epoch 1 (the zombie's).
+func zombieSetup(t *testing.T, prefix string) ([]string, SinkConfig[string], *zombieOwner) {
+	t.Helper()
+	_, addrs := sinkBroker(t)
+	sinkCreateTopic(t, addrs, "out", 1)
+	o := new(zombieOwner)
+	o.epoch.Store(1)
+	return addrs, sinkStringConfig(addrs, "out", prefix), o
+}
+
 // takeOver is a new instance starting on the zombie's checkpoints: it takes
 // the next epoch, cleans up, and pre-commits a transaction holding value
 // (its first checkpoint is complete, the commit is next).
@@ -80,12 +92,8 @@ func (o *zombieOwner) takeOver(t *testing.T, cfg SinkConfig[string], value strin
 // (INVALID_TXN_STATE or PRODUCER_FENCED).
 func TestSinkZombieInitAfterTakeover(t *testing.T) {
 	t.Parallel()
-	_, addrs := sinkBroker(t)
-	sinkCreateTopic(t, addrs, "out", 1)
-	cfg := sinkStringConfig(addrs, "out", "zombie")
+	addrs, cfg, o := zombieSetup(t, "zombie")
 	ctx := context.Background()
-	var o zombieOwner
-	o.epoch.Store(1)
 
 	var (
 		b    *txnCommitter[string]
@@ -135,12 +143,8 @@ func TestSinkZombieInitAfterTakeover(t *testing.T) {
 // must leave the newer epoch's alone.
 func TestSinkZombieCleanUpAfterTakeover(t *testing.T) {
 	t.Parallel()
-	_, addrs := sinkBroker(t)
-	sinkCreateTopic(t, addrs, "out", 1)
-	cfg := sinkStringConfig(addrs, "out", "zombie-restart")
+	addrs, cfg, o := zombieSetup(t, "zombie-restart")
 	ctx := context.Background()
-	var o zombieOwner
-	o.epoch.Store(1)
 	a, err := newTxnCommitter(cfg, o.instance(1, cfg, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -313,12 +317,8 @@ func TestSinkCleanUpWithoutListingAcrossEpochs(t *testing.T) {
 // read_committed until the transaction timeout (15 minutes).
 func TestSinkZombieAbortsOrphanedPreCommit(t *testing.T) {
 	t.Parallel()
-	_, addrs := sinkBroker(t)
-	sinkCreateTopic(t, addrs, "out", 1)
-	cfg := sinkStringConfig(addrs, "out", "orphan")
+	addrs, cfg, o := zombieSetup(t, "orphan")
 	ctx := context.Background()
-	var o zombieOwner
-	o.epoch.Store(1)
 	a, err := newTxnCommitter(cfg, o.instance(1, cfg, nil))
 	if err != nil {
 		t.Fatal(err)
