@@ -293,7 +293,14 @@ func (t *task) captureStep(ctx context.Context) error {
 		return t.handleMail(h)
 	}
 	if !ok {
-		wake, stop := t.wakeTimer()
+		wake, stop, err := t.wakeTimer()
+		if err != nil {
+			return err
+		}
+		if u.capt == nil || len(u.queued) > 0 || len(u.held) > 0 && processable(u.held[0].kind) {
+			stop()
+			return nil // a wake-up due changed the capture: look again
+		}
 		t.split.idle()
 		select {
 		case c := <-t.ctl:

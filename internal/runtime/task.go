@@ -358,7 +358,10 @@ func (t *task) runSource(ctx context.Context) error {
 		if !exhausted {
 			avail = src.Available()
 		}
-		wake, stop := t.wakeTimer()
+		wake, stop, err := t.wakeTimer()
+		if err != nil {
+			return err
+		}
 		t.split.idle()
 		select {
 		case c := <-t.ctl:
@@ -383,13 +386,24 @@ func (t *task) runSource(ctx context.Context) error {
 	}
 }
 
-func (t *task) wakeTimer() (<-chan time.Time, func()) {
+// wakeTimer arms the timer for the task's next wake-up. A wake-up already
+// due is carried out first: in the select that follows, a due timer and a
+// mailbox that always has mail are both ready, and Go picks between them at
+// random, so a backpressured task would put off its flush, its timers and
+// an aligned timeout by a random number of mails (docs/design.md §3).
+func (t *task) wakeTimer() (<-chan time.Time, func(), error) {
 	at, ok := t.nextWake()
+	if ok && !at.After(t.job.clock.Now()) {
+		if err := t.onWake(); err != nil {
+			return nil, nil, err
+		}
+		at, ok = t.nextWake()
+	}
 	if !ok {
-		return nil, func() {}
+		return nil, func() {}, nil
 	}
 	tm := clock.TimerAt(t.job.clock, at)
-	return tm.C(), func() { tm.Stop() }
+	return tm.C(), func() { tm.Stop() }, nil
 }
 
 // endAndWait ends the task's input: operators flush (EndInput), downstream
@@ -511,7 +525,10 @@ func (t *task) runInputs(ctx context.Context) error {
 		if t.inputDone {
 			return t.endAndWait(ctx)
 		}
-		wake, stop := t.wakeTimer()
+		wake, stop, err := t.wakeTimer()
+		if err != nil {
+			return err
+		}
 		t.split.idle()
 		select {
 		case c := <-t.ctl:
