@@ -81,6 +81,32 @@ func ExampleMap() {
 	// final checkpoint: true
 }
 
+// A sink whose subtasks each keep their own row count: SubtaskSinkFunc
+// makes each subtask's function when it opens, so no count is shared.
+func ExampleSubtaskSinkFunc() {
+	env, cleanup := exampleEnv()
+	defer cleanup()
+	var mu sync.Mutex
+	perSubtask := map[int]int{}
+	sluice.Sink(exampleInput(env), "count", sluice.SubtaskSinkFunc[datagen.Record](
+		func(oc *sluice.OperatorContext) (sluice.SinkFunc[datagen.Record], error) {
+			n := 0 // this subtask's alone
+			return func(datagen.Record) error {
+				n++
+				mu.Lock()
+				perSubtask[oc.Subtask] = n
+				mu.Unlock()
+				return nil
+			}, nil
+		}))
+	if _, err := env.Execute(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(perSubtask)
+	// Output:
+	// map[0:8]
+}
+
 // exampleCounter counts the records of each key in keyed ValueState: the state is
 // per key, checkpointed, and restored after a failure.
 type exampleCounter struct{ n state.ValueState[int64] }

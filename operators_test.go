@@ -609,3 +609,36 @@ func TestConnectKeyCodecs(t *testing.T) {
 		t.Fatalf("%d records, want %d", got, want)
 	}
 }
+
+// TestSubtaskSinkFunc: each sink subtask makes its own function when it
+// opens, and sees only its own records; a maker's error fails the job,
+// naming the sink.
+func TestSubtaskSinkFunc(t *testing.T) {
+	t.Parallel()
+	env := sluice.New(testConfig(t, 2))
+	src := sluice.FromSource(env, "src", datagen.New(gen))
+	var counts [2]int // each written by its subtask only
+	opened := make(chan int, 2)
+	sluice.Sink(src, "count", sluice.SubtaskSinkFunc[datagen.Record](func(oc *sluice.OperatorContext) (sluice.SinkFunc[datagen.Record], error) {
+		opened <- oc.Subtask
+		n := &counts[oc.Subtask]
+		return func(datagen.Record) error { *n++; return nil }, nil
+	}))
+	run(t, env)
+	if len(opened) != 2 {
+		t.Fatalf("%d subtasks opened, want 2", len(opened))
+	}
+	if total := counts[0] + counts[1]; total != len(input(gen)) || counts[0] == 0 || counts[1] == 0 {
+		t.Fatalf("per-subtask counts %v, want both non-zero summing to %d", counts, len(input(gen)))
+	}
+
+	env = sluice.New(testConfig(t, 2))
+	src = sluice.FromSource(env, "src", datagen.New(gen))
+	sluice.Sink(src, "refuses", sluice.SubtaskSinkFunc[datagen.Record](func(*sluice.OperatorContext) (sluice.SinkFunc[datagen.Record], error) {
+		return nil, errBoom
+	}))
+	_, err := env.Execute(ctxTimeout(t))
+	if !errors.Is(err, errBoom) || !strings.Contains(err.Error(), "refuses") {
+		t.Fatalf("Execute: %v, want an error wrapping %v that names the sink", err, errBoom)
+	}
+}

@@ -30,9 +30,41 @@ type SinkFunc[T any] func(v T) error
 
 func (f SinkFunc[T]) newSinkOperator() (sinkOperator[T], error) { return &funcSink[T]{f: f}, nil }
 
+// SubtaskSinkFunc is a sink whose per-record function each subtask makes
+// when it opens, from its OperatorContext (as Flink's RichSinkFunction
+// opens): for what a subtask keeps of its own, such as a buffer, a file or
+// a row count, instead of one value that every subtask writes, where each
+// record pays for the contended cache line. Like SinkFunc it has no
+// delivery guarantee of its own. An error from the maker fails the
+// subtask's start, and with it the attempt.
+type SubtaskSinkFunc[T any] func(oc *OperatorContext) (SinkFunc[T], error)
+
+func (f SubtaskSinkFunc[T]) newSinkOperator() (sinkOperator[T], error) {
+	return &funcSink[T]{open: f}, nil
+}
+
 type funcSink[T any] struct {
 	baseOp
-	f SinkFunc[T]
+	f    SinkFunc[T]
+	open SubtaskSinkFunc[T] // nil for a SinkFunc
+}
+
+func (s *funcSink[T]) Open(ctx context.Context, rc *runtime.OperatorContext) error {
+	if err := s.baseOp.Open(ctx, rc); err != nil {
+		return err
+	}
+	if s.open == nil {
+		return nil
+	}
+	f, err := s.open(s.oc)
+	if err != nil {
+		return fmt.Errorf("sink %s subtask %d: open: %w", s.uid, s.sub, err)
+	}
+	if f == nil {
+		return fmt.Errorf("sink %s subtask %d: open returned no function", s.uid, s.sub)
+	}
+	s.f = f
+	return nil
 }
 
 func (s *funcSink[T]) Emit(v T) error {

@@ -1,6 +1,7 @@
 package nexmark
 
 import (
+	"encoding/binary"
 	"math"
 	"math/bits"
 	"strconv"
@@ -63,11 +64,17 @@ var (
 // channelCount is the number of non-hot channels.
 const channelCount = 10000
 
+// channelEntry is one non-hot channel's name and URL.
+type channelEntry struct{ name, url string }
+
 // channels is the table of the non-hot channels' names and URLs, built
 // at start from the configured seed (ProfileComparison).
 type channels struct {
-	names, urls [channelCount]string
-	ref         *refChannels // ProfileReference's URLs
+	names [channelCount]string
+	// nameURL[c] is channel c's name and URL side by side, so that a bid
+	// reads both from one cache line.
+	nameURL [channelCount]channelEntry
+	ref     *refChannels // ProfileReference's URLs
 }
 
 func newChannels(mixedSeed uint64) *channels {
@@ -93,7 +100,7 @@ func newChannels(mixedSeed uint64) *channels {
 			b = append(b, "&channel_id="...)
 			b = strconv.AppendInt(b, int64(id), 10)
 		}
-		t.urls[c] = a.end(b)
+		t.nameURL[c] = channelEntry{t.names[c], a.end(b)}
 	}
 	return t
 }
@@ -121,50 +128,49 @@ func appendString(b []byte, r *splitmix, max int) []byte {
 }
 
 // letterTriples[p] holds the three letters of the base-26 number p <
-// 26³, least significant first, for appendExact.
-var letterTriples = func() (t [26 * 26 * 26][3]byte) {
+// 26³, least significant first, in its low three bytes, for appendExact.
+var letterTriples = func() (t [26 * 26 * 26]uint32) {
 	for p := range t {
-		t[p] = [3]byte{'a' + byte(p%26), 'a' + byte(p/26%26), 'a' + byte(p/676)}
+		t[p] = uint32('a'+byte(p%26)) | uint32('a'+byte(p/26%26))<<8 | uint32('a'+byte(p/676))<<16
 	}
 	return t
 }()
 
 const pow26_6 = 26 * 26 * 26 * 26 * 26 * 26
 
+// exactRoom returns the bytes appendExact(b, r, n) writes past len(b):
+// whole draws of twelve letters, and one byte more (the last four-byte
+// store). Callers begin an arena string with that room, so that the
+// letters past n land in the chunk's unused tail.
+func exactRoom(n int) int { return (n+11)/12*12 + 1 }
+
 // appendExact appends n letters, twelve per draw: the base-26 digits of
-// the draw shifted right by 4, least significant first. b must have room
-// for them (arena.begin). A draw is cut into two six-digit halves and each
-// into two three-digit table entries, in 32-bit arithmetic.
+// the draw shifted right by 4, least significant first (a last partial
+// draw gives its least significant digits). It writes whole draws, up to
+// exactRoom(n) bytes past len(b), and returns b extended by n: b should
+// have that room (arena.begin), or it grows. A draw is cut into two
+// six-digit halves and each into two three-digit table entries, stored
+// four bytes at a time (each store's fourth byte is overwritten by the
+// next).
 func appendExact(b []byte, r *splitmix, n int) []byte {
 	l := len(b)
-	if cap(b)-l < n {
-		b = append(b, make([]byte, n)...)[:l]
+	room := exactRoom(n)
+	if cap(b)-l < room {
+		b = append(b, make([]byte, room)...)[:l]
 	}
-	b = b[:l+n]
-	d := b[l:]
-	for len(d) >= 12 {
+	d := b[l : l+room]
+	for i := 0; i+13 <= len(d); i += 12 {
 		v := r.next() >> 4
-		lo := uint32(v % pow26_6)
-		hi := uint32(v / pow26_6 % pow26_6)
-		d = d[:len(d):len(d)]
-		t := &letterTriples[lo%17576]
-		d[0], d[1], d[2] = t[0], t[1], t[2]
-		t = &letterTriples[lo/17576]
-		d[3], d[4], d[5] = t[0], t[1], t[2]
-		t = &letterTriples[hi%17576]
-		d[6], d[7], d[8] = t[0], t[1], t[2]
-		t = &letterTriples[hi/17576]
-		d[9], d[10], d[11] = t[0], t[1], t[2]
-		d = d[12:]
+		q := v / pow26_6
+		lo := uint32(v - q*pow26_6)
+		hi := uint32(q) % pow26_6 // q < 2⁶⁰/26⁶ < 2³²
+		e := d[i : i+13]
+		binary.LittleEndian.PutUint32(e[0:], letterTriples[lo%17576])
+		binary.LittleEndian.PutUint32(e[3:], letterTriples[lo/17576])
+		binary.LittleEndian.PutUint32(e[6:], letterTriples[hi%17576])
+		binary.LittleEndian.PutUint32(e[9:], letterTriples[hi/17576])
 	}
-	if len(d) > 0 {
-		v := r.next() >> 4
-		for i := range d {
-			d[i] = 'a' + byte(v%26)
-			v /= 26
-		}
-	}
-	return b
+	return b[:l+n]
 }
 
 // extraLen returns the length of the padding that brings an event of size
@@ -202,14 +208,18 @@ type Generator struct {
 	n     int64 // next event number
 	// timestamps: ts(n) = base + n·mul/div (integer rates), or by float
 	mul, div int64
-	fstep    float64 // G·1000/rate, ms per event number, when the rate is not integral
-	mixed    uint64  // mix64(seed)
-	r        splitmix
-	jr       javaRandom // ProfileReference
-	a        arena
-	ch       *channels
-	ref      *refChannels // ProfileReference
-	refNames *[channelCount]string
+	// The last integer timestamp, for the next event number's
+	// (timestampNext): tsN·mul = tsQ·div + tsR. tsLimit bounds the event
+	// numbers it serves (0: none; see newGenerator).
+	tsN, tsQ, tsR, tsLimit int64
+	fstep                  float64 // G·1000/rate, ms per event number, when the rate is not integral
+	mixed                  uint64  // mix64(seed)
+	r                      splitmix
+	jr                     javaRandom // ProfileReference
+	a                      arena
+	ch                     *channels
+	ref                    *refChannels // ProfileReference
+	refNames               *[channelCount]string
 	// lastKind is the kind of the event At filled last (filled: there
 	// was one): the only fields set in it (see clear).
 	lastKind Kind
@@ -234,6 +244,9 @@ func newGenerator(cfg GeneratorConfig, g int, ch *channels) *Generator {
 	gen := &Generator{cfg: cfg, g: g, first: 1 + int64(g)*per, count: per, mixed: mix64(cfg.Seed), ch: ch, ref: ch.ref, refNames: &ch.names}
 	if cfg.Rate == math.Trunc(cfg.Rate) && cfg.Rate < 1<<53 {
 		gen.mul, gen.div = int64(cfg.Generators)*1000, int64(cfg.Rate)
+		if gen.mul < gen.div {
+			gen.tsN, gen.tsLimit = -2, math.MaxInt64/gen.mul
+		}
 	} else {
 		gen.fstep = float64(cfg.Generators) * 1000 / cfg.Rate
 	}
@@ -291,12 +304,32 @@ func (g *Generator) timestamp(n int64) int64 {
 	return g.cfg.BaseTime + int64(math.Floor(float64(n)*step))
 }
 
+// timestampNext is timestamp(n), without timestamp's division when n
+// follows the event number of the call before (the usual loop): n·mul
+// is then the last quotient and remainder plus mul, and mul < div.
+func (g *Generator) timestampNext(n int64) int64 {
+	if n >= g.tsLimit {
+		return g.timestamp(n)
+	}
+	var q, r int64
+	if n == g.tsN+1 {
+		q, r = g.tsQ, g.tsR+g.mul
+		if r >= g.div {
+			q, r = q+1, r-g.div
+		}
+	} else {
+		q, r = n*g.mul/g.div, n*g.mul%g.div
+	}
+	g.tsN, g.tsQ, g.tsR = n, q, r
+	return g.cfg.BaseTime + q
+}
+
 // At fills ev with event number n of the split without moving the
 // position. ev must be the zero Event or the one this generator filled
 // last, unchanged: At zeroes only the fields it set itself there.
 func (g *Generator) At(n int64, ev *Event) {
 	id := g.first + n
-	t := g.timestamp(n)
+	t := g.timestampNext(n)
 	if g.cfg.Profile == ProfileReference {
 		g.reference(id, n, t, ev)
 		return
@@ -356,21 +389,47 @@ func lastAuction(id int64) int64 {
 
 func (g *Generator) activePerson(id int64) int64 {
 	k := lastPerson(id) + 1
-	active := min(k, 1000)
-	return k - active + int64(g.r.below(uint64(active+10)))
+	if k >= 1000 {
+		return k - 1000 + int64(g.r.below(1010)) // a division by a constant
+	}
+	return int64(g.r.below(uint64(k + 10)))
 }
 
 func (g *Generator) price() int64 { return price(g.r.unit()) }
 
-// pow10i holds 10^i·100 exactly, for price.
+// pow10i holds 10^i·100 exactly, for priceExp.
 var pow10i = [...]float64{1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 
-// price returns round(10^(6u)·100) for u in [0, 1): 10^(6u) as math.Pow
+// pow10Steps[j] is 10^(j/256)·100, for price.
+var pow10Steps = func() (t [6*256 + 1]float64) {
+	for j := range t {
+		t[j] = math.Pow(10, float64(j)/256) * 100
+	}
+	return t
+}()
+
+// price returns round(10^(6u)·100) for u in [0, 1), the same value as
+// priceExp, faster: 10^(6u) is a table entry 10^(j/256) times a short
+// series for 10^r, |r| ≤ 1/512, with a relative error far below 10⁻¹³.
+// When the product lies that close to a half cent, where the rounding
+// could go either way, priceExp decides (a few draws in a million).
+func price(u float64) int64 {
+	y := 6 * u
+	j := int(y*256 + 0.5)
+	x := (y - float64(j)*(1.0/256)) * math.Ln10
+	p := pow10Steps[j] * (1 + x*(1+x*(1.0/2+x*(1.0/6+x*(1.0/24+x*(1.0/120))))))
+	if f := p - float64(int64(p)); math.Abs(f-0.5) < p*1e-13 { // p > 0
+		return priceExp(u)
+	}
+	return int64(p + 0.5)
+}
+
+// priceExp returns round(10^(6u)·100) for u in [0, 1): 10^(6u) as math.Pow
 // computes it (an integer power times exp of the fraction in (-0.5, 0.5]
 // times ln 10), without Pow's logarithm and loop. The result may differ
 // from another pow in the last bit, which changes a rounded price only
 // when it lies within that bit of a half cent: never seen in 10M prices.
-func price(u float64) int64 {
+func priceExp(u float64) int64 {
 	y := 6 * u
 	yi := math.Floor(y)
 	yf := y - yi
@@ -407,7 +466,7 @@ func (g *Generator) person(id, t int64, p *Person) {
 	p.State = states[r.below(uint64(len(states)))]
 	size := 8 + len(p.Name) + len(p.EmailAddress) + len(p.CreditCard) + len(p.City) + len(p.State)
 	n := extraLen(r, size, personAvgSize)
-	b = g.a.begin(n)
+	b = g.a.begin(exactRoom(n))
 	p.Extra = g.a.end(appendExact(b, r, n))
 }
 
@@ -431,7 +490,7 @@ func (g *Generator) auction(id, n, t int64, a *Auction) {
 	a.Expires = t + 1 + int64(r.below(uint64(max(2*horizon, 1))))
 	size := 8 + len(a.ItemName) + len(a.Description) + 40
 	k := extraLen(r, size, auctionAvgSize)
-	b = g.a.begin(k)
+	b = g.a.begin(exactRoom(k))
 	a.Extra = g.a.end(appendExact(b, r, k))
 }
 
@@ -442,8 +501,11 @@ func (g *Generator) bid(id, t int64, bd *Bid) {
 	if r.below(2) > 0 {
 		bd.Auction = last/100*100 + 1000
 	} else {
-		lo := max(last-100, 0)
-		bd.Auction = lo + int64(r.below(uint64(last-lo+11))) + 1000
+		if last >= 100 {
+			bd.Auction = last - 100 + int64(r.below(111)) + 1000 // a division by a constant
+		} else {
+			bd.Auction = int64(r.below(uint64(last+11))) + 1000
+		}
 	}
 	if r.below(4) > 0 {
 		bd.Bidder = lastPerson(id)/100*100 + 1 + 1000
@@ -456,10 +518,11 @@ func (g *Generator) bid(id, t int64, bd *Bid) {
 		bd.Channel, bd.URL = hotNames[i], hotURLs[i]
 	} else {
 		c := r.below(channelCount)
-		bd.Channel, bd.URL = g.ch.names[c], g.ch.urls[c]
+		e := &g.ch.nameURL[c]
+		bd.Channel, bd.URL = e.name, e.url
 	}
 	k := extraLen(r, 32, bidAvgSize)
-	b := g.a.begin(k)
+	b := g.a.begin(exactRoom(k))
 	bd.Extra = g.a.end(appendExact(b, r, k))
 }
 

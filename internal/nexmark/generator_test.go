@@ -218,3 +218,54 @@ func threadCPU() int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// TestPriceFastPath: price's table-and-series path gives priceExp's
+// result for every draw, including the ones near a half cent that it
+// hands to priceExp.
+func TestPriceFastPath(t *testing.T) {
+	t.Parallel()
+	var r splitmix
+	r.seed(mix64(7), 1)
+	n := 2_000_000
+	if testing.Short() {
+		n = 200_000
+	}
+	for range n {
+		u := r.unit()
+		if got, want := price(u), priceExp(u); got != want {
+			t.Fatalf("price(%v) = %d, priceExp %d", u, got, want)
+		}
+	}
+	for _, u := range []float64{0, 0x1p-53, 0.5, 1.0 / 12, 1.0 / 6, 1 - 0x1p-53} {
+		if got, want := price(u), priceExp(u); got != want {
+			t.Fatalf("price(%v) = %d, priceExp %d", u, got, want)
+		}
+	}
+}
+
+// TestAppendExact: every length gives the letters of the rule (base-26
+// digits of the draw >> 4, twelve per draw, least significant first) and
+// uses ceil(n/12) draws, whether b has the room or must grow.
+func TestAppendExact(t *testing.T) {
+	t.Parallel()
+	for n := range 200 {
+		var r, want splitmix
+		r.seed(5, int64(n))
+		want = r
+		var exp []byte
+		for len(exp) < n {
+			v := want.next() >> 4
+			for k := 0; k < 12 && len(exp) < n; k++ {
+				exp = append(exp, 'a'+byte(v%26))
+				v /= 26
+			}
+		}
+		for _, room := range []int{0, exactRoom(n)} {
+			r2 := r
+			got := appendExact(make([]byte, 3, 3+room), &r2, n)
+			if string(got[3:]) != string(exp) || r2 != want {
+				t.Fatalf("n=%d room=%d: %q, want %q", n, room, got[3:], exp)
+			}
+		}
+	}
+}
