@@ -208,7 +208,8 @@ func TestExactlyOnceUnderFailures(t *testing.T) {
 	// flight when the barrier overtakes it, and the failure must strike
 	// after that checkpoint): over the 3 unaligned iterations of the
 	// default run none may; over the chaos loop's (SLUICE_CHAOS_ITERATIONS,
-	// 25 in CI) one must.
+	// 25 in CI) one must. TestUnalignedRestoreReplaysChannelState (package
+	// sluice) restores a checkpoint with records in flight for certain.
 	if n >= 20 && replays.Load() == 0 {
 		t.Fatalf("no restore replayed channel state in %d unaligned iterations: the unaligned mode proved nothing", n/2)
 	}
