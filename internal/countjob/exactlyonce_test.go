@@ -72,6 +72,8 @@ type run struct {
 	sink     func(dir string) sluice.SinkProvider[Count]
 	// state is the keyed-state backend (zero: heap).
 	state sluice.StateConfig
+	// timeout bounds the run (zero: 2 minutes).
+	timeout time.Duration
 }
 
 // backendOf picks iteration i's state backend: heap and pebble by turns,
@@ -126,7 +128,11 @@ func runJob(t *testing.T, rng *rand.Rand, r run, dir string) *sluice.Result {
 		sink = exactlyOnceSink
 	}
 	Build(env, datagen.New(r.gen), sink(filepath.Join(dir, "output")), r.parallelism)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	timeout := r.timeout
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	res, err := env.Execute(ctx)
 	if err != nil {

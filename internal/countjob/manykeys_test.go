@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/checkpoint"
@@ -16,30 +17,33 @@ import (
 // restores run 1's final checkpoint at parallelism 3 (key groups
 // redistribute) and reads the rest of the input, again with failures.
 // The committed output of both runs must be every key's counts 1..n once.
-// Default 40k keys (the race detector slows Pebble down a lot); SLUICE_BIG=1 runs the 10M keys (slow: tens of
-// minutes on 2 cores, several GB of disk).
+// Default 40k keys (the race detector slows Pebble down a lot); SLUICE_BIG=1 runs the 10M
+// keys, without a rate limit, with incremental checkpoints and each run bounded by 40 minutes
+// (about ten minutes on 2 cores without -race, several GB of disk).
 func TestManyKeysPebbleRescaleExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: many keys on disk")
 	}
-	keys := 40_000
+	keys, rate, timeout := 40_000, 20_000.0, time.Duration(0)
+	st := sluice.StateConfig{Backend: sluice.StateBackendPebble, MemoryBytes: 64 << 20}
 	if os.Getenv("SLUICE_BIG") == "1" {
-		keys = 10_000_000
+		keys, rate, timeout = 10_000_000, 0, 40*time.Minute
+		st.Incremental = true
 	}
 	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 7))
-	st := sluice.StateConfig{Backend: sluice.StateBackendPebble, MemoryBytes: 64 << 20}
 	// Rate-limited so that each run lasts long enough (a second or more)
-	// for checkpoints to complete and the scheduled failures to strike.
-	full := datagen.Config{Splits: 2, RecordsPerSplit: int64(keys), Keys: keys, Distribution: "sequential", RatePerSecond: 20_000, Seed: rng.Uint64()}
+	// for checkpoints to complete and the scheduled failures to strike;
+	// 10M keys take long enough without.
+	full := datagen.Config{Splits: 2, RecordsPerSplit: int64(keys), Keys: keys, Distribution: "sequential", RatePerSecond: rate, Seed: rng.Uint64()}
 	first := full
 	first.RecordsPerSplit = full.RecordsPerSplit / 2
 	dir := t.TempDir()
-	res1 := runJob(t, rng, run{gen: first, parallelism: 2, sourcePar: 2, mode: checkpoint.ExactlyOnce, failures: 2, state: st}, dir)
+	res1 := runJob(t, rng, run{gen: first, parallelism: 2, sourcePar: 2, mode: checkpoint.ExactlyOnce, failures: 2, state: st, timeout: timeout}, dir)
 	if rep := check(t, first, dir); rep.Lost != 0 || rep.Duplicated != 0 {
 		t.Fatalf("run 1 (seed %d): %d lost, %d duplicated: %v", seed, rep.Lost, rep.Duplicated, rep.Examples)
 	}
-	res2 := runJob(t, rng, run{gen: full, parallelism: 3, sourcePar: 2, mode: checkpoint.ExactlyOnce, failures: 2, state: st}, dir)
+	res2 := runJob(t, rng, run{gen: full, parallelism: 3, sourcePar: 2, mode: checkpoint.ExactlyOnce, failures: 2, state: st, timeout: timeout}, dir)
 	rep := check(t, full, dir)
 	t.Logf("%d keys: run 1 %d restarts, run 2 (2→3) %d restarts; produced %d committed %d", keys, res1.Restarts, res2.Restarts, rep.Produced, rep.Committed)
 	if rep.Lost != 0 || rep.Duplicated != 0 {
