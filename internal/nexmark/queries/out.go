@@ -50,10 +50,7 @@ func Emit[T any](out *Out, s sluice.Stream[T], name string, format func(T) strin
 		return func(v T) error {
 			n.Add(1)
 			if out.Collect {
-				r := format(v)
-				out.mu.Lock()
-				out.rows = append(out.rows, r)
-				out.mu.Unlock()
+				out.keep(format(v))
 			}
 			return nil
 		}, nil
@@ -86,10 +83,7 @@ func EmitTimed[T any](out *Out, s sluice.Stream[T], name string, format func(T) 
 				}
 			}
 			if out.Collect {
-				r := format(v)
-				out.mu.Lock()
-				out.rows = append(out.rows, r)
-				out.mu.Unlock()
+				out.keep(format(v))
 			}
 			return nil
 		}, nil
@@ -111,13 +105,18 @@ func emitFormatted[T any](out *Out, s sluice.Stream[T], name string, format func
 		out.count.add()
 		r := format(v)
 		if out.Collect {
-			out.mu.Lock()
-			out.rows = append(out.rows, r)
-			out.mu.Unlock()
+			out.keep(r)
 		}
 		return r
 	})
 	sluice.Sink(rows, name, out.Sink(name))
+}
+
+// keep adds a formatted row to the collected ones (Collect).
+func (o *Out) keep(r string) {
+	o.mu.Lock()
+	o.rows = append(o.rows, r)
+	o.mu.Unlock()
 }
 
 // Count returns the number of rows emitted so far.
