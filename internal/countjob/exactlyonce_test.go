@@ -120,9 +120,10 @@ func runJob(t *testing.T, rng *rand.Rand, r run, dir string) *sluice.Result {
 			inj.Schedule(inj.RandomTargets([]string{SourceUID, CountUID, SinkUID}, r.failures, int(min(total/int64(2*r.failures), 200))+1))
 		} else {
 			// A run that must see its failures gets record failures in the
-			// count operator or the sink, which see every record: the other
-			// points depend on how many checkpoints complete before the
-			// input ends, which a loaded machine makes few or none.
+			// count operator or the sink, which see every record. The
+			// source's record point is hit once per poll, and a loaded
+			// machine makes polls fewer and bigger; the barrier, snapshot
+			// and commit points are hit once per checkpoint.
 			inj.Schedule(recordTargets(inj, rng, r.failures, total))
 		}
 	}

@@ -103,9 +103,9 @@ func runJob(t *testing.T, rng *rand.Rand, r jobRun, dir string) int64 {
 		outputs := len(results) + len(late)
 		ts := inj.RandomTargets(UIDs, r.failures, int(min(r.cfg.Records/int64(2*r.failures), int64(r.maxSkip)))+1)
 		if !r.anyFired {
-			// Whether a barrier, snapshot or commit point is reached before
-			// the input ends depends on how many checkpoints complete, which
-			// a loaded machine makes few or none; the window operator's
+			// The source's record point is hit once per poll (fewer and
+			// bigger polls on a loaded machine), the barrier, snapshot and
+			// commit points once per checkpoint; the window operator's
 			// record point is hit by every order.
 			for k := range ts {
 				ts[k] = fault.Target{Point: fault.OnRecord, UID: WindowUID, Subtask: -1, Skip: rng.IntN(int(max(r.cfg.Records/int64(2*r.failures), 1)))}
