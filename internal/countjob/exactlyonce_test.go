@@ -74,6 +74,10 @@ type run struct {
 	state sluice.StateConfig
 	// timeout bounds the run (zero: 2 minutes).
 	timeout time.Duration
+	// fresh is how many records the run reads beyond the checkpoint it
+	// restores (zero: the whole input): record failures that must fire
+	// strike among them.
+	fresh int64
 }
 
 // backendOf picks iteration i's state backend: heap and pebble by turns,
@@ -91,8 +95,8 @@ func exactlyOnceSink(dir string) sluice.SinkProvider[Count] {
 }
 
 // recordTargets returns n record failures in the count operator or the sink,
-// each after fewer hits than half the input over n: both operators see every
-// record, so each failure fires, however fast or slow the run.
+// each after fewer hits than half the records read over n: both operators
+// see every record, so each failure fires, however fast or slow the run.
 func recordTargets(inj *fault.Injector, rng *rand.Rand, n int, total int64) []fault.Target {
 	ts := make([]fault.Target, n)
 	for k := range ts {
@@ -124,7 +128,11 @@ func runJob(t *testing.T, rng *rand.Rand, r run, dir string) *sluice.Result {
 			// source's record point is hit once per poll, and a loaded
 			// machine makes polls fewer and bigger; the barrier, snapshot
 			// and commit points are hit once per checkpoint.
-			inj.Schedule(recordTargets(inj, rng, r.failures, total))
+			fresh := total
+			if r.fresh > 0 {
+				fresh = r.fresh
+			}
+			inj.Schedule(recordTargets(inj, rng, r.failures, fresh))
 		}
 	}
 	cfg := sluice.Config{
@@ -350,7 +358,7 @@ func TestRescaleFromCheckpoint(t *testing.T) {
 			from := filepath.Join(dir, "checkpoints", fmt.Sprintf("chk-%d", res.LastCheckpoint.CheckpointID))
 			second := first
 			second.RecordsPerSplit = 5000
-			runJob(t, rng, run{gen: second, parallelism: to, sourcePar: to, mode: checkpoint.ExactlyOnce, failures: 1, from: from}, dir)
+			runJob(t, rng, run{gen: second, parallelism: to, sourcePar: to, mode: checkpoint.ExactlyOnce, failures: 1, from: from, fresh: 4 * (5000 - 2000)}, dir)
 			rep := check(t, second, dir)
 			if rep.Lost != 0 || rep.Duplicated != 0 || rep.Produced != 4*5000 {
 				t.Fatalf("after rescale 2→%d: %+v", to, rep)

@@ -43,7 +43,7 @@ func TestManyKeysPebbleRescaleExactlyOnce(t *testing.T) {
 	if rep := check(t, first, dir); rep.Lost != 0 || rep.Duplicated != 0 {
 		t.Fatalf("run 1 (seed %d): %d lost, %d duplicated: %v", seed, rep.Lost, rep.Duplicated, rep.Examples)
 	}
-	res2 := runJob(t, rng, run{gen: full, parallelism: 3, sourcePar: 2, mode: checkpoint.ExactlyOnce, failures: 2, state: st, timeout: timeout}, dir)
+	res2 := runJob(t, rng, run{gen: full, parallelism: 3, sourcePar: 2, mode: checkpoint.ExactlyOnce, failures: 2, state: st, timeout: timeout, fresh: 2 * (full.RecordsPerSplit - first.RecordsPerSplit)}, dir)
 	rep := check(t, full, dir)
 	t.Logf("%d keys: run 1 %d restarts, run 2 (2→3) %d restarts; produced %d committed %d", keys, res1.Restarts, res2.Restarts, rep.Produced, rep.Committed)
 	if rep.Lost != 0 || rep.Duplicated != 0 {
@@ -69,7 +69,9 @@ func TestStateMovesBetweenBackends(t *testing.T) {
 		g := gen
 		g.RecordsPerSplit = gen.RecordsPerSplit * int64(i+1) / 3
 		st := sluice.StateConfig{Backend: step.backend, MemoryBytes: 16 << 20}
-		res := runJob(t, rng, run{gen: g, parallelism: step.par, sourcePar: 2, mode: checkpoint.ExactlyOnce, failures: 1 + rng.IntN(2), state: st}, dir)
+		// Each run reads a third of the input beyond the last one's.
+		fresh := int64(gen.Splits) * gen.RecordsPerSplit / 3
+		res := runJob(t, rng, run{gen: g, parallelism: step.par, sourcePar: 2, mode: checkpoint.ExactlyOnce, failures: 1 + rng.IntN(2), state: st, fresh: fresh}, dir)
 		rep := check(t, g, dir)
 		t.Logf("run %d (%s, parallelism %d): %d restarts; produced %d committed %d", i+1, step.backend, step.par, res.Restarts, rep.Produced, rep.Committed)
 		if rep.Lost != 0 || rep.Duplicated != 0 {
