@@ -199,10 +199,10 @@ type keyedBackend[K comparable] interface {
 	// a key outside the subtask's range is an error
 	// (heap.ErrKeyGroupOutOfRange).
 	SetCurrentKey(k K) error
-	// SetCurrentKeyInGroup is SetCurrentKey for a key whose key group the
-	// caller already computed (the hash partitioner did); it checks the
-	// range but does not hash again.
-	SetCurrentKeyInGroup(k K, kg int) error
+	// SetCurrentKeyInGroup is SetCurrentKey for a key whose hash and key
+	// group the caller already computed (the hash partitioner did); it
+	// checks the range but does not hash again.
+	SetCurrentKeyInGroup(k K, kh uint64, kg int) error
 	CurrentKey() K
 	CurrentKeyGroup() int
 	KeyGroupRange() checkpoint.KeyGroupRange
@@ -262,6 +262,11 @@ type keyedCore[K comparable, OUT any] struct {
 	// state is the job's state configuration and shared backend memory
 	// (set by the builder: withState).
 	state *stateEnv
+	// pf is the backend if it can warm a batch's state (the heap
+	// backend), nil if not.
+	pf interface {
+		Prefetch(kgs []uint16, hs []uint64)
+	}
 }
 
 // withState gives the core the job's state configuration.
@@ -291,6 +296,9 @@ func (k *keyedCore[K, OUT]) Open(ctx context.Context, rc *runtime.OperatorContex
 		return err
 	}
 	k.backend = b
+	k.pf, _ = b.(interface {
+		Prefetch(kgs []uint16, hs []uint64)
+	})
 	if err := restoreKeyed(ctx, k.backend, oc); err != nil {
 		return err
 	}
@@ -403,15 +411,15 @@ func (k *keyedCore[K, OUT]) OnWatermark(_ context.Context, wm int64) error {
 
 // enter makes key the current key for the record about to be processed.
 //
-// The hash partitioner computed the key's key group already and the input
-// channel passed it in the task's Time (docs/design.md §2): the backend
-// then checks its range without hashing the key again. A record without
+// The hash partitioner computed the key's hash and key group already and
+// the input channel passed them in the task's Time (docs/design.md §2): the
+// backend then checks its range without hashing the key again. A record without
 // one (an operator tested alone) is hashed by the backend.
 func (k *keyedCore[K, OUT]) enter(key K) error {
 	k.hit()
 	var err error
 	if kg := k.pc.tm.KG; kg != runtime.NoKeyGroup {
-		err = k.backend.SetCurrentKeyInGroup(key, kg)
+		err = k.backend.SetCurrentKeyInGroup(key, k.pc.tm.Hash, kg)
 	} else {
 		err = k.backend.SetCurrentKey(key)
 	}
@@ -419,6 +427,15 @@ func (k *keyedCore[K, OUT]) enter(key K) error {
 		return fmt.Errorf("%s: %w", k.uid, err)
 	}
 	return nil
+}
+
+// PrefetchKeys warms the value and reducing states' slots of a batch's keys
+// before its records arrive one by one (runtime.KeyPrefetcher): the heap
+// backend's lookups then find them in cache.
+func (k *keyedCore[K, OUT]) PrefetchKeys(kgs []uint16, hs []uint64, _ []int64) {
+	if k.pf != nil {
+		k.pf.Prefetch(kgs, hs)
+	}
 }
 
 // leave reports the user function's error, or the first downstream error

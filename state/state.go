@@ -2,7 +2,7 @@
 // Flink-style ValueState, ListState, MapState and ReducingState, with an
 // optional TTL. A keyed function registers its states with the sluice
 // package's NewValueState, NewListState, NewMapState and NewReducingState;
-// the heap backend that keeps them, one Go map per key group so that a
+// the heap backend that keeps them, one hash table per key group so that a
 // snapshot can be split by key group and restored at another parallelism, is
 // internal.
 //

@@ -13,8 +13,9 @@ import (
 	"github.com/sluicehq/sluice/state"
 )
 
-// HeapBackend keeps one subtask's keyed state in Go maps, one map per key
-// group of its range and state. It is not safe for concurrent use: it belongs
+// HeapBackend keeps one subtask's keyed state in hash tables, one per key
+// group of its range and state (open addressing for value and reducing
+// states, Go maps for the others). It is not safe for concurrent use: it belongs
 // to the task goroutine, apart from the Snapshots it hands out (see the
 // package comment).
 type HeapBackend[K comparable] struct {
@@ -24,10 +25,13 @@ type HeapBackend[K comparable] struct {
 	r    checkpoint.KeyGroupRange
 	clk  clock.Clock
 
-	// The current key, its key group and that group's index in r.
+	// The current key, its key group and that group's index in r, and the
+	// slot hash of its hash (slotHash), with which value states find it in
+	// their hmaps without hashing it again.
 	key K
 	kg  int
 	gi  int
+	h   uint64
 	// verified counts the keys SetCurrentKeyInGroup was given, for the
 	// sampled check of race-detector builds (verifyKeyGroups).
 	verified uint64
@@ -51,6 +55,29 @@ type HeapBackend[K comparable] struct {
 	// Resolution in plan instead of decoding restored state.
 	planning bool
 	plan     []Resolution
+	// pfs are the registered states that Prefetch warms; pfSink keeps its
+	// loads from being optimized away.
+	pfs    []prefetcher
+	pfSink uint64
+}
+
+// prefetcher is a state whose entries Prefetch can warm.
+type prefetcher interface {
+	// prefetch loads the home slot of every key of a batch, given by key
+	// group (start is the backend's first) and hash, and returns a sum of
+	// what it loaded.
+	prefetch(kgs []uint16, hs []uint64, start int) uint64
+}
+
+// Prefetch warms the slots of a batch's keys, given by key group and hash,
+// in every value and reducing state, before the batch's records look them
+// up one by one: the loads of one tight loop miss the cache together, where
+// the lookups, each waiting on the last, would miss one after the other
+// (docs/design.md §6). It changes nothing.
+func (b *HeapBackend[K]) Prefetch(kgs []uint16, hs []uint64) {
+	for _, p := range b.pfs {
+		b.pfSink += p.prefetch(kgs, hs, b.r.Start)
+	}
 }
 
 // registered is what the backend needs from a registered state of any kind.
@@ -132,30 +159,31 @@ func NewHeapBackend[K comparable](kc codec.KeyCodec[K], maxParallelism int, r ch
 // error (nil on the hot path, so free) lets the task fail cleanly on a
 // partitioning bug instead of panicking or touching state it does not own.
 func (b *HeapBackend[K]) SetCurrentKey(k K) error {
-	kg := keygroup.Of(b.kc.Hash(k), b.maxP)
+	kh := b.kc.Hash(k)
+	kg := keygroup.Of(kh, b.maxP)
 	if kg < b.r.Start || kg > b.r.End {
 		return b.outOfRange(k, kg)
 	}
-	b.key, b.kg, b.gi = k, kg, kg-b.r.Start
+	b.key, b.kg, b.gi, b.h = k, kg, kg-b.r.Start, slotHash(kh)
 	return nil
 }
 
-// SetCurrentKeyInGroup is SetCurrentKey for a key whose key group kg the
-// caller already computed from the key's hash (the hash partitioner did,
+// SetCurrentKeyInGroup is SetCurrentKey for a key whose hash kh and key
+// group kg the caller already computed (the hash partitioner did,
 // docs/design.md §2): it checks that kg is in the backend's range but does
-// not hash k again. A kg that is not k's key group would put k's state in
-// the wrong group, so builds with the race detector (the test suites)
-// verify it by hashing one key in verifyEvery (and the first).
-func (b *HeapBackend[K]) SetCurrentKeyInGroup(k K, kg int) error {
+// not hash k again. A kh or kg that is not k's would put k's state in the
+// wrong group or slot, so builds with the race detector (the test suites)
+// verify them by hashing one key in verifyEvery (and the first).
+func (b *HeapBackend[K]) SetCurrentKeyInGroup(k K, kh uint64, kg int) error {
 	if kg < b.r.Start || kg > b.r.End {
 		return b.outOfRange(k, kg)
 	}
 	if verifyKeyGroups && b.verifyDue() {
-		if err := b.verifyKeyGroup(k, kg); err != nil {
+		if err := b.verifyKeyGroup(k, kh, kg); err != nil {
 			return err
 		}
 	}
-	b.key, b.kg, b.gi = k, kg, kg-b.r.Start
+	b.key, b.kg, b.gi, b.h = k, kg, kg-b.r.Start, slotHash(kh)
 	return nil
 }
 
@@ -175,9 +203,13 @@ func (b *HeapBackend[K]) verifyDue() bool {
 // verifyKeyGroup checks that kg is k's key group.
 //
 //go:noinline
-func (b *HeapBackend[K]) verifyKeyGroup(k K, kg int) error {
-	if want := keygroup.Of(b.kc.Hash(k), b.maxP); want != kg {
+func (b *HeapBackend[K]) verifyKeyGroup(k K, kh uint64, kg int) error {
+	h := b.kc.Hash(k)
+	if want := keygroup.Of(h, b.maxP); want != kg {
 		return fmt.Errorf("%w: key %v was given key group %d, its hash says %d", ErrKeyGroupOutOfRange, k, kg, want)
+	}
+	if h != kh {
+		return fmt.Errorf("%w: key %v was given hash %#x, its codec says %#x", ErrKeyGroupOutOfRange, k, kh, h)
 	}
 	return nil
 }

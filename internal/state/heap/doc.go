@@ -1,6 +1,6 @@
 // Package heap is the heap state backend behind package state
 // (docs/design.md §4): it keeps one subtask's keyed state and processing-time
-// timers in Go maps, one map per key group, so that a snapshot can be split
+// timers in hash tables, one per key group and state, so that a snapshot can be split
 // by key group and restored at another parallelism. The sluice package makes
 // one HeapBackend per keyed operator subtask and registers the user's states
 // with Value, List, Map and Reducing.

@@ -2,7 +2,8 @@ package heap
 
 import "iter"
 
-// hmap is the hash map of a window state's key group (docs/design.md §14):
+// hmap is the hash map of a key group of a window state or of a value or
+// reducing state (docs/design.md §14, §6):
 // open addressing with linear probing over one slice of slots, each slot
 // holding an entry's key, value and slot hash. The caller gives the hash
 // (slotHash of the key's hash): the partitioner hashed each record's key
@@ -11,8 +12,9 @@ import "iter"
 // an entry with one probe into one cache line, updates it in place
 // (upsert: one lookup where a map needs a read and a write), compares
 // hashes before keys, and walks its entries in memory order, which the
-// snapshot's encoder reads sequentially. Entries are never deleted one by
-// one: a window's state is dropped whole (WindowMajor.DropPane).
+// snapshot's encoder reads sequentially. A window's state is dropped whole
+// (WindowMajor.DropPane); a value state's entry is removed by backward-shift
+// deletion (remove), which leaves no tombstones behind.
 type hmap[K comparable, V any] struct {
 	slots []hslot[K, V]
 	n     int
@@ -94,6 +96,37 @@ func (m *hmap[K, V]) upsert(h uint64, k K) (*V, bool) {
 func (m *hmap[K, V]) put(h uint64, k K, v V) {
 	p, _ := m.upsert(h, k)
 	*p = v
+}
+
+// remove deletes k, whose slot hash is h, and reports whether it was
+// present. The entries after it in its probe run move back over the hole
+// when their home slot allows it, so that every entry stays reachable from
+// its home slot without passing an empty slot.
+func (m *hmap[K, V]) remove(h uint64, k K) bool {
+	mask := uint64(len(m.slots) - 1)
+	hole := h >> m.shift
+	for {
+		s := &m.slots[hole]
+		if s.h == 0 {
+			return false
+		}
+		if s.h == h && s.k == k {
+			break
+		}
+		hole = (hole + 1) & mask
+	}
+	for j := (hole + 1) & mask; m.slots[j].h != 0; j = (j + 1) & mask {
+		// The entry at j may fill the hole if the hole lies between its
+		// home slot and j, cyclically: it is at least as far from home.
+		home := m.slots[j].h >> m.shift
+		if (j-home)&mask >= (j-hole)&mask {
+			m.slots[hole] = m.slots[j]
+			hole = j
+		}
+	}
+	m.slots[hole] = hslot[K, V]{}
+	m.n--
+	return true
 }
 
 // grow doubles the slots and reinserts every entry.

@@ -9,8 +9,9 @@ import (
 )
 
 // TestHmapAgainstMap drives an hmap and a Go map with the same random
-// upserts, puts and clones and checks they agree after every step; every
-// other round the keys' hashes collide often (distinct keys, equal hash).
+// upserts, puts, removes and clones and checks they agree after every step;
+// every other round the keys' hashes collide often (distinct keys, equal
+// hash), which makes long probe runs for remove to shift back.
 func TestHmapAgainstMap(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("test seed %d", seed)
@@ -28,10 +29,16 @@ func TestHmapAgainstMap(t *testing.T) {
 		keys := 1 + r.IntN(2000)
 		for range 5000 {
 			k := r.IntN(keys)
-			switch r.IntN(4) {
+			switch r.IntN(5) {
 			case 0:
 				m.put(h(k), k, k*3)
 				want[k] = k * 3
+			case 4:
+				_, had := want[k]
+				if got := m.remove(h(k), k); got != had {
+					t.Fatalf("round %d: remove(%d) = %v, map says %v", round, k, got, had)
+				}
+				delete(want, k)
 			case 1:
 				if r.IntN(50) == 0 {
 					snap, snapWant = m.clone(), cloneMap(want)
@@ -50,6 +57,11 @@ func TestHmapAgainstMap(t *testing.T) {
 			}
 		}
 		checkHmap(t, m, h, want)
+		for k := range want {
+			if _, ok := m.get(h(k), k); !ok {
+				t.Fatalf("round %d: key %d unreachable after removes", round, k)
+			}
+		}
 		if snap != nil {
 			checkHmap(t, snap, h, snapWant)
 		}

@@ -60,15 +60,18 @@ func Reducing[K comparable, V any](b *HeapBackend[K], name string, c codec.Codec
 }
 
 // valueCore stores one value per key; ValueState and ReducingState share it
-// and its snapshot format.
+// and its snapshot format. Its tables are hmaps (docs/design.md §6): the
+// backend holds the current key's slot hash, from the hash the partitioner
+// computed, so a read finds the key's slot with no hashing and, with string
+// keys, mostly without reading the key's bytes (equal keys usually share
+// them); a write after a read updates the slot found in cache.
 type valueCore[K comparable, V any] struct {
 	base[K]
-	t *table[K, V]
+	t *hmapTable[K, V]
 	// et holds the expiry times (Unix ns) with TTL, nil without. A parallel
-	// map rather than a (value, expiry) pair in t keeps the common no-TTL
-	// case lean: with string keys and int64 values, 24-byte map slots
-	// instead of 32 took 1M keys from 80 to 53 bytes per entry.
-	et *table[K, int64]
+	// table rather than a (value, expiry) pair in t keeps the common no-TTL
+	// case lean.
+	et *hmapTable[K, int64]
 	vc codec.Codec[V]
 	// rd decodes restored values while adopt runs: vc's Decode, or the
 	// reader of an older encoding (codec.Resolve).
@@ -76,9 +79,9 @@ type valueCore[K comparable, V any] struct {
 }
 
 func newValueCore[K comparable, V any](b *HeapBackend[K], name string, k kind, o state.Options, c codec.Codec[V]) valueCore[K, V] {
-	s := valueCore[K, V]{base: b.newBase(name, k, o), t: newTable[K, V](b.r.Len()), vc: c}
+	s := valueCore[K, V]{base: b.newBase(name, k, o), t: newHmapTable[K, V](b.r.Len(), nil), vc: c}
 	if s.ttl != 0 {
-		s.et = newTable[K, int64](b.r.Len())
+		s.et = newHmapTable[K, int64](b.r.Len(), nil)
 	}
 	return s
 }
@@ -99,8 +102,8 @@ func (s *valueCore[K, V]) adopt() error {
 
 func (s *valueCore[K, V]) get() (V, bool) {
 	b := s.b
-	v, ok := s.t.maps[b.gi][b.key]
-	if ok && s.et != nil && s.et.maps[b.gi][b.key] <= b.now() {
+	v, ok := s.t.maps[b.gi].get(b.h, b.key)
+	if ok && s.et != nil && s.expired() {
 		s.clear() // lazy TTL cleanup
 		var zero V
 		return zero, false
@@ -108,34 +111,67 @@ func (s *valueCore[K, V]) get() (V, bool) {
 	return v, ok
 }
 
+// expired reports whether the current key's entry has expired (TTL only).
+func (s *valueCore[K, V]) expired() bool {
+	b := s.b
+	exp, _ := s.et.maps[b.gi].get(b.h, b.key)
+	return exp <= b.now()
+}
+
 func (s *valueCore[K, V]) put(v V) {
 	b := s.b
-	s.t.mut(&b.cow, b.gi)[b.key] = v
+	s.t.mut(&b.cow, b.gi).put(b.h, b.key, v)
 	if s.et != nil {
-		s.et.mut(&b.cow, b.gi)[b.key] = s.expiry()
+		s.et.mut(&b.cow, b.gi).put(b.h, b.key, s.expiry())
 	}
+}
+
+// update sets the current key's value to f of its value (and whether it
+// had one, unexpired) with one probe of the table: Add's read-modify-write.
+func (s *valueCore[K, V]) update(f func(old V, ok bool) V) {
+	b := s.b
+	if s.et != nil {
+		v, ok := s.get()
+		s.put(f(v, ok))
+		return
+	}
+	p, ok := s.t.mut(&b.cow, b.gi).upsert(b.h, b.key)
+	*p = f(*p, ok)
 }
 
 func (s *valueCore[K, V]) clear() {
 	b := s.b
-	if _, ok := s.t.maps[b.gi][b.key]; !ok {
+	if _, ok := s.t.maps[b.gi].get(b.h, b.key); !ok {
 		return // nothing to do: do not clone a frozen map for it
 	}
-	delete(s.t.mut(&b.cow, b.gi), b.key)
+	s.t.mut(&b.cow, b.gi).remove(b.h, b.key)
 	if s.et != nil {
-		delete(s.et.mut(&b.cow, b.gi), b.key)
+		s.et.mut(&b.cow, b.gi).remove(b.h, b.key)
 	}
 }
 
 func (s *valueCore[K, V]) keys(fn func(K)) {
 	for _, m := range s.t.maps {
-		for k := range m {
+		for k := range m.all() {
 			fn(k)
 		}
 	}
 }
 
 func (s *valueCore[K, V]) numKeys() int { return s.t.entries() }
+
+func (s *valueCore[K, V]) prefetch(kgs []uint16, hs []uint64, start int) (x uint64) {
+	maps := s.t.maps
+	for i, kg := range kgs[:len(hs)] {
+		gi := int(kg) - start
+		if uint(gi) >= uint(len(maps)) {
+			continue
+		}
+		m := maps[gi]
+		x += m.slots[slotHash(hs[i])>>m.shift].h
+	}
+	return x
+}
 
 func (s *valueCore[K, V]) freeze(seq int64) frozenState {
 	f := &frozenValues[K, V]{meta: s.meta(), maps: s.t.freeze(seq), kc: s.b.kc, vc: s.vc}
@@ -164,9 +200,10 @@ func (s *valueCore[K, V]) decodeGroup(gi int, body []byte, hasTTL bool, now int6
 		}
 		body = body[n:]
 		if exp, live := s.restoredExpiry(exp, hasTTL, now); live {
-			s.t.maps[gi][k] = v
+			h := slotHash(s.b.kc.Hash(k))
+			s.t.maps[gi].put(h, k, v)
 			if s.et != nil {
-				s.et.maps[gi][k] = exp
+				s.et.maps[gi].put(h, k, exp)
 			}
 		}
 	}
@@ -176,8 +213,8 @@ func (s *valueCore[K, V]) decodeGroup(gi int, body []byte, hasTTL bool, now int6
 // frozenValues is a value or reducing state as a snapshot saw it.
 type frozenValues[K comparable, V any] struct {
 	meta blockMeta
-	maps []map[K]V
-	exps []map[K]int64 // nil without TTL
+	maps []*hmap[K, V]
+	exps []*hmap[K, int64] // nil without TTL
 	kc   codec.KeyCodec[K]
 	vc   codec.Codec[V]
 	sc   scratch[K, V]
@@ -186,16 +223,17 @@ type frozenValues[K comparable, V any] struct {
 func (f *frozenValues[K, V]) header() blockMeta { return f.meta }
 
 func (f *frozenValues[K, V]) appendGroup(dst []byte, gi int, now int64) []byte {
+	m := f.maps[gi]
 	if f.exps == nil {
-		forEachPrefetched(&f.sc, f.maps[gi], func(k K, v V) {
+		forEachSeqPrefetched(&f.sc, m.n, m.all(), func(k K, v V) {
 			dst = f.kc.Append(dst, k)
 			dst = f.vc.Append(dst, v)
 		})
 		return dst
 	}
 	exps := f.exps[gi]
-	forEachPrefetched(&f.sc, f.maps[gi], func(k K, v V) {
-		exp := exps[k]
+	forEachSeqPrefetched(&f.sc, m.n, m.all(), func(k K, v V) {
+		exp, _ := exps.get(slotHash(f.kc.Hash(k)), k)
 		if exp <= now {
 			return // cleanupFullSnapshot: expired entries are not written
 		}
@@ -214,6 +252,7 @@ func (s *valueState[K, V]) register() error {
 		return err
 	}
 	s.b.states[s.name] = s
+	s.b.pfs = append(s.b.pfs, &s.valueCore)
 	return nil
 }
 
@@ -232,6 +271,7 @@ func (s *reducingState[K, V]) register() error {
 		return err
 	}
 	s.b.states[s.name] = s
+	s.b.pfs = append(s.b.pfs, &s.valueCore)
 	return nil
 }
 
@@ -239,8 +279,10 @@ func (s *reducingState[K, V]) Get() (V, bool) { return s.get() }
 func (s *reducingState[K, V]) Clear()         { s.clear() }
 
 func (s *reducingState[K, V]) Add(v V) {
-	if old, ok := s.get(); ok {
-		v = s.reduce(old, v)
-	}
-	s.put(v)
+	s.update(func(old V, ok bool) V {
+		if ok {
+			return s.reduce(old, v)
+		}
+		return v
+	})
 }

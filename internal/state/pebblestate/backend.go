@@ -268,13 +268,15 @@ func (b *Backend[K]) Dir() string { return b.dir }
 // storage error met earlier by a state access (which cannot return one) is
 // returned here, wrapped, so the task fails at the next record.
 func (b *Backend[K]) SetCurrentKey(k K) error {
-	return b.SetCurrentKeyInGroup(k, keygroup.Of(b.kc.Hash(k), b.maxP))
+	kh := b.kc.Hash(k)
+	return b.SetCurrentKeyInGroup(k, kh, keygroup.Of(kh, b.maxP))
 }
 
-// SetCurrentKeyInGroup is SetCurrentKey for a key whose key group kg the
-// caller already computed (the hash partitioner did): it checks the range
-// but does not hash again.
-func (b *Backend[K]) SetCurrentKeyInGroup(k K, kg int) error {
+// SetCurrentKeyInGroup is SetCurrentKey for a key whose hash kh and key
+// group kg the caller already computed (the hash partitioner did): it
+// checks the range but does not hash again. Pebble finds keys by their
+// encoding, so kh is not used.
+func (b *Backend[K]) SetCurrentKeyInGroup(k K, kh uint64, kg int) error {
 	if kg < b.r.Start || kg > b.r.End {
 		return b.outOfRange(k, kg)
 	}

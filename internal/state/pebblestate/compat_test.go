@@ -224,8 +224,9 @@ func TestRegistrationErrorsMatchHeap(t *testing.T) {
 	defer small.Close()
 	for i := range 100 {
 		k := fmt.Sprint("k", i)
-		kg := keygroup.Of(codec.String.Hash(k), 8)
-		err1, err2 := small.SetCurrentKey(k), small.SetCurrentKeyInGroup(k, kg)
+		kh := codec.String.Hash(k)
+		kg := keygroup.Of(kh, 8)
+		err1, err2 := small.SetCurrentKey(k), small.SetCurrentKeyInGroup(k, kh, kg)
 		if kg <= 3 {
 			if err1 != nil || err2 != nil || small.CurrentKey() != k || small.CurrentKeyGroup() != kg {
 				t.Fatalf("%s in range: %v %v", k, err1, err2)
