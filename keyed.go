@@ -429,7 +429,7 @@ func (k *keyedCore[K, OUT]) enter(key K) error {
 	return nil
 }
 
-// PrefetchKeys warms the value and reducing states' slots of a batch's keys
+// PrefetchKeys warms the value, reducing and list states' slots of a batch's keys
 // before its records arrive one by one (runtime.KeyPrefetcher): the heap
 // backend's lookups then find them in cache.
 func (k *keyedCore[K, OUT]) PrefetchKeys(kgs []uint16, hs []uint64, _ []int64) {
@@ -602,7 +602,19 @@ func (c coInput1[K, A, B, OUT]) Emit(v A) error {
 	return k.leave(k.fn.ProcessElement1(v, &k.pc))
 }
 
+// PrefetchKeys warms the state of a batch of the first input
+// (runtime.KeyPrefetcher).
+func (c coInput1[K, A, B, OUT]) PrefetchKeys(kgs []uint16, hs []uint64, ts []int64) {
+	c.op.PrefetchKeys(kgs, hs, ts)
+}
+
 type coInput2[K comparable, A, B, OUT any] struct{ op *coOp[K, A, B, OUT] }
+
+// PrefetchKeys warms the state of a batch of the second input
+// (runtime.KeyPrefetcher).
+func (c coInput2[K, A, B, OUT]) PrefetchKeys(kgs []uint16, hs []uint64, ts []int64) {
+	c.op.PrefetchKeys(kgs, hs, ts)
+}
 
 func (c coInput2[K, A, B, OUT]) Emit(v B) error {
 	k := c.op

@@ -70,7 +70,7 @@ type prefetcher interface {
 }
 
 // Prefetch warms the slots of a batch's keys, given by key group and hash,
-// in every value and reducing state, before the batch's records look them
+// in every value, reducing and list state, before the batch's records look them
 // up one by one: the loads of one tight loop miss the cache together, where
 // the lookups, each waiting on the last, would miss one after the other
 // (docs/design.md §6). It changes nothing.

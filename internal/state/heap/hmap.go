@@ -223,3 +223,19 @@ func (t *hmapTable[K, V]) entries() int {
 	}
 	return n
 }
+
+// prefetchSlots loads the home slot of every key of a batch in t, given by
+// key group (start is the backend's first; others are skipped) and hash,
+// and returns a sum of what it loaded (HeapBackend.Prefetch).
+func prefetchSlots[K comparable, V any](t *hmapTable[K, V], kgs []uint16, hs []uint64, start int) (x uint64) {
+	maps := t.maps
+	for i, kg := range kgs[:len(hs)] {
+		gi := int(kg) - start
+		if uint(gi) >= uint(len(maps)) {
+			continue
+		}
+		m := maps[gi]
+		x += m.slots[slotHash(hs[i])>>m.shift].h
+	}
+	return x
+}

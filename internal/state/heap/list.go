@@ -25,9 +25,9 @@ func List[K comparable, V any](b *HeapBackend[K], name string, c codec.Codec[V],
 	if c == nil {
 		return nil, errNil(name, "element codec")
 	}
-	s := &listState[K, V]{base: b.newBase(name, kindList, o), t: newTable[K, []V](b.r.Len()), vc: c}
+	s := &listState[K, V]{base: b.newBase(name, kindList, o), t: newHmapTable[K, []V](b.r.Len(), nil), vc: c}
 	if s.ttl != 0 {
-		s.et = newTable[K, int64](b.r.Len())
+		s.et = newHmapTable[K, int64](b.r.Len(), nil)
 	}
 	s.codecs = []codec.ID{codec.IDOf(c)}
 	err = b.adopt(&s.base, func(w []codec.ID) []codec.Compatibility {
@@ -38,32 +38,36 @@ func List[K comparable, V any](b *HeapBackend[K], name string, c codec.Codec[V],
 		return nil, err
 	}
 	b.states[name] = s
+	b.pfs = append(b.pfs, s)
 	return s, nil
 }
 
-// listState is the heap ListState. A key's list is a slice that Add appends
-// to in place. That is safe under copy-on-write even though a cloned
-// key-group map shares the slice's array with the frozen one: a snapshot
+// listState is the heap ListState, on hmaps like valueCore. A key's list is
+// a slice that Add appends to in place. That is safe under copy-on-write
+// even though a cloned key-group table shares the slice's array with the
+// frozen one: a snapshot
 // reads elements [0, len) of the header it froze, appends write at or past
 // the current header's len, which is never shorter, and nothing else writes
 // into a stored array (Update stores a fresh copy, Clear drops the header).
 type listState[K comparable, V any] struct {
 	base[K]
-	t  *table[K, []V]
-	et *table[K, int64] // expiry times with TTL, nil without (see valueCore)
+	t  *hmapTable[K, []V]
+	et *hmapTable[K, int64] // expiry times with TTL, nil without (see valueCore)
 	vc codec.Codec[V]
 	rd codec.DecodeFunc[V] // restore decoder while adopt runs (see valueCore)
 }
 
 func (s *listState[K, V]) Get() []V {
 	b := s.b
-	vs, ok := s.t.maps[b.gi][b.key]
+	vs, ok := s.t.maps[b.gi].get(b.h, b.key)
 	if !ok {
 		return nil
 	}
-	if s.et != nil && s.et.maps[b.gi][b.key] <= b.now() {
-		s.Clear()
-		return nil
+	if s.et != nil {
+		if exp, _ := s.et.maps[b.gi].get(b.h, b.key); exp <= b.now() {
+			s.Clear()
+			return nil
+		}
 	}
 	// Cap the capacity so a caller's append reallocates rather than writing
 	// into the array that later Adds (and snapshots) use.
@@ -72,17 +76,16 @@ func (s *listState[K, V]) Get() []V {
 
 func (s *listState[K, V]) Add(v V) {
 	b := s.b
-	m := s.t.mut(&b.cow, b.gi)
-	vs := m[b.key]
+	p, _ := s.t.mut(&b.cow, b.gi).upsert(b.h, b.key)
 	if s.et != nil {
-		em := s.et.mut(&b.cow, b.gi)
+		e, _ := s.et.mut(&b.cow, b.gi).upsert(b.h, b.key)
 		now := b.now()
-		if vs != nil && em[b.key] <= now {
-			vs = nil // an expired list restarts empty
+		if *p != nil && *e <= now {
+			*p = nil // an expired list restarts empty
 		}
-		em[b.key] = now + s.ttl
+		*e = now + s.ttl
 	}
-	m[b.key] = append(vs, v)
+	*p = append(*p, v)
 }
 
 func (s *listState[K, V]) Update(vs []V) {
@@ -91,32 +94,36 @@ func (s *listState[K, V]) Update(vs []V) {
 		return
 	}
 	b := s.b
-	s.t.mut(&b.cow, b.gi)[b.key] = slices.Clone(vs)
+	s.t.mut(&b.cow, b.gi).put(b.h, b.key, slices.Clone(vs))
 	if s.et != nil {
-		s.et.mut(&b.cow, b.gi)[b.key] = s.expiry()
+		s.et.mut(&b.cow, b.gi).put(b.h, b.key, s.expiry())
 	}
 }
 
 func (s *listState[K, V]) Clear() {
 	b := s.b
-	if _, ok := s.t.maps[b.gi][b.key]; !ok {
+	if _, ok := s.t.maps[b.gi].get(b.h, b.key); !ok {
 		return
 	}
-	delete(s.t.mut(&b.cow, b.gi), b.key)
+	s.t.mut(&b.cow, b.gi).remove(b.h, b.key)
 	if s.et != nil {
-		delete(s.et.mut(&b.cow, b.gi), b.key)
+		s.et.mut(&b.cow, b.gi).remove(b.h, b.key)
 	}
 }
 
 func (s *listState[K, V]) keys(fn func(K)) {
 	for _, m := range s.t.maps {
-		for k := range m {
+		for k := range m.all() {
 			fn(k)
 		}
 	}
 }
 
 func (s *listState[K, V]) numKeys() int { return s.t.entries() }
+
+func (s *listState[K, V]) prefetch(kgs []uint16, hs []uint64, start int) uint64 {
+	return prefetchSlots(s.t, kgs, hs, start)
+}
 
 func (s *listState[K, V]) freeze(seq int64) frozenState {
 	f := &frozenLists[K, V]{meta: s.meta(), maps: s.t.freeze(seq), kc: s.b.kc, vc: s.vc}
@@ -155,9 +162,10 @@ func (s *listState[K, V]) decodeGroup(gi int, body []byte, hasTTL bool, now int6
 		}
 		body = body[n:]
 		if exp, live := s.restoredExpiry(exp, hasTTL, now); live && len(vs) > 0 {
-			s.t.maps[gi][k] = vs
+			h := slotHash(s.b.kc.Hash(k))
+			s.t.maps[gi].put(h, k, vs)
 			if s.et != nil {
-				s.et.maps[gi][k] = exp
+				s.et.maps[gi].put(h, k, exp)
 			}
 		}
 	}
@@ -166,8 +174,8 @@ func (s *listState[K, V]) decodeGroup(gi int, body []byte, hasTTL bool, now int6
 
 type frozenLists[K comparable, V any] struct {
 	meta blockMeta
-	maps []map[K][]V
-	exps []map[K]int64 // nil without TTL
+	maps []*hmap[K, []V]
+	exps []*hmap[K, int64] // nil without TTL
 	kc   codec.KeyCodec[K]
 	vc   codec.Codec[V]
 	sc   scratch[K, []V]
@@ -176,14 +184,15 @@ type frozenLists[K comparable, V any] struct {
 func (f *frozenLists[K, V]) header() blockMeta { return f.meta }
 
 func (f *frozenLists[K, V]) appendGroup(dst []byte, gi int, now int64) []byte {
-	var exps map[K]int64
+	var exps *hmap[K, int64]
 	if f.exps != nil {
 		exps = f.exps[gi]
 	}
-	forEachPrefetched(&f.sc, f.maps[gi], func(k K, vs []V) {
+	m := f.maps[gi]
+	forEachSeqPrefetched(&f.sc, m.n, m.all(), func(k K, vs []V) {
 		var exp int64
 		if exps != nil {
-			if exp = exps[k]; exp <= now {
+			if exp, _ = exps.get(slotHash(f.kc.Hash(k)), k); exp <= now {
 				return
 			}
 		}

@@ -160,17 +160,8 @@ func (s *valueCore[K, V]) keys(fn func(K)) {
 
 func (s *valueCore[K, V]) numKeys() int { return s.t.entries() }
 
-func (s *valueCore[K, V]) prefetch(kgs []uint16, hs []uint64, start int) (x uint64) {
-	maps := s.t.maps
-	for i, kg := range kgs[:len(hs)] {
-		gi := int(kg) - start
-		if uint(gi) >= uint(len(maps)) {
-			continue
-		}
-		m := maps[gi]
-		x += m.slots[slotHash(hs[i])>>m.shift].h
-	}
-	return x
+func (s *valueCore[K, V]) prefetch(kgs []uint16, hs []uint64, start int) uint64 {
+	return prefetchSlots(s.t, kgs, hs, start)
 }
 
 func (s *valueCore[K, V]) freeze(seq int64) frozenState {
